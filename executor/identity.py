@@ -61,16 +61,18 @@ def safe_label_value(value: str) -> str:
 
 
 def task_labels(key: TaskKey, instance_id: str) -> dict[str, str]:
-    """Selection labels of a task pod."""
-    return {
+    """Selection labels of a task pod (``map_index`` only for mapped tasks: "-1" is not a valid label value)."""
+    labels = {
         LABEL_EXECUTOR: "True",
         LABEL_INSTANCE: instance_id,
         "dag_id": safe_label_value(key.dag_id),
         "task_id": safe_label_value(key.task_id),
         "run_id": safe_label_value(key.run_id),
-        "map_index": str(key.map_index),
         "try_number": str(key.try_number),
     }
+    if key.map_index >= 0:
+        labels["map_index"] = str(key.map_index)
+    return labels
 
 
 def task_annotations(key: TaskKey) -> dict[str, str]:

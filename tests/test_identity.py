@@ -68,6 +68,13 @@ def test_long_values_are_truncated_with_a_hash_suffix():
     assert identity.safe_label_value(a) != identity.safe_label_value(b)
 
 
+@given(keys, st.sampled_from(["default", "prod-1", "a.b_c"]))
+def test_every_identity_label_is_a_valid_label(key, instance):
+    labels = identity.task_labels(key, instance)
+    assert all(k8snames.is_label_key(k) and k8snames.is_label_value(v) for k, v in labels.items())
+    assert ("map_index" in labels) == (key.map_index >= 0)
+
+
 def test_labels_carry_sanitised_ids_and_annotations_the_exact_key():
     key = TaskKey("my dag", "task/1", "scheduled__2024-01-01T00:00:00+00:00", 3, 2)
     labels = identity.task_labels(key, "default")

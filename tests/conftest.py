@@ -1,0 +1,53 @@
+"""Shared fixtures: the seed's config, the shipped templates, and a clean environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from executor.config import ExecutorConfig
+from executor.config_loader import parse_config
+from executor.templates import TemplateStore
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_DIR = ROOT / "pod_templates"
+
+SEED_CFG = """\
+[core]
+executor = KubernetesExecutor
+[kubernetes]
+namespace = airflow
+worker_container_image = apache/airflow:2.8.0
+worker_service_account_name = airflow-worker
+worker_resource_request_cpu = 500m
+worker_resource_request_memory = 1Gi
+worker_resource_limit_cpu = 1000m
+worker_resource_limit_memory = 2Gi
+pod_template_file = /opt/airflow/pod_templates/default_template.yaml
+delete_worker_pods = True
+delete_worker_pods_on_failure = True
+pod_creation_timeout = 600
+max_pod_pending_timeout = 600
+image_pull_policy = IfNotPresent
+"""
+
+
+@pytest.fixture(autouse=True)
+def _no_airflow_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AIRFLOW__* variables of the developer's shell must not leak into config tests."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("AIRFLOW__"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def seed_config() -> ExecutorConfig:
+    return parse_config(SEED_CFG, source="seed.cfg", environ={})
+
+
+@pytest.fixture
+def templates() -> TemplateStore:
+    return TemplateStore(TEMPLATE_DIR)
