@@ -1,0 +1,97 @@
+"""Reading a pod's status: phase, fatal waiting reasons, unschedulability, exit details.
+
+Pure functions over the pod dict the API returns, so the engine's state machine and the
+monitoring CLI agree on what a pod's state means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+# Waiting reasons that never resolve by themselves: fail the task at once (as Airflow does)
+# instead of waiting for max_pod_pending_timeout.
+FATAL_WAITING_REASONS = frozenset(
+    {"ErrImagePull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "ImageInspectError"}
+)
+TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+
+
+@dataclass(frozen=True)
+class PodStatus:
+    phase: str
+    node_name: str | None = None
+    fatal_reason: str | None = None
+    unschedulable: str | None = None
+    waiting_reason: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    deleting: bool = False
+
+    @property
+    def terminal(self) -> bool:
+        return self.phase in TERMINAL_PHASES
+
+
+def parse_time(value: object) -> datetime | None:
+    """RFC 3339 timestamps from the API as timezone-aware UTC datetimes."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _base_status(statuses: list[dict[str, Any]], container: str) -> dict[str, Any] | None:
+    for status in statuses:
+        if status.get("name") == container:
+            return status
+    return statuses[0] if statuses else None
+
+
+def pod_status(pod: dict[str, Any], *, container: str = "base") -> PodStatus:
+    """Interpret ``pod["status"]`` (the base container's state wins over siblings)."""
+    metadata = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    phase = status.get("phase") or "Pending"
+    node = (pod.get("spec") or {}).get("nodeName")
+    unschedulable = None
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            unschedulable = condition.get("message") or condition.get("reason") or "Unschedulable"
+    statuses = list(status.get("initContainerStatuses") or []) + list(status.get("containerStatuses") or [])
+    fatal = fatal_message = waiting = None
+    for item in statuses:
+        waiting_state = (item.get("state") or {}).get("waiting") or {}
+        reason = waiting_state.get("reason")
+        if reason:
+            waiting = waiting or reason
+        if reason in FATAL_WAITING_REASONS and fatal is None:
+            fatal, fatal_message = reason, waiting_state.get("message")
+    base = _base_status(list(status.get("containerStatuses") or []), container) or {}
+    state = base.get("state") or {}
+    terminated = state.get("terminated") or {}
+    running = state.get("running") or {}
+    exit_code = terminated.get("exitCode")
+    reason = terminated.get("reason") or status.get("reason")
+    message = terminated.get("message") or status.get("message") or fatal_message
+    started = parse_time(terminated.get("startedAt") or running.get("startedAt") or status.get("startTime"))
+    return PodStatus(
+        phase=phase,
+        node_name=node,
+        fatal_reason=fatal,
+        unschedulable=unschedulable if phase == "Pending" else None,
+        waiting_reason=waiting,
+        exit_code=int(exit_code) if isinstance(exit_code, int) else None,
+        reason=reason,
+        message=message,
+        started_at=started,
+        finished_at=parse_time(terminated.get("finishedAt")),
+        deleting=bool(metadata.get("deletionTimestamp")),
+    )
