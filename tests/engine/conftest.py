@@ -1,0 +1,141 @@
+"""Harness for engine tests: a fake cluster with the platform's node pools and an engine on it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from executor.config import ExecutorConfig
+from executor.config_loader import parse_config
+from executor.engine import Engine, EngineOptions
+from executor.kube import KubeClient
+from executor.results import MemorySink, ResultSink
+from executor.retry import RetryPolicy
+from executor.task import Task
+from executor.templates import TemplateStore
+from tests.fakekube import FakeKubeServer, NodeSpec, Taint
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMESPACE = "airflow"
+
+# The node pools infra provisions, as the fake cluster's nodes (labels and taints the templates target).
+POOLS = (
+    NodeSpec(
+        "worker-1", cpu="16", memory="64Gi", labels={"node-type": "worker"}, taints=(Taint("dedicated", "worker"),)
+    ),
+    NodeSpec(
+        "compute-1",
+        cpu="32",
+        memory="128Gi",
+        labels={"node-type": "compute-optimized"},
+        taints=(Taint("workload", "heavy"),),
+    ),
+    NodeSpec("gpu-1", cpu="8", memory="64Gi", gpus=2, labels={"node-type": "gpu"}, taints=(Taint("nvidia.com/gpu"),)),
+)
+
+ENGINE_CFG = """\
+[core]
+executor = KubernetesExecutor
+[kubernetes]
+namespace = airflow
+worker_container_image = apache/airflow:2.8.0
+worker_service_account_name = airflow-worker
+delete_worker_pods = True
+delete_worker_pods_on_failure = False
+pod_creation_timeout = 20
+max_pod_pending_timeout = 30
+worker_pods_max = 16
+worker_pods_creation_qps = 500
+worker_pods_creation_burst = 100
+worker_pods_creation_workers = 8
+watch_timeout_seconds = 5
+kube_request_timeout = 5
+"""
+
+FAST = EngineOptions(
+    tick=0.01,
+    timeout_check_interval=0.05,
+    placeholder_interval=0.05,
+    placeholder_backoff=0.5,
+    node_refresh_interval=0.2,
+    intake_interval=0.05,
+    watch_max_backoff=0.3,
+    retry=RetryPolicy(base_delay=0.02, max_delay=0.3, max_retry_after=2.0),
+)
+
+
+def make_config(**changes: Any) -> ExecutorConfig:
+    return dataclasses.replace(parse_config(ENGINE_CFG, source="engine-test.cfg", environ={}), **changes)
+
+
+def make_task(task_id: str = "t", *, run_id: str = "run1", try_number: int = 1, **kubernetes_config: Any) -> Task:
+    data: dict[str, Any] = {"dag_id": "dag", "task_id": task_id, "run_id": run_id, "try_number": try_number}
+    if kubernetes_config:
+        data["kubernetes_config"] = kubernetes_config
+    return Task.from_dict(data)
+
+
+def behave(outcome: str = "succeed", run_seconds: float | None = None, **more: str) -> dict[str, str]:
+    """Annotations that script the fake kubelet for a task's pod."""
+    notes = {"fakekube/outcome": outcome, **{f"fakekube/{k.replace('_', '-')}": v for k, v in more.items()}}
+    if run_seconds is not None:
+        notes["fakekube/run-seconds"] = str(run_seconds)
+    return notes
+
+
+@pytest.fixture
+def cluster() -> Iterator[FakeKubeServer]:
+    server = FakeKubeServer(POOLS, bookmark_interval=0.2).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def kube(cluster: FakeKubeServer) -> Iterator[KubeClient]:
+    client = KubeClient.for_host(cluster.url, pool_size=24, request_timeout=5)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def templates() -> TemplateStore:
+    return TemplateStore(ROOT / "pod_templates")
+
+
+EngineFactory = Callable[..., Engine]
+
+
+@pytest.fixture
+def make_engine(kube: KubeClient, templates: TemplateStore) -> Iterator[EngineFactory]:
+    """``make_engine(config=..., sink=..., intake=...)`` -> a started engine, stopped at teardown."""
+    engines: list[Engine] = []
+
+    def factory(
+        config: ExecutorConfig | None = None,
+        *,
+        sink: ResultSink | None = None,
+        intake: Callable[[], list[Task]] | None = None,
+        options: EngineOptions = FAST,
+        start: bool = True,
+    ) -> Engine:
+        engine = Engine(
+            config or make_config(), templates, kube, sink=sink or MemorySink(), intake=intake, options=options
+        )
+        engines.append(engine)
+        if start:
+            engine.start()
+        return engine
+
+    yield factory
+    for engine in engines:
+        engine.stop(timeout=2)
+
+
+def results_by_key(sink: MemorySink) -> dict[Any, Any]:
+    return {result.key: result for result in sink.recorded}

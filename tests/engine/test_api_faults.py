@@ -1,0 +1,116 @@
+"""API failures during launch: retries where they help, clear permanent errors where they do not."""
+
+from __future__ import annotations
+
+import time
+
+from executor import identity
+from executor.results import SUCCESS, MemorySink
+from tests.engine.conftest import NAMESPACE, make_config, make_task
+
+
+def api_errors(engine, code: int, verb: str = "create") -> float:
+    return engine.metrics.api_errors.labels(code=str(code), verb=verb)._value.get()
+
+
+def test_throttling_is_retried_after_the_servers_retry_after(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    cluster.faults.throttle(method="POST", path=r"/pods$", times=2, retry_after=1)
+    task = make_task("throttled")
+    started = time.monotonic()
+    engine.submit(task)
+    assert engine.wait_idle(15)
+    assert sink.results[task.key].state == SUCCESS
+    assert api_errors(engine, 429) == 2
+    assert time.monotonic() - started >= 2.0  # two Retry-After: 1 waits, not a fast local backoff
+
+
+def test_server_errors_are_retried_with_backoff(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    cluster.faults.fail_next(method="POST", path=r"/pods$", status=503, times=3)
+    cluster.faults.fail_next(method="POST", path=r"/pods$", status=500, times=1)
+    task = make_task("flaky")
+    engine.submit(task)
+    assert engine.wait_idle(15)
+    assert sink.results[task.key].state == SUCCESS
+    assert api_errors(engine, 503) == 3 and api_errors(engine, 500) == 1
+
+
+def test_a_create_whose_response_is_lost_is_adopted_not_duplicated(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    cluster.faults.fail_after_store(status=500)  # stored, then answered 500
+    cluster.faults.fail_after_store(status=None)  # stored, then the connection is cut
+    tasks = [make_task("lost-1"), make_task("lost-2")]
+    for task in tasks:
+        engine.submit(task)
+    assert engine.wait_idle(15)
+    assert all(sink.results[t.key].state == SUCCESS for t in tasks)
+    assert cluster.stats.duplicate_creates() == {}
+    assert all(cluster.stats.creates()[(NAMESPACE, identity.pod_name(t.key))] == 1 for t in tasks)
+
+
+def test_a_name_taken_by_another_task_is_a_hard_error(cluster, make_engine, kube):
+    task = make_task("victim")
+    impostor = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": identity.pod_name(task.key),
+            "annotations": {"dag_id": "other", "task_id": "x", "run_id": "y"},
+        },
+        "spec": {"containers": [{"name": "c", "image": "busybox"}], "schedulerName": "nobody"},
+    }
+    kube.create_pod(NAMESPACE, impostor)
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    engine.submit(task)
+    assert engine.wait_idle(10)
+    result = sink.results[task.key]
+    assert result.reason == "NameConflict" and "other.x" in result.message
+    assert cluster.cluster.pod(NAMESPACE, impostor["metadata"]["name"]) is not None  # not ours: left alone
+
+
+def test_a_quota_rejection_is_a_permanent_failure_with_the_servers_reason(cluster, make_engine):
+    cluster.cluster.admission.set_quota(NAMESPACE, 0)
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    task = make_task("quota")
+    engine.submit(task)
+    assert engine.wait_idle(10)
+    result = sink.results[task.key]
+    assert result.reason == "Forbidden" and "exceeded quota" in result.message
+    assert cluster.stats.count(method="POST", resource="pods") == 1  # no retries of a permanent error
+
+
+def test_pod_security_admission_rejections_are_reported(cluster, make_engine, kube):
+    cluster.cluster.admission.enforce_pod_security()
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    task = make_task("hardened")
+    engine.submit(task)
+    assert engine.wait_idle(10)
+    assert sink.results[task.key].state == SUCCESS  # our pods pass "restricted" for real
+
+
+def test_an_invalid_pod_is_a_permanent_failure(cluster, make_engine):
+    cluster.faults.fail_next(method="POST", path=r"/pods$", status=422, times=1)
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    task = make_task("invalid")
+    engine.submit(task)
+    assert engine.wait_idle(10)
+    assert sink.results[task.key].reason == "Invalid"
+
+
+def test_creation_gives_up_at_the_pod_creation_timeout(cluster, make_engine):
+    cluster.faults.fail_next(method="POST", path=r"/pods$", status=503, times=None)
+    sink = MemorySink()
+    engine = make_engine(make_config(pod_creation_timeout=1), sink=sink)
+    task = make_task("never")
+    engine.submit(task)
+    assert engine.wait_idle(10)
+    result = sink.results[task.key]
+    assert result.reason == "CreationTimeout" and "503" in result.message

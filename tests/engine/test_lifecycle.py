@@ -1,0 +1,135 @@
+"""A task's life through the engine: success, failure details, fatal reasons, timeouts, cleanup."""
+
+from __future__ import annotations
+
+from executor import identity
+from executor.results import FAILED, SUCCESS, MemorySink
+from tests.engine.conftest import NAMESPACE, behave, make_config, make_task, results_by_key
+from tests.fakekube import FakeKubeServer
+
+
+def test_a_task_runs_to_success_and_its_pod_is_deleted(cluster: FakeKubeServer, make_engine):
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    task = make_task("hello")
+    engine.submit(task)
+    assert engine.wait_idle(10)
+    result = sink.results[task.key]
+    assert (result.state, result.reason, result.exit_code) == (SUCCESS, "Completed", 0)
+    assert result.pod_name == identity.pod_name(task.key) and result.node == "worker-1"
+    assert result.started_at is not None and result.finished_at is not None
+    assert cluster.cluster.pod(NAMESPACE, result.pod_name) is None
+    assert cluster.stats.creates()[(NAMESPACE, result.pod_name)] == 1
+
+
+def test_a_failed_task_keeps_exit_code_reason_and_log_tail_and_its_pod_is_labelled_done(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    task = make_task("boom", annotations=behave("fail", exit_code="3", log="loading data\nKeyError: 'x'"))
+    engine.submit(task)
+    assert engine.wait_idle(10)
+    result = sink.results[task.key]
+    assert (result.state, result.exit_code, result.reason) == (FAILED, 3, "Error")
+    assert "KeyError: 'x'" in result.log_tail
+    pod = cluster.cluster.pod(NAMESPACE, result.pod_name)
+    assert pod is not None and pod["metadata"]["labels"][identity.LABEL_DONE] == "True"
+
+
+def test_failed_pods_are_deleted_when_configured(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(make_config(delete_worker_pods_on_failure=True), sink=sink)
+    task = make_task("boom", annotations=behave("fail"))
+    engine.submit(task)
+    assert engine.wait_idle(10)
+    assert cluster.cluster.pod(NAMESPACE, sink.results[task.key].pod_name) is None
+
+
+def test_succeeded_pods_are_kept_and_labelled_when_configured(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(make_config(delete_worker_pods=False), sink=sink)
+    task = make_task("ok")
+    engine.submit(task)
+    assert engine.wait_idle(10)
+    pod = cluster.cluster.pod(NAMESPACE, sink.results[task.key].pod_name)
+    assert pod["metadata"]["labels"][identity.LABEL_DONE] == "True"
+
+
+def test_an_oom_killed_task_reports_oomkilled(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    task = make_task("oom", annotations=behave("oomkill"))
+    engine.submit(task)
+    assert engine.wait_idle(10)
+    assert (sink.results[task.key].reason, sink.results[task.key].exit_code) == ("OOMKilled", 137)
+
+
+def test_fatal_image_errors_fail_at_once_and_the_pod_is_deleted(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(make_config(max_pod_pending_timeout=600), sink=sink)
+    pull = make_task("pull", image="registry.example/none:bad")
+    config_error = make_task("cfg", annotations=behave("createcontainerconfigerror"))
+    engine.submit(pull)
+    engine.submit(config_error)
+    assert engine.wait_idle(10)  # far less than the 600 s pending timeout
+    assert sink.results[pull.key].reason == "ErrImagePull"
+    assert sink.results[config_error.key].reason == "CreateContainerConfigError"
+    cluster.cluster.wait_for(lambda: cluster.cluster.pod(NAMESPACE, sink.results[pull.key].pod_name) is None)
+
+
+def test_an_unschedulable_pod_times_out_with_the_schedulers_reason_and_is_deleted(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(make_config(max_pod_pending_timeout=1), sink=sink)
+    task = make_task("nowhere", node_selector={"node-type": "does-not-exist"})
+    engine.submit(task)
+    cluster.cluster.wait_for(lambda: engine.metrics.unschedulable._value.get() == 1, timeout=5)
+    assert engine.wait_idle(10)
+    result = sink.results[task.key]
+    assert result.reason == "PendingTimeout"
+    assert "more than 1s" in result.message and "nodes are available" in result.message
+    cluster.cluster.wait_for(lambda: cluster.cluster.pod(NAMESPACE, result.pod_name) is None)
+
+
+def test_a_pod_deleted_by_someone_else_fails_its_task(cluster, make_engine, kube):
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    task = make_task("victim", annotations=behave("hang"))
+    engine.submit(task)
+    name = identity.pod_name(task.key)
+    cluster.cluster.wait_for_phase(NAMESPACE, name, "Running")
+    kube.delete_pod(NAMESPACE, name)
+    assert engine.wait_idle(10)
+    assert sink.results[task.key].reason == "PodDeleted"
+
+
+def test_a_policy_violating_task_fails_before_any_api_call(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    task = make_task("evil", pod_override={"spec": {"hostNetwork": True}})
+    engine.submit(task)
+    assert engine.wait_idle(10)
+    assert sink.results[task.key].reason == "PolicyViolation"
+    assert cluster.stats.count(method="POST", resource="pods") == 0
+
+
+def test_submitting_the_same_task_twice_runs_it_once(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    task = make_task("once", annotations=behave("succeed", run_seconds=0.3))
+    engine.submit(task)
+    engine.submit(task)
+    assert engine.wait_idle(10)
+    engine.submit(task)  # after it finished, too
+    assert engine.wait_idle(10)
+    assert len(sink.recorded) == 1
+    assert sum(cluster.stats.creates().values()) == 1
+
+
+def test_a_retry_of_the_same_task_is_a_new_pod(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    first, second = make_task("again", try_number=1), make_task("again", try_number=2)
+    engine.submit(first)
+    engine.submit(second)
+    assert engine.wait_idle(10)
+    assert set(results_by_key(sink)) == {first.key, second.key}
+    assert len(cluster.stats.creates()) == 2

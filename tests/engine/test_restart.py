@@ -1,0 +1,154 @@
+"""Restart safety: a scheduler stopped or SIGKILLed at any point loses no task and runs none twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from executor import identity
+from executor.config_render import render_config
+from executor.results import SUCCESS, MemorySink
+from executor.spool import Spool
+from tests.engine.conftest import NAMESPACE, ROOT, behave, make_config, make_task
+
+
+def assert_exactly_once(cluster, spool: Spool, tasks) -> None:
+    results = {r.key: r for r in spool.read_results()}
+    assert set(results) == {t.key for t in tasks}, "a task was lost"
+    assert all(r.state == SUCCESS for r in results.values()), [r for r in results.values() if r.state != SUCCESS]
+    assert cluster.stats.duplicate_creates() == {}, "a task was launched twice"
+    assert all(cluster.stats.creates()[(NAMESPACE, identity.pod_name(t.key))] == 1 for t in tasks)
+    assert list(spool.incoming.glob("*.json")) == []
+
+
+def test_a_restarted_scheduler_adopts_pending_pods_instead_of_recreating_them(cluster, make_engine, tmp_path):
+    spool = Spool(tmp_path / "spool")
+    tasks = [make_task(f"t{i}") for i in range(10)]
+    for task in tasks:
+        spool.submit(task)
+    cluster.cluster.pause()  # pods are created but never progress
+    first = make_engine(sink=spool, intake=spool.scan)
+    cluster.cluster.wait_for(lambda: len(cluster.stats.creates()) == 10)
+    first.stop()
+    cluster.cluster.resume()
+    second = make_engine(sink=Spool(tmp_path / "spool"), intake=Spool(tmp_path / "spool").scan)
+    assert second.wait_idle(20)
+    assert_exactly_once(cluster, spool, tasks)
+
+
+def test_pods_finished_while_no_scheduler_ran_are_recorded_once(cluster, make_engine, tmp_path):
+    spool = Spool(tmp_path / "spool")
+    tasks = [make_task(f"t{i}", annotations=behave("succeed", run_seconds=0.2)) for i in range(5)]
+    for task in tasks:
+        spool.submit(task)
+    first = make_engine(sink=spool, intake=spool.scan)
+    cluster.cluster.wait_for(lambda: len(cluster.stats.creates()) == 5)
+    first.stop()
+    cluster.cluster.wait_for(lambda: all(r.phase == "Succeeded" for r in cluster.stats.pods()), timeout=10)
+    second_spool = Spool(tmp_path / "spool")
+    second = make_engine(sink=second_spool, intake=second_spool.scan)
+    assert second.wait_idle(20)
+    assert_exactly_once(cluster, spool, tasks)
+    assert cluster.cluster.pods(NAMESPACE) == []  # and they were cleaned up
+
+
+def test_a_result_recorded_before_the_crash_is_not_run_again(cluster, make_engine, tmp_path):
+    spool = Spool(tmp_path / "spool")
+    task = make_task("done-before")
+    spool.submit(task)
+    first = make_engine(sink=spool, intake=spool.scan)
+    assert first.wait_idle(10)
+    first.stop()
+    spool.submit(task)  # a submitter retries after the crash
+    second_spool = Spool(tmp_path / "spool")
+    second = make_engine(sink=second_spool, intake=second_spool.scan)
+    assert second.wait_idle(10)
+    assert_exactly_once(cluster, spool, [task])
+
+
+def test_pods_of_an_earlier_scheduler_without_task_files_are_adopted(cluster, make_engine, kube, templates):
+    from executor.podfactory import build_pod
+
+    tasks = [make_task(f"orphan{i}", annotations=behave("succeed", run_seconds=0.3)) for i in range(3)]
+    for task in tasks:
+        kube.create_pod(NAMESPACE, build_pod(task, make_config(), templates))
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    assert engine.wait_idle(10)
+    assert {r.key for r in sink.recorded} == {t.key for t in tasks}
+    assert len(sink.recorded) == 3
+
+
+def test_foreign_pods_in_the_namespace_are_left_alone(cluster, make_engine, kube):
+    foreign = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "someone-elses", "labels": {"app": "other"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
+    kube.create_pod(NAMESPACE, foreign)
+    engine = make_engine()
+    engine.submit(make_task("mine"))
+    assert engine.wait_idle(10)
+    assert cluster.cluster.pod(NAMESPACE, "someone-elses") is not None
+
+
+# -- SIGKILL: a real scheduler process, killed at random moments ------------------------------------
+def _scheduler(cfg: Path, spool: Path, url: str, log: Path) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-m", "executor", "run", "--config", str(cfg), "--templates", str(ROOT / "pod_templates"),
+        "--api-url", url, "--spool", str(spool), "--port", "0",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with log.open("ab") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+
+
+def _kill_and_restart(cluster, tmp_path: Path, *, tasks: int, kills: int, seed: int) -> None:
+    rng = random.Random(seed)
+    cfg = tmp_path / "airflow.cfg"
+    cfg.write_text(render_config(make_config(worker_pods_max=8, worker_pods_creation_qps=30.0)))
+    spool = Spool(tmp_path / "spool")
+    submitted = [
+        make_task(f"t{i}", annotations=behave("succeed", run_seconds=rng.choice([0.05, 0.2, 0.5])))
+        for i in range(tasks)
+    ]
+    for task in submitted:
+        spool.submit(task)
+    log = tmp_path / "scheduler.log"
+    for _ in range(kills):
+        process = _scheduler(cfg, spool.root, cluster.url, log)
+        time.sleep(rng.uniform(0.8, 2.5))
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    process = _scheduler(cfg, spool.root, cluster.url, log)
+    started = time.monotonic()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and len(list(spool.results.glob("*.json"))) < tasks:
+            assert process.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.1)
+        time.sleep(max(0.5, 3.0 - (time.monotonic() - started)))  # past start-up; cleanup of the last pods done
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0, log.read_text()[-3000:]
+    assert_exactly_once(cluster, spool, submitted)
+    assert not list(spool.rejected.glob("*")), json.dumps([p.name for p in spool.rejected.glob("*")])
+
+
+def test_a_scheduler_killed_repeatedly_loses_nothing_and_duplicates_nothing(cluster, tmp_path):
+    _kill_and_restart(cluster, tmp_path, tasks=40, kills=3, seed=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(5))
+def test_many_random_kills(cluster, tmp_path, seed):
+    _kill_and_restart(cluster, tmp_path, tasks=150, kills=6, seed=seed)

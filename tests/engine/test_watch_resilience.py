@@ -1,0 +1,109 @@
+"""The watch breaks in every way it can; no completion is missed and none is counted twice."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from executor.results import SUCCESS, MemorySink
+from tests.engine.conftest import behave, make_task
+
+
+def run_with_disruption(cluster, engine, sink, disrupt, *, tasks=30, every=0.15, rounds=8):
+    submitted = [
+        make_task(f"t{i}", annotations=behave("succeed", run_seconds=0.05 + (i % 5) * 0.05)) for i in range(tasks)
+    ]
+    for task in submitted:
+        engine.submit(task)
+    for _ in range(rounds):
+        time.sleep(every)
+        disrupt()
+    assert engine.wait_idle(30), engine.snapshot()
+    recorded = Counter(result.key for result in sink.recorded)
+    assert set(recorded) == {t.key for t in submitted}, "a task was lost"
+    assert max(recorded.values()) == 1, "a completion was counted twice"
+    assert all(r.state == SUCCESS for r in sink.recorded)
+    assert cluster.stats.duplicate_creates() == {}
+
+
+def test_dropped_watch_connections_lose_nothing(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    run_with_disruption(cluster, engine, sink, cluster.faults.drop_watches)
+    assert engine.metrics.watch_restarts.labels(cause="error")._value.get() >= 1
+
+
+def test_expired_watches_relist_and_lose_nothing(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    run_with_disruption(cluster, engine, sink, cluster.faults.expire_watches)
+    assert engine.metrics.watch_restarts.labels(cause="expired")._value.get() >= 1
+
+
+def test_compaction_while_disconnected_forces_a_relist_that_catches_up(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+
+    def compact_and_drop() -> None:
+        cluster.faults.compact()
+        cluster.faults.drop_watches()
+
+    run_with_disruption(cluster, engine, sink, compact_and_drop)
+    assert engine.metrics.watch_restarts.labels(cause="expired")._value.get() >= 1
+
+
+def test_a_watch_outage_with_server_errors_is_ridden_out(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+
+    def outage() -> None:
+        cluster.faults.fail_next(method="GET", path=r"/pods$", query="watch", status=503, times=3)
+        cluster.faults.drop_watches()
+
+    run_with_disruption(cluster, engine, sink, outage, rounds=4)
+
+
+def test_completions_while_no_watch_is_open_are_found_by_the_relist(cluster, make_engine):
+    """Pods finish *and are deleted by someone else* while the watch is down: the relist notices."""
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    task = make_task("quiet", annotations=behave("hang"))
+    engine.submit(task)
+    name = task.key
+    cluster.cluster.wait_for(lambda: engine.snapshot()["running"] == 1)
+    # Block watches (every attempt fails) and compact, then finish the pod.
+    rule = cluster.faults.fail_next(method="GET", path=r"/pods$", query="watch", status=503, times=None)
+    cluster.faults.drop_watches()
+    from executor import identity
+
+    cluster.cluster.complete("airflow", identity.pod_name(name), "succeed")
+    cluster.faults.compact()
+    cluster.faults.remove(rule)
+    assert engine.wait_idle(20)
+    assert sink.results[task.key].state == SUCCESS
+    assert len(sink.recorded) == 1
+
+
+@pytest.mark.slow
+def test_many_tasks_under_random_watch_chaos(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    stop = threading.Event()
+    actions = [cluster.faults.drop_watches, cluster.faults.expire_watches, cluster.faults.compact]
+
+    def chaos() -> None:
+        i = 0
+        while not stop.wait(0.1):
+            actions[i % len(actions)]()
+            i += 1
+
+    thread = threading.Thread(target=chaos, daemon=True)
+    thread.start()
+    try:
+        run_with_disruption(cluster, engine, sink, lambda: None, tasks=300, every=0.05, rounds=1)
+    finally:
+        stop.set()
+        thread.join()
