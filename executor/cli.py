@@ -1,0 +1,249 @@
+"""``python -m executor``: the scheduler process and its operator commands.
+
+    run          the scheduler: reads the intake spool, launches pods, watches, cleans up
+    render-pod   print the pod YAML a task would get (offline: no cluster needed)
+    validate     load airflow.cfg and every pod template, report the first problem
+    submit       put a task JSON into the intake spool
+    pods         list this executor's pods and counts by phase
+    cleanup      delete finished pods older than N hours
+    cost         cost (C = sum c_i t_i) and utilization report per task, DAG or tier
+
+Exit codes: 0 success, 2 bad input (config, task, template), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from executor import logs
+from executor.config import ExecutorConfig
+from executor.config_loader import load_config
+from executor.errors import ExecutorError, KubeApiError
+from executor.identity import instance_selector
+from executor.kube import KubeClient
+from executor.podfactory import build_pod
+from executor.task import Task
+from executor.templates import TemplateStore
+
+log = logging.getLogger("executor")
+BAD_INPUT = 2
+
+
+def _read_task(value: str) -> Task:
+    """``--task``: inline JSON, a file path, or ``-`` for stdin."""
+    source = "--task"
+    if value == "-":
+        text, source = sys.stdin.read(), "<stdin>"
+    elif value.lstrip().startswith("{"):
+        text = value
+    else:
+        path = Path(value)
+        try:
+            text, source = path.read_text(encoding="utf-8"), str(path)
+        except OSError as exc:
+            raise ExecutorError(f"cannot read task file {path}: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ExecutorError(f"{source}: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    return Task.from_dict(data, source=source)
+
+
+def _templates(args: argparse.Namespace, config: ExecutorConfig) -> TemplateStore:
+    return TemplateStore(args.templates or config.pod_template_dir, logical_dir=config.pod_template_dir)
+
+
+def _kube(args: argparse.Namespace, config: ExecutorConfig) -> KubeClient:
+    pool = config.worker_pods_creation_workers + 8
+    if getattr(args, "api_url", None):
+        return KubeClient.for_host(args.api_url, pool_size=pool, request_timeout=config.kube_request_timeout)
+    if getattr(args, "kubeconfig", None) or getattr(args, "context", None):
+        return KubeClient.from_settings(
+            in_cluster=False, config_file=args.kubeconfig, context=args.context, pool_size=pool
+        )
+    return KubeClient.from_settings(
+        in_cluster=config.in_cluster,
+        config_file=config.config_file,
+        context=config.cluster_context,
+        pool_size=pool,
+        request_timeout=config.kube_request_timeout,
+    )
+
+
+# -- commands ----------------------------------------------------------------------------------------
+def cmd_render_pod(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    pod = build_pod(_read_task(args.task), config, _templates(args, config), tier_name=args.tier, validate_schema=True)
+    sys.stdout.write(yaml.safe_dump(pod, sort_keys=False))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    loaded = _templates(args, config).load_all()
+    for tier in config.tiers:
+        if tier.pod_template and tier.pod_template not in loaded:
+            raise ExecutorError(f"tier {tier.name!r}: template {tier.pod_template!r} is not in the template directory")
+    print(f"ok: {args.config}: namespace {config.namespace}, {len(loaded)} templates, {len(config.tiers)} tiers")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from executor.spool import Spool
+
+    config = load_config(args.config)
+    path = Spool(args.spool or config.task_intake_dir).submit(_read_task(args.task))
+    print(path)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from executor.engine import Engine
+    from executor.server import StatusServer
+    from executor.spool import Spool
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    config = load_config(args.config)
+    templates = _templates(args, config)
+    templates.load_all()  # fail fast on a broken template ConfigMap
+    spool = Spool(args.spool or config.task_intake_dir)
+    kube = _kube(args, config)
+    engine = Engine(config, templates, kube, sink=spool, intake=spool.scan)
+    status = StatusServer(
+        engine.metrics.registry,
+        healthy=engine.healthy,
+        ready=engine.ready,
+        port=args.port if args.port is not None else config.metrics_port,
+    )
+    status.start()
+    engine.start()
+    log.info(
+        "scheduler started",
+        extra={
+            "event": "started",
+            "namespace": config.namespace,
+            "metrics_port": status.port,
+            "n_max": config.worker_pods_max,
+        },
+    )
+    stop.wait()
+    log.info("stopping", extra={"event": "stopping"})
+    engine.stop()
+    status.stop()
+    kube.close()
+    return 0
+
+
+def cmd_pods(args: argparse.Namespace) -> int:
+    from executor.monitor import PodMonitor
+
+    config = load_config(args.config)
+    monitor = PodMonitor(
+        _kube(args, config), config.namespace, label_selector=instance_selector(config.scheduler_instance_id)
+    )
+    pods = monitor.list_worker_pods()
+    for pod in pods:
+        summary = monitor.summarize(pod)
+        started = summary.start_time.isoformat() if summary.start_time else "-"
+        print(
+            f"{summary.name:63}  {summary.phase:9}  {summary.tier or '-':8}  {summary.node_name or '-':20}  {started}"
+        )
+    print(json.dumps(monitor.get_pod_metrics(), sort_keys=True))
+    return 0
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from executor.monitor import PodMonitor
+
+    config = load_config(args.config)
+    monitor = PodMonitor(
+        _kube(args, config), config.namespace, label_selector=instance_selector(config.scheduler_instance_id)
+    )
+    hours = args.max_age_hours if args.max_age_hours is not None else config.finished_pod_max_age_hours
+    report = monitor.cleanup_old_pods(hours, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{verb} {len(report.deleted)} pod(s); {len(report.errors)} error(s)")
+    for name, error in sorted(report.errors.items()):
+        print(f"  {name}: {error}", file=sys.stderr)
+    return 1 if report.errors else 0
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from executor import cost
+    from executor.spool import Spool
+
+    config = load_config(args.config)
+    results = Spool(args.spool or config.task_intake_dir).read_results()
+    kube = None if args.no_live else _kube(args, config)
+    report = cost.gather_report(config, results, kube)
+    print(cost.render_table(report, by=args.by))
+    if args.png:
+        cost.plot(report, args.png, by=args.by)
+        print(f"plot written to {args.png}")
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m executor", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--plain-logs", action="store_true", help="human-readable logs instead of JSON lines")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: Any, help_text: str, *, cluster: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        p.add_argument("--config", required=True, help="path of airflow.cfg")
+        p.add_argument("--templates", help="pod template directory (default: the config's pod_template_dir)")
+        if cluster:
+            group = p.add_argument_group("cluster connection (default: the config's in_cluster/config_file)")
+            group.add_argument("--kubeconfig", help="kubeconfig file")
+            group.add_argument("--context", help="kubeconfig context")
+            group.add_argument("--api-url", help="plain HTTP API URL, e.g. from kubectl proxy")
+        return p
+
+    p = command("render-pod", cmd_render_pod, "print the pod YAML a task would get")
+    p.add_argument("--task", required=True, help="task JSON: inline, a file, or - for stdin")
+    p.add_argument("--tier", help="tier to assume for tier: auto tasks (default: the config's default_tier)")
+    command("validate", cmd_validate, "check airflow.cfg and every pod template")
+    p = command("submit", cmd_submit, "put a task into the intake spool")
+    p.add_argument("--task", required=True, help="task JSON: inline, a file, or - for stdin")
+    p.add_argument("--spool", help="intake directory (default: the config's task_intake_dir)")
+    p = command("run", cmd_run, "run the scheduler", cluster=True)
+    p.add_argument("--spool", help="intake directory (default: the config's task_intake_dir)")
+    p.add_argument("--port", type=int, help="metrics/probe port (default: the config's metrics_port)")
+    command("pods", cmd_pods, "list this executor's pods", cluster=True)
+    p = command("cleanup", cmd_cleanup, "delete finished pods older than N hours", cluster=True)
+    p.add_argument("--max-age-hours", type=float, help="default: the config's finished_pod_max_age_hours")
+    p.add_argument("--dry-run", action="store_true")
+    p = command("cost", cmd_cost, "cost and utilization report", cluster=True)
+    p.add_argument("--by", default="tier", choices=("task", "dag", "tier"))
+    p.add_argument("--png", help="also write a bar chart to this PNG file")
+    p.add_argument("--spool", help="intake directory with results/ (default: the config's task_intake_dir)")
+    p.add_argument("--no-live", action="store_true", help="only finished tasks; do not ask the cluster")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.configure(args.log_level, json_format=not args.plain_logs)
+    try:
+        return int(args.handler(args))
+    except KubeApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ExecutorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return BAD_INPUT
