@@ -128,6 +128,12 @@ def _fits(free: Mapping[str, Decimal], need: Mapping[str, Decimal]) -> bool:
     return all(free.get(name, Decimal(0)) >= amount for name, amount in need.items())
 
 
+def placement_of(pod: Mapping[str, Any]) -> Placement:
+    """Where a pod may schedule, from its own spec."""
+    spec = pod.get("spec") or {}
+    return Placement(dict(spec.get("nodeSelector") or {}), tuple(spec.get("tolerations") or ()))
+
+
 def tier_requests(tier: Tier) -> Resources:
     return {name: quantity.parse(value) for name, value in tier.requests().items()}
 
@@ -137,9 +143,13 @@ def choose_tier(
     nodes: Sequence[Node],
     free: Mapping[str, Resources],
     placements: Mapping[str, Placement],
-    unbound: Iterable[Resources] = (),
+    unbound: Iterable[tuple[Resources, Placement]] = (),
 ) -> Tier | None:
-    """The largest auto tier that fits now; the smallest auto tier if none does; None if no auto tiers."""
+    """The largest auto tier that fits now; the smallest auto tier if none does; None if no auto tiers.
+
+    ``unbound`` are pods already asked for but not yet on a node (requests, placement): they are
+    placed first-fit-decreasing on their eligible nodes before any tier is tried.
+    """
     candidates = sorted(
         (t for t in tiers if t.auto),
         key=lambda t: (t.cpu_cores(), t.memory_bytes(), t.gpu),
@@ -148,9 +158,9 @@ def choose_tier(
     if not candidates:
         return None
     remaining = {name: dict(values) for name, values in free.items()}
-    for need in sorted(unbound, key=lambda r: r.get("cpu", Decimal(0)), reverse=True):
+    for need, where in sorted(unbound, key=lambda item: item[0].get("cpu", Decimal(0)), reverse=True):
         for node in nodes:
-            if _fits(remaining.get(node.name, {}), need):
+            if eligible(node, where) and _fits(remaining.get(node.name, {}), need):
                 for name, amount in need.items():
                     remaining[node.name][name] = remaining[node.name].get(name, Decimal(0)) - amount
                 break

@@ -667,11 +667,15 @@ class Engine:
             return self.config.default_tier
         pods = [rec.pod for rec in self.records.values() if rec.state in ACTIVE and rec.pod is not None]
         free = capacity.free_capacity(self._nodes, pods)
-        unbound = [capacity.pod_requests(pod) for pod in pods if not (pod.get("spec") or {}).get("nodeName")]
+        unbound = [
+            (capacity.pod_requests(pod), capacity.placement_of(pod))
+            for pod in pods
+            if not (pod.get("spec") or {}).get("nodeName")
+        ]
         for name in self._launching:
             tier_name = self.records[name].tier
             if tier_name in self._placements:
-                unbound.append(capacity.tier_requests(self.config.tier(tier_name)))
+                unbound.append((capacity.tier_requests(self.config.tier(tier_name)), self._placements[tier_name]))
         tier = capacity.choose_tier(self.config.tiers, self._nodes, free, self._placements, unbound)
         return tier.name if tier is not None else self.config.default_tier
 

@@ -1,0 +1,151 @@
+"""Scaling between N_min and N_max, creation rate and concurrency, and automatic tiers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from executor import identity
+from executor.results import SUCCESS, MemorySink
+from tests.engine.conftest import NAMESPACE, behave, make_config, make_task
+from tests.fakekube import NodeSpec, Taint
+
+
+def task_pods(cluster) -> list[dict]:
+    return [
+        p
+        for p in cluster.cluster.pods(NAMESPACE)
+        if identity.LABEL_PLACEHOLDER not in p["metadata"].get("labels", {})
+        and p["status"].get("phase") not in ("Succeeded", "Failed")
+    ]
+
+
+def placeholder_pods(cluster) -> list[dict]:
+    return [p for p in cluster.cluster.pods(NAMESPACE) if identity.LABEL_PLACEHOLDER in p["metadata"].get("labels", {})]
+
+
+def test_no_more_than_n_max_task_pods_run_at_once(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(make_config(worker_pods_max=3), sink=sink)
+    peak, stop = [0], threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.005):
+            peak[0] = max(peak[0], len(task_pods(cluster)))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    tasks = [make_task(f"t{i}", annotations=behave("succeed", run_seconds=0.15)) for i in range(12)]
+    for task in tasks:
+        engine.submit(task)
+    try:
+        assert engine.wait_idle(20)
+    finally:
+        stop.set()
+        sampler.join()
+    assert len(sink.recorded) == 12 and all(r.state == SUCCESS for r in sink.recorded)
+    assert peak[0] == 3
+
+
+def test_creations_respect_the_configured_rate(cluster, make_engine):
+    engine = make_engine(make_config(worker_pods_creation_qps=10.0, worker_pods_creation_burst=1))
+    for i in range(11):
+        engine.submit(make_task(f"r{i}"))
+    assert engine.wait_idle(20)
+    created = sorted(record.created_at for record in cluster.stats.pods())
+    assert len(created) == 11
+    assert created[-1] - created[0] >= 0.9  # 10 intervals at 10/s, give or take the clock
+
+
+def test_creates_are_concurrent_not_one_per_loop(cluster, make_engine):
+    cluster.faults.add_latency(0.3, method="POST", path=r"/pods$", times=None)
+    engine = make_engine(make_config(worker_pods_creation_workers=8))
+    started = time.monotonic()
+    for i in range(16):
+        engine.submit(make_task(f"c{i}"))
+    assert engine.wait_idle(20)
+    # 16 creates of 0.3 s each take 4.8 s one at a time; 8 in flight take about 0.6 s.
+    assert time.monotonic() - started < 3.0
+
+
+def test_placeholders_keep_n_min_warm_and_make_way_for_tasks(cluster, make_engine):
+    config = make_config(worker_pods_min=3, worker_pods_max=5, placeholder_priority_class="airflow-placeholder")
+    engine = make_engine(config)
+    cluster.cluster.wait_for(lambda: len(placeholder_pods(cluster)) == 3, timeout=10)
+    pod = placeholder_pods(cluster)[0]
+    assert pod["spec"]["priorityClassName"] == "airflow-placeholder"
+    assert pod["spec"]["containers"][0]["image"] == config.placeholder_image
+    assert pod["spec"]["nodeSelector"] == {"node-type": "worker"}  # warms the pool tasks go to
+    tasks = [make_task(f"p{i}", annotations=behave("hang")) for i in range(2)]
+    for task in tasks:
+        engine.submit(task)
+    cluster.cluster.wait_for(lambda: len(placeholder_pods(cluster)) == 1, timeout=10)  # N_min - P(t)
+    for task in tasks:
+        cluster.cluster.complete(NAMESPACE, identity.pod_name(task.key), "succeed")
+    cluster.cluster.wait_for(lambda: len(placeholder_pods(cluster)) == 3, timeout=10)
+
+
+def test_placeholders_never_push_the_total_above_n_max(cluster, make_engine):
+    engine = make_engine(make_config(worker_pods_min=4, worker_pods_max=2))
+    cluster.cluster.wait_for(lambda: len(placeholder_pods(cluster)) == 2, timeout=10)
+    time.sleep(0.3)
+    assert len(placeholder_pods(cluster)) == 2
+    assert engine.snapshot()["placeholders"] == 2
+
+
+def test_restarted_schedulers_reuse_existing_placeholders(cluster, make_engine):
+    first = make_engine(make_config(worker_pods_min=2))
+    cluster.cluster.wait_for(lambda: len(placeholder_pods(cluster)) == 2, timeout=10)
+    first.stop()
+    make_engine(make_config(worker_pods_min=2))
+    time.sleep(0.5)
+    assert len(placeholder_pods(cluster)) == 2
+    assert sum(cluster.stats.creates().values()) == 2
+
+
+def test_auto_tier_picks_heavy_when_the_compute_pool_has_room(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    cluster.cluster.wait_for(lambda: engine._nodes is not None, timeout=5)
+    task = make_task("adaptive", tier="auto")
+    engine.submit(task)
+    assert engine.wait_idle(10)
+    assert sink.results[task.key].tier == "heavy" and sink.results[task.key].node == "compute-1"
+
+
+def test_auto_tier_falls_back_when_the_compute_pool_is_full(cluster, make_engine):
+    cluster.cluster.set_nodes(
+        [
+            NodeSpec(
+                "worker-1",
+                cpu="16",
+                memory="64Gi",
+                labels={"node-type": "worker"},
+                taints=(Taint("dedicated", "worker"),),
+            ),
+            NodeSpec(
+                "compute-1",
+                cpu="1",
+                memory="2Gi",
+                labels={"node-type": "compute-optimized"},
+                taints=(Taint("workload", "heavy"),),
+            ),
+        ]
+    )
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    cluster.cluster.wait_for(lambda: engine._nodes is not None, timeout=5)
+    task = make_task("adaptive", tier="auto")
+    engine.submit(task)
+    assert engine.wait_idle(10)
+    assert sink.results[task.key].tier == "medium" and sink.results[task.key].node == "worker-1"
+
+
+def test_auto_tier_without_node_access_uses_the_default_tier(cluster, make_engine):
+    cluster.faults.fail_next(method="GET", path=r"/nodes$", status=403, times=None)
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    task = make_task("adaptive", tier="auto")
+    engine.submit(task)
+    assert engine.wait_idle(10)
+    assert sink.results[task.key].tier == "medium"
