@@ -30,7 +30,6 @@ from executor.kube import KubeClient
 from executor.results import FAILED, SUCCESS, TaskResult
 from executor.spool import Spool
 from executor.task import TaskKey
-from tests.fakekube.fixtures import fake_kube  # noqa: F401  (pytest fixture)
 from tests.fakekube.server import FakeKubeServer
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -395,7 +394,7 @@ NS = "airflow"
 
 
 @pytest.fixture
-def kube(fake_kube: FakeKubeServer) -> Iterator[KubeClient]:  # noqa: F811
+def kube(fake_kube: FakeKubeServer) -> Iterator[KubeClient]:
     client = KubeClient.for_host(fake_kube.url, request_timeout=10)
     try:
         yield client
@@ -425,7 +424,7 @@ def launch(kube: KubeClient, task_key: TaskKey, tier: str, requests: dict[str, s
 
 
 def test_utilization_is_read_from_the_metrics_api_of_running_pods(
-    fake_kube: FakeKubeServer,  # noqa: F811
+    fake_kube: FakeKubeServer,
     kube: KubeClient,
 ) -> None:
     name = launch(kube, key("busy"), "light", {"cpu": "250m", "memory": "512Mi"}, outcome="hang", cpu_usage="0.4")
@@ -441,7 +440,7 @@ def test_utilization_is_read_from_the_metrics_api_of_running_pods(
 
 
 def test_an_absent_metrics_api_yields_no_rows_and_says_so(
-    fake_kube: FakeKubeServer,  # noqa: F811
+    fake_kube: FakeKubeServer,
     kube: KubeClient,
 ) -> None:
     fake_kube.configure(metrics_enabled=False)
@@ -453,7 +452,7 @@ def test_an_absent_metrics_api_yields_no_rows_and_says_so(
 
 
 def test_a_forbidden_metrics_api_yields_no_rows_and_names_the_missing_permission(
-    fake_kube: FakeKubeServer,  # noqa: F811
+    fake_kube: FakeKubeServer,
     kube: KubeClient,
 ) -> None:
     fake_kube.faults.fail_next("GET", path="^/apis/metrics.k8s.io/", status=403)
@@ -463,7 +462,7 @@ def test_a_forbidden_metrics_api_yields_no_rows_and_names_the_missing_permission
 
 
 def test_the_gathered_report_combines_results_with_live_pods_without_double_counting(
-    fake_kube: FakeKubeServer,  # noqa: F811
+    fake_kube: FakeKubeServer,
     kube: KubeClient,
     tmp_path,
 ) -> None:

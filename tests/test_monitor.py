@@ -21,7 +21,6 @@ from executor.errors import KubeApiError
 from executor.kube import KubeClient
 from executor.monitor import CleanupReport, MonitorError, PodMonitor, PodSummary
 from executor.task import TaskKey
-from tests.fakekube.fixtures import fake_kube  # noqa: F401  (pytest fixture)
 from tests.fakekube.server import FakeKubeServer
 
 NS = "airflow"
@@ -30,7 +29,7 @@ _MERGE_PATCH = {"Accept": "application/json", "Content-Type": "application/merge
 
 
 @pytest.fixture
-def kube(fake_kube: FakeKubeServer) -> Iterator[KubeClient]:  # noqa: F811
+def kube(fake_kube: FakeKubeServer) -> Iterator[KubeClient]:
     client = KubeClient.for_host(fake_kube.url, request_timeout=10)
     try:
         yield client
@@ -145,7 +144,7 @@ def names_on_server(kube: KubeClient) -> set[str]:
 
 # -- listing ---------------------------------------------------------------------------------------
 def test_listing_follows_every_page_and_returns_only_executor_task_pods(
-    fake_kube: FakeKubeServer,  # noqa: F811
+    fake_kube: FakeKubeServer,
     kube: KubeClient,
 ) -> None:
     tasks = {create(kube, f"task{i}") for i in range(7)}
@@ -171,7 +170,7 @@ def test_a_custom_label_selector_restricts_the_pods(kube: KubeClient) -> None:
     assert [p["metadata"]["name"] for p in only_foreign.list_worker_pods()] == ["theirs-pod"]
 
 
-def test_the_monitor_works_from_a_kubeconfig_not_only_in_cluster(fake_kube: FakeKubeServer, tmp_path) -> None:  # noqa: F811
+def test_the_monitor_works_from_a_kubeconfig_not_only_in_cluster(fake_kube: FakeKubeServer, tmp_path) -> None:
     config = tmp_path / "kubeconfig"
     config.write_text(
         f"""\
@@ -193,7 +192,7 @@ current-context: fake
 
 # -- status ----------------------------------------------------------------------------------------
 def test_status_of_a_simulated_failed_pod_has_aware_times_node_tier_key_and_exit_code(
-    fake_kube: FakeKubeServer,  # noqa: F811
+    fake_kube: FakeKubeServer,
     kube: KubeClient,
     monitor: PodMonitor,
 ) -> None:
@@ -226,7 +225,7 @@ def test_status_of_a_missing_pod_is_a_404_api_error(monitor: PodMonitor) -> None
 
 # -- metrics ---------------------------------------------------------------------------------------
 def test_pod_counts_cover_every_phase_including_unknown(
-    fake_kube: FakeKubeServer,  # noqa: F811
+    fake_kube: FakeKubeServer,
     kube: KubeClient,
     monitor: PodMonitor,
 ) -> None:
@@ -368,7 +367,7 @@ def test_max_age_must_be_a_positive_finite_number(monitor: PodMonitor, bad: Any)
 
 
 def test_a_dry_run_reports_what_it_would_delete_and_deletes_nothing(
-    fake_kube: FakeKubeServer,  # noqa: F811
+    fake_kube: FakeKubeServer,
     kube: KubeClient,
     monitor: PodMonitor,
 ) -> None:
@@ -384,7 +383,7 @@ def test_a_dry_run_reports_what_it_would_delete_and_deletes_nothing(
 
 
 def test_a_pod_that_is_already_gone_when_deleted_is_not_an_error(
-    fake_kube: FakeKubeServer,  # noqa: F811
+    fake_kube: FakeKubeServer,
     kube: KubeClient,
     monitor: PodMonitor,
 ) -> None:
@@ -399,7 +398,7 @@ def test_a_pod_that_is_already_gone_when_deleted_is_not_an_error(
 
 
 def test_a_server_error_during_delete_is_collected_logged_and_the_sweep_continues(
-    fake_kube: FakeKubeServer,  # noqa: F811
+    fake_kube: FakeKubeServer,
     kube: KubeClient,
     monitor: PodMonitor,
     caplog: pytest.LogCaptureFixture,
@@ -419,7 +418,7 @@ def test_a_server_error_during_delete_is_collected_logged_and_the_sweep_continue
 
 
 def test_a_simulated_pod_that_ran_to_completion_just_now_is_kept(
-    fake_kube: FakeKubeServer,  # noqa: F811
+    fake_kube: FakeKubeServer,
     kube: KubeClient,
     monitor: PodMonitor,
 ) -> None:

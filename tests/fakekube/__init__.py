@@ -1,0 +1,41 @@
+"""fakekube: a fake Kubernetes API server (standard library only) for tests and benchmarks.
+
+Start one in-process with :class:`FakeKubeServer` (or the ``fake_kube`` pytest fixture from
+:mod:`tests.fakekube.fixtures`), or out of process with ``python -m tests.fakekube --port 0``; talk to it with the
+official ``kubernetes`` client over real HTTP.  See the module docstrings for the exact semantics modelled.
+"""
+
+from .admission import Admission, PodQuota, pod_security_violations
+from .behavior import ANNOTATION_PREFIX, OUTCOMES, Behavior, BehaviorPolicy, default_behavior
+from .cluster import Cluster, wait_for
+from .config import ClusterConfig
+from .errors import ApiError
+from .faults import FaultRule, Faults
+from .nodes import DEFAULT_NODE, NodeSpec, Taint
+from .server import FakeKubeServer
+from .stats import PodRecord, Stats
+from .store import Store
+
+__all__ = [
+    "ANNOTATION_PREFIX",
+    "DEFAULT_NODE",
+    "OUTCOMES",
+    "Admission",
+    "ApiError",
+    "Behavior",
+    "BehaviorPolicy",
+    "Cluster",
+    "ClusterConfig",
+    "FakeKubeServer",
+    "FaultRule",
+    "Faults",
+    "NodeSpec",
+    "PodQuota",
+    "PodRecord",
+    "Stats",
+    "Store",
+    "Taint",
+    "default_behavior",
+    "pod_security_violations",
+    "wait_for",
+]

@@ -1,0 +1,349 @@
+"""The scheduler + kubelet simulation: one background thread, a time-ordered heap, store events as input.
+
+Like the real control plane it learns about pods and nodes from the store's event stream (an in-process watcher),
+so API writes never block on it.  Per pod (see :mod:`.lifecycle` for the exact status written)::
+
+    created --schedule_delay--> bound to a node (or Unschedulable, retried whenever capacity frees or nodes change;
+    higher-priority pods may preempt) --start_delay--> Running (or stuck Pending on an image/config error)
+    --run_seconds--> Succeeded / Failed (restartPolicy Always/OnFailure restart the container instead)
+
+Deleting a bound, running pod with a deletion delay configured shows deletionTimestamp first and disappears after
+the delay; terminal and unbound pods vanish at once (that part is decided by the API handler).  Terminal pods free
+their node resources, as with the real scheduler.
+
+Thread safety: every state change happens under ``self._lock``; lock order is kubelet -> store -> watcher queue.
+Store events are drained only while holding that lock, so they are handled strictly in resourceVersion order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import itertools
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from . import lifecycle
+from .behavior import HANG, Behavior, BehaviorPolicy, default_behavior
+from .config import ClusterConfig
+from .errors import ApiError
+from .nodes import NodeView
+from .pods import DEFAULT_SCHEDULER, pod_requests, rfc3339
+from .recorder import EventRecorder
+from .scheduler import NodeState, PodState
+from .scheduling import SchedulingMixin
+from .store import Store
+from .watchers import ADDED, DELETED, WatchEvent
+
+_MAX_BATCH = 2000
+
+
+class Kubelet(SchedulingMixin):
+    def __init__(self, store: Store, config: Callable[[], ClusterConfig]) -> None:
+        self.store = store
+        self._config = config
+        self.behavior: BehaviorPolicy = default_behavior
+        self.errors: list[str] = []  # behaviour callables that raised, unexpected failures
+        self._lock = threading.RLock()
+        self._inbox = store.subscribe(["pods", "nodes"])
+        self._heap: list[tuple[float, int, str, str, int]] = []  # (due, seq, action, uid, epoch)
+        self._seq = itertools.count()
+        self._pods: dict[str, PodState] = {}
+        self._by_key: dict[tuple[str, str], str] = {}
+        self._nodes: dict[str, NodeState] = {}
+        self._unschedulable: dict[str, PodState] = {}
+        self._logs: dict[str, list[str]] = {}
+        self._recorder = EventRecorder(store, config)
+        self._retry_pending = False
+        self._paused = False
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="fakekube-kubelet", daemon=True)
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._inbox.wake()
+        self._thread.join(timeout=5)
+        self.store.unsubscribe(self._inbox)
+
+    def _loop(self) -> None:
+        while not self._stopping:
+            self._inbox.wait(self._next_timeout())
+            try:
+                with self._lock:
+                    self._drain()
+                    if not self._paused:
+                        self._run_due(time.monotonic())
+            except Exception:  # pragma: no cover - keep the simulation alive, report the bug
+                self.errors.append(traceback.format_exc())
+
+    def _next_timeout(self) -> float:
+        with self._lock:
+            if self._paused or not self._heap:
+                return 0.5
+            return min(0.5, max(0.0, self._heap[0][0] - time.monotonic()))
+
+    def _drain(self) -> None:
+        for event in self._inbox.take(0):
+            self._on_event(event)
+
+    def _run_due(self, now: float, *, force: bool = False) -> int:
+        done = 0
+        while self._heap and (force or self._heap[0][0] <= now) and done < _MAX_BATCH:
+            _, _, action, uid, epoch = heapq.heappop(self._heap)
+            done += 1
+            if action == "retry":
+                self._retry_pending = False
+                self._retry_unschedulable()
+                continue
+            state = self._pods.get(uid)
+            if state is not None and state.epoch == epoch:
+                self._act(action, state)
+        return done
+
+    def _push(self, delay: float, action: str, state: PodState | None = None) -> None:
+        if state is not None:
+            state.epoch += 1
+        uid, epoch = (state.uid, state.epoch) if state is not None else ("", 0)
+        heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), action, uid, epoch))
+
+    def _act(self, action: str, state: PodState) -> None:
+        if action == "schedule":
+            self._try_schedule(state)
+        elif action == "start":
+            self._start(state)
+        elif action == "finish":
+            self._finish(state)
+        elif action == "remove":
+            self._delete(state, graceful=False)
+
+    # --------------------------------------------------------- store events
+    def _on_event(self, event: WatchEvent) -> None:
+        obj = event.new.obj
+        if event.kind == "nodes":
+            name = obj["metadata"]["name"]
+            if event.type == DELETED:
+                self._nodes.pop(name, None)
+            else:
+                view = NodeView.from_object(obj)
+                if name in self._nodes:
+                    self._nodes[name].view = view
+                else:
+                    self._nodes[name] = NodeState(view)
+                self._request_retry()
+            return
+        uid = obj["metadata"]["uid"]
+        if event.type == ADDED:
+            self._admit(obj)
+        elif event.type == DELETED:
+            self._forget(uid)
+        elif obj["metadata"].get("deletionTimestamp") and uid in self._pods:
+            state = self._pods[uid]
+            if state.stage != "terminating":
+                self._begin_termination(state, obj)
+
+    def _admit(self, pod: dict[str, Any]) -> None:
+        meta, spec = pod["metadata"], pod["spec"]
+        try:
+            behavior = self.behavior(pod)
+        except Exception:
+            self.errors.append(f"behavior failed for {meta['namespace']}/{meta['name']}:\n{traceback.format_exc()}")
+            behavior = Behavior()
+        state = PodState(
+            meta["namespace"],
+            meta["name"],
+            meta["uid"],
+            time.monotonic(),
+            int(spec.get("priority") or 0),
+            pod_requests(pod),
+            spec,
+            behavior,
+        )
+        self._pods[state.uid] = state
+        self._by_key[state.key] = state.uid
+        if spec.get("nodeName") or spec.get("schedulerName", DEFAULT_SCHEDULER) == DEFAULT_SCHEDULER:
+            self._push(self._config().schedule_delay, "schedule", state)
+
+    def _forget(self, uid: str) -> None:
+        state = self._pods.pop(uid, None)
+        if state is None:
+            return
+        if self._by_key.get(state.key) == uid:
+            del self._by_key[state.key]
+        self._unschedulable.pop(uid, None)
+        self._logs.pop(uid, None)
+        self._release(state)
+        for waiting in self._unschedulable.values():
+            waiting.victims.discard(state.key)
+
+    # ------------------------------------------------------------- kubelet
+    def _start(self, state: PodState) -> None:
+        if state.stage != "bound":
+            return
+        behavior = state.behavior
+        image = str((state.spec.get("containers") or [{}])[0].get("image", ""))
+        if behavior.stuck_waiting:
+            state.stage = "waiting"
+            reason, message = behavior.waiting(image)
+            self._write(state, lifecycle.waiting_mutation(reason, message))
+            if reason in ("ErrImagePull", "InvalidImageName"):
+                self._emit(state, "Pulling", f'Pulling image "{image}"')
+                self._emit(state, "Failed", message, warning=True)
+            self._emit(
+                state, "Failed", f"Error: {reason}" if reason != "CreateContainerConfigError" else message, warning=True
+            )
+            return
+        state.stage, state.started_at = "running", time.time()
+        self._write(state, lifecycle.running_mutation(state.started_at))
+        self._logs[state.uid] = list(behavior.log)
+        for container in state.spec.get("containers") or []:
+            self._emit(state, "Started", f"Started container {container['name']}")
+        if behavior.outcome != HANG:
+            self._push(self._run_seconds(state), "finish", state)
+
+    def _run_seconds(self, state: PodState) -> float:
+        run = state.behavior.run_seconds
+        return self._config().run_seconds if run is None else run
+
+    def _finish(self, state: PodState) -> None:
+        if state.stage != "running":
+            return
+        code, reason = state.behavior.final_exit_code, state.behavior.terminated_reason
+        policy = state.spec.get("restartPolicy", "Always")
+        if policy == "Always" or (policy == "OnFailure" and code != 0):
+            state.restarts += 1
+            self._write(state, lifecycle.restart_mutation(code, reason, state.restarts))
+            if code != 0:
+                self._emit(state, "BackOff", "Back-off restarting failed container", warning=True)
+            self._push(self._run_seconds(state), "finish", state)
+            return
+        state.stage = "terminated"
+        if code != 0:
+            self._logs.setdefault(state.uid, []).append(f"exit code {code}")
+        self._write(state, lifecycle.terminated_mutation(code, reason))
+        self._release(state)
+
+    def _begin_termination(self, state: PodState, pod: dict[str, Any]) -> None:
+        previous, state.stage = state.stage, "terminating"
+        if previous in ("bound", "waiting", "running"):
+            for container in state.spec.get("containers") or []:
+                self._emit(state, "Killing", f"Stopping container {container['name']}")
+        grace = pod["metadata"].get("deletionGracePeriodSeconds")
+        delay = self._config().deletion_delay
+        self._push(delay if grace is None else min(delay, float(grace)), "remove", state)
+
+    def _delete(self, state: PodState, *, graceful: bool) -> None:
+        """Remove the pod object; ``graceful`` with a deletion delay sets deletionTimestamp instead."""
+        delay = self._config().deletion_delay
+        try:
+            if graceful and delay > 0:
+                grace = int(state.spec.get("terminationGracePeriodSeconds", 30))
+
+                def mark(pod: dict[str, Any]) -> dict[str, Any]:
+                    pod["metadata"].update(
+                        deletionTimestamp=rfc3339(time.time() + grace), deletionGracePeriodSeconds=grace
+                    )
+                    return pod
+
+                self.store.update("pods", state.namespace, state.name, mark, uid=state.uid)
+            else:
+                self.store.delete("pods", state.namespace, state.name, uid=state.uid)
+        except ApiError:
+            pass  # already gone or replaced by a namesake
+
+    # ------------------------------------------------------------- helpers
+    def _emit(
+        self, state: PodState, reason: str, message: str, *, warning: bool = False, component: str = "kubelet"
+    ) -> None:
+        self._recorder.emit(state, reason, message, warning=warning, component=component)
+
+    def _write(self, state: PodState, mutate: lifecycle.Mutation) -> dict[str, Any] | None:
+        try:
+            return self.store.update("pods", state.namespace, state.name, mutate, uid=state.uid).obj
+        except ApiError:
+            return None  # deleted meanwhile; its DELETED event will clean up
+
+    # ------------------------------------------------------- test controls
+    def pause(self) -> None:
+        """Freeze time for the simulation: nothing scheduled happens until :meth:`resume` (or step/flush)."""
+        with self._lock:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+        self._inbox.wake()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def step(self, namespace: str, name: str) -> str:
+        """Perform a pod's next transition now, ignoring delays and pause; returns the new stage."""
+        with self._lock:
+            state = self._state(namespace, name)
+            action = {
+                "pending": "schedule",
+                "unschedulable": "schedule",
+                "bound": "start",
+                "running": "finish",
+                "terminating": "remove",
+            }.get(state.stage)
+            if action is not None:
+                self._act(action, state)
+            return state.stage
+
+    def complete(self, namespace: str, name: str, outcome: str = "succeed", exit_code: int | None = None) -> None:
+        """Force a pod to end now with ``outcome`` (scheduling/starting it first if needed)."""
+        with self._lock:
+            state = self._state(namespace, name)
+            state.behavior = dataclasses.replace(state.behavior, outcome=outcome, exit_code=exit_code)
+            state.spec = {**state.spec, "restartPolicy": "Never"}
+            for _ in range(3):
+                if state.stage in ("pending", "unschedulable", "bound"):
+                    self.step(namespace, name)
+            if state.stage == "waiting":  # an image error "resolved" by hand
+                state.stage = "running"
+            self._finish(state)
+
+    def flush(self, max_actions: int = 100_000) -> int:
+        """Run every queued action now, in due order, including the ones they queue (bounded)."""
+        done = 0
+        with self._lock:
+            self._drain()
+            while self._heap and done < max_actions:
+                done += self._run_due(0.0, force=True)
+                self._drain()
+        return done
+
+    def _state(self, namespace: str, name: str) -> PodState:
+        self._drain()
+        uid = self._by_key.get((namespace, name))
+        if uid is None:
+            raise KeyError(f"no such pod {namespace}/{name}")
+        return self._pods[uid]
+
+    def stage(self, namespace: str, name: str) -> str | None:
+        with self._lock:
+            uid = self._by_key.get((namespace, name))
+            return None if uid is None else self._pods[uid].stage
+
+    def logs(self, namespace: str, name: str) -> list[str] | None:
+        """Log lines so far (None: the container has not started)."""
+        with self._lock:
+            uid = self._by_key.get((namespace, name))
+            return None if uid is None or uid not in self._logs else list(self._logs[uid])
+
+    def running(self) -> list[PodState]:
+        with self._lock:
+            return [s for s in self._pods.values() if s.stage == "running"]
+
+    def node_usage(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {name: dict(state.used) for name, state in self._nodes.items()}
