@@ -25,8 +25,8 @@ from decimal import Decimal
 from typing import Any
 
 from executor import quantity
-from executor.config import Tier
-from executor.errors import QuantityError
+from executor.config import ExecutorConfig, Tier
+from executor.errors import ExecutorError, QuantityError
 
 Resources = dict[str, Decimal]
 _TERMINAL = ("Succeeded", "Failed")
@@ -170,3 +170,41 @@ def choose_tier(
         if any(eligible(node, placement) and _fits(remaining.get(node.name, {}), need) for node in nodes):
             return tier
     return candidates[-1]
+
+
+def tier_placements(config: ExecutorConfig, load_spec: Any) -> dict[str, Placement]:
+    """Each tier's placement: its template's nodeSelector/tolerations plus the config's defaults.
+
+    ``load_spec(ref)`` returns a template's spec; tiers whose template cannot be loaded are left
+    out (their pods fail at launch with the template error anyway).
+    """
+    out = {}
+    for tier in config.tiers:
+        try:
+            spec = load_spec(tier.pod_template or config.pod_template_file)
+        except ExecutorError:
+            continue
+        selector = {**dict(config.worker_node_selector), **(spec.get("nodeSelector") or {})}
+        tolerations = tuple(spec.get("tolerations") or ()) + tuple(t.to_k8s() for t in config.worker_tolerations)
+        out[tier.name] = Placement(selector, tolerations)
+    return out
+
+
+def auto_tier(
+    config: ExecutorConfig,
+    nodes: Sequence[Node] | None,
+    placements: Mapping[str, Placement],
+    active_pods: Iterable[Mapping[str, Any]],
+    launching_tiers: Iterable[str | None],
+) -> str:
+    """The tier for a ``tier: auto`` task now; ``default_tier`` when node capacity is unknown."""
+    if not nodes:
+        return config.default_tier
+    pods = list(active_pods)
+    free = free_capacity(nodes, pods)
+    unbound = [(pod_requests(p), placement_of(p)) for p in pods if not (p.get("spec") or {}).get("nodeName")]
+    for name in launching_tiers:
+        if name is not None and name in placements:
+            unbound.append((tier_requests(config.tier(name)), placements[name]))
+    tier = choose_tier(config.tiers, nodes, free, placements, unbound)
+    return tier.name if tier is not None else config.default_tier

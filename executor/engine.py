@@ -1,9 +1,10 @@
 """The scheduler engine: tasks in, pods out, outcomes recorded exactly once.
 
 Threads and ownership
-    One *loop* thread owns all task state; every other thread (watcher, launcher workers, the
-    auxiliary pool that reads logs and deletes pods, the intake poller) only posts messages to
-    its inbox.  No locks guard task state because only one thread touches it.
+    One *loop* thread owns all task state (:class:`~executor.records.TaskBook`); every other
+    thread - the watcher, the launcher workers, the auxiliary pool that reads logs and deletes
+    pods, the intake poller, the node poller - only posts messages to its inbox.  No locks guard
+    task state because only one thread touches it.
 
 Life of a task
     QUEUED -> LAUNCHING (a create is in flight) -> PENDING (the pod exists) -> RUNNING ->
@@ -24,65 +25,33 @@ Exactly once
 
 from __future__ import annotations
 
-import enum
 import logging
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from executor import capacity, identity, placeholders
+from executor import capacity, identity
 from executor.config import ExecutorConfig
 from executor.errors import KubeApiError
 from executor.kube import KubeClient
 from executor.launcher import PLACEHOLDER_PRIORITY, Launcher, LaunchJob
 from executor.metrics import EngineMetrics
+from executor.placeholders import PlaceholderPool
 from executor.podfactory import build_pod
 from executor.podstate import PodStatus, pod_status
+from executor.records import FINAL, Record, State, TaskBook
 from executor.results import FAILED, SUCCESS, MemorySink, ResultSink, TaskResult
 from executor.retry import RetryPolicy, TokenBucket, call_with_retry
-from executor.task import AUTO_TIER, Task, TaskKey
+from executor.task import AUTO_TIER, Task
 from executor.templates import TemplateStore
 from executor.watcher import Watcher
 
 log = logging.getLogger(__name__)
-
-
-class State(enum.Enum):
-    QUEUED = "queued"
-    LAUNCHING = "launching"
-    PENDING = "pending"
-    RUNNING = "running"
-    FINISHING = "finishing"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-ACTIVE = frozenset({State.LAUNCHING, State.PENDING, State.RUNNING})
-FINAL = frozenset({State.SUCCEEDED, State.FAILED})
-
-
-@dataclass(eq=False)
-class Record:
-    """The loop thread's view of one task (mutable, private to the loop)."""
-
-    key: TaskKey
-    pod_name: str
-    task: Task | None
-    state: State
-    queued_at: float
-    tier: str | None = None
-    launched_at: float | None = None
-    created_at: float | None = None
-    created_rv: int = 0
-    pod: dict[str, Any] | None = None
-    unschedulable: str | None = None
-    cleaning: bool = False
 
 
 @dataclass
@@ -108,10 +77,6 @@ def _rv(pod: dict[str, Any]) -> int:
         return 0
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Engine:
     def __init__(
         self,
@@ -135,31 +100,20 @@ class Engine:
         self.clock = clock
         self.namespace = config.namespace
         self.inbox: queue.SimpleQueue[tuple[str, tuple[Any, ...]]] = queue.SimpleQueue()
-        self.records: dict[str, Record] = {}
-        self.by_key: dict[TaskKey, Record] = {}
-        self.counts = dict.fromkeys(State, 0)
-        self._queue: deque[Record] = deque()
-        self._pending: set[str] = set()
-        self._launching: set[str] = set()
-        self.placeholders: dict[str, bool] = {}  # name -> pod seen (False: create in flight)
-        self._placeholders_deleting: set[str] = set()
-        self._cleanups = 0  # cleanup jobs in flight (an int: safe to read from other threads)
-        self._intake_busy = False
-        self._intake_scans = 0
-        self._placeholder_pause_until = 0.0
-        self._nodes: list[capacity.Node] | None = None
+        self.book = TaskBook()
+        self.placeholders = PlaceholderPool(config, templates, backoff=self.options.placeholder_backoff)
+        self.nodes: list[capacity.Node] | None = None  # None until listed (or when forbidden)
         self._placements: dict[str, capacity.Placement] = {}
         self.synced = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._heartbeat = clock()
-        self._last_timeouts = 0.0
-        self._last_placeholders = 0.0
-        self.selector = identity.instance_selector(config.scheduler_instance_id)
+        self._last_timeouts = self._last_placeholders = 0.0
+        self._intake_busy, self._intake_scans = False, 0
         self.watcher = Watcher(
             kube,
             self.namespace,
-            self.selector,
+            identity.instance_selector(config.scheduler_instance_id),
             on_event=lambda kind, pod: self.post("event", kind, pod),
             on_relist=lambda items, rv: self.post("relist", items, rv),
             on_restart=lambda cause: self.metrics.watch_restarts.labels(cause=cause).inc(),
@@ -187,7 +141,7 @@ class Engine:
         self.post("submit", task)
 
     def start(self) -> None:
-        self._placements = self._tier_placements()
+        self._placements = capacity.tier_placements(self.config, lambda ref: self.templates.load(ref).get("spec") or {})
         self.watcher.start()
         self.launcher.start()
         self._spawn(self._loop, "engine-loop")
@@ -212,10 +166,15 @@ class Engine:
         return self.synced.is_set() and self.watcher.connected.is_set()
 
     def idle(self) -> bool:
-        """No task queued, active or finishing, nothing left in the inbox, no cleanup running."""
-        busy = sum(self.counts[s] for s in (State.QUEUED, *ACTIVE, State.FINISHING))
+        """Nothing queued, active, finishing or being cleaned up, and the intake has been read."""
         intake_done = self.intake is None or (self._intake_scans > 0 and not self._intake_busy)
-        return self.synced.is_set() and intake_done and busy == 0 and self.inbox.empty() and self._cleanups == 0
+        return (
+            self.synced.is_set()
+            and intake_done
+            and self.book.busy() == 0
+            and self.inbox.empty()
+            and self.book.cleanups == 0
+        )
 
     def wait_idle(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -224,6 +183,10 @@ class Engine:
                 return True
             time.sleep(0.02)
         return self.idle()
+
+    def snapshot(self) -> dict[str, int]:
+        """Task counts by state (read from another thread: approximate, for tests and health)."""
+        return {**self.book.snapshot(), "placeholders": len(self.placeholders)}
 
     # -- threads ------------------------------------------------------------------------------
     def _spawn(self, target: Callable[[], None], name: str) -> None:
@@ -285,53 +248,36 @@ class Engine:
                 log.info("node list failed: %s", exc)
             self._stop.wait(self.options.node_refresh_interval)
 
-    # -- message handling ---------------------------------------------------------------------
+    # -- messages -------------------------------------------------------------------------------
     def _handle(self, kind: str, *args: Any) -> None:
-        if kind == "event":
-            self._observe(args[1], deleted=args[0] == "DELETED")
-        elif kind == "launched":
-            self._on_launched(args[0], args[1])
-        elif kind == "submit":
-            self._on_submit(args[0])
-        elif kind == "finished":
-            self._on_finished(args[0], args[1])
-        elif kind == "cleaned":
-            self._on_cleaned(args[0])
-        elif kind == "launch_failed":
-            self._on_launch_failed(*args)
-        elif kind == "relist":
-            self._on_relist(args[0], args[1])
-        elif kind == "nodes":
-            self._nodes = args[0]
-        elif kind == "placeholder_gone":
-            self._placeholders_deleting.discard(args[0])
+        handlers: dict[str, Callable[..., None]] = {
+            "event": self._on_event,
+            "launched": self._on_launched,
+            "submit": self._on_submit,
+            "finished": self._on_finished,
+            "cleaned": self._on_cleaned,
+            "launch_failed": self._on_launch_failed,
+            "relist": self._on_relist,
+            "nodes": self._on_nodes,
+            "placeholder_gone": self.placeholders.delete_done,
+        }
+        handler = handlers.get(kind)
+        if handler is not None:
+            handler(*args)
 
-    def _set_state(self, rec: Record, state: State) -> None:
-        self.counts[rec.state] -= 1
-        self.counts[state] += 1
-        for bucket, member in ((self._pending, State.PENDING), (self._launching, State.LAUNCHING)):
-            if state is member:
-                bucket.add(rec.pod_name)
-            else:
-                bucket.discard(rec.pod_name)
-        rec.state = state
+    def _on_event(self, kind: str, pod: dict[str, Any]) -> None:
+        self._observe(pod, deleted=kind == "DELETED")
 
-    def _register(self, rec: Record) -> None:
-        self.records[rec.pod_name] = rec
-        self.by_key[rec.key] = rec
-        self.counts[rec.state] += 1
-        if rec.state is State.PENDING:
-            self._pending.add(rec.pod_name)
+    def _on_nodes(self, nodes: list[capacity.Node]) -> None:
+        self.nodes = nodes
 
     def _on_submit(self, task: Task) -> None:
-        if task.key in self.by_key:
+        if self.book.knows(task.key):
             return
         if self.sink.has_result(task.key):
             log.info("task %s already has a result; not relaunching", task.key)
             return
-        rec = Record(task.key, identity.pod_name(task.key), task, State.QUEUED, self.clock())
-        self._register(rec)
-        self._queue.append(rec)
+        self.book.add(Record(task.key, identity.pod_name(task.key), task, State.QUEUED, self.clock()))
 
     def _on_relist(self, items: list[dict[str, Any]], resource_version: str) -> None:
         try:
@@ -340,14 +286,13 @@ class Engine:
             listed_rv = -1
         seen = set()
         for pod in items:
-            seen.add((pod.get("metadata") or {}).get("name"))
+            seen.add((pod.get("metadata") or {}).get("name", ""))
             self._observe(pod)
-        for name, rec in list(self.records.items()):
-            if rec.state in (State.PENDING, State.RUNNING) and name not in seen and 0 <= rec.created_rv <= listed_rv:
+        for rec in list(self.book.records.values()):
+            gone = rec.pod_name not in seen and 0 <= rec.created_rv <= listed_rv
+            if rec.state in (State.PENDING, State.RUNNING) and gone:
                 self._fail(rec, "PodDeleted", "the pod disappeared while the watch was down")
-        for name, was_seen in list(self.placeholders.items()):
-            if was_seen and name not in seen:
-                del self.placeholders[name]
+        self.placeholders.relisted(seen)
         if not self.synced.is_set():
             log.info("initial sync: %d pods of this executor found", len(items), extra={"event": "synced"})
         self.synced.set()
@@ -357,9 +302,9 @@ class Engine:
         name = metadata.get("name", "")
         labels = metadata.get("labels") or {}
         if labels.get(identity.LABEL_PLACEHOLDER) == "True":
-            self._observe_placeholder(name, pod, deleted)
+            self.placeholders.observe(name, pod, deleted)
             return
-        rec = self.records.get(name)
+        rec = self.book.get(name)
         if rec is None:
             if deleted or labels.get(identity.LABEL_DONE) == "True" or metadata.get("deletionTimestamp"):
                 return
@@ -382,7 +327,7 @@ class Engine:
         elif deleted:
             self._fail(rec, "PodDeleted", "the pod was deleted before it finished (evicted, preempted or by hand)")
         elif status.phase == "Running" and rec.state is State.PENDING:
-            self._set_state(rec, State.RUNNING)
+            self.book.set_state(rec, State.RUNNING)
             if rec.task is not None:
                 self.metrics.start_latency.observe(max(0.0, self.clock() - rec.queued_at))
         elif status.phase == "Pending":
@@ -394,7 +339,7 @@ class Engine:
     def _mark_created(self, rec: Record, pod: dict[str, Any]) -> None:
         rec.created_at = self.clock()
         rec.created_rv = _rv(pod)
-        self._set_state(rec, State.PENDING)
+        self.book.set_state(rec, State.PENDING)
 
     def _adopt(self, pod: dict[str, Any]) -> Record | None:
         """A pod of this instance we did not know (a restart): track it, or just clean it up."""
@@ -403,27 +348,22 @@ class Engine:
         if key is None:
             log.warning("pod %s carries executor labels but no task annotations; ignoring", metadata.get("name"))
             return None
-        rec = Record(
-            key,
-            metadata["name"],
-            None,
-            State.PENDING,
-            self.clock(),
-            tier=(metadata.get("labels") or {}).get(identity.LABEL_TIER),
-        )
+        tier = (metadata.get("labels") or {}).get(identity.LABEL_TIER)
+        rec = Record(key, metadata["name"], None, State.PENDING, self.clock(), tier=tier)
         rec.created_at, rec.created_rv = self.clock(), _rv(pod)
         if self.sink.has_result(key):
             # Finished before a restart; only its cleanup may be missing.
-            rec.state = State.SUCCEEDED if pod_status(pod).phase == "Succeeded" else State.FAILED
-            self._register(rec)
-            self._cleanup(rec, delete=self._should_delete(rec.state is State.SUCCEEDED) or not pod_status(pod).terminal)
+            status = pod_status(pod)
+            rec.state = State.SUCCEEDED if status.phase == "Succeeded" else State.FAILED
+            self.book.add(rec)
+            self._cleanup(rec, delete=self._should_delete(rec.state is State.SUCCEEDED) or not status.terminal)
             return None
-        self._register(rec)
+        self.book.add(rec)
         log.info("adopted pod %s of task %s", rec.pod_name, key, extra={"event": "adopted"})
         return rec
 
     def _on_launched(self, name: str, pod: dict[str, Any]) -> None:
-        rec = self.records.get(name)
+        rec = self.book.get(name)
         if rec is None:
             return
         if rec.task is not None and rec.launched_at is not None:
@@ -437,17 +377,16 @@ class Engine:
     def _on_launch_failed(self, name: str, reason: str, message: str) -> None:
         if name in self.placeholders:
             log.warning("placeholder %s not created: %s %s", name, reason, message)
-            self.placeholders.pop(name, None)
-            self._placeholder_pause_until = self.clock() + self.options.placeholder_backoff
+            self.placeholders.create_failed(name, self.clock())
             return
-        rec = self.records.get(name)
+        rec = self.book.get(name)
         if rec is not None and rec.state is State.LAUNCHING:
             # A timed-out create may still have landed: delete by name, harmless if absent.
             self._fail(rec, reason, message, delete=reason == "CreationTimeout")
 
     # -- outcomes -------------------------------------------------------------------------------
     def _finish(self, rec: Record, pod: dict[str, Any], status: PodStatus) -> None:
-        self._set_state(rec, State.FINISHING)
+        self.book.set_state(rec, State.FINISHING)
         success = status.phase == "Succeeded"
         result = TaskResult(
             key=rec.key,
@@ -459,31 +398,28 @@ class Engine:
             tier=rec.tier or (pod.get("metadata", {}).get("labels") or {}).get(identity.LABEL_TIER, ""),
             node=status.node_name,
             started_at=status.started_at,
-            finished_at=status.finished_at or _now(),
+            finished_at=status.finished_at or datetime.now(UTC),
         )
         if success:
             self._on_finished(rec.pod_name, result)
-            return
-        self.aux.submit(self._read_log_then_post, result)
+        else:
+            self.aux.submit(self._read_log_then_post, result)
 
     def _read_log_then_post(self, result: TaskResult) -> None:
-        lines: tuple[str, ...] = ()
+        tail = self.options.log_tail_lines
         try:
-            text = self.kube.read_pod_log(self.namespace, result.pod_name, tail_lines=self.options.log_tail_lines)
-            lines = tuple(text.splitlines()[-self.options.log_tail_lines :])
+            lines = tuple(self.kube.read_pod_log(self.namespace, result.pod_name, tail_lines=tail).splitlines()[-tail:])
         except KubeApiError as exc:
             self.metrics.api_error(exc.status, "log")
             lines = (f"(logs unavailable: {exc})",)
-        self.post("finished", result.pod_name, _with_logs(result, lines))
+        self.post("finished", result.pod_name, replace(result, log_tail=lines))
 
     def _on_finished(self, name: str, result: TaskResult) -> None:
-        rec = self.records.get(name)
-        if rec is None or rec.state is not State.FINISHING:
-            return
-        if not self._record(rec, result):
+        rec = self.book.get(name)
+        if rec is None or rec.state is not State.FINISHING or not self._record(rec, result):
             return
         success = result.state == SUCCESS
-        self._set_state(rec, State.SUCCEEDED if success else State.FAILED)
+        self.book.set_state(rec, State.SUCCEEDED if success else State.FAILED)
         self._cleanup(rec, delete=self._should_delete(success))
 
     def _record(self, rec: Record, result: TaskResult) -> bool:
@@ -493,33 +429,26 @@ class Engine:
             log.exception("cannot record the result of %s; will retry", rec.key)
             threading.Timer(1.0, self.post, args=("finished", rec.pod_name, result)).start()
             return False
+        extra = {"pod": rec.pod_name, "reason": result.reason, "exit_code": result.exit_code}
         if result.state == SUCCESS:
             self.metrics.succeeded.inc()
-            log.info("task %s succeeded", rec.key, extra={"event": "task_succeeded", "pod": rec.pod_name})
+            log.info("task %s succeeded", rec.key, extra={"event": "task_succeeded", **extra})
         else:
             self.metrics.failed.labels(reason=result.reason).inc()
-            log.warning(
-                "task %s failed: %s %s",
-                rec.key,
-                result.reason,
-                result.message,
-                extra={"event": "task_failed", "pod": rec.pod_name, "exit_code": result.exit_code},
-            )
+            log.warning("task %s failed: %s", rec.key, result.message, extra={"event": "task_failed", **extra})
         return True
 
     def _fail(self, rec: Record, reason: str, message: str, *, delete: bool = True) -> None:
         """Fail a task whose pod is not terminal (or was never created)."""
-        result = TaskResult(
-            key=rec.key, state=FAILED, reason=reason, message=message, pod_name=rec.pod_name, tier=rec.tier or ""
-        )
+        result = TaskResult(rec.key, FAILED, reason, message, pod_name=rec.pod_name, tier=rec.tier or "")
         if not self._record(rec, result):
             return
         had_pod = rec.created_at is not None or rec.state is State.LAUNCHING
-        self._set_state(rec, State.FAILED)
+        self.book.set_state(rec, State.FAILED)
         if delete and had_pod:
             self._cleanup(rec, delete=True)
         else:
-            self._forget(rec)
+            self.book.forget(rec)
 
     def _should_delete(self, success: bool) -> bool:
         return self.config.delete_worker_pods if success else self.config.delete_worker_pods_on_failure
@@ -527,7 +456,7 @@ class Engine:
     def _cleanup(self, rec: Record, *, delete: bool) -> None:
         """Delete the pod, or label it done so no scheduler processes it again."""
         if not rec.cleaning:
-            self._cleanups += 1
+            self.book.cleanups += 1
         rec.cleaning = True
         self.aux.submit(self._cleanup_job, rec.pod_name, delete)
 
@@ -547,96 +476,59 @@ class Engine:
         self.post("cleaned", name)
 
     def _on_cleaned(self, name: str) -> None:
-        rec = self.records.get(name)
+        rec = self.book.get(name)
         if rec is not None and rec.cleaning:
-            self._cleanups -= 1
+            self.book.cleanups -= 1
             rec.cleaning = False
             if rec.state in FINAL:
-                self._forget(rec)
-
-    def _forget(self, rec: Record) -> None:
-        """Drop a finished task from memory; the sink remembers it."""
-        self.records.pop(rec.pod_name, None)
-        if self.by_key.get(rec.key) is rec:
-            del self.by_key[rec.key]
-        self.counts[rec.state] -= 1
-        self._pending.discard(rec.pod_name)
-        self._launching.discard(rec.pod_name)
+                self.book.forget(rec)
 
     # -- dispatch, timeouts, placeholders ---------------------------------------------------------
-    def _active(self) -> int:
-        return sum(self.counts[s] for s in ACTIVE)
-
     def _dispatch(self) -> None:
-        room = self.config.worker_pods_max - self._active()
-        while room > 0 and self._queue:
-            rec = self._queue.popleft()
-            if rec.state is not State.QUEUED or rec.task is None:
-                continue
+        room = self.config.worker_pods_max - self.book.active()
+        while room > 0:
+            rec = self.book.next_queued()
+            if rec is None or rec.task is None:
+                return
             task = rec.task
-            tier_name = self._choose_auto_tier() if task.overrides.tier == AUTO_TIER else task.overrides.tier
-            rec.tier = tier_name
-            rec.launched_at = self.clock()
-            self._set_state(rec, State.LAUNCHING)
-            deadline = rec.launched_at + self.config.pod_creation_timeout
+            tier = self._auto_tier() if task.overrides.tier == AUTO_TIER else task.overrides.tier
+            rec.tier, rec.launched_at = tier, self.clock()
+            self.book.set_state(rec, State.LAUNCHING)
 
-            def build(task: Task = task, tier_name: str | None = tier_name) -> dict[str, Any]:
-                return build_pod(task, self.config, self.templates, tier_name=tier_name)
+            def build(task: Task = task, tier: str | None = tier) -> dict[str, Any]:
+                return build_pod(task, self.config, self.templates, tier_name=tier)
 
-            self.launcher.submit(LaunchJob(rec.pod_name, build, task, deadline))
+            self.launcher.submit(
+                LaunchJob(rec.pod_name, build, task, rec.launched_at + self.config.pod_creation_timeout)
+            )
             room -= 1
+
+    def _auto_tier(self) -> str:
+        launching = (rec.tier for rec in self.book.launching())
+        return capacity.auto_tier(self.config, self.nodes, self._placements, self.book.active_pods(), launching)
 
     def _check_timeouts(self, now: float) -> None:
         limit = self.config.max_pod_pending_timeout
         unschedulable = 0
-        for name in list(self._pending):
-            rec = self.records[name]
-            if rec.unschedulable:
-                unschedulable += 1
+        for rec in self.book.pending():
+            unschedulable += bool(rec.unschedulable)
             if rec.created_at is not None and now - rec.created_at > limit:
                 detail = rec.unschedulable or (pod_status(rec.pod).waiting_reason if rec.pod else None) or "not started"
                 self._fail(rec, "PendingTimeout", f"pod stayed Pending for more than {limit}s: {detail}")
         self.metrics.unschedulable.set(unschedulable)
         # Safety net for a launcher that never answered (it has its own deadline).
         grace = self.config.pod_creation_timeout + self.config.kube_request_timeout + 30
-        for name in list(self._launching):
-            rec = self.records[name]
+        for rec in self.book.launching():
             if rec.launched_at is not None and now - rec.launched_at > grace:
                 self._fail(rec, "CreationTimeout", f"pod creation did not finish within {grace}s")
 
-    def _observe_placeholder(self, name: str, pod: dict[str, Any], deleted: bool) -> None:
-        if deleted or (pod.get("metadata") or {}).get("deletionTimestamp"):
-            self.placeholders.pop(name, None)
-            if deleted:
-                self._placeholders_deleting.discard(name)
-        elif name in self._placeholders_deleting:
-            return
-        elif name in self.placeholders or placeholders.placeholder_index(name) is not None:
-            self.placeholders[name] = True
-
     def _reconcile_placeholders(self, now: float) -> None:
-        wanted = self.counts[State.QUEUED] + self._active()
-        desired = placeholders.desired_placeholders(self.config.worker_pods_min, self.config.worker_pods_max, wanted)
-        indexed = {placeholders.placeholder_index(n): n for n in self.placeholders}
-        for index in sorted((i for i in indexed if i is not None and i >= desired), reverse=True):
-            name = indexed[index]
-            self.placeholders.pop(name)
-            self._placeholders_deleting.add(name)
+        creations, deletions = self.placeholders.plan(now, self.book.wanted())
+        for name in deletions:
             self.aux.submit(self._delete_placeholder, name)
-        if now < self._placeholder_pause_until:
-            return
-        for index in range(desired):
-            if index in indexed:
-                continue
-            name = placeholders.placeholder_name(self.config.scheduler_instance_id, index)
-            self.placeholders[name] = False
-
-            def build(index: int = index) -> dict[str, Any]:
-                return placeholders.build_placeholder(self.config, self.templates, index)
-
-            self.launcher.submit(
-                LaunchJob(name, build, None, now + self.config.pod_creation_timeout), PLACEHOLDER_PRIORITY
-            )
+        for name, build in creations:
+            deadline = now + self.config.pod_creation_timeout
+            self.launcher.submit(LaunchJob(name, build, None, deadline), PLACEHOLDER_PRIORITY)
 
     def _delete_placeholder(self, name: str) -> None:
         try:
@@ -644,56 +536,11 @@ class Engine:
         except KubeApiError as exc:
             if exc.status != 404:
                 log.warning("cannot delete placeholder %s: %s", name, exc)
-            self.post("placeholder_gone", name)
+        self.post("placeholder_gone", name)
 
-    # -- capacity-aware tiers ------------------------------------------------------------------
-    def _tier_placements(self) -> dict[str, capacity.Placement]:
-        out = {}
-        for tier in self.config.tiers:
-            try:
-                spec = self.templates.load(tier.pod_template or self.config.pod_template_file).get("spec") or {}
-            except Exception as exc:
-                log.warning("tier %s: template not loadable (%s); placement unknown", tier.name, exc)
-                continue
-            selector = {**dict(self.config.worker_node_selector), **(spec.get("nodeSelector") or {})}
-            tolerations = tuple(spec.get("tolerations") or ()) + tuple(
-                t.to_k8s() for t in self.config.worker_tolerations
-            )
-            out[tier.name] = capacity.Placement(selector, tolerations)
-        return out
-
-    def _choose_auto_tier(self) -> str:
-        if not self._nodes:
-            return self.config.default_tier
-        pods = [rec.pod for rec in self.records.values() if rec.state in ACTIVE and rec.pod is not None]
-        free = capacity.free_capacity(self._nodes, pods)
-        unbound = [
-            (capacity.pod_requests(pod), capacity.placement_of(pod))
-            for pod in pods
-            if not (pod.get("spec") or {}).get("nodeName")
-        ]
-        for name in self._launching:
-            tier_name = self.records[name].tier
-            if tier_name in self._placements:
-                unbound.append((capacity.tier_requests(self.config.tier(tier_name)), self._placements[tier_name]))
-        tier = capacity.choose_tier(self.config.tiers, self._nodes, free, self._placements, unbound)
-        return tier.name if tier is not None else self.config.default_tier
-
-    # -- observability ----------------------------------------------------------------------------
     def _update_gauges(self) -> None:
-        self.metrics.queued.set(self.counts[State.QUEUED])
-        self.metrics.pending.set(self.counts[State.PENDING] + self.counts[State.LAUNCHING])
-        self.metrics.running.set(self.counts[State.RUNNING])
+        counts = self.book.counts
+        self.metrics.queued.set(counts[State.QUEUED])
+        self.metrics.pending.set(counts[State.PENDING] + counts[State.LAUNCHING])
+        self.metrics.running.set(counts[State.RUNNING])
         self.metrics.placeholders.set(len(self.placeholders))
-
-    def snapshot(self) -> dict[str, int]:
-        """Task counts by state (read from another thread: approximate, for tests and health)."""
-        out = {state.value: count for state, count in self.counts.items()}
-        out["placeholders"] = len(self.placeholders)
-        return out
-
-
-def _with_logs(result: TaskResult, lines: tuple[str, ...]) -> TaskResult:
-    from dataclasses import replace
-
-    return replace(result, log_tail=lines)

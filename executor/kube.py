@@ -52,8 +52,7 @@ class KubeClient:
         """A client for an unauthenticated API URL (tests, ``kubectl proxy``)."""
         configuration = k8s_client.Configuration()
         configuration.host = host
-        configuration.connection_pool_maxsize = pool_size
-        return cls(k8s_client.ApiClient(configuration), request_timeout=request_timeout)
+        return cls(_tuned(configuration, pool_size), request_timeout=request_timeout)
 
     @classmethod
     def from_settings(
@@ -77,8 +76,7 @@ class KubeClient:
         except (k8s_config.ConfigException, OSError) as exc:
             where = "in-cluster service account" if in_cluster else f"kubeconfig {config_file or '(default)'}"
             raise KubeApiError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
-        configuration.connection_pool_maxsize = pool_size
-        return cls(k8s_client.ApiClient(configuration), request_timeout=request_timeout)
+        return cls(_tuned(configuration, pool_size), request_timeout=request_timeout)
 
     def close(self) -> None:
         self.api.close()
@@ -214,6 +212,13 @@ class KubeClient:
         """metrics.k8s.io PodMetrics (KubeApiError 404 when the metrics API is not installed)."""
         path = f"/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods"
         return list(self.request("GET", path).get("items") or [])
+
+
+def _tuned(configuration: k8s_client.Configuration, pool_size: int) -> k8s_client.ApiClient:
+    """Pool size for the concurrent launchers; urllib3's own retries off (ours count and log them)."""
+    configuration.connection_pool_maxsize = pool_size
+    configuration.retries = False
+    return k8s_client.ApiClient(configuration)
 
 
 def _status_error(what: str, response: Any) -> KubeApiError:

@@ -13,7 +13,9 @@ a 409, and reconciling after a restart is a matter of comparing indices.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from typing import Any
 
 from executor import identity
@@ -88,3 +90,66 @@ def build_placeholder(config: ExecutorConfig, templates: TemplateStore, index: i
         },
         "spec": pod_spec,
     }
+
+
+class PlaceholderPool:
+    """Which placeholder pods exist or are being created, and what to change to reach the target.
+
+    Owned by the engine's loop thread.  ``plan`` returns the creations and deletions needed for
+    the current P(t); the engine carries them out and reports back through the other methods.
+    """
+
+    def __init__(self, config: ExecutorConfig, templates: TemplateStore, *, backoff: float = 30.0) -> None:
+        self.config = config
+        self.templates = templates
+        self.backoff = backoff
+        self.pods: dict[str, bool] = {}  # name -> seen in the cluster (False: create in flight)
+        self._deleting: set[str] = set()
+        self._pause_until = 0.0
+
+    def __len__(self) -> int:
+        return len(self.pods)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.pods
+
+    def observe(self, name: str, pod: dict[str, Any], deleted: bool) -> None:
+        if deleted or (pod.get("metadata") or {}).get("deletionTimestamp"):
+            self.pods.pop(name, None)
+            if deleted:
+                self._deleting.discard(name)
+        elif name not in self._deleting and placeholder_index(name) is not None:
+            self.pods[name] = True
+
+    def relisted(self, seen: set[str]) -> None:
+        for name, was_seen in list(self.pods.items()):
+            if was_seen and name not in seen:
+                del self.pods[name]
+
+    def create_failed(self, name: str, now: float) -> None:
+        """A create failed: forget it and pause creations (a quota or policy error would repeat)."""
+        self.pods.pop(name, None)
+        self._pause_until = now + self.backoff
+
+    def delete_done(self, name: str) -> None:
+        self._deleting.discard(name)
+
+    def plan(self, now: float, wanted: int) -> tuple[list[tuple[str, Callable[[], dict[str, Any]]]], list[str]]:
+        """(creations as (name, build), deletions) bringing the pool to N_min - P(t), capped by N_max."""
+        desired = desired_placeholders(self.config.worker_pods_min, self.config.worker_pods_max, wanted)
+        indexed = {placeholder_index(n): n for n in self.pods}
+        deletions = []
+        for index in sorted((i for i in indexed if i is not None and i >= desired), reverse=True):
+            name = indexed[index]
+            self.pods.pop(name)
+            self._deleting.add(name)
+            deletions.append(name)
+        creations: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+        if now >= self._pause_until:
+            for index in range(desired):
+                if index in indexed:
+                    continue
+                name = placeholder_name(self.config.scheduler_instance_id, index)
+                self.pods[name] = False
+                creations.append((name, functools.partial(build_placeholder, self.config, self.templates, index)))
+        return creations, deletions

@@ -106,7 +106,7 @@ def test_restarted_schedulers_reuse_existing_placeholders(cluster, make_engine):
 def test_auto_tier_picks_heavy_when_the_compute_pool_has_room(cluster, make_engine):
     sink = MemorySink()
     engine = make_engine(sink=sink)
-    cluster.cluster.wait_for(lambda: engine._nodes is not None, timeout=5)
+    cluster.cluster.wait_for(lambda: engine.nodes is not None, timeout=5)
     task = make_task("adaptive", tier="auto")
     engine.submit(task)
     assert engine.wait_idle(10)
@@ -134,7 +134,7 @@ def test_auto_tier_falls_back_when_the_compute_pool_is_full(cluster, make_engine
     )
     sink = MemorySink()
     engine = make_engine(sink=sink)
-    cluster.cluster.wait_for(lambda: engine._nodes is not None, timeout=5)
+    cluster.cluster.wait_for(lambda: engine.nodes is not None, timeout=5)
     task = make_task("adaptive", tier="auto")
     engine.submit(task)
     assert engine.wait_idle(10)
