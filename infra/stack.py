@@ -1,0 +1,76 @@
+"""The stack program: read the stack config once, build the platform, export its outputs.
+
+This is the only place that reads Pulumi config.  It collects the raw ``airflow-k8s:*`` values
+(plain keys with ``Config.get``, secrets only with ``Config.require_secret``), validates them
+with :func:`infra.stack_config.parse_stack_config` (which reports every bad key at once, unknown
+keys included), loads the pod templates from the project's ``pod_templates/`` with the
+executor's :class:`~executor.templates.TemplateStore`, and instantiates
+:class:`~infra.platform.AirflowK8sPlatform` with the default Kubernetes provider (configure it
+the usual way: ``kubernetes:context`` / ``KUBECONFIG``).
+
+The same function runs under ``pulumi up``/``preview`` (via the root ``__main__.py``) and under
+mocks for tests and the offline render (:mod:`infra.offline`), so what is reviewed offline is
+what gets deployed.  Configuration errors surface as :class:`pulumi.RunError`: one clean message,
+no traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+from executor.errors import ExecutorError
+from executor.templates import TemplateStore
+from infra.platform import AirflowK8sPlatform, PlatformArgs, PreflightError
+from infra.secrets import PlatformSecrets
+from infra.stack_config import PROJECT, SECRET_KEYS, StackConfig, StackConfigError, parse_stack_config
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def configured_keys() -> set[str]:
+    """Names (without ``airflow-k8s:``) of every project config key the stack sets."""
+    from pulumi.runtime import config as runtime_config  # the SDK has no public "list keys"
+
+    everything = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    prefix = f"{PROJECT}:"
+    return {key[len(prefix) :] for key in everything if key.startswith(prefix)}
+
+
+def read_config() -> tuple[StackConfig, PlatformSecrets]:
+    """The validated stack config and the secret Outputs; raises StackConfigError."""
+    config = pulumi.Config(PROJECT)
+    present = configured_keys()
+    raw = {key: config.get(key) for key in sorted(present) if key not in SECRET_KEYS}
+    stack = parse_stack_config(raw, secrets_set={key for key in SECRET_KEYS if key in present})
+    secrets = PlatformSecrets(
+        database_url=config.require_secret("databaseUrl"),
+        fernet_key=config.require_secret("fernetKey") if "fernetKey" in present else None,
+    )
+    return stack, secrets
+
+
+def load_templates(stack: StackConfig) -> dict[str, dict[str, Any]]:
+    """Every template of the stack's template directory, parsed and validated."""
+    directory = Path(stack.templates_dir)
+    if not directory.is_absolute():
+        directory = PROJECT_DIR / directory
+    store = TemplateStore(directory, logical_dir=stack.platform.executor.pod_template_dir)
+    return store.load_all()
+
+
+def main() -> AirflowK8sPlatform:
+    """Build the platform from the stack config and export its outputs."""
+    try:
+        stack, secrets = read_config()
+        for warning in stack.warnings:
+            pulumi.log.warn(warning)
+        templates = load_templates(stack)
+        platform = AirflowK8sPlatform(stack.platform_name, PlatformArgs(stack.platform, templates, secrets))
+    except (StackConfigError, PreflightError, ExecutorError) as exc:
+        raise pulumi.RunError(str(exc)) from exc
+    for key, value in platform.outputs().items():
+        pulumi.export(key, value)
+    return platform

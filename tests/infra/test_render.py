@@ -1,0 +1,254 @@
+"""Offline render: files, normalization, determinism, --diff, --check (own checks + checkov)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra import checkov
+from infra.checks import check_directory
+from infra.diff import diff_dirs
+from infra.render import OUTPUTS_FILE, PLACEHOLDER, RenderResult, load_stack_inputs, main, render
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUIRE_CHECKOV = os.environ.get("REQUIRE_CHECKOV") == "1"
+
+
+def _project(tmp_path: Path, **overrides: object) -> Path:
+    """A copy of the project files with ``overrides`` applied to Pulumi.dev.yaml."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "Pulumi.yaml", project)
+    stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    for key, value in overrides.items():
+        stack["config"][f"airflow-k8s:{key}"] = value
+    (project / "Pulumi.dev.yaml").write_text(yaml.safe_dump(stack))
+    return project
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RenderResult, str]:
+    out = tmp_path_factory.mktemp("render") / "dev"
+    out.mkdir()
+    (out / "stale-object.yaml").write_text("kind: Stale\n")
+    stream = io.StringIO()
+    result = render("dev", out, check=True, stream=stream)
+    return out, result, stream.getvalue()
+
+
+def test_dev_render_writes_one_file_per_object(dev: tuple[Path, RenderResult, str]) -> None:
+    out, result, summary = dev
+    files = sorted(p.name for p in out.iterdir())
+    assert "stale-object.yaml" not in files
+    assert len(files) == len(result.manifests) + 1 == 30
+    assert "deployment-airflow-dev-airflow-scheduler.yaml" in files
+    assert "nodepool-cluster-airflow-gpu.yaml" in files
+    assert "namespace-cluster-airflow-dev.yaml" in files
+    assert "Rendered stack airflow-k8s/dev: 29 objects" in summary
+    assert "placeholder used" in summary
+    outputs = json.loads((out / OUTPUTS_FILE).read_text())
+    assert outputs["namespace"] == "airflow-dev"
+    assert outputs["nodePoolNames"] == ["airflow-workers", "airflow-compute", "airflow-gpu"]
+
+
+def test_dev_render_passes_every_check(dev: tuple[Path, RenderResult, str]) -> None:
+    _, result, summary = dev
+    assert result.findings == [], "\n".join(map(str, result.findings))
+    report = result.checkov
+    assert report is not None
+    if not report.available:
+        assert not REQUIRE_CHECKOV, "REQUIRE_CHECKOV=1 but checkov was not found (set CHECKOV)"
+        pytest.skip("checkov not installed")
+    assert report.error is None, report.error
+    assert report.failed == []
+    assert sorted(f.check_id for f, _ in report.skipped) == ["CKV_K8S_38", "CKV_K8S_43"]
+    assert report.passed > 100
+    assert "checkov: " in summary and " 0 failed, 2 skipped" in summary
+    assert result.ok
+
+
+def test_numbers_are_ints_again_and_secrets_redacted(dev: tuple[Path, RenderResult, str]) -> None:
+    out, _, _ = dev
+    deployment = (out / "deployment-airflow-dev-airflow-scheduler.yaml").read_text()
+    assert "replicas: 1\n" in deployment and ": 1.0\n" not in deployment
+    assert "containerPort: 9102\n" in deployment
+    quota = yaml.safe_load((out / "resourcequota-airflow-dev-airflow-quota.yaml").read_text())
+    assert quota["spec"]["hard"]["pods"] == "12"
+    secret = (out / "secret-airflow-dev-airflow-secrets.yaml").read_text()
+    assert "database-url: <redacted>" in secret
+    assert PLACEHOLDER not in "".join(p.read_text() for p in out.iterdir())
+
+
+def test_render_is_deterministic(dev: tuple[Path, RenderResult, str], tmp_path: Path) -> None:
+    out, _, _ = dev
+    again = tmp_path / "again"
+    render("dev", again, stream=io.StringIO())
+    difference = diff_dirs(out, again)
+    assert difference.empty, difference.render()
+    assert difference.unchanged == 30
+
+
+def test_diff_reports_changed_added_and_removed(dev: tuple[Path, RenderResult, str], tmp_path: Path) -> None:
+    out, _, _ = dev
+    project = _project(tmp_path, workerPodsMax=6, capacityAwareTiers=False)
+    new = tmp_path / "new"
+    stream = io.StringIO()
+    render("dev", new, diff=out, project_dir=project, stream=stream)
+    difference = diff_dirs(out, new)
+    assert difference.added == []
+    assert difference.removed == [
+        "clusterrole-cluster-airflow-node-reader.yaml",
+        "clusterrolebinding-cluster-airflow-node-reader.yaml",
+    ]
+    assert difference.changed == [
+        "configmap-airflow-dev-airflow-config.yaml",
+        "deployment-airflow-dev-airflow-scheduler.yaml",
+        OUTPUTS_FILE,
+    ]
+    patch = difference.patches["configmap-airflow-dev-airflow-config.yaml"]
+    assert "-    worker_pods_max = 8\n+    worker_pods_max = 6\n" in patch
+    assert difference.patches["clusterrole-cluster-airflow-node-reader.yaml"].startswith(
+        "--- old/clusterrole-cluster-airflow-node-reader.yaml\n+++ /dev/null\n"
+    )
+    printed = stream.getvalue()
+    assert "Diff against the previous render: 0 added, 2 removed, 3 changed, 25 unchanged" in printed
+    assert "- removed: clusterrole-cluster-airflow-node-reader.yaml" in printed
+    assert "~ changed: deployment-airflow-dev-airflow-scheduler.yaml" in printed
+    assert "+    worker_pods_max = 6" in printed
+
+
+def test_diff_against_itself_and_added_files(dev: tuple[Path, RenderResult, str], tmp_path: Path) -> None:
+    out, _, _ = dev
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "extra.yaml").write_text("a: 1\n")
+    difference = diff_dirs(out, copy)
+    assert difference.added == ["extra.yaml"]
+    assert difference.patches["extra.yaml"] == "--- /dev/null\n+++ new/extra.yaml\n@@ -0,0 +1 @@\n+a: 1\n"
+    assert diff_dirs(tmp_path / "missing", out).added == sorted(p.name for p in out.iterdir())
+
+
+def _broken_copy(out: Path, tmp_path: Path) -> Path:
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    path = broken / "deployment-airflow-dev-airflow-scheduler.yaml"
+    deployment = yaml.safe_load(path.read_text())
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["securityContext"]["privileged"] = True
+    container["securityContext"]["allowPrivilegeEscalation"] = True
+    container["resource"] = container.pop("resources")  # a typo the API would silently drop
+    path.write_text(yaml.safe_dump(deployment))
+    return broken
+
+
+def test_check_catches_a_broken_manifest(dev: tuple[Path, RenderResult, str], tmp_path: Path) -> None:
+    out, _, _ = dev
+    findings = check_directory(_broken_copy(out, tmp_path))
+    by_check = {f.check for f in findings}
+    assert by_check == {"schema", "pss", "hardening"}
+    text = "\n".join(map(str, findings))
+    assert "deployment-airflow-dev-airflow-scheduler.yaml: [schema]" in text
+    assert "privileged must be false or unset" in text
+    assert "allowPrivilegeEscalation must be false" in text
+    assert "resources must set requests.cpu" in text
+
+
+def test_check_catches_policy_drift_in_other_objects(dev: tuple[Path, RenderResult, str], tmp_path: Path) -> None:
+    out, _, _ = dev
+    broken = tmp_path / "drift"
+    shutil.copytree(out, broken)
+
+    def edit(name: str, change) -> None:
+        path = broken / name
+        obj = yaml.safe_load(path.read_text())
+        change(obj)
+        path.write_text(yaml.safe_dump(obj))
+
+    edit(
+        "namespace-cluster-airflow-dev.yaml",
+        lambda o: o["metadata"]["labels"].update({"pod-security.kubernetes.io/enforce": "baseline"}),
+    )
+    edit(
+        "secret-airflow-dev-airflow-secrets.yaml", lambda o: o["stringData"].update({"database-url": "postgresql://x"})
+    )
+    edit("nodepool-cluster-airflow-gpu.yaml", lambda o: o["spec"]["template"]["spec"].pop("nodeClassRef"))
+    edit(
+        "configmap-airflow-dev-airflow-config.yaml",
+        lambda o: o["data"].update(
+            {"airflow.cfg": o["data"]["airflow.cfg"].replace("worker_pods_max = 8", "worker_pods_max = -1")}
+        ),
+    )
+    edit(
+        "configmap-airflow-dev-airflow-pod-templates.yaml",
+        lambda o: o["data"].update(
+            {"light_task.yaml": o["data"]["light_task.yaml"].replace("runAsNonRoot: true", "runAsNonRoot: false")}
+        ),
+    )
+    checks = sorted(f.check for f in check_directory(broken))
+    assert checks == ["airflow.cfg", "namespace", "nodepool", "nodepool", "nodepool", "secrets", "templates"], checks
+
+
+def test_checkov_fails_a_broken_manifest(dev: tuple[Path, RenderResult, str], tmp_path: Path) -> None:
+    out, _, _ = dev
+    if checkov.find_checkov() is None:
+        assert not REQUIRE_CHECKOV, "REQUIRE_CHECKOV=1 but checkov was not found (set CHECKOV)"
+        pytest.skip("checkov not installed")
+    report = checkov.run_checkov(_broken_copy(out, tmp_path))
+    failed = {f.check_id for f in report.failed}
+    assert {"CKV_K8S_16", "CKV_K8S_20"} <= failed, failed  # privileged, privilege escalation
+    assert not report.ok
+
+
+def test_cli_check_subcommand_exit_codes(
+    dev: tuple[Path, RenderResult, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, _, _ = dev
+    env = {"REQUIRE_CHECKOV": "0"}
+    assert main(["check", str(_broken_copy(out, tmp_path))], environ=env) == 1
+    assert "FAIL deployment-airflow-dev-airflow-scheduler.yaml: [pss]" in capsys.readouterr().out
+
+
+def test_cli_render_fails_on_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = _project(tmp_path, workerPodsMax=0)
+    code = main(["render", "--stack", "dev", "--out", str(tmp_path / "o"), "--project-dir", str(project)], environ={})
+    assert code == 1
+    assert "airflow-k8s:workerPodsMax = '0': must be >= 1" in capsys.readouterr().err
+
+
+def test_missing_checkov_is_an_error_only_when_required(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHECKOV", str(tmp_path / "no-such-checkov"))
+    args = ["render", "--stack", "dev", "--out", str(tmp_path / "o"), "--check"]
+    assert main(args, environ={"REQUIRE_CHECKOV": "1"}) == 1
+    assert main(args, environ={}) == 0
+
+
+def test_stack_inputs_never_carry_secrets(tmp_path: Path) -> None:
+    project = _project(tmp_path, databaseUrl={"secure": "v1:abc"}, fernetKey="plain-text-key")
+    inputs = load_stack_inputs("dev", project)
+    assert inputs.config["airflow-k8s:databaseUrl"] == PLACEHOLDER
+    assert inputs.config["airflow-k8s:fernetKey"] == PLACEHOLDER
+    assert sorted(inputs.secret_keys) == ["airflow-k8s:databaseUrl", "airflow-k8s:fernetKey"]
+    assert any("secret given in plain text" in note for note in inputs.notes)
+    assert inputs.config["airflow-k8s:workerPodsMax"] == "8"  # from the stack file
+    assert inputs.config["airflow-k8s:metricsPort"] == "9102"  # from Pulumi.yaml defaults
+    assert json.loads(inputs.config["airflow-k8s:nodePoolLimits"])[0] == "workers.cpu=8"
+
+
+def test_every_backend_renders_valid_manifests(tmp_path: Path) -> None:
+    from infra.manifests import manifests
+    from infra.render import write_render
+
+    from .conftest import run_stack
+
+    for backend, extra in (("existing-nodes", {"existingNodes": ["workers=n1", "compute=n2", "gpu=n3"]}), ("none", {})):
+        evaluation = run_stack(nodePoolBackend=backend, fernet=True, **extra)
+        out = tmp_path / backend
+        write_render(manifests(evaluation), evaluation, out)
+        assert check_directory(out) == [], backend
+    assert len(list((tmp_path / "existing-nodes").glob("nodepatch-cluster-n*.yaml"))) == 3

@@ -1,0 +1,232 @@
+"""Stack config parsing: defaults, every error names the key and the value, Pulumi.yaml in sync."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from infra.args import DEFAULT_NODE_POOLS, PlatformConfig
+from infra.stack_config import (
+    KEYS,
+    KEYS_BY_NAME,
+    PROJECT,
+    StackConfigError,
+    parse_stack_config,
+    raw_default,
+    to_raw,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+DB = {"databaseUrl"}
+
+
+def parse(**raw: object) -> object:
+    return parse_stack_config({k: to_raw(v) for k, v in raw.items()}, secrets_set=DB)
+
+
+def problems(**raw: object) -> list[str]:
+    with pytest.raises(StackConfigError) as info:
+        parse(**raw)
+    return [str(p) for p in info.value.problems]
+
+
+def test_defaults_parse_to_the_default_model() -> None:
+    stack = parse_stack_config({}, secrets_set=DB)
+    assert stack.platform_name == "airflow"
+    assert stack.templates_dir == "pod_templates"
+    assert stack.platform == PlatformConfig()
+    assert stack.platform.node_pools.pools == DEFAULT_NODE_POOLS
+    assert stack.warnings == ()
+
+
+def test_values_are_typed() -> None:
+    stack = parse(workerPodsMax=8, quotaPods=12, capacityAwareTiers=False, dagsStorageClass="efs-sc")
+    assert stack.platform.executor.worker_pods_max == 8
+    assert stack.platform.quota.pods == 12
+    assert stack.platform.rbac.capacity_aware_tiers is False
+    assert stack.platform.storage.storage_class == "efs-sc"
+    assert parse().platform.storage.storage_class is None  # "" means the cluster default
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("workerPodsMax", "eight", "expected a whole number"),
+        ("workerPodsMax", "0", "must be >= 1"),
+        ("deleteWorkerPods", "yes", "expected true or false"),
+        ("namespace", "Airflow_NS", "DNS-1123 label"),
+        ("platformName", "1airflow", "starting with a letter"),
+        ("workerImage", "bad image!", "container image reference"),
+        ("workerImagePullPolicy", "Sometimes", "expected one of Always, IfNotPresent, Never"),
+        ("schedulerCpuRequest", "500x", "500x"),
+        ("dagsStorageSize", "10GB", "10GB"),
+        ("apiServerCidr", "10.0.0.1/8", "CIDR"),
+        ("databasePort", "70000", "must be <= 65535"),
+        ("dagsAccessMode", "ReadWriteSome", "expected one of"),
+        ("nodePoolBackend", "terraform", "karpenter, existing-nodes, none"),
+        ("placeholderPriority", "5", "must be <= -1"),
+        ("taskPriority", "2000000000", "must be <= 1000000000"),
+        ("defaultTier", "huge", "light, medium, heavy, gpu"),
+        ("nodePoolLimits", "not json", "array of strings"),
+    ],
+)
+def test_bad_values_name_key_and_value(key: str, value: str, reason: str) -> None:
+    found = problems(**{key: value})
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{PROJECT}:{key} = {value!r}: "), found[0]
+    assert reason in found[0]
+
+
+@pytest.mark.parametrize(
+    ("key", "item", "reason"),
+    [
+        ("nodePoolLimits", "workers.disk=1", "resource one of"),
+        ("nodePoolLimits", "workers.cpu=lots", "lots"),
+        ("nodePoolInstanceTypes", "tiny=m6i.large", "unknown pool 'tiny'"),
+        ("nodePoolInstanceTypes", "workers", 'expected "<pool>=<value>"'),
+        ("nodePoolCapacityTypes", "gpu=cheap", "on-demand, spot, reserved"),
+    ],
+)
+def test_bad_array_items_name_key_and_item(key: str, item: str, reason: str) -> None:
+    default = KEYS_BY_NAME[key].default
+    found = problems(**{key: [*default, item]})
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{PROJECT}:{key} = {item!r}: "), found[0]
+    assert reason in found[0]
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    found = problems(workerPodsMax="x", namespace="UPPER", metricsPort="80")
+    assert [p.split(" = ")[0] for p in found] == [
+        f"{PROJECT}:namespace",
+        f"{PROJECT}:workerPodsMax",
+        f"{PROJECT}:metricsPort",
+    ]
+
+
+def test_unknown_key_suggests_the_right_one() -> None:
+    (found,) = problems(workerPodMax="8")
+    assert found == f"{PROJECT}:workerPodMax: unknown key; did you mean {PROJECT}:workerPodsMax?"
+
+
+def test_missing_database_url_says_how_to_set_it() -> None:
+    with pytest.raises(StackConfigError) as info:
+        parse_stack_config({})
+    assert f"{PROJECT}:databaseUrl: is not set: pulumi config set --secret databaseUrl" in str(info.value)
+
+
+def test_a_misspelt_secret_is_not_echoed() -> None:
+    with pytest.raises(StackConfigError) as info:
+        parse_stack_config({"databaseURL": "postgresql://u:hunter2@db/x"}, secrets_set=DB)
+    assert "hunter2" not in str(info.value)
+    assert "did you mean airflow-k8s:databaseUrl?" in str(info.value)
+
+
+def test_secret_passed_as_plain_config_is_refused_without_echoing_it() -> None:
+    with pytest.raises(StackConfigError) as info:
+        parse_stack_config({"databaseUrl": "postgresql://u:hunter2@db/x"}, secrets_set=DB)
+    assert "hunter2" not in str(info.value)
+    assert f"{PROJECT}:databaseUrl: secret keys are read with require_secret" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            {"workerPodsMin": 9, "workerPodsMax": 8},
+            "workerPodsMin = 9: N_min is greater than airflow-k8s:workerPodsMax = 8",
+        ),
+        ({"workerPodsMax": 40}, "quotaPods = 40: must be >= workerPodsMax + 1 = 41"),
+        ({"schedulerCpuRequest": "2", "schedulerCpuLimit": "1"}, "schedulerCpuRequest = '2': is greater than"),
+        ({"limitMaxCpu": "2"}, "does not admit tier 'heavy' (limit 4)"),
+        (
+            {"quotaRequestsMemory": "128Gi"},
+            "quotaRequestsMemory = '128Gi': is greater than airflow-k8s:quotaLimitsMemory",
+        ),
+    ],
+)
+def test_cross_field_rules(raw: dict[str, object], expected: str) -> None:
+    assert any(expected in p for p in problems(**raw)), problems(**raw)
+
+
+def test_karpenter_pools_need_instance_types_and_limits() -> None:
+    found = problems(
+        nodePoolInstanceTypes=["workers=m6i.large", "compute=c6i.2xlarge"], nodePoolLimits=["workers.cpu=8"]
+    )
+    assert f"{PROJECT}:nodePoolInstanceTypes: pool 'gpu' has no instance type" in found
+    assert any("pool 'workers' needs limits for ['memory']" in p for p in found)
+
+
+def test_existing_nodes_backend() -> None:
+    stack = parse(
+        nodePoolBackend="existing-nodes", existingNodes=["workers=node-a", "workers=node-b", "compute=node-c"]
+    )
+    pools = {p.name: p for p in stack.platform.node_pools.pools}
+    assert pools["workers"].nodes == ("node-a", "node-b")
+    assert pools["compute"].nodes == ("node-c",)
+    assert stack.warnings == ("node pool 'gpu' has no nodes (existingNodes): its templates' pods will stay Pending",)
+
+
+def test_existing_nodes_errors() -> None:
+    found = problems(nodePoolBackend="existing-nodes", existingNodes=["workers=node-a", "gpu=node-a", "gpu=Bad_Node"])
+    assert f"{PROJECT}:existingNodes = 'gpu=node-a': node is already in pool 'workers'" in found
+    assert f"{PROJECT}:existingNodes = 'gpu=Bad_Node': not a valid node name" in found
+    (only,) = problems(existingNodes=["workers=node-a"])
+    assert "only used with nodePoolBackend existing-nodes, not karpenter" in only
+
+
+@given(st.text(alphabet="0123456789-+ xe.", min_size=1, max_size=6))
+def test_integer_keys_accept_exactly_whole_numbers(text: str) -> None:
+    try:
+        value = int(text.strip()) if text.strip().lstrip("+-").isdigit() else None
+    except ValueError:
+        value = None
+    try:
+        stack = parse_stack_config({"databasePort": text}, secrets_set=DB)
+    except StackConfigError as exc:
+        assert all(str(p).startswith(f"{PROJECT}:databasePort = ") for p in exc.problems)
+        assert value is None or not 1 <= value <= 65535
+    else:
+        assert stack.platform.network.database_port == value
+
+
+def test_pulumi_yaml_declares_exactly_the_keys_of_the_table() -> None:
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["name"] == PROJECT
+    assert project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": ".venv"}}
+    declared = project["config"]
+    assert list(declared) == [f"{PROJECT}:{key.name}" for key in KEYS]
+    for key in KEYS:
+        decl = declared[f"{PROJECT}:{key.name}"]
+        assert decl["type"] == key.type, key.name
+        assert decl["description"] == key.description, key.name
+        assert decl.get("default") == key.default, key.name
+        assert decl.get("secret", False) == key.secret, key.name
+        if key.type == "array":
+            assert decl["items"] == {"type": "string"}
+        assert set(decl) <= {"type", "items", "description", "default", "secret"}
+
+
+def test_every_default_is_valid_and_as_pulumi_passes_it() -> None:
+    assert raw_default(KEYS_BY_NAME["workerPodsMax"]) == "32"
+    assert raw_default(KEYS_BY_NAME["deleteWorkerPods"]) == "true"
+    assert json.loads(raw_default(KEYS_BY_NAME["existingNodes"]) or "") == []
+    assert raw_default(KEYS_BY_NAME["databaseUrl"]) is None
+
+
+def test_dev_stack_file_is_valid() -> None:
+    stack_file = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    raw = {}
+    for key, value in stack_file["config"].items():
+        namespace, _, name = key.partition(":")
+        assert namespace == PROJECT
+        raw[name] = to_raw(value)
+    stack = parse_stack_config(raw, secrets_set=DB)
+    assert stack.platform.executor.worker_pods_min == 0
+    assert stack.platform.executor.worker_pods_max == 8
+    assert stack.platform.quota.pods <= 20

@@ -1,0 +1,89 @@
+"""The stack program under mocks: config errors surface as one clean RunError naming the key."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+
+from infra.offline import evaluate
+from infra.platform import AirflowK8sPlatform, PlatformArgs
+from infra.secrets import PlatformSecrets
+from infra.stack_config import parse_stack_config
+
+from .conftest import SECRET_DB_URL, objects, run_stack
+
+
+def test_bad_config_is_a_run_error_naming_key_and_value() -> None:
+    with pytest.raises(pulumi.RunError) as info:
+        run_stack(workerPodsMax=0, namespace="Bad")
+    message = str(info.value)
+    assert "airflow-k8s:workerPodsMax = '0': must be >= 1" in message
+    assert "airflow-k8s:namespace = 'Bad'" in message
+    assert SECRET_DB_URL not in message
+
+
+def test_unknown_key_in_the_stack_is_reported() -> None:
+    with pytest.raises(pulumi.RunError, match="airflow-k8s:workerPodMax: unknown key; did you mean"):
+        run_stack(workerPodMax=8)
+
+
+def test_missing_database_url_is_reported() -> None:
+    with pytest.raises(pulumi.RunError, match="airflow-k8s:databaseUrl: is not set: pulumi config set --secret"):
+        evaluate({})
+
+
+def test_other_namespaces_are_left_alone(stack) -> None:
+    config = {"airflow-k8s:databaseUrl": SECRET_DB_URL, "kubernetes:context": "dev-cluster"}
+    assert evaluate(config, secret_keys=["airflow-k8s:databaseUrl"]).plain_outputs()["namespace"] == "airflow"
+
+
+def test_platform_is_importable_and_usable_from_another_program() -> None:
+    """Another stack builds the component directly with typed args (no stack config involved)."""
+    import infra
+    from executor.templates import TemplateStore
+    from infra.stack import PROJECT_DIR
+
+    assert infra.AirflowK8sPlatform is AirflowK8sPlatform
+
+    def other_program() -> None:
+        config = parse_stack_config({"namespace": "team-a"}, secrets_set={"databaseUrl"}).platform
+        templates = TemplateStore(PROJECT_DIR / "pod_templates").load_all()
+        secrets = PlatformSecrets(database_url=pulumi.Output.secret("postgresql://x"))
+        platform = AirflowK8sPlatform("team-a", PlatformArgs(config, templates, secrets))
+        pulumi.export("ns", platform.namespace)
+
+    evaluation = evaluate({}, program=other_program)
+    assert evaluation.plain_outputs() == {"ns": "team-a"}
+    assert {o["metadata"]["name"] for o in objects(evaluation, "ServiceAccount")} == {
+        "team-a-scheduler",
+        "team-a-worker",
+    }
+    (platform,) = evaluation.of_type("airflow-k8s:index:AirflowK8sPlatform")
+    assert platform.parent.endswith("pulumi:pulumi:Stack::airflow-k8s-dev")
+
+
+def test_providers_are_passed_by_the_caller_not_created() -> None:
+    evaluation = run_stack()
+    assert not [r for r in evaluation.resources if r.type.startswith("pulumi:providers:")]
+
+    import pulumi_kubernetes as k8s
+
+    from executor.templates import TemplateStore
+    from infra.stack import PROJECT_DIR
+
+    def with_provider() -> None:
+        provider = k8s.Provider("cluster-b", context="cluster-b")
+        config = parse_stack_config({}, secrets_set={"databaseUrl"}).platform
+        templates = TemplateStore(PROJECT_DIR / "pod_templates").load_all()
+        AirflowK8sPlatform(
+            "b",
+            PlatformArgs(config, templates, PlatformSecrets(pulumi.Output.secret("x"))),
+            opts=pulumi.ResourceOptions(providers=[provider]),
+        )
+
+    evaluation = evaluate({}, program=with_provider)
+    providers = [r for r in evaluation.resources if r.type.startswith("pulumi:providers:")]
+    assert [p.name for p in providers] == ["cluster-b"]  # only the caller's
+    objects_ = evaluation.kubernetes()
+    assert len(objects_) == 29
+    assert all(r.provider.startswith(providers[0].urn) for r in objects_)
