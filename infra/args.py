@@ -11,11 +11,15 @@ same value, in ``Pulumi.yaml`` (a test keeps the two in step).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from executor.config import DEFAULT_TEMPLATE_DIR
 
 NODE_POOL_BACKENDS = ("karpenter", "existing-nodes", "none")
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
+PERSISTENT_VOLUME_CLAIM = "persistentVolumeClaim"
+EMPTY_DIR = "emptyDir"
+INTAKE_VOLUMES = (PERSISTENT_VOLUME_CLAIM, EMPTY_DIR)
 CAPACITY_TYPES = ("on-demand", "spot", "reserved")
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -86,6 +90,17 @@ class RbacSpec:
     utilization_metrics: bool = True
 
 
+class ClaimSettings(Protocol):
+    """What a PersistentVolumeClaim is made from (see :func:`infra.storage.claim_spec`)."""
+
+    @property
+    def size(self) -> str: ...
+    @property
+    def storage_class(self) -> str | None: ...
+    @property
+    def access_mode(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class DagsStorageSpec:
     """The DAGs PersistentVolumeClaim; ``storage_class`` None means the cluster default."""
@@ -93,6 +108,31 @@ class DagsStorageSpec:
     size: str = "10Gi"
     storage_class: str | None = None
     access_mode: str = "ReadWriteMany"
+
+
+@dataclass(frozen=True)
+class IntakeStorageSpec:
+    """The scheduler's task intake spool (airflow.cfg ``task_intake_dir``).
+
+    The executor loses no task and runs none twice across scheduler restarts only while the spool
+    survives, so by default it is a ``ReadWriteOnce`` PersistentVolumeClaim (one scheduler pod
+    mounts it; ``storage_class`` None means the cluster default).  ``volume = "emptyDir"`` is for
+    throwaway clusters: queued tasks and recorded results are lost whenever the scheduler pod is
+    rescheduled to another node (drain, eviction, upgrade).  ``size`` is the claim's request, or
+    the emptyDir's ``sizeLimit``.
+    """
+
+    volume: str = PERSISTENT_VOLUME_CLAIM
+    size: str = "1Gi"
+    storage_class: str | None = None
+
+    @property
+    def durable(self) -> bool:
+        return self.volume == PERSISTENT_VOLUME_CLAIM
+
+    @property
+    def access_mode(self) -> str:
+        return "ReadWriteOnce"  # a single scheduler replica; its Deployment uses strategy Recreate
 
 
 @dataclass(frozen=True)
@@ -216,6 +256,7 @@ class PlatformConfig:
     network: NetworkSpec = field(default_factory=NetworkSpec)
     rbac: RbacSpec = field(default_factory=RbacSpec)
     storage: DagsStorageSpec = field(default_factory=DagsStorageSpec)
+    intake: IntakeStorageSpec = field(default_factory=IntakeStorageSpec)
     node_pools: NodePoolsSpec = field(default_factory=NodePoolsSpec)
     priority: PrioritySpec = field(default_factory=PrioritySpec)
     scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)

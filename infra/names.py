@@ -71,6 +71,11 @@ class PlatformNames:
         return self._n("dags")
 
     @property
+    def executor_state_pvc(self) -> str:
+        """The scheduler's task intake spool (airflow.cfg ``task_intake_dir``)."""
+        return self._n("executor-state")
+
+    @property
     def secret(self) -> str:
         return self._n("secrets")
 

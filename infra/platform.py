@@ -10,7 +10,8 @@ Composition (each a component of its own, all children of this one)::
     AirflowSecret       database URL (+ Fernet key) Secret
     ExecutorConfigMaps  airflow.cfg + pod templates, wired to the names above
     NodePools           Karpenter NodePools / patched existing nodes / declared only
-    SchedulerDeployment Deployment + metrics Service + PodDisruptionBudget
+    SchedulerDeployment Deployment + metrics Service + PodDisruptionBudget + the ReadWriteOnce
+                        claim of its task intake spool (``intakeStorage: emptyDir``: none)
 
 Importable from other stacks: build a :class:`PlatformArgs` (config from
 :func:`infra.stack_config.parse_stack_config` or constructed directly, templates as parsed dicts,
@@ -127,6 +128,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
     airflow_config_map: pulumi.Output[str]
     pod_templates_config_map: pulumi.Output[str]
     dags_pvc: pulumi.Output[str]
+    intake_pvc: pulumi.Output[str | None]
     secret_name: pulumi.Output[str]
     task_priority_class: pulumi.Output[str]
     placeholder_priority_class: pulumi.Output[str]
@@ -198,6 +200,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
                 templates_config_map=config_maps.templates_config_map,
                 checksum=config_maps.checksum,
                 executor_config=config_maps.executor_config,
+                intake=c.intake,
             ),
             opts=child(self),
         )
@@ -208,6 +211,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
         self.airflow_config_map = config_maps.airflow_config_map
         self.pod_templates_config_map = config_maps.templates_config_map
         self.dags_pvc = dags.claim_name
+        self.intake_pvc = scheduler.intake_claim_name
         self.secret_name = secret.secret_name
         self.task_priority_class = priority.task_class
         self.placeholder_priority_class = priority.placeholder_class
@@ -219,7 +223,10 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
         self.register_outputs(self.outputs())
 
     def outputs(self) -> dict[str, Any]:
-        """Stack-output names -> values (all plain: names and a checksum, never a secret)."""
+        """Stack-output names -> values (all plain: names and a checksum, never a secret).
+
+        ``intakePvcName`` is None (null) when the spool is an emptyDir (``intakeStorage``).
+        """
         return {
             "namespace": self.namespace,
             "schedulerServiceAccountName": self.scheduler_service_account,
@@ -227,6 +234,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
             "airflowConfigMapName": self.airflow_config_map,
             "podTemplatesConfigMapName": self.pod_templates_config_map,
             "dagsPvcName": self.dags_pvc,
+            "intakePvcName": self.intake_pvc,
             "secretName": self.secret_name,
             "nodePoolBackend": self.node_pool_backend,
             "nodePoolNames": self.node_pool_names,

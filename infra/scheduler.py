@@ -1,15 +1,26 @@
-"""The executor scheduler: Deployment, metrics Service and PodDisruptionBudget.
+"""The executor scheduler: Deployment, metrics Service, PodDisruptionBudget and its state claim.
 
 Deployment, and why:
 
 * one replica, ``strategy: Recreate`` - two schedulers would both launch pods for the same
-  queue; Recreate stops the old pod before the new one starts (RollingUpdate would overlap);
+  queue; Recreate stops the old pod before the new one starts (RollingUpdate would overlap).
+  The ``ReadWriteOnce`` state claim needs it too: the old pod releases the volume before the new
+  one mounts it (a surge pod on another node could never attach it);
 * ``args: python -m executor run --config /opt/airflow/airflow.cfg`` (args, not command, so an
   image entrypoint such as tini stays in charge);
 * airflow.cfg mounted with ``subPath`` at /opt/airflow/airflow.cfg, the templates ConfigMap at the
-  config's ``pod_template_dir``, an emptyDir at its ``task_intake_dir``, an emptyDir at /tmp -
-  every path taken from the same :class:`~executor.config.ExecutorConfig` that airflow.cfg was
-  rendered from;
+  config's ``pod_template_dir``, the task intake spool at its ``task_intake_dir``, an emptyDir at
+  /tmp - every path taken from the same :class:`~executor.config.ExecutorConfig` that airflow.cfg
+  was rendered from;
+* the spool (``incoming/`` tasks, ``results/``, ``rejected/``) is a ``ReadWriteOnce``
+  PersistentVolumeClaim ``<platform>-executor-state``, declared here with
+  :func:`infra.storage.volume_claim`: the executor loses no task and runs none twice across
+  restarts (:mod:`executor.engine`) only while the spool survives, and an emptyDir is gone
+  whenever the pod moves to another node (drain, eviction, upgrade).  The pod's ``fsGroup`` (the
+  scheduler's GID) makes the volume writable for the non-root scheduler; ``fsGroupChangePolicy:
+  OnRootMismatch`` skips the recursive ownership change at every start once it is done.
+  ``intakeStorage: emptyDir`` keeps an emptyDir (``sizeLimit`` = the configured size) instead,
+  for throwaway clusters only;
 * the pod-template annotation ``airflow-k8s/config-sha256`` (airflow.cfg + templates) rolls the
   pod on any config change, which a subPath mount would otherwise never see;
 * PSS restricted plus read-only root filesystem, non-root UID 10001, no privilege escalation,
@@ -18,16 +29,17 @@ Deployment, and why:
 * liveness ``/healthz`` and readiness ``/readyz`` on the named ``metrics`` port.
 
 PodDisruptionBudget ``maxUnavailable: 1``: the scheduler is a single replica and restart-safe
-(deterministic pod names make re-creation idempotent, it relists pods on start, and running task
-pods do not depend on it).  ``minAvailable: 1`` would make every node drain and cluster upgrade
-hang on this pod forever; with ``maxUnavailable: 1`` an eviction is always allowed, the budget
-documents that on purpose, and ``unhealthyPodEvictionPolicy: AlwaysAllow`` keeps a crash-looping
-scheduler from ever blocking a drain.
+(deterministic pod names make re-creation idempotent, it relists pods on start, its spool is on
+the state claim, and running task pods do not depend on it).  ``minAvailable: 1`` would make
+every node drain and cluster upgrade hang on this pod forever; with ``maxUnavailable: 1`` an
+eviction is always allowed, the budget documents that on purpose, and
+``unhealthyPodEvictionPolicy: AlwaysAllow`` keeps a crash-looping scheduler from ever blocking a
+drain.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -36,15 +48,17 @@ import pulumi_kubernetes as k8s
 from executor import security
 from executor.config import ExecutorConfig
 from executor.errors import PodPolicyError
-from infra.args import SchedulerSpec
+from infra.args import IntakeStorageSpec, SchedulerSpec
 from infra.configmaps import AIRFLOW_CFG_KEY
 from infra.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
 from infra.names import CONFIG_HASH_ANNOTATION, ROLE_LABEL, PlatformNames
+from infra.storage import volume_claim
 
 CONFIG_PATH = "/opt/airflow/airflow.cfg"
 CONTAINER = "scheduler"
 RUN_AS = 10001
 METRICS_PORT_NAME = "metrics"
+INTAKE_VOLUME = "task-intake"
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,16 @@ class SchedulerWiring:
     airflow_config_map: str
     templates_config_map: str
     checksum: str
+    intake_claim: str | None = None  # None: the spool is an emptyDir
+
+
+def intake_volume(intake: IntakeStorageSpec, claim: str | None) -> dict[str, Any]:
+    """The pod volume of the task intake spool: the state claim, or an emptyDir (opt-out)."""
+    if intake.durable:
+        if not claim:
+            raise ValueError("the durable task intake spool needs its PersistentVolumeClaim's name")
+        return {"name": INTAKE_VOLUME, "persistentVolumeClaim": {"claimName": claim}}
+    return {"name": INTAKE_VOLUME, "emptyDir": {"sizeLimit": intake.size}}
 
 
 def pod_labels(names: PlatformNames) -> dict[str, str]:
@@ -63,7 +87,11 @@ def pod_labels(names: PlatformNames) -> dict[str, str]:
 
 
 def deployment_manifest(
-    names: PlatformNames, spec: SchedulerSpec, config: ExecutorConfig, wiring: SchedulerWiring
+    names: PlatformNames,
+    spec: SchedulerSpec,
+    config: ExecutorConfig,
+    wiring: SchedulerWiring,
+    intake: IntakeStorageSpec,
 ) -> dict[str, Any]:
     """The full Deployment object (validated: PSS restricted + platform hardening)."""
     port = {"port": METRICS_PORT_NAME}
@@ -93,7 +121,7 @@ def deployment_manifest(
         "volumeMounts": [
             {"name": "airflow-cfg", "mountPath": CONFIG_PATH, "subPath": AIRFLOW_CFG_KEY, "readOnly": True},
             {"name": "pod-templates", "mountPath": config.pod_template_dir, "readOnly": True},
-            {"name": "task-intake", "mountPath": config.task_intake_dir},
+            {"name": INTAKE_VOLUME, "mountPath": config.task_intake_dir},
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, private to the pod
         ],
     }  # fmt: skip
@@ -118,14 +146,15 @@ def deployment_manifest(
                         "runAsNonRoot": True,
                         "runAsUser": RUN_AS,
                         "runAsGroup": RUN_AS,
-                        "fsGroup": RUN_AS,
+                        "fsGroup": RUN_AS,  # the state claim is writable for the non-root scheduler
+                        "fsGroupChangePolicy": "OnRootMismatch",
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "containers": [container],
                     "volumes": [
                         {"name": "airflow-cfg", "configMap": {"name": wiring.airflow_config_map}},
                         {"name": "pod-templates", "configMap": {"name": wiring.templates_config_map}},
-                        {"name": "task-intake", "emptyDir": {"sizeLimit": "1Gi"}},
+                        intake_volume(intake, wiring.intake_claim),
                         {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
                     ],
                 },
@@ -149,19 +178,28 @@ class SchedulerArgs:
     templates_config_map: pulumi.Input[str]
     checksum: pulumi.Input[str]
     executor_config: pulumi.Output[ExecutorConfig]
+    intake: IntakeStorageSpec = field(default_factory=IntakeStorageSpec)
 
 
 class SchedulerDeployment(pulumi.ComponentResource):
     deployment_name: pulumi.Output[str]
     service_name: pulumi.Output[str]
+    intake_claim_name: pulumi.Output[str | None]
 
     def __init__(self, name: str, args: SchedulerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TOKEN_PREFIX}SchedulerDeployment", name, None, opts)
         n = args.names
+        intake_claim: pulumi.Output[str | None] = pulumi.Output.from_input(None)
+        if args.intake.durable:
+            claim = volume_claim(
+                f"{name}-state", n.executor_state_pvc, args.namespace, args.intake,
+                n.common_labels("executor-state"), self,
+            )  # fmt: skip
+            intake_claim = name_of(claim)
         manifest = pulumi.Output.all(
             args.executor_config, args.namespace, args.service_account, args.airflow_config_map,
-            args.templates_config_map, args.checksum,
-        ).apply(lambda v: deployment_manifest(n, args.spec, v[0], SchedulerWiring(*v[1:])))  # fmt: skip
+            args.templates_config_map, args.checksum, intake_claim,
+        ).apply(lambda v: deployment_manifest(n, args.spec, v[0], SchedulerWiring(*v[1:]), args.intake))  # fmt: skip
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=raw(manifest.apply(lambda m: m["metadata"])),
@@ -204,4 +242,11 @@ class SchedulerDeployment(pulumi.ComponentResource):
         )
         self.deployment_name = name_of(deployment)
         self.service_name = name_of(service)
-        self.register_outputs({"deploymentName": self.deployment_name, "serviceName": self.service_name})
+        self.intake_claim_name = intake_claim
+        self.register_outputs(
+            {
+                "deploymentName": self.deployment_name,
+                "serviceName": self.service_name,
+                "intakeClaimName": self.intake_claim_name,
+            }
+        )

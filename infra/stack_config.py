@@ -113,6 +113,11 @@ def parse_stack_config(raw: Mapping[str, str | None], *, secrets_set: Collection
     pools = _node_pools(values, problems, warnings)
     config = _platform_config(values, pools)
     _cross_checks(config, values, problems)
+    if not config.intake.durable:
+        warnings.append(
+            f"{PROJECT}:intakeStorage is {config.intake.volume}: queued tasks and recorded results are lost "
+            "whenever the scheduler pod is rescheduled to another node (use it on throwaway clusters only)"
+        )
     if problems:
         raise StackConfigError(problems)
     return StackConfig(values["platformName"], values["podTemplatesDir"], config, tuple(warnings))
@@ -209,6 +214,7 @@ def _platform_config(v: Mapping[str, Any], pools: a.NodePoolsSpec) -> a.Platform
         network=a.NetworkSpec(v["apiServerCidr"], v["databaseCidr"], v["databasePort"], v["monitoringNamespace"]),
         rbac=a.RbacSpec(v["capacityAwareTiers"], v["utilizationMetrics"]),
         storage=a.DagsStorageSpec(v["dagsStorageSize"], v["dagsStorageClass"], v["dagsAccessMode"]),
+        intake=a.IntakeStorageSpec(v["intakeStorage"], v["intakeStorageSize"], v["intakeStorageClass"]),
         node_pools=pools,
         priority=a.PrioritySpec(v["taskPriority"], v["placeholderPriority"]),
         scheduler=a.SchedulerSpec(
@@ -255,6 +261,14 @@ def _cross_checks(c: a.PlatformConfig, v: Mapping[str, Any], problems: list[Prob
                 "quotaPods",
                 c.quota.pods,
                 f"must be >= workerPodsMax + 1 = {e.worker_pods_max + 1} (task pods + scheduler)",
+            )
+        )
+    if not c.intake.durable and c.intake.storage_class is not None:
+        problems.append(
+            Problem(
+                "intakeStorageClass",
+                c.intake.storage_class,
+                f"only used with {PROJECT}:intakeStorage {a.PERSISTENT_VOLUME_CLAIM}, not {c.intake.volume}",
             )
         )
     cpu, mem = quantity.cpu, quantity.memory

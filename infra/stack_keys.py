@@ -162,6 +162,26 @@ KEYS: tuple[StackKey, ...] = (
         "ReadWriteMany",
         "Access mode of the DAGs claim (task pods on many nodes need ReadWriteMany or ReadOnlyMany).",
     ),
+    # the scheduler's task intake spool (task_intake_dir)
+    _k(
+        "intakeStorage",
+        "string",
+        a.PERSISTENT_VOLUME_CLAIM,
+        "Volume of the scheduler's task intake spool: persistentVolumeClaim (durable, ReadWriteOnce) or emptyDir "
+        "(throwaway clusters only: queued tasks and results are lost whenever the scheduler pod changes node).",
+    ),
+    _k(
+        "intakeStorageSize",
+        "string",
+        "1Gi",
+        "Size of the task intake claim (with intakeStorage emptyDir: the emptyDir's sizeLimit).",
+    ),
+    _k(
+        "intakeStorageClass",
+        "string",
+        "",
+        "StorageClass of the task intake claim (must offer ReadWriteOnce); empty means the cluster default.",
+    ),
     # node pools
     _k(
         "nodePoolBackend",
@@ -352,6 +372,9 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "dagsStorageSize": _memory,
     "dagsStorageClass": _optional_subdomain,
     "dagsAccessMode": _one_of(*a.ACCESS_MODES),
+    "intakeStorage": _one_of(*a.INTAKE_VOLUMES),
+    "intakeStorageSize": _memory,
+    "intakeStorageClass": _optional_subdomain,
     "nodePoolBackend": _one_of(*a.NODE_POOL_BACKENDS),
     "karpenterNodeClass": config_keys.dns_subdomain,
 }

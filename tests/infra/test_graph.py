@@ -38,7 +38,14 @@ EXPECTED_CHILDREN = {
     "AirflowSecret": Counter({"core/v1:Secret": 1}),
     "ExecutorConfigMaps": Counter({"core/v1:ConfigMap": 2}),
     "NodePools": Counter({"karpenter.sh/v1:NodePool": 3}),
-    "SchedulerDeployment": Counter({"apps/v1:Deployment": 1, "core/v1:Service": 1, "policy/v1:PodDisruptionBudget": 1}),
+    "SchedulerDeployment": Counter(
+        {
+            "apps/v1:Deployment": 1,
+            "core/v1:Service": 1,
+            "policy/v1:PodDisruptionBudget": 1,
+            "core/v1:PersistentVolumeClaim": 1,  # the task intake spool
+        }
+    ),
 }
 
 
@@ -69,7 +76,7 @@ def test_each_component_owns_exactly_its_kubernetes_objects(default_eval: Evalua
             assert resource.custom
             assert resource.name.startswith(f"{component.name}-"), resource.name  # derived from the component
         seen += len(children)
-    assert seen == len(default_eval.kubernetes()) == 29
+    assert seen == len(default_eval.kubernetes()) == 30
 
 
 def test_kubernetes_objects_are_named_from_the_platform_and_labelled(etl_eval: Evaluation) -> None:
@@ -101,6 +108,7 @@ def test_stack_outputs_are_the_created_names_and_all_plain(etl_eval: Evaluation)
         "airflowConfigMapName": "etl-config",
         "podTemplatesConfigMapName": "etl-pod-templates",
         "dagsPvcName": "etl-dags",
+        "intakePvcName": "etl-executor-state",
         "secretName": "etl-secrets",
         "nodePoolBackend": "karpenter",
         "nodePoolNames": ["etl-workers", "etl-compute", "etl-gpu"],
@@ -120,6 +128,8 @@ def test_stack_outputs_are_the_created_names_and_all_plain(etl_eval: Evaluation)
     assert ("ServiceAccount", plain["workerServiceAccountName"]) in names
     assert ("ConfigMap", plain["podTemplatesConfigMapName"]) in names
     assert ("Secret", plain["secretName"]) in names
+    claims = {o["metadata"]["name"] for o in objects(etl_eval, "PersistentVolumeClaim")}
+    assert claims == {plain["dagsPvcName"], plain["intakePvcName"]}
 
 
 def test_resource_counts_follow_the_rbac_flags(stack) -> None:

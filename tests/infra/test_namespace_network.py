@@ -132,14 +132,16 @@ def test_scheduler_pods_match_the_scheduler_policies_and_task_templates_do_not(d
     policy = one(default_eval, "NetworkPolicy", "airflow-scheduler-api")["spec"]["podSelector"]
     assert policy["matchLabels"].items() <= labels.items()
     assert "kubernetes_executor" not in labels
-    dags = one(default_eval, "PersistentVolumeClaim")
+    dags = one(default_eval, "PersistentVolumeClaim", "airflow-dags")
     assert dags["spec"] == {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "10Gi"}}}
     assert dags["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
 
 
 def test_dags_claim_from_config(stack) -> None:
     claim = one(
-        stack(dagsStorageSize="5Gi", dagsStorageClass="efs-sc", dagsAccessMode="ReadOnlyMany"), "PersistentVolumeClaim"
+        stack(dagsStorageSize="5Gi", dagsStorageClass="efs-sc", dagsAccessMode="ReadOnlyMany"),
+        "PersistentVolumeClaim",
+        "airflow-dags",
     )
     assert claim["spec"] == {
         "accessModes": ["ReadOnlyMany"],

@@ -46,15 +46,17 @@ def test_dev_render_writes_one_file_per_object(dev: tuple[Path, RenderResult, st
     out, result, summary = dev
     files = sorted(p.name for p in out.iterdir())
     assert "stale-object.yaml" not in files
-    assert len(files) == len(result.manifests) + 1 == 30
+    assert len(files) == len(result.manifests) + 1 == 31
     assert "deployment-airflow-dev-airflow-scheduler.yaml" in files
     assert "nodepool-cluster-airflow-gpu.yaml" in files
     assert "namespace-cluster-airflow-dev.yaml" in files
-    assert "Rendered stack airflow-k8s/dev: 29 objects" in summary
+    assert "Rendered stack airflow-k8s/dev: 30 objects" in summary
     assert "placeholder used" in summary
     outputs = json.loads((out / OUTPUTS_FILE).read_text())
     assert outputs["namespace"] == "airflow-dev"
     assert outputs["nodePoolNames"] == ["airflow-workers", "airflow-compute", "airflow-gpu"]
+    assert outputs["intakePvcName"] == "airflow-executor-state"
+    assert "persistentvolumeclaim-airflow-dev-airflow-executor-state.yaml" in files
 
 
 def test_dev_render_passes_every_check(dev: tuple[Path, RenderResult, str]) -> None:
@@ -91,7 +93,7 @@ def test_render_is_deterministic(dev: tuple[Path, RenderResult, str], tmp_path: 
     render("dev", again, stream=io.StringIO())
     difference = diff_dirs(out, again)
     assert difference.empty, difference.render()
-    assert difference.unchanged == 30
+    assert difference.unchanged == 31
 
 
 def test_diff_reports_changed_added_and_removed(dev: tuple[Path, RenderResult, str], tmp_path: Path) -> None:
@@ -117,7 +119,7 @@ def test_diff_reports_changed_added_and_removed(dev: tuple[Path, RenderResult, s
         "--- old/clusterrole-cluster-airflow-node-reader.yaml\n+++ /dev/null\n"
     )
     printed = stream.getvalue()
-    assert "Diff against the previous render: 0 added, 2 removed, 3 changed, 25 unchanged" in printed
+    assert "Diff against the previous render: 0 added, 2 removed, 3 changed, 26 unchanged" in printed
     assert "- removed: clusterrole-cluster-airflow-node-reader.yaml" in printed
     assert "~ changed: deployment-airflow-dev-airflow-scheduler.yaml" in printed
     assert "+    worker_pods_max = 6" in printed

@@ -68,6 +68,8 @@ def test_values_are_typed() -> None:
         ("apiServerCidr", "10.0.0.1/8", "CIDR"),
         ("databasePort", "70000", "must be <= 65535"),
         ("dagsAccessMode", "ReadWriteSome", "expected one of"),
+        ("intakeStorage", "hostPath", "expected one of persistentVolumeClaim, emptyDir"),
+        ("intakeStorageSize", "1GB", "1GB"),
         ("nodePoolBackend", "terraform", "karpenter, existing-nodes, none"),
         ("placeholderPriority", "5", "must be <= -1"),
         ("taskPriority", "2000000000", "must be <= 1000000000"),
@@ -230,3 +232,5 @@ def test_dev_stack_file_is_valid() -> None:
     assert stack.platform.executor.worker_pods_min == 0
     assert stack.platform.executor.worker_pods_max == 8
     assert stack.platform.quota.pods <= 20
+    assert stack.platform.intake.durable  # the dev cluster keeps queued tasks across node drains
+    assert stack.platform.intake.storage_class == "gp3"

@@ -56,7 +56,7 @@ def test_template_dir_matches_the_scheduler_mount_and_holds_every_tier_template(
     }
     assert volumes["airflow-cfg"]["configMap"]["name"] == cfg_map["metadata"]["name"]
     assert mounts["task-intake"]["mountPath"] == config.task_intake_dir
-    assert "emptyDir" in volumes["task-intake"]
+    assert volumes["task-intake"]["persistentVolumeClaim"] == {"claimName": "etl-executor-state"}  # durable spool
     assert config.pod_template_file == f"{config.pod_template_dir}/default_template.yaml"
     published = set(templates["data"])
     assert {t.pod_template for t in DEFAULT_TIERS} <= published
@@ -103,7 +103,8 @@ def test_every_template_is_rewired_to_the_created_objects(etl_eval: Evaluation) 
 
 
 def test_created_objects_match_the_references(etl_eval: Evaluation) -> None:
-    assert one(etl_eval, "PersistentVolumeClaim")["metadata"]["name"] == "etl-dags"
+    claims = {o["metadata"]["name"] for o in objects(etl_eval, "PersistentVolumeClaim")}
+    assert claims == {"etl-dags", "etl-executor-state"}
     secret = one(etl_eval, "Secret")
     assert secret["metadata"]["name"] == "etl-secrets"
     assert set(secret["stringData"]) == {"database-url", "fernet-key"}
