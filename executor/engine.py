@@ -52,6 +52,7 @@ from executor.templates import TemplateStore
 from executor.watcher import Watcher
 
 log = logging.getLogger(__name__)
+_BATCH = 2000  # messages handled between two dispatch/timeout passes
 
 
 @dataclass
@@ -201,12 +202,14 @@ class Engine:
             except queue.Empty:
                 item = None
             handled = 0
-            while item is not None and handled < 2000:
+            while item is not None:
                 try:
                     self._handle(item[0], *item[1])
                 except Exception:
                     log.exception("engine failed handling %s", item[0])
                 handled += 1
+                if handled >= _BATCH:  # let dispatch and timeouts run; the rest waits in the inbox
+                    break
                 try:
                     item = self.inbox.get_nowait()
                 except queue.Empty:

@@ -133,3 +133,18 @@ def test_a_retry_of_the_same_task_is_a_new_pod(cluster, make_engine):
     assert engine.wait_idle(10)
     assert set(results_by_key(sink)) == {first.key, second.key}
     assert len(cluster.stats.creates()) == 2
+
+
+def test_a_burst_larger_than_one_loop_batch_loses_no_message(cluster, make_engine):
+    """Regression: the loop once dropped the message after each full batch of 2,000."""
+    from executor.engine import _BATCH
+
+    cluster.cluster.pause()  # nothing progresses: every task stays queued or pending
+    engine = make_engine(make_config(worker_pods_max=1), start=False)
+    tasks = [make_task(f"burst{i}") for i in range(_BATCH + 50)]
+    for task in tasks:
+        engine.submit(task)
+    engine.start()
+    cluster.cluster.wait_for(lambda: engine.inbox.empty() and engine.snapshot()["pending"] == 1, timeout=20)
+    snapshot = engine.snapshot()
+    assert snapshot["queued"] + snapshot["launching"] + snapshot["pending"] == len(tasks)
