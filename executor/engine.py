@@ -132,6 +132,17 @@ class Engine:
             policy=self.options.retry,
         )
         self.aux = ThreadPoolExecutor(max_workers=self.options.aux_workers, thread_name_prefix="pod-aux")
+        self._handlers: dict[str, Callable[..., None]] = {
+            "event": self._on_event,
+            "launched": self._on_launched,
+            "submit": self._on_submit,
+            "finished": self._on_finished,
+            "cleaned": self._on_cleaned,
+            "launch_failed": self._on_launch_failed,
+            "relist": self._on_relist,
+            "nodes": self._on_nodes,
+            "placeholder_gone": self.placeholders.delete_done,
+        }
 
     # -- public, thread-safe ----------------------------------------------------------------
     def post(self, kind: str, *args: Any) -> None:
@@ -253,18 +264,7 @@ class Engine:
 
     # -- messages -------------------------------------------------------------------------------
     def _handle(self, kind: str, *args: Any) -> None:
-        handlers: dict[str, Callable[..., None]] = {
-            "event": self._on_event,
-            "launched": self._on_launched,
-            "submit": self._on_submit,
-            "finished": self._on_finished,
-            "cleaned": self._on_cleaned,
-            "launch_failed": self._on_launch_failed,
-            "relist": self._on_relist,
-            "nodes": self._on_nodes,
-            "placeholder_gone": self.placeholders.delete_done,
-        }
-        handler = handlers.get(kind)
+        handler = self._handlers.get(kind)
         if handler is not None:
             handler(*args)
 

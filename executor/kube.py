@@ -14,7 +14,6 @@ here; :mod:`executor.retry` decides what to retry.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from executor import jsonfast
 from executor.errors import KubeApiError
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,14 @@ class KubeClient:
     def __init__(self, api_client: k8s_client.ApiClient, *, request_timeout: float = 60.0) -> None:
         self.api = api_client
         self.request_timeout = request_timeout
+        self._timeouts: dict[float | tuple[float, float], urllib3.Timeout] = {}
+        # One connection pool for the API server, looked up once instead of per request.
+        configuration = api_client.configuration
+        parsed = urllib3.util.parse_url(configuration.host)
+        self._origin = f"{parsed.scheme}://{parsed.netloc}"
+        self._pool = (
+            None if configuration.proxy else api_client.rest_client.pool_manager.connection_from_url(self._origin)
+        )
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -92,14 +100,40 @@ class KubeClient:
         headers: Mapping[str, str] = _JSON,
         timeout: float | tuple[float, float] | None = None,
         stream: bool = False,
+        decode: bool = True,
     ) -> Any:
-        """One API call; returns parsed JSON (or the raw urllib3 response when ``stream``)."""
+        """One API call; returns parsed JSON (or the raw urllib3 response when ``stream``).
+
+        The official client builds the URL and the authentication headers (bearer tokens are
+        refreshed by its configuration hooks) and owns the TLS connection pool; the body is
+        encoded and the response decoded here, with :mod:`executor.jsonfast`, skipping the
+        client's generic (and slow) serialisation layer.
+        """
         what = f"{method} {path}"
         try:
-            request = self.api.param_serialize(
-                method, path, query_params=query or [], header_params=dict(headers), body=body, auth_settings=_AUTH
+            _, url, header_params, _, _ = self.api.param_serialize(
+                method, path, query_params=query or [], header_params=dict(headers), auth_settings=_AUTH
             )
-            response = self.api.call_api(*request, _request_timeout=timeout or self.request_timeout)
+            payload = None if body is None else jsonfast.dumps(body)
+            if self._pool is not None and url.startswith(self._origin):
+                response = self._pool.urlopen(
+                    method,
+                    url[len(self._origin) :],
+                    body=payload,
+                    headers=header_params,
+                    timeout=self._timeout(timeout),
+                    preload_content=False,
+                    retries=False,
+                )
+            else:  # proxies and other hosts: let the pool manager route it
+                response = self.api.rest_client.pool_manager.request(
+                    method,
+                    url,
+                    body=payload,
+                    headers=header_params,
+                    timeout=self._timeout(timeout),
+                    preload_content=False,
+                )
         except ApiException as exc:  # TLS problems surface here with status 0
             raise KubeApiError(f"{what}: {exc.reason}", status=exc.status or 0) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -107,15 +141,29 @@ class KubeClient:
         if not 200 <= response.status <= 299:
             raise _status_error(what, response)
         if stream:
-            return response.response
+            return response
         try:
-            data = response.read()
+            data = response.data
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise KubeApiError(f"{what}: connection error while reading: {exc}", status=0) from exc
-        content_type = response.headers.get("content-type", "")
-        if "json" not in content_type:
+        finally:
+            response.release_conn()
+        if not decode:  # the caller only needs success (DELETE answers with the whole object)
+            return None
+        if "json" not in response.headers.get("content-type", ""):
             return data.decode("utf-8", errors="replace")
-        return json.loads(data)
+        return jsonfast.loads(data)
+
+    def _timeout(self, timeout: float | tuple[float, float] | None) -> urllib3.Timeout:
+        value = timeout or self.request_timeout
+        cached = self._timeouts.get(value)
+        if cached is None:
+            if isinstance(value, tuple):
+                cached = urllib3.Timeout(connect=value[0], read=value[1])
+            else:
+                cached = urllib3.Timeout(total=value)
+            self._timeouts[value] = cached
+        return cached
 
     # -- pods -----------------------------------------------------------------------------
     def create_pod(self, namespace: str, pod: Mapping[str, Any]) -> dict[str, Any]:
@@ -128,7 +176,7 @@ class KubeClient:
         body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
         if grace_period is not None:
             body["gracePeriodSeconds"] = grace_period
-        self.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}", body=body)
+        self.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}", body=body, decode=False)
 
     def patch_pod_metadata(
         self, namespace: str, name: str, *, labels: Mapping[str, str | None] | None = None
@@ -184,16 +232,16 @@ class KubeClient:
         try:
             buffer = b""
             for chunk in response.stream(amt=None, decode_content=False):
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
+                data = buffer + chunk if buffer else chunk
+                *lines, buffer = data.split(b"\n")
                 for line in lines:
                     if line.strip():
-                        yield json.loads(line)
+                        yield jsonfast.loads(line)
             if buffer.strip():
-                yield json.loads(buffer)
+                yield jsonfast.loads(buffer)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise KubeApiError(f"watch {path}: connection lost: {exc}", status=0) from exc
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # JSONDecodeError / orjson.JSONDecodeError
             raise KubeApiError(f"watch {path}: malformed event: {exc}", status=0) from exc
         finally:
             response.release_conn()
@@ -202,7 +250,7 @@ class KubeClient:
         query = [("container", container), ("tailLines", tail_lines)]
         headers = {"Accept": "text/plain, */*"}
         result = self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log", query=query, headers=headers)
-        return result if isinstance(result, str) else json.dumps(result)
+        return result if isinstance(result, str) else jsonfast.dumps(result).decode("utf-8")
 
     # -- cluster --------------------------------------------------------------------------
     def list_nodes(self) -> list[dict[str, Any]]:
@@ -223,10 +271,11 @@ def _tuned(configuration: k8s_client.Configuration, pool_size: int) -> k8s_clien
 
 def _status_error(what: str, response: Any) -> KubeApiError:
     """Turn a non-2xx response into KubeApiError with the Status reason and Retry-After."""
-    raw = response.read() or b""
+    raw = response.data or b""
+    response.release_conn()
     reason, message, body = "", "", None
     try:
-        body = json.loads(raw)
+        body = jsonfast.loads(raw)
         reason = body.get("reason") or ""
         message = body.get("message") or ""
     except (ValueError, AttributeError):

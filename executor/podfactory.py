@@ -86,8 +86,7 @@ def build_pod(
     typed overrides cannot produce schema errors; strict validation costs milliseconds).
     """
     tier = resolve_tier(task, config, tier_name)
-    ref = choose_template(task, config, tier)
-    pod = templates.load(ref)
+    pod, template_file = templates.load_named(choose_template(task, config, tier))
     spec = pod.setdefault("spec", {})
     base = _base_container(pod, task)
 
@@ -96,7 +95,7 @@ def build_pod(
     if tier is not None:
         _set_resources(base, tier.requests(), tier.limits())
     _apply_overrides(pod, task)
-    billed = tier.name if tier is not None else tier_of_template(templates.resolve(ref).name, config)
+    billed = tier.name if tier is not None else tier_of_template(template_file, config)
     _apply_identity(pod, task, config, billed)
 
     _check(pod, task, protected, config)

@@ -293,6 +293,8 @@ def _show(value: object) -> str:
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
+    if type(value) is dict:  # the common case, without the slow ABC check
+        return value
     return value if isinstance(value, Mapping) else {}
 
 

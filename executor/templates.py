@@ -41,16 +41,18 @@ copy, so merging task overrides into a template never changes the cached one.
 
 from __future__ import annotations
 
-import copy
+import json
 import os
 import posixpath
 import threading
+import time
 from collections.abc import Hashable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
+from executor import jsonfast
 from executor.config import DEFAULT_TEMPLATE_DIR
 from executor.errors import PodPolicyError, SchemaError, TemplateError
 from executor.schema import validate_manifest
@@ -102,6 +104,10 @@ def parse_template(text: str, *, source: str) -> dict[str, Any]:
     if not isinstance(document, dict):
         found = "an empty document" if document is None else f"a {type(document).__name__}"
         raise TemplateError(f"{source}: a pod template must be a YAML mapping, found {found}")
+    try:
+        json.dumps(document, allow_nan=False)
+    except (TypeError, ValueError) as exc:  # e.g. an unquoted date, which YAML turns into a date object
+        raise TemplateError(f"{source}: values must be JSON-compatible (quote dates and timestamps): {exc}") from exc
     api_version, kind = document.get("apiVersion"), document.get("kind")
     if api_version != "v1" or kind != "Pod":
         raise TemplateError(
@@ -152,7 +158,9 @@ class TemplateStore:
     and tasks refer to (``config.pod_template_dir``).  Safe to share between threads.
     """
 
-    def __init__(self, directory: str | Path, *, logical_dir: str = DEFAULT_TEMPLATE_DIR) -> None:
+    def __init__(
+        self, directory: str | Path, *, logical_dir: str = DEFAULT_TEMPLATE_DIR, recheck_seconds: float = 1.0
+    ) -> None:
         if not isinstance(logical_dir, str) or not posixpath.isabs(logical_dir):
             raise TemplateError(f"logical template directory must be an absolute path, got {logical_dir!r}")
         self.directory = Path(directory)
@@ -161,6 +169,8 @@ class TemplateStore:
             raise TemplateError(f"pod template directory {str(self.directory)!r} does not exist or is not a directory")
         self._real_directory = Path(os.path.realpath(self.directory))
         self._cache: dict[str, tuple[_Identity, dict[str, Any]]] = {}
+        self._recent: dict[str, tuple[float, dict[str, Any], str]] = {}  # ref -> (checked at, document, file)
+        self.recheck_seconds = recheck_seconds
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -213,7 +223,27 @@ class TemplateStore:
         return path, str(real)
 
     def load(self, ref: str) -> dict[str, Any]:
-        """A deep copy of the parsed, validated template ``ref`` names (see :meth:`resolve`)."""
+        """A deep copy of the parsed, validated template ``ref`` names (see :meth:`resolve`).
+
+        The file is re-checked (resolved and stat'ed) at most every ``recheck_seconds`` per
+        reference: the scheduler builds pods in bursts, and a ConfigMap update takes the kubelet
+        far longer than that to appear anyway.
+        """
+        return self.load_named(ref)[0]
+
+    def load_named(self, ref: str) -> tuple[dict[str, Any], str]:
+        """:meth:`load`, plus the file name ``ref`` resolved to (``heavy_computation.yaml``)."""
+        now = time.monotonic()
+        with self._lock:
+            recent = self._recent.get(ref)
+        if recent is not None and now - recent[0] < self.recheck_seconds:
+            return jsonfast.clone(recent[1]), recent[2]
+        document, name = self._load(ref)
+        with self._lock:
+            self._recent[ref] = (now, document, name)
+        return jsonfast.clone(document), name
+
+    def _load(self, ref: str) -> tuple[dict[str, Any], str]:
         path, real = self._resolve(ref)
         try:
             with open(real, "rb") as handle:
@@ -222,7 +252,7 @@ class TemplateStore:
                 with self._lock:
                     cached = self._cache.get(path.name)
                 if cached is not None and cached[0] == identity:
-                    return copy.deepcopy(cached[1])
+                    return cached[1], path.name
                 if stat.st_size > MAX_TEMPLATE_BYTES:
                     raise TemplateError(f"{path}: {stat.st_size} bytes is larger than a pod template may be (1 MiB)")
                 raw = handle.read(MAX_TEMPLATE_BYTES + 1)
@@ -237,7 +267,7 @@ class TemplateStore:
         document = parse_template(text, source=str(path))
         with self._lock:
             self._cache[path.name] = (identity, document)
-        return copy.deepcopy(document)
+        return document, path.name
 
     def load_all(self) -> dict[str, dict[str, Any]]:
         """Every template of the directory by file name, all validated.

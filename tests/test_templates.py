@@ -63,7 +63,7 @@ def template_dir(tmp_path: Path, good_text: str) -> Path:
 
 @pytest.fixture
 def store(template_dir: Path) -> TemplateStore:
-    return TemplateStore(template_dir)
+    return TemplateStore(template_dir, recheck_seconds=0)
 
 
 def load_text(store: TemplateStore, text: str, name: str = "bad.yaml") -> dict[str, Any]:
@@ -274,7 +274,7 @@ def test_a_configmap_mount_loads_and_an_update_is_picked_up(tmp_path, good_text)
     mount = tmp_path / "mount"
     mount.mkdir()
     write_configmap_volume(mount, "2024_01_01_v1", {"light.yaml": good_text})
-    store = TemplateStore(mount)
+    store = TemplateStore(mount, recheck_seconds=0)
     assert store.names() == ["light.yaml"]
     assert base_container(store.load("light"))["resources"]["requests"]["cpu"] == "250m"
 
@@ -402,6 +402,26 @@ def test_the_cache_picks_up_a_modified_file(store, parse_counter):
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     assert base_container(store.load("good"))["resources"]["requests"]["cpu"] == "300m"
     assert len(parse_counter) == 2
+
+
+def test_a_file_is_rechecked_at_most_once_per_recheck_interval(template_dir, parse_counter, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr("executor.templates.time.monotonic", lambda: clock[0])
+    store = TemplateStore(template_dir, recheck_seconds=1.0)
+    path = template_dir / "good.yaml"
+    assert base_container(store.load("good"))["resources"]["requests"]["cpu"] == "250m"
+    path.write_text(path.read_text().replace("cpu: 250m", "cpu: 300m"))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))
+    clock[0] += 0.5
+    assert base_container(store.load("good"))["resources"]["requests"]["cpu"] == "250m"  # within the interval
+    clock[0] += 0.6
+    assert base_container(store.load("good"))["resources"]["requests"]["cpu"] == "300m"
+    assert len(parse_counter) == 2
+
+
+def test_unquoted_dates_are_rejected_because_pods_are_json(store, good_text):
+    with pytest.raises(TemplateError, match="JSON-compatible"):
+        load_text(store, good_text.replace("workload: light", "workload: light\n    since: 2024-01-01"))
 
 
 def test_load_all_names_every_invalid_template(store, good_text):

@@ -1,0 +1,230 @@
+"""Push N tasks (default 10,000) through the executor engine against the fake API server.
+
+The fake Kubernetes API runs in its own process (``python -m tests.fakekube``), so this
+process's CPU time and memory are the scheduler's alone.  Prints:
+
+* launch throughput: pod creates per second, from the first create to the last;
+* scheduler CPU per task lifecycle: this process's CPU time / N (submit, build, create,
+  watch events, result, delete);
+* peak RSS of this process;
+* the CPU per task split by thread group (launchers, watcher, engine loop, cleanup, main);
+* added latency from "queued" to "create request sent", p50 / p99;
+* correctness: tasks lost, tasks recorded twice, pods created twice (from the fake's stats).
+
+Targets (issue #4): >= 200 creates/s, <= 1 ms CPU per task, <= 300 MB peak RSS at 10,000 tasks.
+
+    python bench/bench_engine.py [--tasks 10000] [--rate 200] [--json]
+
+Without ``--rate`` all tasks arrive at once, so queued-to-create latency is mostly queueing
+behind the burst; with ``--rate`` below the launch capacity it is the scheduler's own delay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from executor import engine as engine_module  # noqa: E402
+from executor.config_loader import parse_config  # noqa: E402
+from executor.engine import Engine, EngineOptions  # noqa: E402
+from executor.kube import KubeClient  # noqa: E402
+from executor.results import MemorySink  # noqa: E402
+from executor.task import Task  # noqa: E402
+from executor.templates import TemplateStore  # noqa: E402
+
+TARGETS = {"creates_per_s": 200.0, "cpu_ms_per_task": 1.0, "peak_rss_mb": 300.0}
+NODE = {
+    "name": "bench-worker",
+    "cpu": "1000000",
+    "memory": "100000Ti",
+    "pods": 1000000,
+    "labels": {"node-type": "worker"},
+    "taints": [{"key": "dedicated", "value": "worker", "effect": "NoSchedule"}],
+}
+CONFIG = """\
+[kubernetes]
+namespace = bench
+worker_container_image = apache/airflow:2.8.0
+worker_pods_max = {n_max}
+worker_pods_creation_qps = {qps}
+worker_pods_creation_burst = {burst}
+worker_pods_creation_workers = {workers}
+watch_timeout_seconds = 300
+pod_creation_timeout = 600
+max_pod_pending_timeout = 600
+"""
+
+
+def start_fake(run_seconds: float) -> tuple[subprocess.Popen[str], str]:
+    command = [
+        sys.executable, "-m", "tests.fakekube", "--port", "0", "--nodes-json", json.dumps([NODE]),
+        "--schedule-delay", "0.001", "--start-delay", "0.005", "--run-seconds", str(run_seconds),
+        "--history-size", "500000", "--no-events", "--no-metrics",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    if not line.startswith("FAKEKUBE_URL="):
+        process.kill()
+        raise SystemExit(f"fake API server did not start: {line!r}")
+    return process, line.split("=", 1)[1]
+
+
+def fake_stats(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{url}/_fake/stats", timeout=30) as response:  # noqa: S310 - loopback only
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def cpu_by_thread_group() -> dict[str, float]:
+    """CPU seconds per thread group of this process (Linux /proc), e.g. pod-launcher, pod-watcher."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = names.get(int(tid), "other")
+        group = name.rstrip("0123456789").rstrip("-_") if name != "MainThread" else "main"
+        out[group] = out.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    fake, url = start_fake(args.run_seconds)
+    try:
+        config = parse_config(
+            CONFIG.format(n_max=args.n_max, qps=args.qps, burst=args.burst, workers=args.workers),
+            source="bench.cfg",
+            environ={},
+        )
+        templates = TemplateStore(ROOT / "pod_templates")
+        kube = KubeClient.for_host(url, pool_size=args.workers + 8)
+        sink = MemorySink()
+        options = replace(EngineOptions(), tick=0.05, aux_workers=args.aux_workers)
+        submitted: dict[Any, float] = {}
+        create_sent: dict[Any, float] = {}
+        lock = threading.Lock()
+        real_build = engine_module.build_pod
+
+        def timed_build(task: Task, *a: Any, **kw: Any) -> dict[str, Any]:
+            pod = real_build(task, *a, **kw)
+            with lock:  # the launcher sends the create right after building the pod
+                create_sent[task.key] = time.perf_counter()
+            return pod
+
+        engine_module.build_pod = timed_build  # type: ignore[assignment]
+        engine = Engine(config, templates, kube, sink=sink, options=options)
+        tasks = [
+            Task.from_dict({"dag_id": "bench", "task_id": f"task_{i % 100}", "run_id": f"run_{i // 100}"})
+            for i in range(args.tasks)
+        ]
+        started = time.perf_counter()
+        engine.start()
+        engine.synced.wait(30)  # the initial list is a one-time start-up cost, reported apart
+        startup_ms = (time.perf_counter() - started) * 1000
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        threads0 = cpu_by_thread_group()
+        interval = 1.0 / args.rate if args.rate else 0.0
+        for index, task in enumerate(tasks):
+            if interval:  # paced arrivals: latency is the scheduler's own, not queueing behind a burst
+                delay = wall0 + index * interval - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            submitted[task.key] = time.perf_counter()
+            engine.submit(task)
+        finished = engine.wait_idle(args.timeout)
+        wall = time.perf_counter() - wall0
+        cpu = time.process_time() - cpu0
+        threads = {k: v - threads0.get(k, 0.0) for k, v in cpu_by_thread_group().items()}
+        engine.stop()
+        engine_module.build_pod = real_build
+        stats = fake_stats(url)
+    finally:
+        fake.terminate()
+        fake.wait(10)
+
+    created = sorted(p["created_at"] for p in stats["pods"])
+    span = (created[-1] - created[0]) if len(created) > 1 else 0.0
+    latencies = [(create_sent[k] - submitted[k]) * 1000 for k in submitted if k in create_sent]
+    recorded = Counter(r.key for r in sink.recorded)
+    return {
+        "tasks": args.tasks,
+        "arrival": f"{args.rate:g}/s" if args.rate else "burst",
+        "finished": finished,
+        "startup_sync_ms": round(startup_ms, 1),
+        "wall_s": round(wall, 2),
+        "creates": len(created),
+        "creates_per_s": round(len(created) / span, 1) if span > 0 else None,
+        "cpu_ms_per_task": round(cpu * 1000 / args.tasks, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "queued_to_create_p50_ms": round(percentile(latencies, 0.50), 1),
+        "queued_to_create_p99_ms": round(percentile(latencies, 0.99), 1),
+        "lost": args.tasks - len(recorded),
+        "recorded_twice": sum(1 for n in recorded.values() if n > 1),
+        "created_twice": len(stats["duplicate_creates"]),
+        "succeeded": sum(1 for r in sink.recorded if r.state == "success"),
+        "cpu_ms_per_task_by_thread": {
+            name: round(seconds * 1000 / args.tasks, 3) for name, seconds in sorted(threads.items()) if seconds > 0
+        },
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--n-max", type=int, default=2_000, help="worker_pods_max")
+    parser.add_argument("--qps", type=float, default=2_000.0, help="worker_pods_creation_qps")
+    parser.add_argument("--burst", type=int, default=200)
+    # Loopback answers in about a millisecond, so a few threads keep up; more only add GIL contention.
+    parser.add_argument("--workers", type=int, default=4, help="worker_pods_creation_workers")
+    parser.add_argument("--aux-workers", type=int, default=2, help="threads for log reads and pod deletion")
+    parser.add_argument("--run-seconds", type=float, default=0.2, help="simulated task runtime")
+    parser.add_argument("--rate", type=float, default=0.0, help="submit N tasks/s (default: all at once)")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    figures = run(args)
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        width = max(map(len, figures))
+        for name, value in figures.items():
+            target = TARGETS.get(name)
+            note = ""
+            if target is not None and value is not None:
+                ok = value >= target if name == "creates_per_s" else value <= target
+                note = f"   (target {'>=' if name == 'creates_per_s' else '<='} {target:g}: {'ok' if ok else 'MISSED'})"
+            print(f"{name:<{width}}  {value}{note}")
+    correct = figures["finished"] and figures["lost"] == 0 and figures["recorded_twice"] == 0
+    return 0 if correct and figures["created_twice"] == 0 else 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())
