@@ -1,0 +1,148 @@
+"""The command line: render-pod, validate, submit and the cluster commands, with their exit codes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from executor import cli, identity
+from executor.logs import JsonFormatter
+from executor.metrics import EngineMetrics
+from executor.server import StatusServer
+from executor.spool import Spool
+from tests.conftest import ROOT
+
+EXAMPLES = ROOT / "examples"
+TEMPLATES = str(ROOT / "pod_templates")
+BASE_TASK = '{"dag_id": "d", "task_id": "t", "run_id": "r"'  # without its closing brace
+
+
+def run(*argv: str) -> int:
+    return cli.main(["--plain-logs", *argv])
+
+
+def test_render_pod_prints_the_seeds_heavy_computation_pod(capsys):
+    assert run("render-pod", "--config", str(EXAMPLES / "airflow.cfg"), "--templates", TEMPLATES,
+               "--task", str(EXAMPLES / "heavy_computation.json")) == 0  # fmt: skip
+    pod = yaml.safe_load(capsys.readouterr().out)
+    assert pod["kind"] == "Pod" and pod["metadata"]["name"].startswith("custom-pod-dag-heavy-computation-")
+    assert pod["spec"]["nodeSelector"] == {"node-type": "compute-optimized"}
+    assert pod["spec"]["containers"][0]["resources"]["limits"] == {"cpu": "4", "memory": "8Gi"}
+
+
+def test_render_pod_accepts_inline_json_and_a_tier(capsys):
+    task = json.dumps({"dag_id": "d", "task_id": "t", "run_id": "r", "kubernetes_config": {"tier": "auto"}})
+    assert run("render-pod", "--config", str(EXAMPLES / "airflow.cfg"), "--templates", TEMPLATES,
+               "--task", task, "--tier", "light") == 0  # fmt: skip
+    pod = yaml.safe_load(capsys.readouterr().out)
+    assert pod["metadata"]["labels"][identity.LABEL_TIER] == "light"
+
+
+@pytest.mark.parametrize(
+    ("task", "fragment"),
+    [
+        ('{"dag_id": "d"', "invalid JSON"),
+        (BASE_TASK + ', "kubernetes_config": {"pod_template": "../x"}}', "'..'"),
+        (BASE_TASK + ', "kubernetes_config": {"resources": {"requests": {"cpu": "9x"}}}}', "not a Kubernetes quantity"),
+        ("/nonexistent/task.json", "cannot read task file"),
+    ],
+)  # fmt: skip
+def test_bad_input_exits_2_with_the_reason(capsys, task, fragment):
+    assert run("render-pod", "--config", str(EXAMPLES / "airflow.cfg"), "--templates", TEMPLATES, "--task", task) == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_a_bad_config_file_exits_2_naming_the_key(tmp_path, capsys):
+    cfg = tmp_path / "airflow.cfg"
+    cfg.write_text("[kubernetes]\nworker_pods_max = 0\n")
+    assert run("validate", "--config", str(cfg), "--templates", TEMPLATES) == 2
+    assert "worker_pods_max" in capsys.readouterr().err
+
+
+def test_validate_checks_config_and_every_template(capsys):
+    assert run("validate", "--config", str(EXAMPLES / "airflow.cfg"), "--templates", TEMPLATES) == 0
+    assert "4 templates" in capsys.readouterr().out
+
+
+def test_validate_reports_a_broken_template(tmp_path, capsys):
+    for template in Path(TEMPLATES).glob("*.yaml"):
+        (tmp_path / template.name).write_text(template.read_text())
+    (tmp_path / "light_task.yaml").write_text("kind: Deployment\n")
+    assert run("validate", "--config", str(EXAMPLES / "airflow.cfg"), "--templates", str(tmp_path)) == 2
+    assert "light_task.yaml" in capsys.readouterr().err
+
+
+def test_submit_writes_the_task_into_the_spool(tmp_path, capsys):
+    spool = tmp_path / "spool"
+    assert run("submit", "--config", str(EXAMPLES / "airflow.cfg"), "--spool", str(spool),
+               "--task", str(EXAMPLES / "light_task.json")) == 0  # fmt: skip
+    [task] = Spool(spool).scan()
+    assert task.key.task_id == "light_task"
+
+
+def test_pods_and_cleanup_talk_to_the_cluster(fake_kube, capsys, tmp_path):
+    from executor.config_loader import load_config
+    from executor.kube import KubeClient
+    from executor.podfactory import build_pod
+    from executor.task import Task
+    from executor.templates import TemplateStore
+
+    config = load_config(EXAMPLES / "airflow.cfg", environ={})
+    kube = KubeClient.for_host(fake_kube.url)
+    task = Task.from_dict(json.loads((EXAMPLES / "light_task.json").read_text()))
+    fake_kube.cluster.set_nodes([])
+    pod = build_pod(task, config, TemplateStore(TEMPLATES))
+    pod["spec"].pop("nodeSelector")
+    pod["spec"].pop("tolerations")
+    kube.create_pod(config.namespace, pod)
+    fake_kube.cluster.wait_for_phase(config.namespace, pod["metadata"]["name"], "Succeeded")
+    common = ["--config", str(EXAMPLES / "airflow.cfg"), "--api-url", fake_kube.url]
+    assert run("pods", *common) == 0
+    out = capsys.readouterr().out
+    assert pod["metadata"]["name"] in out and '"succeeded": 1' in out
+    assert run("cleanup", *common, "--max-age-hours", "1", "--dry-run") == 0
+    assert "would delete 0 pod(s)" in capsys.readouterr().out
+    assert run("cost", *common, "--spool", str(tmp_path / "spool"), "--by", "tier") == 0
+    assert "light" in capsys.readouterr().out
+
+
+def test_cluster_errors_exit_1(capsys):
+    assert run("pods", "--config", str(EXAMPLES / "airflow.cfg"), "--api-url", "http://127.0.0.1:9") == 1
+    assert "connection" in capsys.readouterr().err
+
+
+def test_the_status_server_serves_metrics_and_probes():
+    metrics = EngineMetrics()
+    metrics.launched()
+    metrics.api_error(429, "create")
+    state = {"healthy": True, "ready": False}
+    server = StatusServer(metrics.registry, healthy=lambda: state["healthy"], ready=lambda: state["ready"],
+                          host="127.0.0.1", port=0)  # fmt: skip
+    server.start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        text = urllib.request.urlopen(f"{base}/metrics").read().decode()  # noqa: S310 - loopback
+        assert "airflow_executor_pod_launches_total 1.0" in text
+        assert 'airflow_executor_api_errors_total{code="429",verb="create"} 1.0' in text
+        assert "airflow_executor_task_start_latency_seconds_bucket" in text
+        assert urllib.request.urlopen(f"{base}/healthz").status == 200  # noqa: S310
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"{base}/readyz")  # noqa: S310
+        assert info.value.code == 503
+        state["ready"] = True
+        assert urllib.request.urlopen(f"{base}/readyz").status == 200  # noqa: S310
+    finally:
+        server.stop()
+
+
+def test_logs_are_json_lines_with_the_extra_fields():
+    record = logging.LogRecord("executor.engine", logging.WARNING, __file__, 1, "task %s failed", ("k",), None)
+    record.event, record.pod, record.exit_code = "task_failed", "p-1", 3
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["msg"] == "task k failed" and entry["level"] == "warning"
+    assert (entry["event"], entry["pod"], entry["exit_code"]) == ("task_failed", "p-1", 3)
