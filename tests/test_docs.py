@@ -1,0 +1,40 @@
+"""The documentation stays in step with the code: every key and output is described."""
+
+from __future__ import annotations
+
+import re
+
+from executor import config_keys
+from tests.conftest import ROOT
+
+README = (ROOT / "README.md").read_text()
+EXECUTOR_DOC = (ROOT / "docs" / "executor.md").read_text()
+
+
+def test_the_readme_documents_every_stack_config_key():
+    from infra.stack_keys import KEYS
+
+    missing = [key.name for key in KEYS if f"| `{key.name}` |" not in README]
+    assert missing == []
+
+
+def test_the_readme_documents_every_stack_output():
+    from infra.platform import AirflowK8sPlatform
+
+    names = re.findall(r'"(\w+)": self\.', (ROOT / "infra" / "platform.py").read_text())
+    assert names and AirflowK8sPlatform is not None
+    assert [name for name in names if f"`{name}`" not in README] == []
+
+
+def test_the_executor_doc_documents_every_airflow_cfg_key():
+    missing = [key.name for key in config_keys.KUBERNETES_KEYS if f"| `{key.name}` |" not in EXECUTOR_DOC]
+    assert missing == []
+
+
+def test_the_readmes_two_setup_commands_are_make_targets():
+    makefile = (ROOT / "Makefile").read_text()
+    commands = re.findall(r"^make (\w+)", README, flags=re.MULTILINE)
+    assert commands[:2] == ["render", "test"]
+    for target in commands[:2]:
+        assert re.search(rf"^{target}:", makefile, flags=re.MULTILINE)
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
