@@ -90,6 +90,8 @@ def behave(outcome: str = "succeed", run_seconds: float | None = None, **more: s
 @pytest.fixture
 def cluster() -> Iterator[FakeKubeServer]:
     server = FakeKubeServer(POOLS, bookmark_interval=0.2).start()
+    # Every pod the engine creates (tasks and placeholders) must pass "restricted" admission.
+    server.admission.enforce_pod_security()
     try:
         yield server
     finally:

@@ -63,7 +63,9 @@ def test_a_name_taken_by_another_task_is_a_hard_error(cluster, make_engine, kube
         },
         "spec": {"containers": [{"name": "c", "image": "busybox"}], "schedulerName": "nobody"},
     }
+    cluster.admission.enforce_pod_security(False)  # a hand-made, non-hardened pod
     kube.create_pod(NAMESPACE, impostor)
+    cluster.admission.enforce_pod_security()
     sink = MemorySink()
     engine = make_engine(sink=sink)
     engine.submit(task)

@@ -94,7 +94,9 @@ def test_foreign_pods_in_the_namespace_are_left_alone(cluster, make_engine, kube
         "metadata": {"name": "someone-elses", "labels": {"app": "other"}},
         "spec": {"containers": [{"name": "c", "image": "busybox"}]},
     }
+    cluster.admission.enforce_pod_security(False)  # a hand-made, non-hardened pod
     kube.create_pod(NAMESPACE, foreign)
+    cluster.admission.enforce_pod_security()
     engine = make_engine()
     engine.submit(make_task("mine"))
     assert engine.wait_idle(10)
