@@ -137,7 +137,9 @@ def pull_policy(raw: str) -> str:
     return value
 
 
-def _quantity_parser(check: Callable[[object], Decimal]) -> Callable[[str], str]:
+def quantity_parser(check: Callable[[object], Decimal]) -> Callable[[str], str]:
+    """A parser that checks a quantity with ``check`` and keeps its text (ValueError on failure)."""
+
     def parse(raw: str) -> str:
         value = raw.strip()
         try:
@@ -149,8 +151,8 @@ def _quantity_parser(check: Callable[[object], Decimal]) -> Callable[[str], str]
     return parse
 
 
-cpu = _quantity_parser(quantity.cpu)
-memory = _quantity_parser(quantity.memory)
+cpu = quantity_parser(quantity.cpu)
+memory = quantity_parser(quantity.memory)
 
 
 def node_selector(raw: str) -> tuple[tuple[str, str], ...]:

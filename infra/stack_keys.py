@@ -21,9 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from executor import config_keys, quantity
+from executor import config_keys
 from executor.config import DEFAULT_TIERS
-from executor.errors import QuantityError
 from infra import args as a
 
 PROJECT = "airflow-k8s"
@@ -276,17 +275,6 @@ _TYPE_PARSERS: dict[str, Callable[[str], Any]] = {
 }
 
 
-def _quantity(check: Callable[[object], Any]) -> Callable[[str], str]:
-    def parse(value: str) -> str:
-        try:
-            check(value)
-        except QuantityError as exc:
-            raise ValueError(str(exc)) from exc
-        return value
-
-    return parse
-
-
 def _cidr(value: str) -> str:
     try:
         return str(ipaddress.ip_network(value, strict=True))
@@ -327,8 +315,8 @@ def _optional_subdomain(value: str) -> str | None:
 
 
 _tiers = tuple(t.name for t in DEFAULT_TIERS)
-_cpu = _quantity(quantity.cpu)
-_memory = _quantity(quantity.memory)
+_cpu = config_keys.cpu
+_memory = config_keys.memory
 
 # Extra validation per key, applied to the type-parsed value.
 _VALIDATORS: dict[str, Callable[[Any], Any]] = {

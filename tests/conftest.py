@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from executor.config import ExecutorConfig
 from executor.config_loader import parse_config
+from executor.kube import KubeClient
 from executor.templates import TemplateStore
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DIR = ROOT / "pod_templates"
 
 SEED_CFG = """\
+# airflow.cfg - Kubernetes executor configuration (the seed's, comments included)
 [core]
 executor = KubernetesExecutor
 [kubernetes]
+# Namespace for worker pods
 namespace = airflow
 worker_container_image = apache/airflow:2.8.0
 worker_service_account_name = airflow-worker
@@ -30,6 +34,8 @@ delete_worker_pods_on_failure = True
 pod_creation_timeout = 600
 max_pod_pending_timeout = 600
 image_pull_policy = IfNotPresent
+# worker_node_selector = {"node-type": "worker"}
+# worker_tolerations = [{"key": "dedicated", "operator": "Equal", "value": "worker", "effect": "NoSchedule"}]
 """
 
 
@@ -51,3 +57,13 @@ def seed_config() -> ExecutorConfig:
 @pytest.fixture
 def templates() -> TemplateStore:
     return TemplateStore(TEMPLATE_DIR)
+
+
+@pytest.fixture
+def kube(fake_kube) -> Iterator[KubeClient]:
+    """The executor's API client on the ``fake_kube`` server."""
+    client = KubeClient.for_host(fake_kube.url, request_timeout=10)
+    try:
+        yield client
+    finally:
+        client.close()

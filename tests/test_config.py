@@ -11,31 +11,9 @@ from executor.config import DEFAULT_TIERS, ExecutorConfig, Tier, Toleration
 from executor.config_loader import load_config, parse_config
 from executor.config_render import render_config
 from executor.errors import ConfigError
+from tests.conftest import SEED_CFG
 
 SEED = Path("/work/shared/seed/kubernetes-executor-deep-dive.txt")
-
-SEED_CFG = """\
-# airflow.cfg - Kubernetes executor configuration
-[core]
-executor = KubernetesExecutor
-[kubernetes]
-# Namespace for worker pods
-namespace = airflow
-worker_container_image = apache/airflow:2.8.0
-worker_service_account_name = airflow-worker
-worker_resource_request_cpu = 500m
-worker_resource_request_memory = 1Gi
-worker_resource_limit_cpu = 1000m
-worker_resource_limit_memory = 2Gi
-pod_template_file = /opt/airflow/pod_templates/default_template.yaml
-delete_worker_pods = True
-delete_worker_pods_on_failure = True
-pod_creation_timeout = 600
-max_pod_pending_timeout = 600
-image_pull_policy = IfNotPresent
-# worker_node_selector = {"node-type": "worker"}
-# worker_tolerations = [{"key": "dedicated", "operator": "Equal", "value": "worker", "effect": "NoSchedule"}]
-"""
 
 
 def parse(text: str, **env: str) -> ExecutorConfig:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -391,15 +390,6 @@ def test_without_matplotlib_the_plot_error_says_how_to_install_it(tmp_path, monk
 
 # -- over HTTP against the fake API server -----------------------------------------------------------
 NS = "airflow"
-
-
-@pytest.fixture
-def kube(fake_kube: FakeKubeServer) -> Iterator[KubeClient]:
-    client = KubeClient.for_host(fake_kube.url, request_timeout=10)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def launch(kube: KubeClient, task_key: TaskKey, tier: str, requests: dict[str, str], **annotations: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -26,15 +25,6 @@ from tests.fakekube.server import FakeKubeServer
 NS = "airflow"
 MANUAL = "manual-test-scheduler"  # pods with this schedulerName are not touched by the fake's simulation
 _MERGE_PATCH = {"Accept": "application/json", "Content-Type": "application/merge-patch+json"}
-
-
-@pytest.fixture
-def kube(fake_kube: FakeKubeServer) -> Iterator[KubeClient]:
-    client = KubeClient.for_host(fake_kube.url, request_timeout=10)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import time
 
 from executor import identity
 from executor.results import SUCCESS, MemorySink
-from tests.engine.conftest import NAMESPACE, behave, make_config, make_task
-from tests.fakekube import NodeSpec, Taint
+from tests.engine.conftest import NAMESPACE, POOLS, behave, make_config, make_task
+from tests.fakekube import NodeSpec
 
 
 def task_pods(cluster) -> list[dict]:
@@ -103,49 +103,32 @@ def test_restarted_schedulers_reuse_existing_placeholders(cluster, make_engine):
     assert sum(cluster.stats.creates().values()) == 2
 
 
-def test_auto_tier_picks_heavy_when_the_compute_pool_has_room(cluster, make_engine):
+def run_auto_tier_task(cluster, make_engine, *, wait_for_nodes: bool = True):
+    """Run one ``tier: auto`` task once the engine knows the nodes; its result."""
     sink = MemorySink()
     engine = make_engine(sink=sink)
-    cluster.cluster.wait_for(lambda: engine.nodes is not None, timeout=5)
+    if wait_for_nodes:
+        cluster.cluster.wait_for(lambda: engine.nodes is not None, timeout=5)
     task = make_task("adaptive", tier="auto")
     engine.submit(task)
     assert engine.wait_idle(10)
-    assert sink.results[task.key].tier == "heavy" and sink.results[task.key].node == "compute-1"
+    return sink.results[task.key]
+
+
+def test_auto_tier_picks_heavy_when_the_compute_pool_has_room(cluster, make_engine):
+    result = run_auto_tier_task(cluster, make_engine)
+    assert (result.tier, result.node) == ("heavy", "compute-1")
 
 
 def test_auto_tier_falls_back_when_the_compute_pool_is_full(cluster, make_engine):
+    worker, compute = POOLS[0], POOLS[1]
     cluster.cluster.set_nodes(
-        [
-            NodeSpec(
-                "worker-1",
-                cpu="16",
-                memory="64Gi",
-                labels={"node-type": "worker"},
-                taints=(Taint("dedicated", "worker"),),
-            ),
-            NodeSpec(
-                "compute-1",
-                cpu="1",
-                memory="2Gi",
-                labels={"node-type": "compute-optimized"},
-                taints=(Taint("workload", "heavy"),),
-            ),
-        ]
+        [worker, NodeSpec(compute.name, "1", "2Gi", labels=compute.labels, taints=compute.taints)]
     )
-    sink = MemorySink()
-    engine = make_engine(sink=sink)
-    cluster.cluster.wait_for(lambda: engine.nodes is not None, timeout=5)
-    task = make_task("adaptive", tier="auto")
-    engine.submit(task)
-    assert engine.wait_idle(10)
-    assert sink.results[task.key].tier == "medium" and sink.results[task.key].node == "worker-1"
+    result = run_auto_tier_task(cluster, make_engine)
+    assert (result.tier, result.node) == ("medium", "worker-1")
 
 
 def test_auto_tier_without_node_access_uses_the_default_tier(cluster, make_engine):
     cluster.faults.fail_next(method="GET", path=r"/nodes$", status=403, times=None)
-    sink = MemorySink()
-    engine = make_engine(sink=sink)
-    task = make_task("adaptive", tier="auto")
-    engine.submit(task)
-    assert engine.wait_idle(10)
-    assert sink.results[task.key].tier == "medium"
+    assert run_auto_tier_task(cluster, make_engine, wait_for_nodes=False).tier == "medium"
