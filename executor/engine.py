@@ -43,7 +43,7 @@ from executor.launcher import PLACEHOLDER_PRIORITY, Launcher, LaunchJob
 from executor.metrics import EngineMetrics
 from executor.placeholders import PlaceholderPool
 from executor.podfactory import build_pod
-from executor.podstate import PodStatus, pod_status
+from executor.podstate import PodStatus, parse_time, pod_status
 from executor.records import FINAL, Record, State, TaskBook
 from executor.results import FAILED, SUCCESS, MemorySink, ResultSink, TaskResult
 from executor.retry import RetryPolicy, TokenBucket, call_with_retry
@@ -340,9 +340,19 @@ class Engine:
                 rec.unschedulable = status.unschedulable
 
     def _mark_created(self, rec: Record, pod: dict[str, Any]) -> None:
-        rec.created_at = self.clock()
+        rec.created_at = self._created_at(pod)
         rec.created_rv = _rv(pod)
         self.book.set_state(rec, State.PENDING)
+
+    def _created_at(self, pod: dict[str, Any]) -> float:
+        """The pod's creation time on our monotonic clock, from its creationTimestamp.
+
+        A pod adopted after a restart keeps the pending time it already spent, so a restart
+        never grants a stuck pod a fresh ``max_pod_pending_timeout``.
+        """
+        created = parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
+        age = (datetime.now(UTC) - created).total_seconds() if created else 0.0
+        return self.clock() - max(0.0, age)
 
     def _adopt(self, pod: dict[str, Any]) -> Record | None:
         """A pod of this instance we did not know (a restart): track it, or just clean it up."""
@@ -353,7 +363,7 @@ class Engine:
             return None
         tier = (metadata.get("labels") or {}).get(identity.LABEL_TIER)
         rec = Record(key, metadata["name"], None, State.PENDING, self.clock(), tier=tier)
-        rec.created_at, rec.created_rv = self.clock(), _rv(pod)
+        rec.created_at, rec.created_rv = self._created_at(pod), _rv(pod)
         if self.sink.has_result(key):
             # Finished before a restart; only its cleanup may be missing.
             status = pod_status(pod)

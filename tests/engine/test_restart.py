@@ -154,3 +154,25 @@ def test_a_scheduler_killed_repeatedly_loses_nothing_and_duplicates_nothing(clus
 @pytest.mark.parametrize("seed", range(5))
 def test_many_random_kills(cluster, tmp_path, seed):
     _kill_and_restart(cluster, tmp_path, tasks=150, kills=6, seed=seed)
+
+
+def test_a_restart_does_not_reset_the_pending_timeout_of_adopted_pods(cluster, make_engine, kube, templates):
+    from datetime import UTC, datetime, timedelta
+
+    from executor.podfactory import build_pod
+
+    task = make_task("stuck", node_selector={"node-type": "nowhere"})
+    kube.create_pod(NAMESPACE, build_pod(task, make_config(), templates))
+    name = identity.pod_name(task.key)
+    # The pod has been pending for ten minutes already (as if the previous scheduler ran that long).
+    old = (datetime.now(UTC) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def backdate(pod: dict) -> dict:
+        pod["metadata"]["creationTimestamp"] = old
+        return pod
+
+    cluster.store.update("pods", NAMESPACE, name, backdate)
+    sink = MemorySink()
+    engine = make_engine(make_config(max_pod_pending_timeout=300), sink=sink)
+    assert engine.wait_idle(10)  # far sooner than a fresh 300 s
+    assert sink.results[task.key].reason == "PendingTimeout"
