@@ -337,6 +337,14 @@ class Engine:
             if status.fatal_reason:
                 self._fail(rec, status.fatal_reason, status.message or status.fatal_reason)
             else:
+                if status.unschedulable and not rec.unschedulable:
+                    log.warning(
+                        "pod %s of task %s cannot be scheduled: %s",
+                        rec.pod_name,
+                        rec.key,
+                        status.unschedulable,
+                        extra={"event": "unschedulable", "pod": rec.pod_name},
+                    )
                 rec.unschedulable = status.unschedulable
 
     def _mark_created(self, rec: Record, pod: dict[str, Any]) -> None:

@@ -76,7 +76,7 @@ def test_fatal_image_errors_fail_at_once_and_the_pod_is_deleted(cluster, make_en
     cluster.cluster.wait_for(lambda: cluster.cluster.pod(NAMESPACE, sink.results[pull.key].pod_name) is None)
 
 
-def test_an_unschedulable_pod_times_out_with_the_schedulers_reason_and_is_deleted(cluster, make_engine):
+def test_an_unschedulable_pod_times_out_with_the_schedulers_reason_and_is_deleted(cluster, make_engine, caplog):
     sink = MemorySink()
     engine = make_engine(make_config(max_pod_pending_timeout=1), sink=sink)
     task = make_task("nowhere", node_selector={"node-type": "does-not-exist"})
@@ -85,6 +85,9 @@ def test_an_unschedulable_pod_times_out_with_the_schedulers_reason_and_is_delete
     assert engine.wait_idle(10)
     result = sink.results[task.key]
     assert result.reason == "PendingTimeout"
+    assert any(
+        getattr(r, "event", None) == "unschedulable" and "nodes are available" in r.getMessage() for r in caplog.records
+    )
     assert "more than 1s" in result.message and "nodes are available" in result.message
     cluster.cluster.wait_for(lambda: cluster.cluster.pod(NAMESPACE, result.pod_name) is None)
 
