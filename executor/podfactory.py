@@ -37,9 +37,9 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from executor import identity, quantity, schema, security
+from executor import identity, schema, security
 from executor.config import ExecutorConfig, Tier
-from executor.errors import PodPolicyError, QuantityError, TaskSpecError
+from executor.errors import PodPolicyError, TaskSpecError
 from executor.task import AUTO_TIER, Task
 from executor.templates import TemplateStore
 
@@ -256,22 +256,7 @@ def _check(pod: dict[str, Any], task: Task, protected: Mapping[str, Any], config
                 f"{task.key}: container {name!r} has no image; set worker_container_image in airflow.cfg "
                 "or kubernetes_config.image on the task"
             )
-        _check_resources(container, task)
+    problems = schema.resource_problems(pod)
+    if problems:
+        raise TaskSpecError(f"{task.key}: {problems[0]} (after merging template, config, tier and task overrides)")
     security.check_restricted(pod, where=f"pod for task {task.key}")
-
-
-def _check_resources(container: Mapping[str, Any], task: Task) -> None:
-    resources = container.get("resources") or {}
-    requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
-    name = container.get("name")
-    try:
-        for resource, amount in {**requests, **limits}.items():
-            quantity.for_resource(resource, amount)
-        for resource, amount in requests.items():
-            if resource in limits and quantity.parse(amount) > quantity.parse(limits[resource]):
-                raise TaskSpecError(
-                    f"{task.key}: container {name!r}: requests.{resource} = {amount!r} is greater than "
-                    f"limits.{resource} = {limits[resource]!r} after merging template, config and task overrides"
-                )
-    except QuantityError as exc:
-        raise TaskSpecError(f"{task.key}: container {name!r}: {exc}") from exc

@@ -179,7 +179,9 @@ def test_resource_overrides_replace_per_key(build):
 
 
 def test_a_request_above_the_merged_limit_is_rejected(seed_config, templates):
-    with pytest.raises(TaskSpecError, match=r"requests.cpu = '3' is greater than limits.cpu = '1000m'"):
+    with pytest.raises(
+        TaskSpecError, match=r"containers\[0\]\.resources\.requests\.cpu: request '3' is greater than limit '1000m'"
+    ):
         build_pod(task({"resources": {"requests": {"cpu": "3"}}}), seed_config, templates)
 
 
