@@ -24,8 +24,7 @@ import difflib
 import os
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from decimal import Decimal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -237,14 +236,12 @@ def _check_cross_fields(config: ExecutorConfig, origin: Mapping[str, _Raw], sour
             value=getattr(config, key),
         )
 
-    for resource, parse in (("cpu", quantity.cpu), ("memory", quantity.memory)):
-        request = getattr(config, f"worker_resource_request_{resource}")
-        limit = getattr(config, f"worker_resource_limit_{resource}")
-        if request is not None and limit is not None and parse(request) > parse(limit):
-            fail(
-                f"worker_resource_request_{resource}",
-                f"request is greater than worker_resource_limit_{resource} = {limit!r}",
-            )
+    resource = _request_over_limit(config.default_requests(), config.default_limits())
+    if resource is not None:
+        fail(
+            f"worker_resource_request_{resource}",
+            f"request is greater than worker_resource_limit_{resource} = {config.default_limits()[resource]!r}",
+        )
     if config.worker_pods_min > config.worker_pods_max:
         fail("worker_pods_min", f"N_min is greater than worker_pods_max = {config.worker_pods_max}")
     directory = posixpath.normpath(config.pod_template_dir)
@@ -265,24 +262,21 @@ def _check_cross_fields(config: ExecutorConfig, origin: Mapping[str, _Raw], sour
 
 
 def _check_tier_limits(tier: Tier, source: str) -> None:
-    section = f"{TIER_PREFIX}{tier.name}"
-    pairs = (
-        ("cpu", tier.request_cpu, tier.limit_cpu, quantity.cpu),
-        ("memory", tier.request_memory, tier.limit_memory, quantity.memory),
-    )
-    for resource, request, limit, parse in pairs:
-        if limit is not None and parse(request) > parse(limit):
-            raise ConfigError(
-                f"request is greater than limit_{resource} = {limit!r}",
-                source=source,
-                section=section,
-                key=f"request_{resource}",
-                value=request,
-            )
-    if tier.cost_per_pod_hour < Decimal(0):  # pragma: no cover - the price parser forbids it
-        raise ConfigError("negative price", source=source, section=section, key="cost_per_pod_hour")
+    limits = tier.limits()
+    resource = _request_over_limit(tier.requests(), limits)
+    if resource is not None:
+        raise ConfigError(
+            f"request is greater than limit_{resource} = {limits[resource]!r}",
+            source=source,
+            section=f"{TIER_PREFIX}{tier.name}",
+            key=f"request_{resource}",
+            value=tier.requests()[resource],
+        )
 
 
-def field_names() -> list[str]:
-    """Names of every ExecutorConfig field (used by docs and tests)."""
-    return [f.name for f in fields(ExecutorConfig)]
+def _request_over_limit(requests: Mapping[str, str], limits: Mapping[str, str]) -> str | None:
+    """The first resource whose request exceeds its limit (compared by value), or None."""
+    for resource, request in requests.items():
+        if resource in limits and quantity.parse(request) > quantity.parse(limits[resource]):
+            return resource
+    return None
