@@ -34,12 +34,6 @@ class TaskResult:
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
-    def runtime_hours(self) -> float:
-        """t_i of the cost formula: wall time the pod ran (0 when it never started)."""
-        if self.started_at is None or self.finished_at is None:
-            return 0.0
-        return max(0.0, (self.finished_at - self.started_at).total_seconds() / 3600.0)
-
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["key"] = asdict(self.key)
