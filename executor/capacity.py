@@ -184,10 +184,19 @@ def tier_placements(config: ExecutorConfig, load_spec: Any) -> dict[str, Placeme
             spec = load_spec(tier.pod_template or config.pod_template_file)
         except ExecutorError:
             continue
-        selector = {**dict(config.worker_node_selector), **(spec.get("nodeSelector") or {})}
-        tolerations = tuple(spec.get("tolerations") or ()) + tuple(t.to_k8s() for t in config.worker_tolerations)
-        out[tier.name] = Placement(selector, tolerations)
+        out[tier.name] = placement_with_defaults(config, spec)
     return out
+
+
+def placement_with_defaults(config: ExecutorConfig, spec: Mapping[str, Any]) -> Placement:
+    """A template's placement after the pod factory's config defaults: the template's nodeSelector
+    keys win over ``worker_node_selector``; ``worker_tolerations`` are appended (no duplicates)."""
+    selector = {**dict(config.worker_node_selector), **(spec.get("nodeSelector") or {})}
+    tolerations = list(spec.get("tolerations") or ())
+    for toleration in (t.to_k8s() for t in config.worker_tolerations):
+        if toleration not in tolerations:
+            tolerations.append(toleration)
+    return Placement(selector, tuple(tolerations))
 
 
 def auto_tier(

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from executor import identity
+from executor.capacity import placement_with_defaults
 from executor.config import ExecutorConfig
 from executor.templates import TemplateStore
 
@@ -70,14 +71,13 @@ def build_placeholder(config: ExecutorConfig, templates: TemplateStore, index: i
             }
         ],
     }
-    for key in ("nodeSelector", "tolerations", "affinity"):
-        if spec.get(key):
-            pod_spec[key] = spec[key]
-    selector = dict(pod_spec.get("nodeSelector") or {})
-    for key, value in config.worker_node_selector:
-        selector.setdefault(key, value)
-    if selector:
-        pod_spec["nodeSelector"] = selector
+    placement = placement_with_defaults(config, spec)  # exactly where the default tier's task pods go
+    if placement.node_selector:
+        pod_spec["nodeSelector"] = dict(placement.node_selector)
+    if placement.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in placement.tolerations]
+    if spec.get("affinity"):
+        pod_spec["affinity"] = spec["affinity"]
     if config.placeholder_priority_class:
         pod_spec["priorityClassName"] = config.placeholder_priority_class
     return {
