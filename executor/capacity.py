@@ -102,6 +102,9 @@ def free_capacity(nodes: Sequence[Node], pods: Iterable[Mapping[str, Any]]) -> d
 
 
 def tolerates(tolerations: Sequence[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
+    """True when one of ``tolerations`` tolerates ``taint``, as the API defines it: an empty
+    effect matches every effect; ``Exists`` ignores the value and, without a key, matches every
+    taint; ``Equal`` (the default) needs the same key and value."""
     for toleration in tolerations:
         effect = toleration.get("effect")
         if effect and effect != taint.get("effect"):

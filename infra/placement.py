@@ -15,25 +15,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from executor import capacity
 from infra.args import NodePoolSpec, Taint
 
 BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
 
 
 def tolerates(toleration: Mapping[str, Any], taint: Taint) -> bool:
-    """True when ``toleration`` (a pod spec toleration dict) tolerates ``taint``."""
-    effect = toleration.get("effect")
-    if effect and effect != taint.effect:
-        return False
-    operator = toleration.get("operator") or "Equal"
-    key = toleration.get("key")
-    if not key:
-        return operator == "Exists"
-    if key != taint.key:
-        return False
-    if operator == "Exists":
-        return True
-    return (toleration.get("value") or "") == (taint.value or "")
+    """True when ``toleration`` (a pod spec toleration dict) tolerates ``taint``.
+
+    The executor's matcher (:func:`executor.capacity.tolerates`) decides, so the platform's
+    template-to-pool check and the scheduler's tier choice can never disagree.
+    """
+    return capacity.tolerates([toleration], taint.to_k8s())
 
 
 def fits(pod_spec: Mapping[str, Any], pool: NodePoolSpec) -> list[str]:
