@@ -199,7 +199,9 @@ def test_pod_spec_is_immutable_except_image(core_v1):
     assert "pod updates may not change fields" in status_of(info.value)["message"]
 
 
-def test_put_replaces_metadata_and_keeps_status(core_v1):
+def test_put_replaces_metadata_and_keeps_status(core_v1, fake_kube):
+    # The simulation is frozen, so the read-modify-write below cannot race a kubelet status update (409).
+    fake_kube.cluster.pause()
     core_v1.create_namespaced_pod(NS, pod_manifest("p", outcome="hang"))
     current = core_v1.read_namespaced_pod("p", NS)
     current.metadata.labels = {"replaced": "yes"}
