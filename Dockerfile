@@ -4,7 +4,9 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
+COPY airflow_k8s ./airflow_k8s
 COPY executor ./executor
+COPY pod_templates ./pod_templates
 RUN pip install --no-cache-dir --prefix=/install -c constraints.txt .
 
 FROM python:3.11-slim
@@ -15,4 +17,4 @@ USER 10001:10001
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 EXPOSE 9102
 # No ENTRYPOINT: the Deployment passes the whole command line as args, which replace CMD.
-CMD ["python", "-m", "executor", "run", "--config", "/opt/airflow/airflow.cfg"]
+CMD ["python", "-m", "airflow_k8s.executor", "run", "--config", "/opt/airflow/airflow.cfg"]

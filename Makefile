@@ -25,7 +25,7 @@ setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 
 ## The main job: evaluate the stack program offline and write every manifest to $(OUT).
 render: setup
-	CHECKOV=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov REQUIRE_CHECKOV=1 $(PY) -m infra render --stack $(STACK) --out $(OUT) --check
+	CHECKOV=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov REQUIRE_CHECKOV=1 $(PY) -m airflow_k8s.infra render --stack $(STACK) --out $(OUT) --check
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

@@ -1,5 +1,5 @@
-"""Pulumi program entry point: ``pulumi up`` runs this file; the program is infra.stack."""
+"""Pulumi program entry point: ``pulumi up`` runs this file; the program is airflow_k8s.infra.stack."""
 
-from infra.stack import main
+from airflow_k8s.infra.stack import main
 
 main()

@@ -38,13 +38,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from executor import engine as engine_module  # noqa: E402
-from executor.config_loader import parse_config  # noqa: E402
-from executor.engine import Engine, EngineOptions  # noqa: E402
-from executor.kube import KubeClient  # noqa: E402
-from executor.results import MemorySink  # noqa: E402
-from executor.task import Task  # noqa: E402
-from executor.templates import TemplateStore  # noqa: E402
+from airflow_k8s.executor.contract.config_loader import parse_config  # noqa: E402
+from airflow_k8s.executor.engine import core as engine_module  # noqa: E402
+from airflow_k8s.executor.engine.core import Engine, EngineOptions  # noqa: E402
+from airflow_k8s.executor.kube.client import KubeClient  # noqa: E402
+from airflow_k8s.executor.pods.templates import TemplateStore  # noqa: E402
+from airflow_k8s.executor.tasks.results import MemorySink  # noqa: E402
+from airflow_k8s.executor.tasks.task import Task  # noqa: E402
 
 TARGETS = {"creates_per_s": 200.0, "cpu_ms_per_task": 1.0, "peak_rss_mb": 300.0}
 NODE = {

@@ -1,7 +1,7 @@
-"""``python -m executor``: see :mod:`executor.cli`."""
+"""``python -m airflow_k8s.executor``: see :mod:`airflow_k8s.executor.cli`."""
 
 import sys
 
-from executor.cli import main
+from airflow_k8s.executor.cli import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""``python -m executor``: the scheduler process and its operator commands.
+"""``python -m airflow_k8s.executor``: the scheduler process and its operator commands.
 
     run          the scheduler: reads the intake spool, launches pods, watches, cleans up
     render-pod   print the pod YAML a task would get (offline: no cluster needed)
@@ -25,17 +25,17 @@ from typing import Any
 
 import yaml
 
-from executor import logs
-from executor.config import ExecutorConfig
-from executor.config_loader import load_config
-from executor.errors import ExecutorError, KubeApiError
-from executor.identity import instance_selector
-from executor.kube import KubeClient
-from executor.podfactory import build_pod
-from executor.task import Task
-from executor.templates import TemplateStore
+from airflow_k8s.executor.contract.config import ExecutorConfig
+from airflow_k8s.executor.contract.config_loader import load_config
+from airflow_k8s.executor.contract.errors import ExecutorError, KubeApiError
+from airflow_k8s.executor.engine import logs
+from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.pods.podfactory import build_pod
+from airflow_k8s.executor.pods.templates import TemplateStore
+from airflow_k8s.executor.tasks.identity import instance_selector
+from airflow_k8s.executor.tasks.task import Task
 
-log = logging.getLogger("executor")
+log = logging.getLogger("airflow_k8s.executor")
 BAD_INPUT = 2
 
 
@@ -99,7 +99,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from executor.spool import Spool
+    from airflow_k8s.executor.tasks.spool import Spool
 
     config = load_config(args.config)
     path = Spool(args.spool or config.task_intake_dir).submit(_read_task(args.task))
@@ -108,9 +108,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from executor.engine import Engine
-    from executor.server import StatusServer
-    from executor.spool import Spool
+    from airflow_k8s.executor.engine.core import Engine
+    from airflow_k8s.executor.engine.server import StatusServer
+    from airflow_k8s.executor.tasks.spool import Spool
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -147,7 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_pods(args: argparse.Namespace) -> int:
-    from executor.monitor import PodMonitor
+    from airflow_k8s.executor.reports.monitor import PodMonitor
 
     config = load_config(args.config)
     monitor = PodMonitor(
@@ -165,7 +165,7 @@ def cmd_pods(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    from executor.monitor import PodMonitor
+    from airflow_k8s.executor.reports.monitor import PodMonitor
 
     config = load_config(args.config)
     monitor = PodMonitor(
@@ -181,8 +181,8 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    from executor import cost
-    from executor.spool import Spool
+    from airflow_k8s.executor.reports import cost
+    from airflow_k8s.executor.tasks.spool import Spool
 
     config = load_config(args.config)
     results = Spool(args.spool or config.task_intake_dir).read_results()
@@ -197,7 +197,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 # -- parser --------------------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m executor", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m airflow_k8s.executor", description=__doc__.split("\n\n")[0])
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--plain-logs", action="store_true", help="human-readable logs instead of JSON lines")
     sub = parser.add_subparsers(dest="command", required=True)

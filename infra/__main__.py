@@ -1,7 +1,7 @@
-"""``python -m infra render --stack dev --out build/dev [--diff OLD_DIR] [--check]``."""
+"""``python -m airflow_k8s.infra render --stack dev --out build/dev [--diff OLD_DIR] [--check]``."""
 
 import sys
 
-from infra.render import main
+from airflow_k8s.infra.render.main import main
 
 sys.exit(main())

@@ -2,14 +2,14 @@
 
 This is the only place that reads Pulumi config.  It collects the raw ``airflow-k8s:*`` values
 (plain keys with ``Config.get``, secrets only with ``Config.require_secret``), validates them
-with :func:`infra.stack_config.parse_stack_config` (which reports every bad key at once, unknown
+with :func:`airflow_k8s.infra.config.stack_config.parse_stack_config` (which reports every bad key at once, unknown
 keys included), loads the pod templates from the project's ``pod_templates/`` with the
-executor's :class:`~executor.templates.TemplateStore`, and instantiates
-:class:`~infra.platform.AirflowK8sPlatform` with the default Kubernetes provider (configure it
+executor's :class:`~airflow_k8s.executor.pods.templates.TemplateStore`, and instantiates
+:class:`~airflow_k8s.infra.components.platform.AirflowK8sPlatform` with the default Kubernetes provider (configure it
 the usual way: ``kubernetes:context`` / ``KUBECONFIG``).
 
 The same function runs under ``pulumi up``/``preview`` (via the root ``__main__.py``) and under
-mocks for tests and the offline render (:mod:`infra.offline`), so what is reviewed offline is
+mocks for tests and the offline render (:mod:`airflow_k8s.infra.render.offline`), so what is reviewed offline is
 what gets deployed.  Configuration errors surface as :class:`pulumi.RunError`: one clean message,
 no traceback.
 """
@@ -21,11 +21,17 @@ from typing import Any
 
 import pulumi
 
-from executor.errors import ExecutorError
-from executor.templates import TemplateStore
-from infra.platform import AirflowK8sPlatform, PlatformArgs, PreflightError
-from infra.secrets import PlatformSecrets
-from infra.stack_config import PROJECT, SECRET_KEYS, StackConfig, StackConfigError, parse_stack_config
+from airflow_k8s.executor.contract.errors import ExecutorError
+from airflow_k8s.executor.pods.templates import TemplateStore
+from airflow_k8s.infra.components.platform import AirflowK8sPlatform, PlatformArgs, PreflightError
+from airflow_k8s.infra.components.secrets import PlatformSecrets
+from airflow_k8s.infra.config.stack_config import (
+    PROJECT,
+    SECRET_KEYS,
+    StackConfig,
+    StackConfigError,
+    parse_stack_config,
+)
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from executor.config import ExecutorConfig
-from executor.config_loader import parse_config
-from executor.kube import KubeClient
-from executor.templates import TemplateStore
+from airflow_k8s.executor.contract.config import ExecutorConfig
+from airflow_k8s.executor.contract.config_loader import parse_config
+from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.pods.templates import TemplateStore
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DIR = ROOT / "pod_templates"

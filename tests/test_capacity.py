@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from executor.capacity import Node, Placement, choose_tier, eligible, free_capacity, nodes_from_api, pod_requests
-from executor.config import DEFAULT_TIERS
+from airflow_k8s.executor.contract.config import DEFAULT_TIERS
+from airflow_k8s.executor.pods.capacity import (
+    Node,
+    Placement,
+    choose_tier,
+    eligible,
+    free_capacity,
+    nodes_from_api,
+    pod_requests,
+)
 
 WORKER = Placement(
     {"node-type": "worker"}, ({"key": "dedicated", "operator": "Equal", "value": "worker", "effect": "NoSchedule"},)

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from executor import cli, identity
-from executor.logs import JsonFormatter
-from executor.metrics import EngineMetrics
-from executor.server import StatusServer
-from executor.spool import Spool
+from airflow_k8s.executor import cli
+from airflow_k8s.executor.engine.logs import JsonFormatter
+from airflow_k8s.executor.engine.metrics import EngineMetrics
+from airflow_k8s.executor.engine.server import StatusServer
+from airflow_k8s.executor.tasks import identity
+from airflow_k8s.executor.tasks.spool import Spool
 from tests.conftest import ROOT
 
 EXAMPLES = ROOT / "examples"
@@ -86,11 +87,11 @@ def test_submit_writes_the_task_into_the_spool(tmp_path, capsys):
 
 
 def test_pods_and_cleanup_talk_to_the_cluster(fake_kube, capsys, tmp_path):
-    from executor.config_loader import load_config
-    from executor.kube import KubeClient
-    from executor.podfactory import build_pod
-    from executor.task import Task
-    from executor.templates import TemplateStore
+    from airflow_k8s.executor.contract.config_loader import load_config
+    from airflow_k8s.executor.kube.client import KubeClient
+    from airflow_k8s.executor.pods.podfactory import build_pod
+    from airflow_k8s.executor.pods.templates import TemplateStore
+    from airflow_k8s.executor.tasks.task import Task
 
     config = load_config(EXAMPLES / "airflow.cfg", environ={})
     kube = KubeClient.for_host(fake_kube.url)
@@ -141,7 +142,9 @@ def test_the_status_server_serves_metrics_and_probes():
 
 
 def test_logs_are_json_lines_with_the_extra_fields():
-    record = logging.LogRecord("executor.engine", logging.WARNING, __file__, 1, "task %s failed", ("k",), None)
+    record = logging.LogRecord(
+        "airflow_k8s.executor.engine.core", logging.WARNING, __file__, 1, "task %s failed", ("k",), None
+    )
     record.event, record.pod, record.exit_code = "task_failed", "p-1", 3
     entry = json.loads(JsonFormatter().format(record))
     assert entry["msg"] == "task k failed" and entry["level"] == "warning"

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor.config import DEFAULT_TIERS, ExecutorConfig, Tier, Toleration
-from executor.config_loader import load_config, parse_config
-from executor.config_render import render_config
-from executor.errors import ConfigError
+from airflow_k8s.executor.contract.config import DEFAULT_TIERS, ExecutorConfig, Tier, Toleration
+from airflow_k8s.executor.contract.config_loader import load_config, parse_config
+from airflow_k8s.executor.contract.config_render import render_config
+from airflow_k8s.executor.contract.errors import ConfigError
 from tests.conftest import SEED_CFG
 
 SEED = Path("/work/shared/seed/kubernetes-executor-deep-dive.txt")

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from executor import identity
-from executor.config import ExecutorConfig
-from executor.cost import (
+from airflow_k8s.executor.contract.config import ExecutorConfig
+from airflow_k8s.executor.contract.errors import ExecutorError
+from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.reports.cost import (
     CostError,
     UtilizationResult,
     build_report,
@@ -24,11 +25,10 @@ from executor.cost import (
     plot,
     render_table,
 )
-from executor.errors import ExecutorError
-from executor.kube import KubeClient
-from executor.results import FAILED, SUCCESS, TaskResult
-from executor.spool import Spool
-from executor.task import TaskKey
+from airflow_k8s.executor.tasks import identity
+from airflow_k8s.executor.tasks.key import TaskKey
+from airflow_k8s.executor.tasks.results import FAILED, SUCCESS, TaskResult
+from airflow_k8s.executor.tasks.spool import Spool
 from tests.fakekube.server import FakeKubeServer
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from executor import config_keys
+from airflow_k8s.executor.contract import config_keys
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -12,16 +12,16 @@ EXECUTOR_DOC = (ROOT / "docs" / "executor.md").read_text()
 
 
 def test_the_readme_documents_every_stack_config_key():
-    from infra.stack_keys import KEYS
+    from airflow_k8s.infra.config.stack_keys import KEYS
 
     missing = [key.name for key in KEYS if f"| `{key.name}` |" not in README]
     assert missing == []
 
 
 def test_the_readme_documents_every_stack_output():
-    from infra.platform import AirflowK8sPlatform
+    from airflow_k8s.infra.components.platform import AirflowK8sPlatform
 
-    names = re.findall(r'"(\w+)": self\.', (ROOT / "infra" / "platform.py").read_text())
+    names = re.findall(r'"(\w+)": self\.', (ROOT / "infra" / "components" / "platform.py").read_text())
     assert names and AirflowK8sPlatform is not None
     assert [name for name in names if f"`{name}`" not in README] == []
 

@@ -4,8 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from executor import identity, k8snames
-from executor.task import TaskKey
+from airflow_k8s.executor.contract import k8snames
+from airflow_k8s.executor.tasks import identity
+from airflow_k8s.executor.tasks.key import TaskKey
 
 ids = st.text(min_size=1, max_size=250).filter(lambda s: not any(ord(c) < 32 or ord(c) == 127 for c in s))
 keys = st.builds(TaskKey, ids, ids, ids, st.integers(-1, 10**6), st.integers(0, 100))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from executor.errors import KubeApiError
-from executor.kube import KubeClient
+from airflow_k8s.executor.contract.errors import KubeApiError
+from airflow_k8s.executor.kube.client import KubeClient
 
 
 def kubeconfig(path, server: str) -> str:

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from executor import identity
-from executor.errors import KubeApiError
-from executor.kube import KubeClient
-from executor.monitor import CleanupReport, MonitorError, PodMonitor, PodSummary
-from executor.task import TaskKey
+from airflow_k8s.executor.contract.errors import KubeApiError
+from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.reports.monitor import CleanupReport, MonitorError, PodMonitor, PodSummary
+from airflow_k8s.executor.tasks import identity
+from airflow_k8s.executor.tasks.key import TaskKey
 from tests.fakekube.server import FakeKubeServer
 
 NS = "airflow"
@@ -397,7 +397,7 @@ def test_a_server_error_during_delete_is_collected_logged_and_the_sweep_continue
     stuck = finished_pod(kube, "stuck", ago=timedelta(hours=30), now=now)
     other = finished_pod(kube, "other", ago=timedelta(hours=30), now=now)
     fake_kube.faults.fail_next("DELETE", path=f"/pods/{stuck}$", status=500)
-    with caplog.at_level(logging.ERROR, logger="executor.monitor"):
+    with caplog.at_level(logging.ERROR, logger="airflow_k8s.executor.reports.monitor"):
         report = monitor.cleanup_old_pods(12, now=now)
     assert report.deleted == (other,)
     assert list(report.errors) == [stuck]

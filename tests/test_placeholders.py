@@ -6,11 +6,16 @@ import dataclasses
 
 import pytest
 
-from executor import schema, security
-from executor.config import Toleration
-from executor.placeholders import build_placeholder, desired_placeholders, placeholder_index, placeholder_name
-from executor.podfactory import build_pod
-from executor.task import Task
+from airflow_k8s.executor.contract.config import Toleration
+from airflow_k8s.executor.engine.placeholders import (
+    build_placeholder,
+    desired_placeholders,
+    placeholder_index,
+    placeholder_name,
+)
+from airflow_k8s.executor.pods import schema, security
+from airflow_k8s.executor.pods.podfactory import build_pod
+from airflow_k8s.executor.tasks.task import Task
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from executor import identity, k8snames, schema, security
-from executor.config import ExecutorConfig, Toleration
-from executor.errors import PodPolicyError, SchemaError, TaskSpecError, TemplateError
-from executor.podfactory import build_pod, deep_merge
-from executor.task import Task
-from executor.templates import TemplateStore
+from airflow_k8s.executor.contract import k8snames
+from airflow_k8s.executor.contract.config import ExecutorConfig, Toleration
+from airflow_k8s.executor.contract.errors import PodPolicyError, SchemaError, TaskSpecError, TemplateError
+from airflow_k8s.executor.pods import schema, security
+from airflow_k8s.executor.pods.podfactory import build_pod, deep_merge
+from airflow_k8s.executor.pods.templates import TemplateStore
+from airflow_k8s.executor.tasks import identity
+from airflow_k8s.executor.tasks.task import Task
 
 KEY = {"dag_id": "custom_pod_dag", "run_id": "scheduled__2024-01-01T00:00:00+00:00"}
 

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kubernetes.utils.quantity import parse_quantity
 
-from executor import quantity
-from executor.errors import QuantityError
+from airflow_k8s.executor.contract import quantity
+from airflow_k8s.executor.contract.errors import QuantityError
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""executor.schema: strict validation at the pinned Kubernetes version, short errors, real quantities."""
+"""executor.pods.schema: strict validation at the pinned Kubernetes version, short errors, real quantities."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from executor import schema
-from executor.errors import SchemaError
+from airflow_k8s.executor.contract.errors import SchemaError
+from airflow_k8s.executor.pods import schema
 
 
 def make_pod(**container: Any) -> dict[str, Any]:

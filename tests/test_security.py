@@ -1,4 +1,4 @@
-"""executor.security: Pod Security Standards "restricted" (v1.34) and the platform hardening policy."""
+"""airflow_k8s.executor.pods.security: Pod Security Standards "restricted" (v1.34) and the platform hardening policy."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from executor import security
-from executor.errors import PodPolicyError
+from airflow_k8s.executor.contract.errors import PodPolicyError
+from airflow_k8s.executor.pods import security
 
 BASE = "spec.containers[0] (base)"
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from executor.config import Toleration
-from executor.errors import TaskSpecError
-from executor.task import KubernetesOverrides, Task, TaskKey, parse_overrides
+from airflow_k8s.executor.contract.config import Toleration
+from airflow_k8s.executor.contract.errors import TaskSpecError
+from airflow_k8s.executor.tasks.task import KubernetesOverrides, Task, TaskKey, parse_overrides
 
 BASE = {"dag_id": "custom_pod_dag", "task_id": "heavy_computation", "run_id": "manual__1"}
 

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
-from executor import quantity, schema, security, templates
-from executor.config import DEFAULT_TEMPLATE_DIR, DEFAULT_TIERS
-from executor.errors import PodPolicyError, SchemaError, TemplateError
-from executor.templates import TemplateStore
+from airflow_k8s.executor.contract import quantity
+from airflow_k8s.executor.contract.config import DEFAULT_TEMPLATE_DIR, DEFAULT_TIERS
+from airflow_k8s.executor.contract.errors import PodPolicyError, SchemaError, TemplateError
+from airflow_k8s.executor.pods import schema, security, templates
+from airflow_k8s.executor.pods.templates import TemplateStore
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "pod_templates"
 
@@ -406,7 +407,7 @@ def test_the_cache_picks_up_a_modified_file(store, parse_counter):
 
 def test_a_file_is_rechecked_at_most_once_per_recheck_interval(template_dir, parse_counter, monkeypatch):
     clock = [1000.0]
-    monkeypatch.setattr("executor.templates.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("airflow_k8s.executor.pods.templates.time.monotonic", lambda: clock[0])
     store = TemplateStore(template_dir, recheck_seconds=1.0)
     path = template_dir / "good.yaml"
     assert base_container(store.load("good"))["resources"]["requests"]["cpu"] == "250m"

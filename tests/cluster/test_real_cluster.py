@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from executor.config_loader import parse_config
-from executor.engine import Engine, EngineOptions
-from executor.kube import KubeClient
-from executor.results import FAILED, SUCCESS, MemorySink
-from executor.task import Task
-from executor.templates import TemplateStore
+from airflow_k8s.executor.contract.config_loader import parse_config
+from airflow_k8s.executor.engine.core import Engine, EngineOptions
+from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.pods.templates import TemplateStore
+from airflow_k8s.executor.tasks.results import FAILED, SUCCESS, MemorySink
+from airflow_k8s.executor.tasks.task import Task
 
 pytestmark = [
     pytest.mark.cluster,

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from executor.config import ExecutorConfig
-from executor.config_loader import parse_config
-from executor.engine import Engine, EngineOptions
-from executor.kube import KubeClient
-from executor.results import MemorySink, ResultSink
-from executor.retry import RetryPolicy
-from executor.task import Task
-from executor.templates import TemplateStore
+from airflow_k8s.executor.contract.config import ExecutorConfig
+from airflow_k8s.executor.contract.config_loader import parse_config
+from airflow_k8s.executor.engine.core import Engine, EngineOptions
+from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.kube.retry import RetryPolicy
+from airflow_k8s.executor.pods.templates import TemplateStore
+from airflow_k8s.executor.tasks.results import MemorySink, ResultSink
+from airflow_k8s.executor.tasks.task import Task
 from tests.fakekube import FakeKubeServer, NodeSpec, Taint
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from executor import identity
-from executor.results import SUCCESS, MemorySink
+from airflow_k8s.executor.tasks import identity
+from airflow_k8s.executor.tasks.results import SUCCESS, MemorySink
 from tests.engine.conftest import NAMESPACE, make_config, make_task
 
 

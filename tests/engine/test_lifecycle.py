@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from executor import identity
-from executor.results import FAILED, SUCCESS, MemorySink
+from airflow_k8s.executor.tasks import identity
+from airflow_k8s.executor.tasks.results import FAILED, SUCCESS, MemorySink
 from tests.engine.conftest import NAMESPACE, behave, make_config, make_task, results_by_key
 from tests.fakekube import FakeKubeServer
 
@@ -140,7 +140,7 @@ def test_a_retry_of_the_same_task_is_a_new_pod(cluster, make_engine):
 
 def test_a_burst_larger_than_one_loop_batch_loses_no_message(cluster, make_engine):
     """Regression: the loop once dropped the message after each full batch of 2,000."""
-    from executor.engine import _BATCH
+    from airflow_k8s.executor.engine.core import _BATCH
 
     cluster.cluster.pause()  # nothing progresses: every task stays queued or pending
     engine = make_engine(make_config(worker_pods_max=1), start=False)

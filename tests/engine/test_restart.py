@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from executor import identity
-from executor.config_render import render_config
-from executor.results import SUCCESS, MemorySink
-from executor.spool import Spool
+from airflow_k8s.executor.contract.config_render import render_config
+from airflow_k8s.executor.tasks import identity
+from airflow_k8s.executor.tasks.results import SUCCESS, MemorySink
+from airflow_k8s.executor.tasks.spool import Spool
 from tests.engine.conftest import NAMESPACE, ROOT, behave, make_config, make_task
 
 
@@ -75,7 +75,7 @@ def test_a_result_recorded_before_the_crash_is_not_run_again(cluster, make_engin
 
 
 def test_pods_of_an_earlier_scheduler_without_task_files_are_adopted(cluster, make_engine, kube, templates):
-    from executor.podfactory import build_pod
+    from airflow_k8s.executor.pods.podfactory import build_pod
 
     tasks = [make_task(f"orphan{i}", annotations=behave("succeed", run_seconds=0.3)) for i in range(3)]
     for task in tasks:
@@ -106,7 +106,8 @@ def test_foreign_pods_in_the_namespace_are_left_alone(cluster, make_engine, kube
 # -- SIGKILL: a real scheduler process, killed at random moments ------------------------------------
 def _scheduler(cfg: Path, spool: Path, url: str, log: Path) -> subprocess.Popen[bytes]:
     command = [
-        sys.executable, "-m", "executor", "run", "--config", str(cfg), "--templates", str(ROOT / "pod_templates"),
+        sys.executable, "-m", "airflow_k8s.executor", "run", "--config", str(cfg),
+        "--templates", str(ROOT / "pod_templates"),
         "--api-url", url, "--spool", str(spool), "--port", "0",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -159,7 +160,7 @@ def test_many_random_kills(cluster, tmp_path, seed):
 def test_a_restart_does_not_reset_the_pending_timeout_of_adopted_pods(cluster, make_engine, kube, templates):
     from datetime import UTC, datetime, timedelta
 
-    from executor.podfactory import build_pod
+    from airflow_k8s.executor.pods.podfactory import build_pod
 
     task = make_task("stuck", node_selector={"node-type": "nowhere"})
     kube.create_pod(NAMESPACE, build_pod(task, make_config(), templates))

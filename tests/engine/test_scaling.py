@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from executor import identity
-from executor.results import SUCCESS, MemorySink
+from airflow_k8s.executor.tasks import identity
+from airflow_k8s.executor.tasks.results import SUCCESS, MemorySink
 from tests.engine.conftest import NAMESPACE, POOLS, behave, make_config, make_task
 from tests.fakekube import NodeSpec
 

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from executor.results import SUCCESS, MemorySink
+from airflow_k8s.executor.tasks.results import SUCCESS, MemorySink
 from tests.engine.conftest import behave, make_task
 
 
@@ -77,7 +77,7 @@ def test_completions_while_no_watch_is_open_are_found_by_the_relist(cluster, mak
     # Block watches (every attempt fails) and compact, then finish the pod.
     rule = cluster.faults.fail_next(method="GET", path=r"/pods$", query="watch", status=503, times=None)
     cluster.faults.drop_watches()
-    from executor import identity
+    from airflow_k8s.executor.tasks import identity
 
     cluster.cluster.complete("airflow", identity.pod_name(name), "succeed")
     cluster.faults.compact()

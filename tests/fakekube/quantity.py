@@ -1,8 +1,8 @@
 """A small, exact parser for Kubernetes resource quantities (used by the simulated scheduler and metrics).
 
-Deliberately independent of the project's own ``executor.quantity`` so the fake never shares a bug with the code it
-tests.  Values are parsed to :class:`~decimal.Decimal` and the scheduler works in integer *milli-units*
-(``cpu: "250m"`` -> 250, ``memory: "1Ki"`` -> 1_024_000) so fits are decided exactly.
+Deliberately independent of the project's own ``airflow_k8s.executor.contract.quantity`` so the fake never shares a
+bug with the code it tests.  Values are parsed to :class:`~decimal.Decimal` and the scheduler works in integer
+*milli-units* (``cpu: "250m"`` -> 250, ``memory: "1Ki"`` -> 1_024_000) so fits are decided exactly.
 """
 
 from __future__ import annotations

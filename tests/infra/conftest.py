@@ -1,6 +1,6 @@
 """Fixtures for the infra tests: run the real stack program under Pulumi mocks.
 
-``stack(**overrides)`` evaluates :func:`infra.stack.main` with the stack-config defaults, a
+``stack(**overrides)`` evaluates :func:`airflow_k8s.infra.stack.main` with the stack-config defaults, a
 known database URL secret (:data:`SECRET_DB_URL`) and the given overrides (Python values,
 converted the way the Pulumi CLI passes config).  No CLI, plugin or cluster is involved.
 """
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from infra.manifests import Manifest, manifests
-from infra.offline import Evaluation, evaluate
-from infra.stack_config import PROJECT, to_raw
+from airflow_k8s.infra.config.stack_config import PROJECT, to_raw
+from airflow_k8s.infra.render.manifests import Manifest, manifests
+from airflow_k8s.infra.render.offline import Evaluation, evaluate
 
 SECRET_DB_URL = "postgresql://airflow:Zq8-very-secret-PW-77@db.internal:5432/airflow"
 SECRET_FERNET = "dGhpcy1pcy1hLWZlcm5ldC1rZXktdGVzdC12YWx1ZTE9"

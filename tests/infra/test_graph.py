@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from infra.names import LABEL_INSTANCE
-from infra.offline import Evaluation
+from airflow_k8s.infra.components.names import LABEL_INSTANCE
+from airflow_k8s.infra.render.offline import Evaluation
 
 from .conftest import objects
 

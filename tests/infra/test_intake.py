@@ -8,17 +8,17 @@ from typing import Any
 import pulumi
 import pytest
 
-from executor import security
-from executor.config_loader import parse_config
-from infra.args import ExecutorSettings, IntakeStorageSpec, SchedulerSpec
-from infra.checks import check_directory
-from infra.configmaps import AIRFLOW_CFG_KEY, ExecutorWiring, build_executor_config
-from infra.manifests import manifests
-from infra.names import PlatformNames
-from infra.offline import Evaluation
-from infra.render import write_render
-from infra.scheduler import SchedulerWiring, deployment_manifest
-from infra.stack_config import PROJECT, StackConfigError, parse_stack_config, to_raw
+from airflow_k8s.executor.contract.config_loader import parse_config
+from airflow_k8s.executor.pods import security
+from airflow_k8s.infra.components.configmaps import AIRFLOW_CFG_KEY, ExecutorWiring, build_executor_config
+from airflow_k8s.infra.components.names import PlatformNames
+from airflow_k8s.infra.components.scheduler import SchedulerWiring, deployment_manifest
+from airflow_k8s.infra.config.args import ExecutorSettings, IntakeStorageSpec, SchedulerSpec
+from airflow_k8s.infra.config.stack_config import PROJECT, StackConfigError, parse_stack_config, to_raw
+from airflow_k8s.infra.render.checks import check_directory
+from airflow_k8s.infra.render.main import write_render
+from airflow_k8s.infra.render.manifests import manifests
+from airflow_k8s.infra.render.offline import Evaluation
 
 from .conftest import objects, one, run_stack
 

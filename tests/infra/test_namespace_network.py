@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from executor.security import PSS_VERSION
-from infra.offline import Evaluation
+from airflow_k8s.executor.pods.security import PSS_VERSION
+from airflow_k8s.infra.render.offline import Evaluation
 
 from .conftest import objects, one
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import copy
 
-from infra.args import DEFAULT_NODE_POOLS
-from infra.nodepools import karpenter_nodepool, nodepool_problems
-from infra.offline import Evaluation
+from airflow_k8s.infra.components.nodepools import karpenter_nodepool, nodepool_problems
+from airflow_k8s.infra.config.args import DEFAULT_NODE_POOLS
+from airflow_k8s.infra.render.offline import Evaluation
 
 from .conftest import objects, one
 

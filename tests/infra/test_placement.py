@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from infra.args import DEFAULT_NODE_POOLS, NodePoolsSpec, PlatformConfig, Taint
-from infra.offline import Evaluation
-from infra.placement import fits, pools_for, tolerates, unplaceable
-from infra.platform import PlatformArgs, PreflightError, preflight
-from infra.secrets import PlatformSecrets
+from airflow_k8s.infra.components.placement import fits, pools_for, tolerates, unplaceable
+from airflow_k8s.infra.components.platform import PlatformArgs, PreflightError, preflight
+from airflow_k8s.infra.components.secrets import PlatformSecrets
+from airflow_k8s.infra.config.args import DEFAULT_NODE_POOLS, NodePoolsSpec, PlatformConfig, Taint
+from airflow_k8s.infra.render.offline import Evaluation
 
 from .conftest import objects, one
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from infra.offline import Evaluation
+from airflow_k8s.infra.render.offline import Evaluation
 
 from .conftest import objects
 

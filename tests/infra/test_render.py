@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra import checkov
-from infra.checks import check_directory
-from infra.diff import diff_dirs
-from infra.render import OUTPUTS_FILE, PLACEHOLDER, RenderResult, load_stack_inputs, main, render
+from airflow_k8s.infra.render import checkov
+from airflow_k8s.infra.render.checks import check_directory
+from airflow_k8s.infra.render.diff import diff_dirs
+from airflow_k8s.infra.render.main import OUTPUTS_FILE, PLACEHOLDER, RenderResult, load_stack_inputs, main, render
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRE_CHECKOV = os.environ.get("REQUIRE_CHECKOV") == "1"
@@ -243,8 +243,8 @@ def test_stack_inputs_never_carry_secrets(tmp_path: Path) -> None:
 
 
 def test_every_backend_renders_valid_manifests(tmp_path: Path) -> None:
-    from infra.manifests import manifests
-    from infra.render import write_render
+    from airflow_k8s.infra.render.main import write_render
+    from airflow_k8s.infra.render.manifests import manifests
 
     from .conftest import run_stack
 

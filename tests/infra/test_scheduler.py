@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from executor import security
-from infra.names import CONFIG_HASH_ANNOTATION
-from infra.offline import Evaluation
+from airflow_k8s.executor.pods import security
+from airflow_k8s.infra.components.names import CONFIG_HASH_ANNOTATION
+from airflow_k8s.infra.render.offline import Evaluation
 
 from .conftest import one
 
@@ -44,7 +44,7 @@ def test_deployment_shape(deployment: dict) -> None:
     assert spec["replicas"] == 1 and isinstance(spec["replicas"], int)  # normalized from the mock's float
     assert spec["strategy"] == {"type": "Recreate"}
     (container,) = spec["template"]["spec"]["containers"]
-    assert container["args"] == ["python", "-m", "executor", "run", "--config", "/opt/airflow/airflow.cfg"]
+    assert container["args"] == ["python", "-m", "airflow_k8s.executor", "run", "--config", "/opt/airflow/airflow.cfg"]
     assert "command" not in container
     assert container["image"] == "ghcr.io/airflow-k8s/executor:0.1.0"
     assert container["ports"] == [{"containerPort": 9102, "name": "metrics", "protocol": "TCP"}]

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.manifests import REDACTED, manifests
-from infra.offline import Evaluation, is_secret_value, unwrap
-from infra.render import write_render
+from airflow_k8s.infra.render.main import write_render
+from airflow_k8s.infra.render.manifests import REDACTED, manifests
+from airflow_k8s.infra.render.offline import Evaluation, is_secret_value, unwrap
 
 from .conftest import SECRET_DB_URL, SECRET_FERNET, objects, run_stack
 
@@ -91,7 +91,7 @@ def test_a_leak_is_detected(stack) -> None:
     import pulumi
     import pulumi_kubernetes as k8s
 
-    from infra.offline import evaluate
+    from airflow_k8s.infra.render.offline import evaluate
 
     def leaky() -> None:
         k8s.core.v1.ConfigMap("leak", metadata={"name": "leak"}, data={"url": pulumi.Output.secret("s3cr3t")})

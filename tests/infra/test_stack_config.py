@@ -10,8 +10,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra.args import DEFAULT_NODE_POOLS, PlatformConfig
-from infra.stack_config import (
+from airflow_k8s.infra.config.args import DEFAULT_NODE_POOLS, PlatformConfig
+from airflow_k8s.infra.config.stack_config import (
     KEYS,
     KEYS_BY_NAME,
     PROJECT,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from infra.offline import evaluate
-from infra.platform import AirflowK8sPlatform, PlatformArgs
-from infra.secrets import PlatformSecrets
-from infra.stack_config import parse_stack_config
+from airflow_k8s.infra.components.platform import AirflowK8sPlatform, PlatformArgs
+from airflow_k8s.infra.components.secrets import PlatformSecrets
+from airflow_k8s.infra.config.stack_config import parse_stack_config
+from airflow_k8s.infra.render.offline import evaluate
 
 from .conftest import SECRET_DB_URL, objects, run_stack
 
@@ -39,9 +39,9 @@ def test_other_namespaces_are_left_alone(stack) -> None:
 
 def test_platform_is_importable_and_usable_from_another_program() -> None:
     """Another stack builds the component directly with typed args (no stack config involved)."""
-    import infra
-    from executor.templates import TemplateStore
-    from infra.stack import PROJECT_DIR
+    from airflow_k8s import infra
+    from airflow_k8s.executor.pods.templates import TemplateStore
+    from airflow_k8s.infra.stack import PROJECT_DIR
 
     assert infra.AirflowK8sPlatform is AirflowK8sPlatform
 
@@ -68,8 +68,8 @@ def test_providers_are_passed_by_the_caller_not_created() -> None:
 
     import pulumi_kubernetes as k8s
 
-    from executor.templates import TemplateStore
-    from infra.stack import PROJECT_DIR
+    from airflow_k8s.executor.pods.templates import TemplateStore
+    from airflow_k8s.infra.stack import PROJECT_DIR
 
     def with_provider() -> None:
         provider = k8s.Provider("cluster-b", context="cluster-b")

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from executor.errors import PodPolicyError, TemplateError
-from executor.templates import TemplateStore
-from infra.podtemplates import FERNET_ENV, RewireError, TemplateWiring, render_template, rewire
+from airflow_k8s.executor.contract.errors import PodPolicyError, TemplateError
+from airflow_k8s.executor.pods.templates import TemplateStore
+from airflow_k8s.infra.components.podtemplates import FERNET_ENV, RewireError, TemplateWiring, render_template, rewire
 
 ROOT = Path(__file__).resolve().parents[2]
 WIRING = TemplateWiring("etl-config", "etl-dags", "etl-secrets", "etl-worker")

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import yaml
 
-from executor.config import DEFAULT_TIERS
-from executor.config_loader import parse_config
-from executor.templates import TemplateStore, parse_template
-from infra.configmaps import config_checksum
-from infra.offline import Evaluation
+from airflow_k8s.executor.contract.config import DEFAULT_TIERS
+from airflow_k8s.executor.contract.config_loader import parse_config
+from airflow_k8s.executor.pods.templates import TemplateStore, parse_template
+from airflow_k8s.infra.components.configmaps import config_checksum
+from airflow_k8s.infra.render.offline import Evaluation
 
 from .conftest import objects, one
 

@@ -16,7 +16,7 @@ def test_pr_workflow() -> None:
     assert set(jobs) == {"test", "render", "preview"}
     assert {"run": "make test"} in jobs["test"]["steps"]
     render_steps = " ".join(str(step.get("run", "")) for step in jobs["render"]["steps"])
-    assert "python -m infra render --stack dev --out build/dev --diff build/base --check" in render_steps
+    assert "python -m airflow_k8s.infra render --stack dev --out build/dev --diff build/base --check" in render_steps
     upload = next(s for s in jobs["render"]["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact"))
     assert "build/dev" in upload["with"]["path"] and "build/render-diff.txt" in upload["with"]["path"]
     preview = next(s for s in jobs["preview"]["steps"] if str(s.get("uses", "")).startswith("pulumi/actions"))

@@ -1,0 +1,183 @@
+"""The executor's configuration contract: typed, frozen, validated.
+
+This module is the single source of truth for what ``airflow.cfg`` may say about the Kubernetes
+executor.  The executor reads it (:mod:`airflow_k8s.executor.contract.config_loader`); infra renders it
+(:mod:`airflow_k8s.executor.contract.config_render`) from Pulumi stack config, so what the platform generates is by
+construction what the scheduler accepts.  No Pulumi import here, ever.
+
+Semantics worth knowing:
+
+* Durations are whole seconds.  ``pod_creation_timeout`` bounds the time from a task's launch
+  until the API server has accepted its pod (429/5xx retries happen inside that window);
+  ``max_pod_pending_timeout`` bounds how long an accepted pod may stay ``Pending``
+  (unschedulable, pulling images) before it is deleted and the task failed.
+* Scaling: at most ``worker_pods_max`` task pods exist at once (N_max); when fewer than
+  ``worker_pods_min`` (N_min) tasks want pods, the gap is filled with low-priority placeholder
+  pods that keep warm capacity and are deleted as tasks arrive:
+  N(t) = min(max(P(t), N_min), N_max).
+* Tiers are named resource shapes with a price per pod-hour (cost reports) and an optional
+  template; a task may name a tier or ask for ``auto`` (chosen at launch from free capacity).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from airflow_k8s.executor.contract import quantity
+
+DEFAULT_TEMPLATE_DIR = "/opt/airflow/pod_templates"
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+TOLERATION_OPERATORS = ("Equal", "Exists")
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class Toleration:
+    """One pod toleration, as in the Kubernetes API (``effect`` None tolerates every effect)."""
+
+    key: str | None = None
+    operator: str = "Equal"
+    value: str | None = None
+    effect: str | None = None
+    toleration_seconds: int | None = None
+
+    def to_k8s(self) -> dict[str, object]:
+        """The camelCase dict the Kubernetes API expects, omitting unset fields."""
+        out: dict[str, object] = {}
+        if self.key is not None:
+            out["key"] = self.key
+        out["operator"] = self.operator
+        if self.value is not None:
+            out["value"] = self.value
+        if self.effect is not None:
+            out["effect"] = self.effect
+        if self.toleration_seconds is not None:
+            out["tolerationSeconds"] = self.toleration_seconds
+        return out
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A named resource shape for task pods, with its price for cost reports.
+
+    ``auto`` marks tiers the executor may pick for ``tier: auto`` tasks; GPU tiers are never
+    picked automatically because a GPU is a deliberate choice, not a capacity fallback.
+    """
+
+    name: str
+    request_cpu: str
+    request_memory: str
+    limit_cpu: str | None = None
+    limit_memory: str | None = None
+    gpu: int = 0
+    cost_per_pod_hour: Decimal = Decimal("0")
+    pod_template: str | None = None
+    auto: bool = True
+
+    def requests(self) -> dict[str, str]:
+        """Container ``resources.requests`` for this tier."""
+        out = {"cpu": self.request_cpu, "memory": self.request_memory}
+        if self.gpu:
+            out[GPU_RESOURCE] = str(self.gpu)
+        return out
+
+    def limits(self) -> dict[str, str]:
+        """Container ``resources.limits`` (GPUs must be set in limits to be scheduled)."""
+        out: dict[str, str] = {}
+        if self.limit_cpu is not None:
+            out["cpu"] = self.limit_cpu
+        if self.limit_memory is not None:
+            out["memory"] = self.limit_memory
+        if self.gpu:
+            out[GPU_RESOURCE] = str(self.gpu)
+        return out
+
+    def cpu_cores(self) -> Decimal:
+        return quantity.cpu(self.request_cpu)
+
+    def memory_bytes(self) -> Decimal:
+        return quantity.memory(self.request_memory)
+
+
+# The seed's "Pod Resource Optimization" table, used when airflow.cfg defines no tier sections.
+DEFAULT_TIERS: tuple[Tier, ...] = (
+    Tier("light", "250m", "512Mi", "500m", "1Gi", 0, Decimal("0.02"), "light_task.yaml"),
+    Tier("medium", "1", "2Gi", "2", "4Gi", 0, Decimal("0.08"), "default_template.yaml"),
+    Tier("heavy", "2", "4Gi", "4", "8Gi", 0, Decimal("0.16"), "heavy_computation.yaml"),
+    Tier("gpu", "2", "8Gi", "4", "16Gi", 1, Decimal("1.50"), "gpu_task.yaml", auto=False),
+)
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Everything the executor reads from airflow.cfg, validated.
+
+    Field names equal the airflow.cfg keys of the ``[kubernetes]`` section (``executor`` comes
+    from ``[core]``, ``tiers`` from ``[kubernetes_tier:<name>]`` sections).
+    """
+
+    executor: str = "KubernetesExecutor"
+    namespace: str = "airflow"
+    worker_container_image: str | None = None
+    worker_service_account_name: str | None = None
+    worker_resource_request_cpu: str | None = None
+    worker_resource_request_memory: str | None = None
+    worker_resource_limit_cpu: str | None = None
+    worker_resource_limit_memory: str | None = None
+    pod_template_file: str = f"{DEFAULT_TEMPLATE_DIR}/default_template.yaml"
+    pod_template_dir: str = DEFAULT_TEMPLATE_DIR
+    delete_worker_pods: bool = True
+    delete_worker_pods_on_failure: bool = False
+    pod_creation_timeout: int = 600
+    max_pod_pending_timeout: int = 600
+    image_pull_policy: str = "IfNotPresent"
+    worker_node_selector: tuple[tuple[str, str], ...] = ()
+    worker_tolerations: tuple[Toleration, ...] = ()
+    worker_pods_min: int = 0
+    worker_pods_max: int = 32
+    worker_pods_creation_qps: float = 20.0
+    worker_pods_creation_burst: int = 40
+    worker_pods_creation_workers: int = 8
+    worker_priority_class: str | None = None
+    placeholder_priority_class: str | None = None
+    placeholder_image: str = "registry.k8s.io/pause:3.10"
+    scheduler_instance_id: str = "default"
+    in_cluster: bool = True
+    config_file: str | None = None
+    cluster_context: str | None = None
+    kube_request_timeout: int = 60
+    watch_timeout_seconds: int = 300
+    task_intake_dir: str = "/var/run/airflow-executor/intake"
+    metrics_port: int = 9102
+    finished_pod_max_age_hours: int = 24
+    default_tier: str = "medium"
+    tiers: tuple[Tier, ...] = field(default=DEFAULT_TIERS)
+
+    def node_selector(self) -> dict[str, str]:
+        return dict(self.worker_node_selector)
+
+    def tier(self, name: str) -> Tier:
+        """The tier called ``name``; KeyError lists the known ones."""
+        for tier in self.tiers:
+            if tier.name == name:
+                return tier
+        known = ", ".join(t.name for t in self.tiers)
+        raise KeyError(f"unknown tier {name!r} (known: {known})")
+
+    def default_requests(self) -> dict[str, str]:
+        out = {}
+        if self.worker_resource_request_cpu is not None:
+            out["cpu"] = self.worker_resource_request_cpu
+        if self.worker_resource_request_memory is not None:
+            out["memory"] = self.worker_resource_request_memory
+        return out
+
+    def default_limits(self) -> dict[str, str]:
+        out = {}
+        if self.worker_resource_limit_cpu is not None:
+            out["cpu"] = self.worker_resource_limit_cpu
+        if self.worker_resource_limit_memory is not None:
+            out["memory"] = self.worker_resource_limit_memory
+        return out

@@ -1,0 +1,130 @@
+"""The engine's bookkeeping of tasks: states, per-state counts and indices.
+
+Owned by the engine's loop thread (no locks).  Counts are plain ints, so other threads may read
+them for health checks and tests without tearing anything.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_k8s.executor.tasks.task import Task, TaskKey
+
+
+class State(enum.Enum):
+    QUEUED = "queued"  # waiting for a slot below N_max
+    LAUNCHING = "launching"  # a create request is in flight
+    PENDING = "pending"  # the pod exists, not running yet
+    RUNNING = "running"
+    FINISHING = "finishing"  # terminal pod seen; logs being read, result not yet recorded
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+ACTIVE = frozenset({State.LAUNCHING, State.PENDING, State.RUNNING})  # what N_max bounds
+FINAL = frozenset({State.SUCCEEDED, State.FAILED})
+
+
+@dataclass(eq=False)
+class Record:
+    """The engine's view of one task try (mutable, private to the loop thread)."""
+
+    key: TaskKey
+    pod_name: str
+    task: Task | None  # None for pods adopted without a task description
+    state: State
+    queued_at: float
+    tier: str | None = None
+    launched_at: float | None = None
+    created_at: float | None = None
+    created_rv: int = 0
+    pod: dict[str, Any] | None = None  # last seen object, while the task is active
+    unschedulable: str | None = None
+    cleaning: bool = False
+
+
+class TaskBook:
+    def __init__(self) -> None:
+        self.records: dict[str, Record] = {}
+        self.by_key: dict[TaskKey, Record] = {}
+        self.counts = dict.fromkeys(State, 0)
+        self.cleanups = 0  # cleanup jobs in flight
+        self._queue: deque[Record] = deque()
+        self._pending: set[str] = set()
+        self._launching: set[str] = set()
+
+    def get(self, pod_name: str) -> Record | None:
+        return self.records.get(pod_name)
+
+    def knows(self, key: TaskKey) -> bool:
+        return key in self.by_key
+
+    def add(self, rec: Record) -> None:
+        self.records[rec.pod_name] = rec
+        self.by_key[rec.key] = rec
+        self.counts[rec.state] += 1
+        self._index(rec, rec.state)
+        if rec.state is State.QUEUED:
+            self._queue.append(rec)
+
+    def set_state(self, rec: Record, state: State) -> None:
+        self.counts[rec.state] -= 1
+        self.counts[state] += 1
+        self._index(rec, state)
+        rec.state = state
+
+    def _index(self, rec: Record, state: State) -> None:
+        for bucket, member in ((self._pending, State.PENDING), (self._launching, State.LAUNCHING)):
+            if state is member:
+                bucket.add(rec.pod_name)
+            else:
+                bucket.discard(rec.pod_name)
+
+    def forget(self, rec: Record) -> None:
+        """Drop a finished task from memory (the result sink remembers it)."""
+        if self.records.pop(rec.pod_name, None) is None:
+            return
+        if self.by_key.get(rec.key) is rec:
+            del self.by_key[rec.key]
+        self.counts[rec.state] -= 1
+        self._pending.discard(rec.pod_name)
+        self._launching.discard(rec.pod_name)
+
+    def next_queued(self) -> Record | None:
+        """The oldest task still QUEUED (records adopted meanwhile are skipped)."""
+        while self._queue:
+            rec = self._queue.popleft()
+            if rec.state is State.QUEUED and rec.task is not None:
+                return rec
+        return None
+
+    def has_queued(self) -> bool:
+        return self.counts[State.QUEUED] > 0
+
+    def active(self) -> int:
+        return sum(self.counts[s] for s in ACTIVE)
+
+    def wanted(self) -> int:
+        """P(t): tasks that want a pod (queued or active)."""
+        return self.counts[State.QUEUED] + self.active()
+
+    def busy(self) -> int:
+        return self.wanted() + self.counts[State.FINISHING]
+
+    def pending(self) -> list[Record]:
+        return [self.records[name] for name in self._pending]
+
+    def launching(self) -> list[Record]:
+        return [self.records[name] for name in self._launching]
+
+    def active_pods(self) -> Iterator[dict[str, Any]]:
+        for rec in self.records.values():
+            if rec.state in ACTIVE and rec.pod is not None:
+                yield rec.pod
+
+    def snapshot(self) -> dict[str, int]:
+        return {state.value: count for state, count in self.counts.items()}

@@ -1,0 +1,297 @@
+"""A thin, fast Kubernetes API layer over the official ``kubernetes`` client.
+
+Why not the generated ``CoreV1Api`` methods with models: deserialising every pod into
+``V1Pod`` objects costs milliseconds, and the executor handles tens of thousands of pod events.
+This layer still uses the official client for everything that matters - configuration loading
+(kubeconfig or in-cluster service account, token refresh), authentication, TLS and connection
+pooling - via ``ApiClient.param_serialize`` + ``ApiClient.call_api``, and works on plain JSON
+dicts.
+
+Every failure becomes a :class:`~airflow_k8s.executor.contract.errors.KubeApiError` with the HTTP status (0 for
+connection errors), the Kubernetes Status ``reason`` and ``Retry-After``.  No retries happen
+here; :mod:`airflow_k8s.executor.kube.retry` decides what to retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from airflow_k8s.executor.contract import jsonfast
+from airflow_k8s.executor.contract.errors import KubeApiError
+
+log = logging.getLogger(__name__)
+_AUTH = ["BearerToken"]
+_JSON = {"Accept": "application/json", "Content-Type": "application/json"}
+_MERGE_PATCH = {"Accept": "application/json", "Content-Type": "application/merge-patch+json"}
+
+
+@dataclass(frozen=True)
+class PodList:
+    items: list[dict[str, Any]]
+    resource_version: str
+
+
+class KubeClient:
+    """Pods, nodes, logs and metrics of one cluster, as plain dicts."""
+
+    def __init__(self, api_client: k8s_client.ApiClient, *, request_timeout: float = 60.0) -> None:
+        self.api = api_client
+        self.request_timeout = request_timeout
+        self._timeouts: dict[float | tuple[float, float], urllib3.Timeout] = {}
+        # One connection pool for the API server, looked up once instead of per request.
+        configuration = api_client.configuration
+        parsed = urllib3.util.parse_url(configuration.host)
+        self._origin = f"{parsed.scheme}://{parsed.netloc}"
+        self._pool = (
+            None if configuration.proxy else api_client.rest_client.pool_manager.connection_from_url(self._origin)
+        )
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def for_host(cls, host: str, *, pool_size: int = 16, request_timeout: float = 60.0) -> KubeClient:
+        """A client for an unauthenticated API URL (tests, ``kubectl proxy``)."""
+        configuration = k8s_client.Configuration()
+        configuration.host = host
+        return cls(_tuned(configuration, pool_size), request_timeout=request_timeout)
+
+    @classmethod
+    def from_settings(
+        cls,
+        *,
+        in_cluster: bool,
+        config_file: str | None = None,
+        context: str | None = None,
+        pool_size: int = 16,
+        request_timeout: float = 60.0,
+    ) -> KubeClient:
+        """In-cluster service account, or a kubeconfig (``$KUBECONFIG`` / ~/.kube/config)."""
+        configuration = k8s_client.Configuration()
+        try:
+            if in_cluster:
+                k8s_config.load_incluster_config(client_configuration=configuration)
+            else:
+                k8s_config.load_kube_config(
+                    config_file=config_file, context=context, client_configuration=configuration
+                )
+        except (k8s_config.ConfigException, OSError) as exc:
+            where = "in-cluster service account" if in_cluster else f"kubeconfig {config_file or '(default)'}"
+            raise KubeApiError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
+        return cls(_tuned(configuration, pool_size), request_timeout=request_timeout)
+
+    def close(self) -> None:
+        self.api.close()
+
+    # -- transport ------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, Any]] | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] = _JSON,
+        timeout: float | tuple[float, float] | None = None,
+        stream: bool = False,
+        decode: bool = True,
+    ) -> Any:
+        """One API call; returns parsed JSON (or the raw urllib3 response when ``stream``).
+
+        The official client builds the URL and the authentication headers (bearer tokens are
+        refreshed by its configuration hooks) and owns the TLS connection pool; the body is
+        encoded and the response decoded here, with :mod:`airflow_k8s.executor.contract.jsonfast`, skipping the
+        client's generic (and slow) serialisation layer.
+        """
+        what = f"{method} {path}"
+        try:
+            _, url, header_params, _, _ = self.api.param_serialize(
+                method, path, query_params=query or [], header_params=dict(headers), auth_settings=_AUTH
+            )
+            payload = None if body is None else jsonfast.dumps(body)
+            if self._pool is not None and url.startswith(self._origin):
+                response = self._pool.urlopen(
+                    method,
+                    url[len(self._origin) :],
+                    body=payload,
+                    headers=header_params,
+                    timeout=self._timeout(timeout),
+                    preload_content=False,
+                    retries=False,
+                )
+            else:  # proxies and other hosts: let the pool manager route it
+                response = self.api.rest_client.pool_manager.request(
+                    method,
+                    url,
+                    body=payload,
+                    headers=header_params,
+                    timeout=self._timeout(timeout),
+                    preload_content=False,
+                )
+        except ApiException as exc:  # TLS problems surface here with status 0
+            raise KubeApiError(f"{what}: {exc.reason}", status=exc.status or 0) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise KubeApiError(f"{what}: connection error: {exc}", status=0) from exc
+        if not 200 <= response.status <= 299:
+            raise _status_error(what, response)
+        if stream:
+            return response
+        try:
+            data = response.data
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise KubeApiError(f"{what}: connection error while reading: {exc}", status=0) from exc
+        finally:
+            response.release_conn()
+        if not decode:  # the caller only needs success (DELETE answers with the whole object)
+            return None
+        if "json" not in response.headers.get("content-type", ""):
+            return data.decode("utf-8", errors="replace")
+        return jsonfast.loads(data)
+
+    def _timeout(self, timeout: float | tuple[float, float] | None) -> urllib3.Timeout:
+        value = timeout or self.request_timeout
+        cached = self._timeouts.get(value)
+        if cached is None:
+            if isinstance(value, tuple):
+                cached = urllib3.Timeout(connect=value[0], read=value[1])
+            else:
+                cached = urllib3.Timeout(total=value)
+            self._timeouts[value] = cached
+        return cached
+
+    # -- pods -----------------------------------------------------------------------------
+    def create_pod(self, namespace: str, pod: Mapping[str, Any]) -> dict[str, Any]:
+        return self.request("POST", f"/api/v1/namespaces/{namespace}/pods", body=pod)
+
+    def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
+
+    def delete_pod(self, namespace: str, name: str, *, grace_period: int | None = None) -> None:
+        body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        if grace_period is not None:
+            body["gracePeriodSeconds"] = grace_period
+        self.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}", body=body, decode=False)
+
+    def patch_pod_metadata(
+        self, namespace: str, name: str, *, labels: Mapping[str, str | None] | None = None
+    ) -> dict[str, Any]:
+        """JSON merge patch of labels (None removes a label)."""
+        body = {"metadata": {"labels": dict(labels or {})}}
+        path = f"/api/v1/namespaces/{namespace}/pods/{name}"
+        return self.request("PATCH", path, body=body, headers=_MERGE_PATCH)
+
+    def list_pods(self, namespace: str | None, *, label_selector: str | None = None, page_size: int = 500) -> PodList:
+        """All matching pods (following ``continue`` pages) and the list's resourceVersion."""
+        path = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            query: list[tuple[str, Any]] = [("limit", page_size)]
+            if label_selector:
+                query.append(("labelSelector", label_selector))
+            if token:
+                query.append(("continue", token))
+            page = self.request("GET", path, query=query)
+            items.extend(page.get("items") or [])
+            metadata = page.get("metadata") or {}
+            token = metadata.get("continue")
+            if not token:
+                return PodList(items, str(metadata.get("resourceVersion", "")))
+
+    def watch_pods(
+        self,
+        namespace: str,
+        *,
+        label_selector: str | None,
+        resource_version: str,
+        timeout_seconds: int,
+        read_timeout: float,
+    ) -> Iterator[dict[str, Any]]:
+        """Raw watch events (``{"type": ..., "object": {...}}``), bookmarks included.
+
+        The server ends the stream after ``timeout_seconds``; ``read_timeout`` bounds silence on
+        the socket (the client library's ``_request_timeout``), so a half-dead connection cannot
+        hang the watcher forever.  Bookmarks keep the socket busy when nothing changes.
+        """
+        query: list[tuple[str, Any]] = [
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("resourceVersion", resource_version),
+            ("timeoutSeconds", timeout_seconds),
+        ]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        path = f"/api/v1/namespaces/{namespace}/pods"
+        response = self.request("GET", path, query=query, stream=True, timeout=(10.0, read_timeout))
+        try:
+            buffer = b""
+            for chunk in response.stream(amt=None, decode_content=False):
+                data = buffer + chunk if buffer else chunk
+                *lines, buffer = data.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield jsonfast.loads(line)
+            if buffer.strip():
+                yield jsonfast.loads(buffer)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise KubeApiError(f"watch {path}: connection lost: {exc}", status=0) from exc
+        except ValueError as exc:  # JSONDecodeError / orjson.JSONDecodeError
+            raise KubeApiError(f"watch {path}: malformed event: {exc}", status=0) from exc
+        finally:
+            response.release_conn()
+
+    def read_pod_log(self, namespace: str, name: str, *, container: str = "base", tail_lines: int = 20) -> str:
+        query = [("container", container), ("tailLines", tail_lines)]
+        headers = {"Accept": "text/plain, */*"}
+        result = self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log", query=query, headers=headers)
+        return result if isinstance(result, str) else jsonfast.dumps(result).decode("utf-8")
+
+    # -- cluster --------------------------------------------------------------------------
+    def list_nodes(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/api/v1/nodes").get("items") or [])
+
+    def pod_metrics(self, namespace: str) -> list[dict[str, Any]]:
+        """metrics.k8s.io PodMetrics (KubeApiError 404 when the metrics API is not installed)."""
+        path = f"/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods"
+        return list(self.request("GET", path).get("items") or [])
+
+
+def _tuned(configuration: k8s_client.Configuration, pool_size: int) -> k8s_client.ApiClient:
+    """Pool size for the concurrent launchers; urllib3's own retries off (ours count and log them)."""
+    configuration.connection_pool_maxsize = pool_size
+    configuration.retries = False
+    return k8s_client.ApiClient(configuration)
+
+
+def _status_error(what: str, response: Any) -> KubeApiError:
+    """Turn a non-2xx response into KubeApiError with the Status reason and Retry-After."""
+    raw = response.data or b""
+    response.release_conn()
+    reason, message, body = "", "", None
+    try:
+        body = jsonfast.loads(raw)
+        reason = body.get("reason") or ""
+        message = body.get("message") or ""
+    except (ValueError, AttributeError):
+        message = raw[:200].decode("utf-8", errors="replace")
+    retry_after = None
+    header = response.headers.get("Retry-After")
+    if header:
+        try:
+            retry_after = max(0.0, float(header))
+        except ValueError:
+            retry_after = None
+    status = int(response.status)
+    return KubeApiError(
+        f"{what}: HTTP {status} {reason or response.reason}: {message}".rstrip(": "),
+        status=status,
+        reason=reason,
+        retry_after=retry_after,
+        body=body,
+    )

@@ -1,0 +1,122 @@
+"""One list-then-watch loop over the executor's pods, resilient to every way a watch breaks.
+
+Protocol (the informer pattern of client-go, reduced to what the executor needs):
+
+1. LIST the pods of this executor instance (paginated) and hand the full set to ``on_relist``
+   together with the list's resourceVersion; the engine reconciles its state against it.
+2. WATCH from that resourceVersion with bookmarks.  Each event goes to ``on_event`` and advances
+   the resourceVersion; BOOKMARK events only advance it (they arrive as raw dicts).
+3. When the server ends the watch (``timeoutSeconds``), watch again from the last version: no
+   event is missed and none is repeated.
+4. On ``410 Gone`` / ``Expired`` (the version was compacted away) go back to 1.  A relist makes
+   the engine's view whole again; handlers are idempotent, so objects seen twice are harmless.
+5. On connection errors, 429 and 5xx, back off exponentially (capped) and retry; if the version
+   survives, the watch resumes where it left off, otherwise 410 sends us to 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from airflow_k8s.executor.contract.errors import KubeApiError
+from airflow_k8s.executor.kube.client import KubeClient
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[str, dict[str, Any]], None]
+RelistHandler = Callable[[list[dict[str, Any]], str], None]
+
+
+class Watcher:
+    def __init__(
+        self,
+        kube: KubeClient,
+        namespace: str,
+        label_selector: str,
+        *,
+        on_event: EventHandler,
+        on_relist: RelistHandler,
+        on_restart: Callable[[str], None] | None = None,
+        timeout_seconds: int = 300,
+        read_timeout: float = 360.0,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.selector = label_selector
+        self.on_event = on_event
+        self.on_relist = on_relist
+        self.on_restart = on_restart or (lambda reason: None)
+        self.timeout_seconds = timeout_seconds
+        self.read_timeout = read_timeout
+        self.max_backoff = max_backoff
+        self.resource_version: str | None = None
+        self.connected = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failures = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="pod-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.resource_version is None:
+                    self._relist()
+                self._watch_once()
+                self._failures = 0
+            except KubeApiError as error:
+                self.connected.clear()
+                if error.status == 410 or error.reason in ("Expired", "Gone"):
+                    log.info("watch expired, relisting", extra={"event": "watch_expired"})
+                    self.resource_version = None
+                    self.on_restart("expired")
+                    continue
+                self._failures += 1
+                self.on_restart("error")
+                delay = min(self.max_backoff, 0.2 * 2 ** min(self._failures, 10)) * (0.5 + random.random() / 2)  # noqa: S311
+                if error.retry_after is not None:
+                    delay = min(max(delay, error.retry_after), 60.0)
+                log.warning("watch failed (%s); retrying in %.1fs", error, delay, extra={"event": "watch_error"})
+                self._stop.wait(delay)
+
+    def _relist(self) -> None:
+        listing = self.kube.list_pods(self.namespace, label_selector=self.selector)
+        self.on_relist(listing.items, listing.resource_version)
+        self.resource_version = listing.resource_version
+
+    def _watch_once(self) -> None:
+        assert self.resource_version is not None
+        events = self.kube.watch_pods(
+            self.namespace,
+            label_selector=self.selector,
+            resource_version=self.resource_version,
+            timeout_seconds=self.timeout_seconds,
+            read_timeout=self.read_timeout,
+        )
+        self.connected.set()
+        for event in events:
+            if self._stop.is_set():
+                return
+            kind = event.get("type")
+            obj = event.get("object") or {}
+            if kind == "ERROR":
+                code = int(obj.get("code") or 0)
+                raise KubeApiError(f"watch error: {obj.get('message')}", status=code, reason=obj.get("reason") or "")
+            version = (obj.get("metadata") or {}).get("resourceVersion")
+            if kind != "BOOKMARK":
+                self.on_event(str(kind), obj)
+            if version:
+                self.resource_version = str(version)
+        # A clean end of stream (server-side timeout): resume from the last version.

@@ -1,0 +1,263 @@
+"""The pod factory: one task -> one Kubernetes Pod manifest (a plain dict).
+
+Merge order, each step applied on top of the previous one:
+
+1. **Template** - the task's ``pod_template`` / ``pod_template_file`` if it names one, else its
+   tier's template, else ``pod_template_file`` from airflow.cfg.  The task runs in the container
+   named ``base``.
+2. **Config defaults** (airflow.cfg ``[kubernetes]``):
+   ``namespace`` is always the executor's (a security boundary, never taken from a template);
+   ``worker_container_image`` *replaces* the template's image (one knob rolls the Airflow
+   version everywhere, as Airflow's worker_container_repository does).  Everything else only
+   *fills gaps*: ``image_pull_policy``, ``worker_service_account_name``, ``worker_priority_class``,
+   each ``worker_resource_*`` key, each ``worker_node_selector`` key; ``worker_tolerations`` are
+   appended.  Templates exist to specialise pods, so a heavy template's 2 CPUs and its
+   compute-optimized node selector survive the global defaults.
+3. **Tier** (the task's ``tier``, or the one the scheduler chose for ``tier: auto``): its
+   requests/limits replace those keys on the base container.
+4. **Task overrides** (``kubernetes_config``): ``image`` replaces; ``resources`` replace per key
+   (``requests.cpu`` alone leaves ``requests.memory`` as it was); ``node_selector`` replaces per
+   key; ``tolerations`` are appended (duplicates dropped); ``env`` replaces by name and appends
+   new names; ``labels``/``annotations`` replace per key; ``pod_override`` is deep-merged last
+   (dicts merged, ``null`` deletes a key, lists of named items - containers, volumes, env,
+   volumeMounts by mountPath - merged by name, other lists appended, scalars replaced).
+5. **Executor identity** - name, identity labels and annotations, ``restartPolicy: Never``, the
+   task command as the base container's ``args``.  Applied last, so nothing can forge them.
+
+Then the result is checked, before any API call: requests <= limits on every container, an
+image is set, the pod passes Pod Security Standards "restricted", and overrides did not change
+the service account, the namespace or token automounting (a task that could run as the
+scheduler's service account could create pods itself).  With ``pod_override`` (free-form), the
+pod is also validated against the pinned Kubernetes schema.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_k8s.executor.contract.config import ExecutorConfig, Tier
+from airflow_k8s.executor.contract.errors import PodPolicyError, TaskSpecError
+from airflow_k8s.executor.pods import schema, security
+from airflow_k8s.executor.pods.templates import TemplateStore
+from airflow_k8s.executor.tasks import identity
+from airflow_k8s.executor.tasks.task import AUTO_TIER, Task
+
+BASE_CONTAINER = "base"
+_NAMED_LIST_KEYS = {"containers": "name", "initContainers": "name", "volumes": "name", "env": "name",
+                    "volumeMounts": "mountPath", "ports": "containerPort"}  # fmt: skip
+_PROTECTED_SPEC = ("serviceAccountName", "serviceAccount", "automountServiceAccountToken")
+
+
+def choose_template(task: Task, config: ExecutorConfig, tier: Tier | None) -> str:
+    """The template reference step 1 loads."""
+    if task.overrides.pod_template is not None:
+        return task.overrides.pod_template
+    if tier is not None and tier.pod_template is not None:
+        return tier.pod_template
+    return config.pod_template_file
+
+
+def resolve_tier(task: Task, config: ExecutorConfig, chosen: str | None = None) -> Tier | None:
+    """The task's tier: explicit name, or ``chosen`` for ``auto`` (default_tier offline)."""
+    name = task.overrides.tier
+    if name is None:
+        return None
+    if name == AUTO_TIER:
+        name = chosen or config.default_tier
+    try:
+        return config.tier(name)
+    except KeyError as exc:
+        raise TaskSpecError(f"{task.key}: kubernetes_config.tier: {exc.args[0]}") from exc
+
+
+def build_pod(
+    task: Task,
+    config: ExecutorConfig,
+    templates: TemplateStore,
+    *,
+    tier_name: str | None = None,
+    validate_schema: bool | None = None,
+) -> dict[str, Any]:
+    """The Pod manifest for ``task``; see the module docstring for the merge semantics.
+
+    ``tier_name`` is the scheduler's choice for ``tier: auto`` tasks.  ``validate_schema``
+    defaults to "only when the task has a pod_override" (templates are validated when loaded and
+    typed overrides cannot produce schema errors; strict validation costs milliseconds).
+    """
+    tier = resolve_tier(task, config, tier_name)
+    pod, template_file = templates.load_named(choose_template(task, config, tier))
+    spec = pod.setdefault("spec", {})
+    base = _base_container(pod, task)
+
+    _apply_config(pod, base, config)
+    protected = {k: spec.get(k) for k in _PROTECTED_SPEC}
+    if tier is not None:
+        _set_resources(base, tier.requests(), tier.limits())
+    _apply_overrides(pod, task)
+    billed = tier.name if tier is not None else tier_of_template(template_file, config)
+    _apply_identity(pod, task, config, billed)
+
+    _check(pod, task, protected, config)
+    if validate_schema or (validate_schema is None and task.overrides.pod_override is not None):
+        schema.validate_manifest(pod, where=f"pod for task {task.key}")
+    return pod
+
+
+def _base_container(pod: dict[str, Any], task: Task) -> dict[str, Any]:
+    for container in pod["spec"].get("containers", []):
+        if container.get("name") == BASE_CONTAINER:
+            return container
+    raise TaskSpecError(f"{task.key}: the pod template has no container named {BASE_CONTAINER!r}")
+
+
+def _apply_config(pod: dict[str, Any], base: dict[str, Any], config: ExecutorConfig) -> None:
+    spec = pod["spec"]
+    pod.setdefault("metadata", {})["namespace"] = config.namespace
+    if config.worker_container_image:
+        base["image"] = config.worker_container_image
+    base.setdefault("imagePullPolicy", config.image_pull_policy)
+    if config.worker_service_account_name:
+        spec.setdefault("serviceAccountName", config.worker_service_account_name)
+    if config.worker_priority_class:
+        spec.setdefault("priorityClassName", config.worker_priority_class)
+    resources = base.setdefault("resources", {})
+    for part, defaults in (("requests", config.default_requests()), ("limits", config.default_limits())):
+        for name, amount in defaults.items():
+            resources.setdefault(part, {}).setdefault(name, amount)
+    selector = spec.setdefault("nodeSelector", {})
+    for key, value in config.worker_node_selector:
+        selector.setdefault(key, value)
+    if not selector:
+        del spec["nodeSelector"]
+    _append_tolerations(spec, [t.to_k8s() for t in config.worker_tolerations])
+
+
+def _set_resources(container: dict[str, Any], requests: Mapping[str, str], limits: Mapping[str, str]) -> None:
+    resources = container.setdefault("resources", {})
+    for part, amounts in (("requests", requests), ("limits", limits)):
+        if amounts:
+            resources.setdefault(part, {}).update(amounts)
+
+
+def _append_tolerations(spec: dict[str, Any], extra: list[dict[str, Any]]) -> None:
+    if not extra:
+        return
+    tolerations = spec.setdefault("tolerations", [])
+    for item in extra:
+        if item not in tolerations:
+            tolerations.append(item)
+
+
+def _apply_overrides(pod: dict[str, Any], task: Task) -> None:
+    o = task.overrides
+    spec = pod["spec"]
+    base = _base_container(pod, task)
+    if o.image is not None:
+        base["image"] = o.image
+    _set_resources(base, dict(o.requests), dict(o.limits))
+    if o.node_selector:
+        spec.setdefault("nodeSelector", {}).update(dict(o.node_selector))
+    _append_tolerations(spec, [t.to_k8s() for t in o.tolerations])
+    if o.env:
+        env = base.setdefault("env", [])
+        index = {item.get("name"): i for i, item in enumerate(env)}
+        for name, value in o.env:
+            entry = {"name": name, "value": value}
+            if name in index:
+                env[index[name]] = entry
+            else:
+                env.append(entry)
+    metadata = pod.setdefault("metadata", {})
+    if o.labels:
+        metadata.setdefault("labels", {}).update(dict(o.labels))
+    if o.annotations:
+        metadata.setdefault("annotations", {}).update(dict(o.annotations))
+    if o.pod_override is not None:
+        override = copy.deepcopy(dict(o.pod_override))
+        override.pop("apiVersion", None)
+        override.pop("kind", None)
+        _reject_reserved_metadata(override.get("metadata") or {}, task)
+        merged = deep_merge(pod, override)
+        pod.clear()
+        pod.update(merged)
+
+
+def _reject_reserved_metadata(metadata: Mapping[str, Any], task: Task) -> None:
+    for field in ("name", "generateName", "namespace"):
+        if field in metadata:
+            raise PodPolicyError(f"{task.key}: pod_override may not set metadata.{field} (the executor owns it)")
+    for part, reserved in (("labels", identity.RESERVED_LABELS), ("annotations", identity.RESERVED_ANNOTATIONS)):
+        clash = sorted(set(metadata.get(part) or {}) & reserved)
+        if clash:
+            raise PodPolicyError(f"{task.key}: pod_override may not set metadata.{part} {clash}")
+
+
+def deep_merge(base: Any, override: Any, list_key: str | None = None) -> Any:
+    """Merge ``override`` into ``base`` with the pod_override semantics of the module docstring."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for key, value in override.items():
+            if value is None:
+                out.pop(key, None)
+            elif key in out:
+                out[key] = deep_merge(out[key], value, key)
+            else:
+                out[key] = value
+        return out
+    if isinstance(base, list) and isinstance(override, list):
+        name_field = _NAMED_LIST_KEYS.get(list_key or "")
+        out_list = list(base)
+        for item in override:
+            if name_field and isinstance(item, dict) and name_field in item:
+                for i, existing in enumerate(out_list):
+                    if isinstance(existing, dict) and existing.get(name_field) == item[name_field]:
+                        out_list[i] = deep_merge(existing, item)
+                        break
+                else:
+                    out_list.append(item)
+            elif item not in out_list:
+                out_list.append(item)
+        return out_list
+    return override
+
+
+def _apply_identity(pod: dict[str, Any], task: Task, config: ExecutorConfig, tier: str) -> None:
+    rest = {k: v for k, v in (pod.get("metadata") or {}).items() if k not in ("name", "generateName", "namespace")}
+    metadata = pod["metadata"] = {"name": identity.pod_name(task.key), "namespace": config.namespace, **rest}
+    labels = metadata.setdefault("labels", {})
+    labels.update(identity.task_labels(task.key, config.scheduler_instance_id))
+    labels[identity.LABEL_TIER] = tier
+    metadata.setdefault("annotations", {}).update(identity.task_annotations(task.key))
+    pod["apiVersion"], pod["kind"] = "v1", "Pod"
+    pod["spec"]["restartPolicy"] = "Never"
+    _base_container(pod, task)["args"] = list(task.command)
+
+
+def tier_of_template(file_name: str, config: ExecutorConfig) -> str:
+    """The tier a pod without an explicit tier is billed as: the one using its template."""
+    for tier in config.tiers:
+        if tier.pod_template == file_name:
+            return tier.name
+    return config.default_tier
+
+
+def _check(pod: dict[str, Any], task: Task, protected: Mapping[str, Any], config: ExecutorConfig) -> None:
+    spec = pod["spec"]
+    for key, before in protected.items():
+        if spec.get(key) != before:
+            raise PodPolicyError(f"{task.key}: overrides may not change spec.{key} (was {before!r})")
+    if pod["metadata"].get("namespace") != config.namespace:  # pragma: no cover - identity sets it last
+        raise PodPolicyError(f"{task.key}: pod namespace must be {config.namespace!r}")
+    for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
+        name = container.get("name")
+        if not container.get("image"):
+            raise TaskSpecError(
+                f"{task.key}: container {name!r} has no image; set worker_container_image in airflow.cfg "
+                "or kubernetes_config.image on the task"
+            )
+    problems = schema.resource_problems(pod)
+    if problems:
+        raise TaskSpecError(f"{task.key}: {problems[0]} (after merging template, config, tier and task overrides)")
+    security.check_restricted(pod, where=f"pod for task {task.key}")

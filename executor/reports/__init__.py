@@ -1,0 +1,1 @@
+"""Operator reports over the executor's pods: monitoring, cleanup, utilization and cost."""

@@ -1,0 +1,164 @@
+"""The executor's two ConfigMaps: ``airflow.cfg`` and the pod templates.
+
+airflow.cfg is rendered by the executor's own renderer (``contract.config_render.render_config``)
+from an ``ExecutorConfig`` whose names - namespace, worker service account, priority classes -
+are the *outputs* of the created resources, and is parsed back with
+``contract.config_loader.parse_config`` before it is published: the ConfigMap holds exactly what
+the scheduler will load, or the deployment fails here.
+
+The templates ConfigMap has one key per template file, rewired to the created ConfigMap, PVC,
+Secret and worker service account and re-validated (:mod:`airflow_k8s.infra.components.podtemplates`).
+
+``checksum`` is a sha256 over airflow.cfg and every template; the scheduler Deployment carries it
+as a pod-template annotation, so any config change rolls the scheduler (a ``subPath`` mount
+never sees ConfigMap updates on its own).
+
+Neither ConfigMap ever holds a secret: the database URL reaches task pods only via
+``secretKeyRef``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from airflow_k8s.executor.contract.config import ExecutorConfig
+from airflow_k8s.executor.contract.config_loader import parse_config
+from airflow_k8s.executor.contract.config_render import render_config
+from airflow_k8s.executor.contract.errors import ConfigError
+from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
+from airflow_k8s.infra.components.names import TEMPLATES_LABEL, PlatformNames
+from airflow_k8s.infra.components.podtemplates import TemplateWiring, render_template
+from airflow_k8s.infra.config.args import ExecutorSettings
+
+AIRFLOW_CFG_KEY = "airflow.cfg"
+DEFAULT_TEMPLATE = "default_template.yaml"
+
+
+@dataclass(frozen=True)
+class ExecutorWiring:
+    """Names airflow.cfg refers to, as created."""
+
+    namespace: str
+    worker_service_account: str
+    task_priority_class: str
+    placeholder_priority_class: str
+    instance_id: str
+
+
+def build_executor_config(settings: ExecutorSettings, wiring: ExecutorWiring) -> ExecutorConfig:
+    return ExecutorConfig(
+        namespace=wiring.namespace,
+        worker_container_image=settings.worker_image,
+        worker_service_account_name=wiring.worker_service_account,
+        pod_template_dir=settings.pod_template_dir,
+        pod_template_file=f"{settings.pod_template_dir.rstrip('/')}/{DEFAULT_TEMPLATE}",
+        delete_worker_pods=settings.delete_worker_pods,
+        delete_worker_pods_on_failure=settings.delete_worker_pods_on_failure,
+        pod_creation_timeout=settings.pod_creation_timeout,
+        max_pod_pending_timeout=settings.max_pod_pending_timeout,
+        image_pull_policy=settings.image_pull_policy,
+        worker_pods_min=settings.worker_pods_min,
+        worker_pods_max=settings.worker_pods_max,
+        worker_priority_class=wiring.task_priority_class,
+        placeholder_priority_class=wiring.placeholder_priority_class,
+        placeholder_image=settings.placeholder_image,
+        scheduler_instance_id=wiring.instance_id,
+        in_cluster=True,
+        metrics_port=settings.metrics_port,
+        finished_pod_max_age_hours=settings.finished_pod_max_age_hours,
+        default_tier=settings.default_tier,
+    )
+
+
+def render_airflow_cfg(config: ExecutorConfig) -> str:
+    """airflow.cfg text for ``config``, proven to load back to the same config."""
+    text = render_config(config)
+    loaded = parse_config(text, source="airflow.cfg (rendered by infra)", environ={})
+    if loaded != config:
+        raise ConfigError("rendered airflow.cfg does not load back to the same configuration", source="infra")
+    return text
+
+
+def config_checksum(airflow_cfg: str, templates: Mapping[str, str]) -> str:
+    digest = hashlib.sha256()
+    for key, text in [(AIRFLOW_CFG_KEY, airflow_cfg), *sorted(templates.items())]:
+        digest.update(key.encode() + b"\0" + text.encode() + b"\0")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ExecutorConfigMapsArgs:
+    namespace: pulumi.Input[str]
+    names: PlatformNames
+    settings: ExecutorSettings
+    worker_service_account: pulumi.Input[str]
+    task_priority_class: pulumi.Input[str]
+    placeholder_priority_class: pulumi.Input[str]
+    dags_claim: pulumi.Input[str]
+    secret_name: pulumi.Input[str]
+    secret_keys: tuple[str, ...]
+    fernet_key: str | None
+    templates: Mapping[str, Mapping[str, Any]]
+
+
+class ExecutorConfigMaps(pulumi.ComponentResource):
+    """airflow.cfg and pod-template ConfigMaps; exposes the config, texts and their checksum."""
+
+    executor_config: pulumi.Output[ExecutorConfig]
+    airflow_cfg: pulumi.Output[str]
+    templates: pulumi.Output[dict[str, str]]
+    checksum: pulumi.Output[str]
+    airflow_config_map: pulumi.Output[str]
+    templates_config_map: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ExecutorConfigMapsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(f"{TOKEN_PREFIX}ExecutorConfigMaps", name, None, opts)
+        n = args.names
+        labels = n.common_labels("executor-config")
+        self.executor_config = pulumi.Output.all(
+            args.namespace, args.worker_service_account, args.task_priority_class, args.placeholder_priority_class
+        ).apply(lambda v: build_executor_config(args.settings, ExecutorWiring(v[0], v[1], v[2], v[3], n.name)))
+        self.airflow_cfg = self.executor_config.apply(render_airflow_cfg)
+        cfg_map = k8s.core.v1.ConfigMap(
+            f"{name}-airflow-cfg",
+            metadata=raw(metadata(n.airflow_config_map, args.namespace, labels)),
+            data=raw(self.airflow_cfg.apply(lambda text: {AIRFLOW_CFG_KEY: text})),
+            opts=child(self),
+        )
+        self.airflow_config_map = name_of(cfg_map)
+
+        def publish(values: list[Any]) -> dict[str, str]:
+            wiring = TemplateWiring(
+                config_map=values[0],
+                pvc=values[1],
+                secret=values[2],
+                service_account=values[3],
+                secret_keys=args.secret_keys,
+                fernet_key=args.fernet_key,
+            )
+            return {key: render_template(key, args.templates[key], wiring) for key in sorted(args.templates)}
+
+        self.templates = pulumi.Output.all(
+            self.airflow_config_map, args.dags_claim, args.secret_name, args.worker_service_account
+        ).apply(publish)
+        templates_map = k8s.core.v1.ConfigMap(
+            f"{name}-pod-templates",
+            metadata=raw(metadata(n.templates_config_map, args.namespace, {**labels, TEMPLATES_LABEL: "true"})),
+            data=raw(self.templates),
+            opts=child(self),
+        )
+        self.templates_config_map = name_of(templates_map)
+        self.checksum = pulumi.Output.all(self.airflow_cfg, self.templates).apply(lambda v: config_checksum(v[0], v[1]))
+        self.register_outputs(
+            {
+                "airflowConfigMap": self.airflow_config_map,
+                "templatesConfigMap": self.templates_config_map,
+                "checksum": self.checksum,
+            }
+        )

@@ -1,0 +1,157 @@
+"""Publishing the pod templates: rewire their references to the platform's objects, re-validate.
+
+The files in ``pod_templates/`` refer to the platform's objects by placeholder names
+(:data:`PLACEHOLDERS`): ConfigMap ``airflow-config``, PVC ``airflow-dags``, Secret
+``airflow-secrets`` and service account ``airflow-worker``.  :func:`rewire` replaces them with
+the names of the objects the platform really created.  It works on the parsed YAML, field by
+field (volumes, env ``valueFrom``, ``envFrom``, ``serviceAccountName``) - never by string
+replacement, which would also hit labels, comments or a task's env value that happens to contain
+the same text.
+
+Templates may reference only platform objects: any other ConfigMap/Secret/PVC name, or a Secret
+key the platform's Secret does not hold, is an error at deploy time rather than a
+``CreateContainerConfigError`` at task time.  The service account is always the worker's: a
+template naming another one (say, the scheduler's, which may create pods) is overridden.
+
+:func:`render_template` dumps the result and parses it back with the executor's own
+:func:`airflow_k8s.executor.pods.templates.parse_template` (schema, PSS restricted), then applies the platform's
+hardening policy for task pods (no API token, read-only root, requests and limits), so the
+ConfigMap only ever holds templates the scheduler will accept.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_k8s.executor.contract.errors import PodPolicyError, TemplateError
+from airflow_k8s.executor.pods import security
+from airflow_k8s.executor.pods.templates import BASE_CONTAINER, parse_template
+from airflow_k8s.infra.render import yamlio
+
+PLACEHOLDERS = {
+    "config_map": "airflow-config",
+    "pvc": "airflow-dags",
+    "secret": "airflow-secrets",
+    "service_account": "airflow-worker",
+}
+FERNET_ENV = "AIRFLOW__CORE__FERNET_KEY"
+_CONTAINER_LISTS = ("initContainers", "containers")
+
+
+@dataclass(frozen=True)
+class TemplateWiring:
+    """The real names, and the keys the platform Secret holds."""
+
+    config_map: str
+    pvc: str
+    secret: str
+    service_account: str
+    secret_keys: tuple[str, ...] = ("database-url",)
+    fernet_key: str | None = None  # Secret key holding the Fernet key, when configured
+
+
+class RewireError(TemplateError):
+    """A template references an object the platform does not create."""
+
+
+def rewire(template: Mapping[str, Any], wiring: TemplateWiring, *, source: str) -> dict[str, Any]:
+    """A copy of ``template`` whose references name the platform's objects (see module doc)."""
+    pod = copy.deepcopy(dict(template))
+    spec = pod.setdefault("spec", {})
+    problems: list[str] = []
+    cm = (PLACEHOLDERS["config_map"], wiring.config_map, "ConfigMap")
+    secret = (PLACEHOLDERS["secret"], wiring.secret, "Secret")
+    pvc = (PLACEHOLDERS["pvc"], wiring.pvc, "PersistentVolumeClaim")
+
+    def swap(holder: dict[str, Any], field: str, names: tuple[str, str, str], where: str) -> None:
+        placeholder, real, what = names
+        current = holder.get(field)
+        if current in (placeholder, real):
+            holder[field] = real
+        else:
+            problems.append(
+                f"{where}: {what} {current!r} is not created by the platform (templates say {placeholder!r})"
+            )
+
+    for index, volume in enumerate(spec.get("volumes") or []):
+        where = f"spec.volumes[{index}] ({volume.get('name')})"
+        if isinstance(volume.get("configMap"), dict):
+            swap(volume["configMap"], "name", cm, where)
+        if isinstance(volume.get("secret"), dict):
+            swap(volume["secret"], "secretName", secret, where)
+        if isinstance(volume.get("persistentVolumeClaim"), dict):
+            swap(volume["persistentVolumeClaim"], "claimName", pvc, where)
+        for s_index, source_ in enumerate((volume.get("projected") or {}).get("sources") or []):
+            s_where = f"{where}.projected.sources[{s_index}]"
+            if isinstance(source_.get("configMap"), dict):
+                swap(source_["configMap"], "name", cm, s_where)
+            if isinstance(source_.get("secret"), dict):
+                swap(source_["secret"], "name", secret, s_where)
+
+    for list_name in _CONTAINER_LISTS:
+        for index, container in enumerate(spec.get(list_name) or []):
+            where = f"spec.{list_name}[{index}] ({container.get('name')})"
+            for e_index, env in enumerate(container.get("env") or []):
+                value_from = env.get("valueFrom") or {}
+                e_where = f"{where}.env[{e_index}] ({env.get('name')})"
+                if isinstance(value_from.get("secretKeyRef"), dict):
+                    ref = value_from["secretKeyRef"]
+                    swap(ref, "name", secret, e_where)
+                    if ref.get("key") not in wiring.secret_keys:
+                        problems.append(
+                            f"{e_where}: the platform Secret has no key {ref.get('key')!r} "
+                            f"(keys: {', '.join(wiring.secret_keys)})"
+                        )
+                if isinstance(value_from.get("configMapKeyRef"), dict):
+                    swap(value_from["configMapKeyRef"], "name", cm, e_where)
+            for f_index, env_from in enumerate(container.get("envFrom") or []):
+                f_where = f"{where}.envFrom[{f_index}]"
+                if isinstance(env_from.get("secretRef"), dict):
+                    swap(env_from["secretRef"], "name", secret, f_where)
+                if isinstance(env_from.get("configMapRef"), dict):
+                    swap(env_from["configMapRef"], "name", cm, f_where)
+
+    spec["serviceAccountName"] = wiring.service_account
+    spec.pop("serviceAccount", None)  # deprecated alias; it would fight serviceAccountName
+    if wiring.fernet_key is not None:
+        _add_fernet_env(spec, wiring)
+    if problems:
+        details = "\n".join(f"  - {p}" for p in problems)
+        raise RewireError(f"{source}: references outside the platform:\n{details}")
+    return pod
+
+
+def _add_fernet_env(spec: dict[str, Any], wiring: TemplateWiring) -> None:
+    for container in spec.get("containers") or []:
+        if container.get("name") != BASE_CONTAINER:
+            continue
+        env = container.setdefault("env", [])
+        if not any(item.get("name") == FERNET_ENV for item in env):
+            env.append(
+                {"name": FERNET_ENV, "valueFrom": {"secretKeyRef": {"name": wiring.secret, "key": wiring.fernet_key}}}
+            )
+
+
+HEADER = (
+    "# Published by infra from pod_templates/{name}, with the platform's object names wired in.\n"
+    "# Edit the source file, not this ConfigMap.\n"
+)
+
+
+def render_template(name: str, template: Mapping[str, Any], wiring: TemplateWiring) -> str:
+    """The ConfigMap value for template ``name``: rewired, dumped, re-validated.
+
+    Raises :class:`TemplateError` (rewiring, schema, PSS) or :class:`PodPolicyError` (hardening).
+    """
+    source = f"pod_templates/{name} (as published)"
+    pod = rewire(template, wiring, source=source)
+    text = HEADER.format(name=name) + yamlio.dump(pod)
+    parsed = parse_template(text, source=source)
+    violations = security.hardening_violations(parsed, allow_token=False)
+    if violations:
+        lines = "\n".join(f"  - {v}" for v in violations)
+        raise PodPolicyError(f"{source}: violates the platform hardening policy for task pods:\n{lines}")
+    return text

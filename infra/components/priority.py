@@ -1,0 +1,57 @@
+"""PriorityClasses of task pods and of the N_min placeholder pods.
+
+Placeholders reserve warm capacity: they run at a *negative* priority so any task pod (at the
+task class's value, which must be >= 0) preempts them the moment it needs the room, and with
+``preemptionPolicy: Never`` so a placeholder can never evict anything itself - not even another
+placeholder or a pod of another namespace at priority 0.  Neither class is ``globalDefault``:
+other workloads of the cluster keep their own priority.
+
+Their names flow into airflow.cfg (``worker_priority_class``, ``placeholder_priority_class``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
+from airflow_k8s.infra.components.names import PlatformNames
+from airflow_k8s.infra.config.args import PrioritySpec
+
+
+@dataclass(frozen=True)
+class PriorityArgs:
+    names: PlatformNames
+    spec: PrioritySpec
+
+
+class PriorityClasses(pulumi.ComponentResource):
+    task_class: pulumi.Output[str]
+    placeholder_class: pulumi.Output[str]
+
+    def __init__(self, name: str, args: PriorityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(f"{TOKEN_PREFIX}PriorityClasses", name, None, opts)
+        labels = args.names.common_labels("priority")
+        task = k8s.scheduling.v1.PriorityClass(
+            f"{name}-task",
+            metadata=raw(metadata(args.names.task_priority_class, None, labels)),
+            value=args.spec.task_value,
+            global_default=False,
+            preemption_policy="PreemptLowerPriority",
+            description="Airflow task pods of the Kubernetes executor; preempts the executor's placeholders.",
+            opts=child(self),
+        )
+        placeholder = k8s.scheduling.v1.PriorityClass(
+            f"{name}-placeholder",
+            metadata=raw(metadata(args.names.placeholder_priority_class, None, labels)),
+            value=args.spec.placeholder_value,
+            global_default=False,
+            preemption_policy="Never",
+            description="N_min placeholder pods: warm capacity, preempted by any task pod, never preempt.",
+            opts=child(self),
+        )
+        self.task_class = name_of(task)
+        self.placeholder_class = name_of(placeholder)
+        self.register_outputs({"taskClass": self.task_class, "placeholderClass": self.placeholder_class})

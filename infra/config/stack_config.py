@@ -1,0 +1,296 @@
+"""Stack configuration: raw ``airflow-k8s:*`` values -> a validated :class:`StackConfig`.
+
+Pure Python (no Pulumi import) so it is unit-testable: :func:`parse_stack_config` takes the raw
+values as Pulumi hands them to a program and returns a typed :class:`StackConfig` (the
+:class:`~airflow_k8s.infra.config.args.PlatformConfig` plus the platform name, template directory and warnings), or
+raises :class:`StackConfigError` listing *every* problem, each naming the key
+(``airflow-k8s:<key>``) and the bad value.  Secret keys are never passed in, only whether they are
+set, and their values are never shown.  The keys themselves are :data:`airflow_k8s.infra.config.stack_keys.KEYS`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from airflow_k8s.executor.contract import k8snames, quantity
+from airflow_k8s.executor.contract.config import DEFAULT_TIERS
+from airflow_k8s.executor.contract.errors import QuantityError
+from airflow_k8s.infra.config import args as a
+from airflow_k8s.infra.config.stack_keys import (
+    INSTANCE_TYPE,
+    KEYS,
+    KEYS_BY_NAME,
+    POOL_LIMIT_RESOURCES,
+    POOLS,
+    PROJECT,
+    REQUIRED_SECRETS,
+    SECRET_KEYS,
+    StackKey,
+    parse_value,
+    raw_default,
+    to_raw,
+)
+
+__all__ = [
+    "KEYS",
+    "KEYS_BY_NAME",
+    "PROJECT",
+    "SECRET_KEYS",
+    "Problem",
+    "StackConfig",
+    "StackConfigError",
+    "StackKey",
+    "parse_stack_config",
+    "raw_default",
+    "to_raw",
+]
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str
+    value: object
+    reason: str
+    secret: bool = False
+
+    def __str__(self) -> str:
+        shown = "" if self.value is None else (" = <secret>" if self.secret else f" = {self.value!r}")
+        return f"{PROJECT}:{self.key}{shown}: {self.reason}"
+
+
+class StackConfigError(ValueError):
+    """One or more stack config values are invalid; ``problems`` lists each of them."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid stack configuration ({len(problems)} problem(s)):\n{lines}")
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    platform_name: str
+    templates_dir: str
+    platform: a.PlatformConfig
+    warnings: tuple[str, ...] = ()
+
+
+def parse_stack_config(raw: Mapping[str, str | None], *, secrets_set: Collection[str] = ()) -> StackConfig:
+    """Validate ``raw`` (key -> raw string, without the ``airflow-k8s:`` prefix).
+
+    Missing keys take the defaults of :data:`KEYS`.  ``secrets_set`` names the secret keys the
+    stack sets (their values stay with Pulumi).  Raises :class:`StackConfigError`.
+    """
+    problems: list[Problem] = []
+    values: dict[str, Any] = {}
+    for name in raw:
+        if name not in KEYS_BY_NAME:
+            close = difflib.get_close_matches(name, list(KEYS_BY_NAME), n=1, cutoff=0.6)
+            hint = f"; did you mean {PROJECT}:{close[0]}?" if close else ""
+            # The value is not shown: an unknown key may be a misspelt secret.
+            problems.append(Problem(name, None, f"unknown key{hint}"))
+        elif KEYS_BY_NAME[name].secret:
+            problems.append(Problem(name, None, "secret keys are read with require_secret, never as plain config"))
+    for key in KEYS:
+        if key.secret:
+            continue
+        text = raw.get(key.name)
+        text = raw_default(key) if text is None else text
+        assert text is not None  # every non-secret key has a default
+        try:
+            values[key.name] = parse_value(key, text)
+        except ValueError as exc:
+            problems.append(Problem(key.name, text, str(exc)))
+    for name in REQUIRED_SECRETS:
+        if name not in secrets_set:
+            problems.append(Problem(name, None, f"is not set: pulumi config set --secret {name} <value>", secret=True))
+    if problems:
+        raise StackConfigError(problems)
+    warnings: list[str] = []
+    pools = _node_pools(values, problems, warnings)
+    config = _platform_config(values, pools)
+    _cross_checks(config, values, problems)
+    if not config.intake.durable:
+        warnings.append(
+            f"{PROJECT}:intakeStorage is {config.intake.volume}: queued tasks and recorded results are lost "
+            "whenever the scheduler pod is rescheduled to another node (use it on throwaway clusters only)"
+        )
+    if problems:
+        raise StackConfigError(problems)
+    return StackConfig(values["platformName"], values["podTemplatesDir"], config, tuple(warnings))
+
+
+def _pairs(values: Mapping[str, Any], key: str, problems: list[Problem], sep: str = "=") -> list[tuple[str, str, str]]:
+    """``"<pool><sep><rest>"`` items of an array key as (pool, rest, original item)."""
+    out = []
+    for item in values[key]:
+        pool, found, rest = item.partition(sep)
+        if not found or not rest:
+            problems.append(Problem(key, item, f'expected "<pool>{sep}<value>"'))
+        elif pool not in POOLS:
+            problems.append(Problem(key, item, f"unknown pool {pool!r} (pools: {', '.join(POOLS)})"))
+        else:
+            out.append((pool, rest, item))
+    return out
+
+
+def _node_pools(values: Mapping[str, Any], problems: list[Problem], warnings: list[str]) -> a.NodePoolsSpec:
+    backend = values["nodePoolBackend"]
+    fields: dict[str, dict[str, list[Any]]] = {name: {"it": [], "ct": [], "lim": [], "nodes": []} for name in POOLS}
+    for pool, rest, item in _pairs(values, "nodePoolInstanceTypes", problems):
+        if not INSTANCE_TYPE.match(rest):
+            problems.append(Problem("nodePoolInstanceTypes", item, "not an instance type name"))
+        fields[pool]["it"].append(rest)
+    for pool, rest, item in _pairs(values, "nodePoolCapacityTypes", problems):
+        if rest not in a.CAPACITY_TYPES:
+            problems.append(Problem("nodePoolCapacityTypes", item, f"expected one of {', '.join(a.CAPACITY_TYPES)}"))
+        fields[pool]["ct"].append(rest)
+    for pool, rest, item in _pairs(values, "nodePoolLimits", problems, sep="."):
+        resource, found, amount = rest.partition("=")
+        if not found or resource not in POOL_LIMIT_RESOURCES:
+            problems.append(
+                Problem(
+                    "nodePoolLimits",
+                    item,
+                    f'expected "<pool>.<resource>=<quantity>", resource one of {POOL_LIMIT_RESOURCES}',
+                )
+            )
+            continue
+        try:
+            quantity.for_resource(resource, amount)
+        except QuantityError as exc:
+            problems.append(Problem("nodePoolLimits", item, str(exc)))
+            continue
+        fields[pool]["lim"].append((resource, amount))
+    owner: dict[str, str] = {}
+    for pool, node, item in _pairs(values, "existingNodes", problems):
+        if not k8snames.is_dns1123_subdomain(node):
+            problems.append(Problem("existingNodes", item, "not a valid node name"))
+        elif node in owner:
+            problems.append(Problem("existingNodes", item, f"node is already in pool {owner[node]!r}"))
+        owner.setdefault(node, pool)
+        fields[pool]["nodes"].append(node)
+    pools = []
+    for name, default in POOLS.items():
+        f = fields[name]
+        if backend == "karpenter":
+            if not f["it"]:
+                problems.append(Problem("nodePoolInstanceTypes", None, f"pool {name!r} has no instance type"))
+            missing = {"cpu", "memory"} - {r for r, _ in f["lim"]}
+            if missing:
+                problems.append(Problem("nodePoolLimits", None, f"pool {name!r} needs limits for {sorted(missing)}"))
+        if backend == "existing-nodes" and not f["nodes"]:
+            warnings.append(f"node pool {name!r} has no nodes (existingNodes): its templates' pods will stay Pending")
+        if backend != "existing-nodes" and f["nodes"]:
+            problems.append(
+                Problem("existingNodes", None, f"only used with nodePoolBackend existing-nodes, not {backend}")
+            )
+        pools.append(
+            replace(
+                default,
+                instance_types=tuple(f["it"]),
+                capacity_types=tuple(dict.fromkeys(f["ct"])) or ("on-demand",),
+                limits=tuple(f["lim"]),
+                nodes=tuple(f["nodes"]),
+            )
+        )
+    return a.NodePoolsSpec(backend=backend, node_class=values["karpenterNodeClass"], pools=tuple(pools))
+
+
+def _platform_config(v: Mapping[str, Any], pools: a.NodePoolsSpec) -> a.PlatformConfig:
+    return a.PlatformConfig(
+        namespace=v["namespace"],
+        quota=a.QuotaSpec(
+            v["quotaRequestsCpu"], v["quotaRequestsMemory"], v["quotaLimitsCpu"], v["quotaLimitsMemory"],
+            v["quotaPods"], v["quotaGpus"],
+        ),
+        limit_range=a.LimitRangeSpec(
+            v["limitDefaultCpu"], v["limitDefaultMemory"], v["limitDefaultRequestCpu"],
+            v["limitDefaultRequestMemory"], v["limitMaxCpu"], v["limitMaxMemory"],
+        ),
+        network=a.NetworkSpec(v["apiServerCidr"], v["databaseCidr"], v["databasePort"], v["monitoringNamespace"]),
+        rbac=a.RbacSpec(v["capacityAwareTiers"], v["utilizationMetrics"]),
+        storage=a.DagsStorageSpec(v["dagsStorageSize"], v["dagsStorageClass"], v["dagsAccessMode"]),
+        intake=a.IntakeStorageSpec(v["intakeStorage"], v["intakeStorageSize"], v["intakeStorageClass"]),
+        node_pools=pools,
+        priority=a.PrioritySpec(v["taskPriority"], v["placeholderPriority"]),
+        scheduler=a.SchedulerSpec(
+            v["schedulerImage"], v["schedulerImagePullPolicy"], v["schedulerCpuRequest"],
+            v["schedulerMemoryRequest"], v["schedulerCpuLimit"], v["schedulerMemoryLimit"],
+        ),
+        executor=a.ExecutorSettings(
+            worker_image=v["workerImage"],
+            image_pull_policy=v["workerImagePullPolicy"],
+            worker_pods_min=v["workerPodsMin"],
+            worker_pods_max=v["workerPodsMax"],
+            pod_creation_timeout=v["podCreationTimeout"],
+            max_pod_pending_timeout=v["maxPodPendingTimeout"],
+            delete_worker_pods=v["deleteWorkerPods"],
+            delete_worker_pods_on_failure=v["deleteWorkerPodsOnFailure"],
+            finished_pod_max_age_hours=v["finishedPodMaxAgeHours"],
+            default_tier=v["defaultTier"],
+            metrics_port=v["metricsPort"],
+            placeholder_image=v["placeholderImage"],
+        ),
+    )  # fmt: skip
+
+
+def _not_above(
+    problems: list[Problem], key: str, low: str, high: str, high_key: str, parse: Callable[[str], Any]
+) -> None:
+    if parse(low) > parse(high):
+        problems.append(Problem(key, low, f"is greater than {PROJECT}:{high_key} = {high!r}"))
+
+
+def _cross_checks(c: a.PlatformConfig, v: Mapping[str, Any], problems: list[Problem]) -> None:
+    e = c.executor
+    if e.worker_pods_min > e.worker_pods_max:
+        problems.append(
+            Problem(
+                "workerPodsMin",
+                e.worker_pods_min,
+                f"N_min is greater than {PROJECT}:workerPodsMax = {e.worker_pods_max}",
+            )
+        )
+    if c.quota.pods < e.worker_pods_max + 1:
+        problems.append(
+            Problem(
+                "quotaPods",
+                c.quota.pods,
+                f"must be >= workerPodsMax + 1 = {e.worker_pods_max + 1} (task pods + scheduler)",
+            )
+        )
+    if not c.intake.durable and c.intake.storage_class is not None:
+        problems.append(
+            Problem(
+                "intakeStorageClass",
+                c.intake.storage_class,
+                f"only used with {PROJECT}:intakeStorage {a.PERSISTENT_VOLUME_CLAIM}, not {c.intake.volume}",
+            )
+        )
+    cpu, mem = quantity.cpu, quantity.memory
+    s = c.scheduler
+    _not_above(problems, "schedulerCpuRequest", s.cpu_request, s.cpu_limit, "schedulerCpuLimit", cpu)
+    _not_above(problems, "schedulerMemoryRequest", s.memory_request, s.memory_limit, "schedulerMemoryLimit", mem)
+    q = c.quota
+    _not_above(problems, "quotaRequestsCpu", q.requests_cpu, q.limits_cpu, "quotaLimitsCpu", cpu)
+    _not_above(problems, "quotaRequestsMemory", q.requests_memory, q.limits_memory, "quotaLimitsMemory", mem)
+    lr = c.limit_range
+    _not_above(problems, "limitDefaultRequestCpu", lr.default_request_cpu, lr.default_cpu, "limitDefaultCpu", cpu)
+    _not_above(
+        problems, "limitDefaultRequestMemory", lr.default_request_memory, lr.default_memory, "limitDefaultMemory", mem
+    )
+    _not_above(problems, "limitDefaultCpu", lr.default_cpu, lr.max_cpu, "limitMaxCpu", cpu)
+    _not_above(problems, "limitDefaultMemory", lr.default_memory, lr.max_memory, "limitMaxMemory", mem)
+    _not_above(problems, "schedulerCpuLimit", s.cpu_limit, lr.max_cpu, "limitMaxCpu", cpu)
+    _not_above(problems, "schedulerMemoryLimit", s.memory_limit, lr.max_memory, "limitMaxMemory", mem)
+    for tier in DEFAULT_TIERS:
+        for limit, key, ceiling, parse in (
+            (tier.limit_cpu, "limitMaxCpu", lr.max_cpu, cpu),
+            (tier.limit_memory, "limitMaxMemory", lr.max_memory, mem),
+        ):
+            if limit is not None and parse(limit) > parse(ceiling):
+                problems.append(Problem(key, ceiling, f"does not admit tier {tier.name!r} (limit {limit})"))

@@ -1,0 +1,375 @@
+"""The table of ``airflow-k8s:*`` stack config keys: type, default, description, validation.
+
+:data:`KEYS` is the one table of keys.  ``Pulumi.yaml`` declares the same keys with the same
+types, defaults and descriptions (``tests/infra`` compares them).  :func:`parse_value` turns the
+raw string Pulumi hands a program (arrays as JSON text, booleans as ``true``/``false``) into a
+typed value, or raises ``ValueError`` with the reason.  Settings that end up in airflow.cfg are
+validated with the executor's own parsers (:mod:`airflow_k8s.executor.contract.config_keys`), so the stack rejects
+exactly what the scheduler would reject.
+
+Node pools are fixed by the templates' contract (``workers``, ``compute``, ``gpu``: labels and
+taints in :data:`airflow_k8s.infra.config.args.DEFAULT_NODE_POOLS`); what varies per cluster is given as arrays of
+``"<pool>=<value>"`` strings because Pulumi project config has no object type.  Pure Python.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_k8s.executor.contract import config_keys
+from airflow_k8s.executor.contract.config import DEFAULT_TIERS
+from airflow_k8s.infra.config import args as a
+
+PROJECT = "airflow-k8s"
+MAX_PLATFORM_NAME = 40  # leaves room for the longest suffix ("-pod-metrics-reader") within 63
+_PLATFORM_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")  # DNS-1035: Service names start with a letter
+INSTANCE_TYPE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+POOL_LIMIT_RESOURCES = ("cpu", "memory", a.GPU_RESOURCE)
+
+
+@dataclass(frozen=True)
+class StackKey:
+    """One config key: Pulumi.yaml type, default (YAML value, None = no default), description."""
+
+    name: str
+    type: str
+    default: Any
+    description: str
+    secret: bool = False
+
+
+def _k(name: str, type_: str, default: Any, description: str, secret: bool = False) -> StackKey:
+    return StackKey(name, type_, default, description, secret)
+
+
+POOLS = {p.name: p for p in a.DEFAULT_NODE_POOLS}
+_DEFAULT_INSTANCE_TYPES = [f"{p.name}={t}" for p in a.DEFAULT_NODE_POOLS for t in p.instance_types]
+_DEFAULT_CAPACITY_TYPES = [f"{p.name}={t}" for p in a.DEFAULT_NODE_POOLS for t in p.capacity_types]
+_DEFAULT_LIMITS = [f"{p.name}.{r}={q}" for p in a.DEFAULT_NODE_POOLS for r, q in p.limits]
+
+KEYS: tuple[StackKey, ...] = (
+    _k(
+        "platformName",
+        "string",
+        "airflow",
+        "Name of this platform: prefix of every object name (cluster-scoped ones too, so unique per cluster).",
+    ),
+    _k("namespace", "string", "airflow", "Namespace of the scheduler and the task pods (created, PSS restricted)."),
+    _k(
+        "podTemplatesDir",
+        "string",
+        "pod_templates",
+        "Directory (relative to the project) of the pod template files to publish.",
+    ),
+    # airflow.cfg [kubernetes]
+    _k(
+        "workerImage",
+        "string",
+        "apache/airflow:2.8.0",
+        "Image of task pods (worker_container_image; templates carry none).",
+    ),
+    _k(
+        "workerImagePullPolicy",
+        "string",
+        "IfNotPresent",
+        "image_pull_policy of task pods: Always, IfNotPresent or Never.",
+    ),
+    _k("workerPodsMin", "integer", 0, "N_min: warm capacity kept by low-priority placeholder pods."),
+    _k("workerPodsMax", "integer", 32, "N_max: task pods allowed at once."),
+    _k("podCreationTimeout", "integer", 600, "Seconds until the API server must have accepted a task pod."),
+    _k("maxPodPendingTimeout", "integer", 600, "Seconds a task pod may stay Pending before the task fails."),
+    _k("deleteWorkerPods", "boolean", True, "Delete pods of succeeded tasks."),
+    _k("deleteWorkerPodsOnFailure", "boolean", False, "Delete pods of failed tasks too (keep them to debug)."),
+    _k("finishedPodMaxAgeHours", "integer", 24, "Age after which kept finished pods are cleaned up."),
+    _k("defaultTier", "string", "medium", "Tier used for cost when a pod names none (light, medium, heavy, gpu)."),
+    _k("metricsPort", "integer", 9102, "Port of the scheduler's metrics and health endpoints."),
+    _k("placeholderImage", "string", "registry.k8s.io/pause:3.10", "Image of the N_min placeholder pods."),
+    # scheduler Deployment
+    _k(
+        "schedulerImage",
+        "string",
+        "ghcr.io/airflow-k8s/executor:0.1.0",
+        "Image of the executor scheduler (pin a tag or a digest).",
+    ),
+    _k(
+        "schedulerImagePullPolicy",
+        "string",
+        "Always",
+        "imagePullPolicy of the scheduler container (Always: a pull re-checks registry credentials).",
+    ),
+    _k("schedulerCpuRequest", "string", "100m", "CPU request of the scheduler."),
+    _k("schedulerMemoryRequest", "string", "256Mi", "Memory request of the scheduler."),
+    _k("schedulerCpuLimit", "string", "500m", "CPU limit of the scheduler."),
+    _k("schedulerMemoryLimit", "string", "512Mi", "Memory limit of the scheduler."),
+    # priority classes
+    _k("taskPriority", "integer", 1000, "PriorityClass value of task pods (0..1000000000)."),
+    _k(
+        "placeholderPriority",
+        "integer",
+        -10,
+        "PriorityClass value of placeholder pods (negative, preemptionPolicy Never).",
+    ),
+    # ResourceQuota / LimitRange
+    _k("quotaRequestsCpu", "string", "16", "ResourceQuota requests.cpu of the namespace."),
+    _k("quotaRequestsMemory", "string", "32Gi", "ResourceQuota requests.memory of the namespace."),
+    _k("quotaLimitsCpu", "string", "32", "ResourceQuota limits.cpu of the namespace."),
+    _k("quotaLimitsMemory", "string", "64Gi", "ResourceQuota limits.memory of the namespace."),
+    _k("quotaPods", "integer", 40, "ResourceQuota pods (>= workerPodsMax + 1 for the scheduler)."),
+    _k("quotaGpus", "integer", 1, "ResourceQuota requests.nvidia.com/gpu of the namespace."),
+    _k("limitDefaultCpu", "string", "500m", "LimitRange default CPU limit of containers that set none."),
+    _k("limitDefaultMemory", "string", "1Gi", "LimitRange default memory limit of containers that set none."),
+    _k("limitDefaultRequestCpu", "string", "250m", "LimitRange default CPU request of containers that set none."),
+    _k(
+        "limitDefaultRequestMemory", "string", "512Mi", "LimitRange default memory request of containers that set none."
+    ),
+    _k("limitMaxCpu", "string", "4", "LimitRange max CPU limit per container (must admit the largest tier)."),
+    _k("limitMaxMemory", "string", "16Gi", "LimitRange max memory limit per container (must admit the largest tier)."),
+    # NetworkPolicy allowances
+    _k(
+        "apiServerCidr",
+        "string",
+        "0.0.0.0/0",
+        "Scheduler egress to the Kubernetes API (TCP 443/6443): narrow this to the API server's CIDR.",
+    ),
+    _k(
+        "databaseCidr",
+        "string",
+        "0.0.0.0/0",
+        "Task pod egress to the Airflow database: narrow this to the database's CIDR.",
+    ),
+    _k("databasePort", "integer", 5432, "TCP port of the Airflow database."),
+    _k("monitoringNamespace", "string", "monitoring", "Namespace whose pods may scrape the scheduler's metrics port."),
+    # RBAC options
+    _k("capacityAwareTiers", "boolean", True, "Grant the scheduler get/list on nodes (cluster-wide) for tier: auto."),
+    _k(
+        "utilizationMetrics",
+        "boolean",
+        True,
+        "Grant the scheduler get/list on metrics.k8s.io pods for utilization reports.",
+    ),
+    # DAGs volume
+    _k("dagsStorageSize", "string", "10Gi", "Size of the DAGs PersistentVolumeClaim."),
+    _k("dagsStorageClass", "string", "", "StorageClass of the DAGs claim; empty means the cluster default."),
+    _k(
+        "dagsAccessMode",
+        "string",
+        "ReadWriteMany",
+        "Access mode of the DAGs claim (task pods on many nodes need ReadWriteMany or ReadOnlyMany).",
+    ),
+    # the scheduler's task intake spool (task_intake_dir)
+    _k(
+        "intakeStorage",
+        "string",
+        a.PERSISTENT_VOLUME_CLAIM,
+        "Volume of the scheduler's task intake spool: persistentVolumeClaim (durable, ReadWriteOnce) or emptyDir "
+        "(throwaway clusters only: queued tasks and results are lost whenever the scheduler pod changes node).",
+    ),
+    _k(
+        "intakeStorageSize",
+        "string",
+        "1Gi",
+        "Size of the task intake claim (with intakeStorage emptyDir: the emptyDir's sizeLimit).",
+    ),
+    _k(
+        "intakeStorageClass",
+        "string",
+        "",
+        "StorageClass of the task intake claim (must offer ReadWriteOnce); empty means the cluster default.",
+    ),
+    # node pools
+    _k(
+        "nodePoolBackend",
+        "string",
+        "karpenter",
+        "How node pools are provided: karpenter (NodePool), existing-nodes (label/taint named nodes) or none.",
+    ),
+    _k("karpenterNodeClass", "string", "default", "Name of the EC2NodeClass the Karpenter NodePools reference."),
+    _k("nodePoolInstanceTypes", "array", _DEFAULT_INSTANCE_TYPES, 'Karpenter instance types, as "<pool>=<type>".'),
+    _k(
+        "nodePoolCapacityTypes",
+        "array",
+        _DEFAULT_CAPACITY_TYPES,
+        'Karpenter capacity types (on-demand, spot, reserved), as "<pool>=<type>".',
+    ),
+    _k("nodePoolLimits", "array", _DEFAULT_LIMITS, 'Karpenter pool limits, as "<pool>.<resource>=<quantity>".'),
+    _k(
+        "existingNodes",
+        "array",
+        [],
+        'Existing nodes to label and taint (existing-nodes backend), as "<pool>=<node name>".',
+    ),
+    # secrets
+    _k(
+        "databaseUrl",
+        "string",
+        None,
+        "Airflow metadata database URL (secret; pulumi config set --secret databaseUrl ...).",
+        secret=True,
+    ),
+    _k(
+        "fernetKey",
+        "string",
+        None,
+        "Optional Airflow Fernet key (secret); when set, task pods get AIRFLOW__CORE__FERNET_KEY.",
+        secret=True,
+    ),
+)
+KEYS_BY_NAME = {key.name: key for key in KEYS}
+SECRET_KEYS = tuple(key.name for key in KEYS if key.secret)
+REQUIRED_SECRETS = ("databaseUrl",)
+
+
+def raw_default(key: StackKey) -> str | None:
+    """The default as Pulumi would pass it to the program (JSON for arrays)."""
+    return to_raw(key.default)
+
+
+def to_raw(value: Any) -> str | None:
+    """A YAML config value as the string Pulumi hands a program (``true``, ``8``, JSON arrays)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+# ---- scalar parsers: raw string -> value, ValueError(reason) ----------------------------------
+
+
+def _integer(raw: str) -> int:
+    text = raw.strip()
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise ValueError("expected a whole number")
+    return int(text)
+
+
+def _boolean(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    raise ValueError("expected true or false")
+
+
+def _array(raw: str) -> list[str]:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"expected an array of strings (JSON): {exc.msg}") from exc
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError("expected an array of strings")
+    return value
+
+
+_TYPE_PARSERS: dict[str, Callable[[str], Any]] = {
+    "string": lambda raw: raw.strip(),
+    "integer": _integer,
+    "boolean": _boolean,
+    "array": _array,
+}
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as exc:
+        raise ValueError(f"expected a CIDR such as 10.0.0.0/16 ({exc})") from exc
+
+
+def _platform_name(value: str) -> str:
+    if len(value) > MAX_PLATFORM_NAME or not _PLATFORM_NAME.match(value):
+        raise ValueError(
+            f"expected a lowercase name starting with a letter (a-z, 0-9, '-'), at most {MAX_PLATFORM_NAME} chars"
+        )
+    return value
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _range(low: int | None, high: int | None) -> Callable[[int], int]:
+    def check(value: int) -> int:
+        if low is not None and value < low:
+            raise ValueError(f"must be >= {low}")
+        if high is not None and value > high:
+            raise ValueError(f"must be <= {high}")
+        return value
+
+    return check
+
+
+def _optional_subdomain(value: str) -> str | None:
+    return config_keys.dns_subdomain(value) if value else None
+
+
+_tiers = tuple(t.name for t in DEFAULT_TIERS)
+_cpu = config_keys.cpu
+_memory = config_keys.memory
+
+# Extra validation per key, applied to the type-parsed value.
+_VALIDATORS: dict[str, Callable[[Any], Any]] = {
+    "platformName": _platform_name,
+    "namespace": config_keys.dns_label,
+    "podTemplatesDir": config_keys.text,
+    "workerImage": config_keys.image,
+    "workerImagePullPolicy": config_keys.pull_policy,
+    "workerPodsMin": _range(0, None),
+    "workerPodsMax": _range(1, None),
+    "podCreationTimeout": _range(1, None),
+    "maxPodPendingTimeout": _range(1, None),
+    "finishedPodMaxAgeHours": _range(1, None),
+    "defaultTier": _one_of(*_tiers),
+    "metricsPort": _range(1024, 65535),
+    "placeholderImage": config_keys.image,
+    "schedulerImage": config_keys.image,
+    "schedulerImagePullPolicy": config_keys.pull_policy,
+    "schedulerCpuRequest": _cpu,
+    "schedulerMemoryRequest": _memory,
+    "schedulerCpuLimit": _cpu,
+    "schedulerMemoryLimit": _memory,
+    "taskPriority": _range(0, 1_000_000_000),
+    "placeholderPriority": _range(-2_147_483_648, -1),
+    "quotaRequestsCpu": _cpu,
+    "quotaRequestsMemory": _memory,
+    "quotaLimitsCpu": _cpu,
+    "quotaLimitsMemory": _memory,
+    "quotaPods": _range(2, None),
+    "quotaGpus": _range(0, None),
+    "limitDefaultCpu": _cpu,
+    "limitDefaultMemory": _memory,
+    "limitDefaultRequestCpu": _cpu,
+    "limitDefaultRequestMemory": _memory,
+    "limitMaxCpu": _cpu,
+    "limitMaxMemory": _memory,
+    "apiServerCidr": _cidr,
+    "databaseCidr": _cidr,
+    "databasePort": _range(1, 65535),
+    "monitoringNamespace": config_keys.dns_label,
+    "dagsStorageSize": _memory,
+    "dagsStorageClass": _optional_subdomain,
+    "dagsAccessMode": _one_of(*a.ACCESS_MODES),
+    "intakeStorage": _one_of(*a.INTAKE_VOLUMES),
+    "intakeStorageSize": _memory,
+    "intakeStorageClass": _optional_subdomain,
+    "nodePoolBackend": _one_of(*a.NODE_POOL_BACKENDS),
+    "karpenterNodeClass": config_keys.dns_subdomain,
+}
+
+
+def parse_value(key: StackKey, text: str) -> Any:
+    """The typed, validated value of ``key`` for the raw ``text``; ValueError(reason) if bad."""
+    value = _TYPE_PARSERS[key.type](text)
+    validator = _VALIDATORS.get(key.name)
+    return validator(value) if validator else value

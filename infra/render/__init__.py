@@ -1,0 +1,1 @@
+"""The offline render: run the stack program under Pulumi mocks, write and check every manifest."""
