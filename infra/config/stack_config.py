@@ -19,6 +19,7 @@ from airflow_k8s.executor.contract import k8snames, quantity
 from airflow_k8s.executor.contract.config import DEFAULT_TIERS
 from airflow_k8s.executor.contract.errors import QuantityError
 from airflow_k8s.infra.config import args as a
+from airflow_k8s.infra.config.quota import quota_problems
 from airflow_k8s.infra.config.stack_keys import (
     INSTANCE_TYPE,
     KEYS,
@@ -30,6 +31,7 @@ from airflow_k8s.infra.config.stack_keys import (
     SECRET_KEYS,
     StackKey,
     parse_value,
+    resource_key,
     raw_default,
     to_raw,
 )
@@ -111,13 +113,9 @@ def parse_stack_config(raw: Mapping[str, str | None], *, secrets_set: Collection
         raise StackConfigError(problems)
     warnings: list[str] = []
     pools = _node_pools(values, problems, warnings)
-    config = _platform_config(values, pools)
+    config = _platform_config(values, pools, problems)
     _cross_checks(config, values, problems)
-    if not config.intake.durable:
-        warnings.append(
-            f"{PROJECT}:intakeStorage is {config.intake.volume}: queued tasks and recorded results are lost "
-            "whenever the scheduler pod is rescheduled to another node (use it on throwaway clusters only)"
-        )
+    warnings.extend(_open_cidr_warnings(config))
     if problems:
         raise StackConfigError(problems)
     return StackConfig(values["platformName"], values["podTemplatesDir"], config, tuple(warnings))
@@ -200,7 +198,24 @@ def _node_pools(values: Mapping[str, Any], problems: list[Problem], warnings: li
     return a.NodePoolsSpec(backend=backend, node_class=values["karpenterNodeClass"], pools=tuple(pools))
 
 
-def _platform_config(v: Mapping[str, Any], pools: a.NodePoolsSpec) -> a.PlatformConfig:
+def _resources(v: Mapping[str, Any], role: str) -> a.ResourcesSpec:
+    return a.ResourcesSpec(
+        *(v[resource_key(role, suffix)] for suffix in ("CpuRequest", "MemoryRequest", "CpuLimit", "MemoryLimit"))
+    )
+
+
+def _labels(values: Mapping[str, Any], key: str, problems: list[Problem]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for item in values[key]:
+        name, found, value = item.partition("=")
+        if not found or not k8snames.is_label_key(name) or not k8snames.is_label_value(value):
+            problems.append(Problem(key, item, 'expected "<label key>=<label value>"'))
+        else:
+            out.append((name, value))
+    return tuple(out)
+
+
+def _platform_config(v: Mapping[str, Any], pools: a.NodePoolsSpec, problems: list[Problem]) -> a.PlatformConfig:
     return a.PlatformConfig(
         namespace=v["namespace"],
         quota=a.QuotaSpec(
@@ -211,16 +226,25 @@ def _platform_config(v: Mapping[str, Any], pools: a.NodePoolsSpec) -> a.Platform
             v["limitDefaultCpu"], v["limitDefaultMemory"], v["limitDefaultRequestCpu"],
             v["limitDefaultRequestMemory"], v["limitMaxCpu"], v["limitMaxMemory"],
         ),
-        network=a.NetworkSpec(v["apiServerCidr"], v["databaseCidr"], v["databasePort"], v["monitoringNamespace"]),
+        network=a.NetworkSpec(
+            v["apiServerCidr"], v["databaseCidr"], v["databasePort"], v["monitoringNamespace"],
+            v["uiIngressNamespace"], v["taskEgressCidrs"], v["remoteLogCidr"],
+        ),
         rbac=a.RbacSpec(v["capacityAwareTiers"], v["utilizationMetrics"]),
         storage=a.DagsStorageSpec(v["dagsStorageSize"], v["dagsStorageClass"], v["dagsAccessMode"]),
-        intake=a.IntakeStorageSpec(v["intakeStorage"], v["intakeStorageSize"], v["intakeStorageClass"]),
         node_pools=pools,
         priority=a.PrioritySpec(v["taskPriority"], v["placeholderPriority"]),
-        scheduler=a.SchedulerSpec(
-            v["schedulerImage"], v["schedulerImagePullPolicy"], v["schedulerCpuRequest"],
-            v["schedulerMemoryRequest"], v["schedulerCpuLimit"], v["schedulerMemoryLimit"],
+        control_plane=a.ControlPlaneSpec(
+            image=v["airflowImage"],
+            image_pull_policy=v["airflowImagePullPolicy"],
+            resources=tuple((role, _resources(v, role)) for role in a.CONTROL_PLANE_ROLES),
+            api_server_replicas=v["apiServerReplicas"],
+            triggerer=v["triggererEnabled"],
+            api_base_url=v["apiBaseUrl"],
         ),
+        logging=a.LoggingSpec(v["remoteBaseLogFolder"], v["remoteLogConnId"]),
+        protection=a.ProtectionSpec(v["protectNamespace"], v["protectDagsVolume"]),
+        monitoring=a.MonitoringSpec(v["podMonitor"], _labels(v, "podMonitorLabels", problems)),
         executor=a.ExecutorSettings(
             worker_image=v["workerImage"],
             image_pull_policy=v["workerImagePullPolicy"],
@@ -236,6 +260,24 @@ def _platform_config(v: Mapping[str, Any], pools: a.NodePoolsSpec) -> a.Platform
             placeholder_image=v["placeholderImage"],
         ),
     )  # fmt: skip
+
+
+OPEN = "0.0.0.0/0"
+
+
+def _open_cidr_warnings(c: a.PlatformConfig) -> list[str]:
+    """Warnings for allowances left open to the world (fine to try a stack, not for production)."""
+    out = []
+    if c.network.database_cidr == OPEN:
+        out.append(f"{PROJECT}:databaseCidr is {OPEN}: the control plane may reach any address on the database port; "
+                   "production stacks set the database's CIDR")  # fmt: skip
+    if c.network.api_server_cidr == OPEN:
+        out.append(f"{PROJECT}:apiServerCidr is {OPEN}: the scheduler and api-server may reach any address on "
+                   "TCP 443/6443; production stacks set the Kubernetes API server's CIDR")  # fmt: skip
+    if c.logging.remote and c.network.remote_log_cidr == OPEN:
+        out.append(f"{PROJECT}:remoteLogCidr is {OPEN}: task pods and the api-server may reach any address on "
+                   "TCP 443 for remote logs; set the log store's CIDR where it has one")  # fmt: skip
+    return out
 
 
 def _not_above(
@@ -255,26 +297,21 @@ def _cross_checks(c: a.PlatformConfig, v: Mapping[str, Any], problems: list[Prob
                 f"N_min is greater than {PROJECT}:workerPodsMax = {e.worker_pods_max}",
             )
         )
-    if c.quota.pods < e.worker_pods_max + 1:
-        problems.append(
-            Problem(
-                "quotaPods",
-                c.quota.pods,
-                f"must be >= workerPodsMax + 1 = {e.worker_pods_max + 1} (task pods + scheduler)",
-            )
-        )
-    if not c.intake.durable and c.intake.storage_class is not None:
-        problems.append(
-            Problem(
-                "intakeStorageClass",
-                c.intake.storage_class,
-                f"only used with {PROJECT}:intakeStorage {a.PERSISTENT_VOLUME_CLAIM}, not {c.intake.volume}",
-            )
-        )
     cpu, mem = quantity.cpu, quantity.memory
-    s = c.scheduler
-    _not_above(problems, "schedulerCpuRequest", s.cpu_request, s.cpu_limit, "schedulerCpuLimit", cpu)
-    _not_above(problems, "schedulerMemoryRequest", s.memory_request, s.memory_limit, "schedulerMemoryLimit", mem)
+    for role in a.CONTROL_PLANE_ROLES:
+        r = c.control_plane.resources_of(role)
+        for request, limit, suffix, parse, ceiling, ceiling_key in (
+            (r.cpu_request, r.cpu_limit, "Cpu", cpu, c.limit_range.max_cpu, "limitMaxCpu"),
+            (r.memory_request, r.memory_limit, "Memory", mem, c.limit_range.max_memory, "limitMaxMemory"),
+        ):
+            _not_above(problems, f"{role}{suffix}Request", request, limit, f"{role}{suffix}Limit", parse)
+            _not_above(problems, f"{role}{suffix}Limit", limit, ceiling, ceiling_key, parse)
+    for found in quota_problems(c):
+        problems.append(Problem(found.key, found.value, found.reason))
+    if c.logging.remote_log_conn_id and not c.logging.remote:
+        problems.append(
+            Problem("remoteLogConnId", c.logging.remote_log_conn_id, f"only used with {PROJECT}:remoteBaseLogFolder")
+        )
     q = c.quota
     _not_above(problems, "quotaRequestsCpu", q.requests_cpu, q.limits_cpu, "quotaLimitsCpu", cpu)
     _not_above(problems, "quotaRequestsMemory", q.requests_memory, q.limits_memory, "quotaLimitsMemory", mem)
@@ -285,8 +322,6 @@ def _cross_checks(c: a.PlatformConfig, v: Mapping[str, Any], problems: list[Prob
     )
     _not_above(problems, "limitDefaultCpu", lr.default_cpu, lr.max_cpu, "limitMaxCpu", cpu)
     _not_above(problems, "limitDefaultMemory", lr.default_memory, lr.max_memory, "limitMaxMemory", mem)
-    _not_above(problems, "schedulerCpuLimit", s.cpu_limit, lr.max_cpu, "limitMaxCpu", cpu)
-    _not_above(problems, "schedulerMemoryLimit", s.memory_limit, lr.max_memory, "limitMaxMemory", mem)
     for tier in DEFAULT_TIERS:
         for limit, key, ceiling, parse in (
             (tier.limit_cpu, "limitMaxCpu", lr.max_cpu, cpu),
