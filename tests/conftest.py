@@ -18,7 +18,7 @@ TEMPLATE_DIR = ROOT / "pod_templates"
 SEED_CFG = """\
 # airflow.cfg - Kubernetes executor configuration (the seed's, comments included)
 [core]
-executor = KubernetesExecutor
+executor = airflow_k8s.executor.airflow.KubernetesPlatformExecutor
 [kubernetes]
 # Namespace for worker pods
 namespace = airflow

@@ -110,16 +110,35 @@ DEFAULT_TIERS: tuple[Tier, ...] = (
 )
 
 
+EXECUTOR_CLASS = "airflow_k8s.executor.airflow.KubernetesPlatformExecutor"
+"""The import path ``[core] executor`` names to run this executor inside Airflow."""
+
+# Airflow's default of [kubernetes_executor] worker_pod_pending_fatal_container_state_reasons:
+# waiting reasons that never resolve by themselves, so the task fails at once.
+FATAL_CONTAINER_STATE_REASONS = (
+    "CreateContainerConfigError",
+    "ErrImagePull",
+    "CreateContainerError",
+    "ImageInspectError",
+    "InvalidImageName",
+)
+DELETE_PROPAGATION_POLICIES = ("Foreground", "Background", "Orphan")
+
+
 @dataclass(frozen=True)
 class ExecutorConfig:
     """Everything the executor reads from airflow.cfg, validated.
 
-    Field names equal the airflow.cfg keys of the ``[kubernetes]`` section (``executor`` comes
-    from ``[core]``, ``tiers`` from ``[kubernetes_tier:<name>]`` sections).
+    Field names equal the airflow.cfg keys of the ``[kubernetes_executor]`` section
+    (``executor`` and ``execution_api_server_url`` come from ``[core]``, ``tiers`` from
+    ``[kubernetes_tier:<name>]`` sections).  Keys Airflow 3.3 defines keep Airflow's default and
+    meaning (docs/executor.md lists each); ``None`` means "not set", where Airflow's behaviour
+    differs between unset and its default value.
     """
 
-    executor: str = "KubernetesExecutor"
-    namespace: str = "airflow"
+    executor: str = EXECUTOR_CLASS
+    execution_api_server_url: str | None = None
+    namespace: str = "default"
     worker_container_image: str | None = None
     worker_service_account_name: str | None = None
     worker_resource_request_cpu: str | None = None
@@ -132,6 +151,7 @@ class ExecutorConfig:
     delete_worker_pods_on_failure: bool = False
     pod_creation_timeout: int = 600
     max_pod_pending_timeout: int = 600
+    quota_pushback_timeout: int = 600
     image_pull_policy: str = "IfNotPresent"
     worker_node_selector: tuple[tuple[str, str], ...] = ()
     worker_tolerations: tuple[Toleration, ...] = ()
@@ -153,6 +173,27 @@ class ExecutorConfig:
     metrics_port: int = 9102
     finished_pod_max_age_hours: int = 24
     default_tier: str = "medium"
+    # -- Airflow 3.3 [kubernetes_executor] keys, with Airflow's meaning ------------------------
+    worker_pod_pending_fatal_container_state_reasons: tuple[str, ...] = FATAL_CONTAINER_STATE_REASONS
+    worker_pods_creation_batch_size: int | None = None
+    async_pod_creation: bool = False
+    pod_creation_max_concurrency: int = 0
+    multi_namespace_mode: bool = False
+    multi_namespace_mode_namespace_list: tuple[str, ...] = ()
+    client_factory: str | None = None
+    kube_client_request_args: tuple[tuple[str, float | tuple[float, float]], ...] = ()
+    delete_option_kwargs: tuple[tuple[str, int | str], ...] = ()
+    enable_tcp_keepalive: bool = True
+    tcp_keep_idle: int = 120
+    tcp_keep_intvl: int = 30
+    tcp_keep_cnt: int = 6
+    verify_ssl: bool = True
+    ssl_ca_cert: str | None = None
+    running_pod_log_lines: int = 100
+    logs_task_metadata: bool = False
+    task_publish_max_retries: int | None = None
+    pod_launch_failure_retries: int = 1
+    pod_launch_failure_excluded_container_reasons: tuple[str, ...] = ("Error",)
     tiers: tuple[Tier, ...] = field(default=DEFAULT_TIERS)
 
     def node_selector(self) -> dict[str, str]:
@@ -181,3 +222,26 @@ class ExecutorConfig:
         if self.worker_resource_limit_memory is not None:
             out["memory"] = self.worker_resource_limit_memory
         return out
+
+    def creation_workers(self) -> int:
+        """Concurrent pod-creation requests: Airflow's ``pod_creation_max_concurrency`` when set."""
+        return self.pod_creation_max_concurrency or self.worker_pods_creation_workers
+
+    def request_timeout(self) -> float | tuple[float, float]:
+        """Client-side timeout of one API request: ``kube_client_request_args._request_timeout`` or ours."""
+        return dict(self.kube_client_request_args).get("_request_timeout", float(self.kube_request_timeout))
+
+    def delete_options(self) -> dict[str, int | str]:
+        """DeleteOptions fields from ``delete_option_kwargs`` (camelCase, as the API takes them)."""
+        names = {"grace_period_seconds": "gracePeriodSeconds", "propagation_policy": "propagationPolicy"}
+        return {names[key]: value for key, value in self.delete_option_kwargs}
+
+    def delete_failed_pods(self) -> bool:
+        """Airflow's rule: failed pods are deleted only when both delete switches are on."""
+        return self.delete_worker_pods and self.delete_worker_pods_on_failure
+
+    def namespaces(self) -> tuple[str, ...] | None:
+        """Namespaces task pods may run in; ``None`` means any (multi-namespace mode, no list)."""
+        if not self.multi_namespace_mode:
+            return (self.namespace,)
+        return self.multi_namespace_mode_namespace_list or None

@@ -1,262 +1,230 @@
-"""The table of airflow.cfg keys: how each is parsed, validated and rendered.
+"""The tables of airflow.cfg keys: how each is parsed, validated and rendered, and what it means.
 
-Loader and renderer both walk this table, which is what makes ``parse(render(c)) == c`` hold
-for every valid config.  Each parser takes the raw string and raises ``ValueError`` with a
-sentence saying what is wrong; the loader adds file, section, key and value to it.
+Loader and renderer both walk these tables, which is what makes ``parse(render(c)) == c`` hold
+for every valid config.  Each parser (:mod:`~airflow_k8s.executor.contract.parsers`) takes the raw
+string and raises ``ValueError`` with a sentence saying what is wrong; the loader adds file,
+section, key and value to it.
+
+``[kubernetes_executor]`` holds two kinds of keys: the 31 that Airflow 3.3 (the cncf-kubernetes
+provider) defines, which keep Airflow's default and meaning (``Key.airflow``), and this executor's
+own (N_min/N_max, creation rate, tiers, placeholders...).  Airflow keys this executor cannot
+honour at every value are accepted at their default and rejected otherwise (:data:`ONLY_DEFAULT`),
+obsolete ones are accepted and ignored (:data:`OBSOLETE`).
 """
 
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from airflow_k8s.executor.contract import k8snames, quantity
-from airflow_k8s.executor.contract.config import PULL_POLICIES, TAINT_EFFECTS, TOLERATION_OPERATORS, Toleration
-from airflow_k8s.executor.contract.errors import QuantityError
+from airflow_k8s.executor.contract.config import DELETE_PROPAGATION_POLICIES
+from airflow_k8s.executor.contract.parsers import (
+    absolute_path,
+    comma_list,
+    cpu,
+    dns_label,
+    dns_subdomain,
+    float_parser,
+    image,
+    int_parser,
+    json_value,
+    label_value,
+    memory,
+    namespace,
+    node_selector,
+    parse_bool,
+    price,
+    pull_policy,
+    render_bool,
+    render_comma_list,
+    render_node_selector,
+    render_tolerations,
+    text,
+    toleration,
+    tolerations,
+)
 
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
-_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
+__all__ = [  # parsers other modules (task overrides, infra's stack keys) take from here
+    "cpu",
+    "dns_label",
+    "dns_subdomain",
+    "image",
+    "memory",
+    "parse_bool",
+    "pull_policy",
+    "text",
+    "toleration",
+    "tolerations",
+]
+
+WEEK = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
 class Key:
-    """One setting: its name, parser, renderer and a one-line description."""
+    """One setting: its name, parser, renderer, a one-line description, and whether Airflow defines it."""
 
     name: str
     parse: Callable[[str], Any]
     render: Callable[[Any], str]
     doc: str
+    airflow: bool = False
 
 
-def parse_bool(raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ValueError("expected a boolean (True/False)")
-
-
-def render_bool(value: bool) -> str:
-    return "True" if value else "False"
-
-
-def _int_parser(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        text = raw.strip()
-        if not re.fullmatch(r"[+-]?\d+", text):
-            raise ValueError("expected a whole number")
-        value = int(text)
-        if value < minimum:
-            raise ValueError(f"must be >= {minimum}")
-        if maximum is not None and value > maximum:
-            raise ValueError(f"must be <= {maximum}")
-        return value
-
-    return parse
-
-
-positive_int = _int_parser(1)
-non_negative_int = _int_parser(0)
-port = _int_parser(1, 65535)
-
-
-def positive_float(raw: str) -> float:
-    try:
-        value = float(raw.strip())
-    except ValueError as exc:
-        raise ValueError("expected a number") from exc
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError("must be a finite number greater than zero")
-    return value
-
-
-def price(raw: str) -> Decimal:
-    try:
-        value = Decimal(raw.strip())
-    except InvalidOperation as exc:
-        raise ValueError("expected a price such as 0.08") from exc
-    if not value.is_finite() or value < 0:
-        raise ValueError("price must be zero or more")
-    return value
-
-
-def text(raw: str) -> str:
-    value = raw.strip()
-    if not value or "\n" in value:
-        raise ValueError("expected a non-empty single-line value")
-    return value
-
-
-def absolute_path(raw: str) -> str:
+def _url(raw: str) -> str:
     value = text(raw)
-    if not value.startswith("/"):
-        raise ValueError("expected an absolute path")
+    if not value.startswith(("http://", "https://")) or " " in value:
+        raise ValueError("expected an http:// or https:// URL")
     return value
 
 
-def image(raw: str) -> str:
+def _import_path(raw: str) -> str:
     value = raw.strip()
-    if not _IMAGE.match(value):
-        raise ValueError("expected a container image reference such as apache/airflow:2.8.0")
+    if not all(part.isidentifier() for part in value.split(".")) or "." not in value:
+        raise ValueError("expected a dotted import path such as my_package.clients.make_core_v1")
     return value
 
 
-def dns_label(raw: str) -> str:
+def _reason(raw: str) -> str:
     value = raw.strip()
-    if not k8snames.is_dns1123_label(value):
-        raise ValueError("expected a DNS-1123 label (lowercase a-z, 0-9, '-', <= 63 chars)")
+    if not value.isascii() or not value.isalnum():
+        raise ValueError(f"{value!r} is not a container state reason (letters and digits, e.g. ErrImagePull)")
     return value
 
 
-def dns_subdomain(raw: str) -> str:
-    value = raw.strip()
-    if not k8snames.is_dns1123_subdomain(value):
-        raise ValueError("expected a DNS-1123 name (lowercase a-z, 0-9, '-', '.')")
-    return value
+def _request_args(raw: str) -> tuple[tuple[str, float | tuple[float, float]], ...]:
+    """kube_client_request_args: only ``_request_timeout`` (seconds, or [connect, read]) is honoured."""
+    if not raw.strip():
+        return ()
+    data = json_value(raw, dict, '{"_request_timeout": [5, 60]}')
+    if not data:
+        return ()
+    unknown = sorted(set(data) - {"_request_timeout"})
+    if unknown:
+        raise ValueError(f"only _request_timeout is supported here (got {unknown}): the executor makes its own calls")
+    timeout = data["_request_timeout"]
+    if isinstance(timeout, list) and len(timeout) == 2:
+        parts = tuple(_seconds(item) for item in timeout)
+        return (("_request_timeout", (parts[0], parts[1])),)
+    return (("_request_timeout", _seconds(timeout)),)
 
 
-def label_value(raw: str) -> str:
-    value = raw.strip()
-    problem = k8snames.label_value_problem(value)
-    if problem or not value:
-        raise ValueError(problem or "expected a non-empty label value")
-    return value
+def _seconds(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
+        raise ValueError(f"_request_timeout {value!r}: expected seconds in (0, 3600], or [connect, read]")
+    return float(value)
 
 
-def pull_policy(raw: str) -> str:
-    value = raw.strip()
-    if value not in PULL_POLICIES:
-        raise ValueError(f"expected one of {', '.join(PULL_POLICIES)}")
-    return value
+def _render_request_args(value: tuple[tuple[str, Any], ...]) -> str:
+    return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in value})
 
 
-def quantity_parser(check: Callable[[object], Decimal]) -> Callable[[str], str]:
-    """A parser that checks a quantity with ``check`` and keeps its text (ValueError on failure)."""
-
-    def parse(raw: str) -> str:
-        value = raw.strip()
-        try:
-            check(value)
-        except QuantityError as exc:
-            raise ValueError(str(exc)) from exc
-        return value
-
-    return parse
-
-
-cpu = quantity_parser(quantity.cpu)
-memory = quantity_parser(quantity.memory)
-
-
-def node_selector(raw: str) -> tuple[tuple[str, str], ...]:
-    """JSON object of label key -> label value, e.g. ``{"node-type": "worker"}``."""
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
-    if not isinstance(data, dict):
-        raise ValueError('expected a JSON object such as {"node-type": "worker"}')
-    for key, value in data.items():
-        problem = k8snames.label_key_problem(key) or k8snames.label_value_problem(value)
-        if problem:
-            raise ValueError(problem)
-    return tuple(sorted(data.items()))
+def _delete_options(raw: str) -> tuple[tuple[str, int | str], ...]:
+    """delete_option_kwargs: ``grace_period_seconds`` and ``propagation_policy`` (the client's names)."""
+    if not raw.strip():
+        return ()
+    data = json_value(raw, dict, '{"grace_period_seconds": 10}')
+    out: list[tuple[str, int | str]] = []
+    for key, value in sorted(data.items()):
+        if key == "grace_period_seconds":
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= WEEK:
+                raise ValueError(f"grace_period_seconds {value!r}: expected whole seconds in [0, {WEEK}]")
+        elif key == "propagation_policy":
+            if value not in DELETE_PROPAGATION_POLICIES:
+                raise ValueError(f"propagation_policy {value!r}: expected one of {DELETE_PROPAGATION_POLICIES}")
+        else:
+            raise ValueError(f"{key!r} is not supported; allowed: grace_period_seconds, propagation_policy")
+        out.append((key, value))
+    return tuple(out)
 
 
-def render_node_selector(value: tuple[tuple[str, str], ...]) -> str:
+def _render_json_pairs(value: tuple[tuple[str, Any], ...]) -> str:
     return json.dumps(dict(value), sort_keys=True)
 
 
-_TOLERATION_FIELDS = {"key", "operator", "value", "effect", "tolerationSeconds"}
+_ints = int_parser
+_reasons = comma_list(_reason)
+_namespaces = comma_list(namespace)
 
 
-def toleration(item: object) -> Toleration:
-    """Validate one toleration dict (camelCase, as in pod specs)."""
-    if not isinstance(item, dict):
-        raise ValueError(f"each toleration must be a JSON object, got {item!r}")
-    unknown = set(item) - _TOLERATION_FIELDS
-    if unknown:
-        raise ValueError(f"unknown toleration field(s) {sorted(unknown)}; allowed: {sorted(_TOLERATION_FIELDS)}")
-    operator = item.get("operator", "Equal")
-    if operator not in TOLERATION_OPERATORS:
-        raise ValueError(f"toleration operator {operator!r} must be one of {TOLERATION_OPERATORS}")
-    key, value, effect = item.get("key"), item.get("value"), item.get("effect")
-    if key is not None and (not isinstance(key, str) or not k8snames.is_label_key(key)):
-        raise ValueError(f"toleration key {key!r} is not a valid label key")
-    if operator == "Exists" and value not in (None, ""):
-        raise ValueError("a toleration with operator Exists must not have a value")
-    if operator == "Equal" and key is None:
-        raise ValueError("a toleration with operator Equal needs a key")
-    if value is not None and k8snames.label_value_problem(value):
-        raise ValueError(f"toleration value {value!r} is not a valid label value")
-    if effect is not None and effect not in TAINT_EFFECTS:
-        raise ValueError(f"toleration effect {effect!r} must be one of {TAINT_EFFECTS}")
-    seconds = item.get("tolerationSeconds")
-    if seconds is not None:
-        if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
-            raise ValueError("tolerationSeconds must be a whole number >= 0")
-        if effect != "NoExecute":
-            raise ValueError("tolerationSeconds only applies to effect NoExecute")
-    return Toleration(key=key, operator=operator, value=value or None, effect=effect, toleration_seconds=seconds)
-
-
-def tolerations(raw: str) -> tuple[Toleration, ...]:
-    """JSON array of toleration objects."""
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
-    if not isinstance(data, list):
-        raise ValueError('expected a JSON array such as [{"key": "dedicated", "operator": "Equal", ...}]')
-    return tuple(toleration(item) for item in data)
-
-
-def render_tolerations(value: tuple[Toleration, ...]) -> str:
-    return json.dumps([t.to_k8s() for t in value])
+def _optional_int(minimum: int, maximum: int) -> Callable[[str], int | None]:
+    parse = int_parser(minimum, maximum)
+    return lambda raw: parse(raw) if raw.strip() else None
 
 
 KUBERNETES_KEYS: tuple[Key, ...] = (
-    Key("namespace", dns_label, str, "Namespace the worker pods run in."),
+    # -- Airflow 3.3's keys ----------------------------------------------------------------------
+    Key("namespace", namespace, str, "Namespace the worker pods run in (Airflow's default: default).", True),
+    Key("pod_template_file", absolute_path, str, "Default pod template (inside pod_template_dir).", True),
+    Key("delete_worker_pods", parse_bool, render_bool, "Delete worker pods when their task ends.", True),
+    Key("delete_worker_pods_on_failure", parse_bool, render_bool, "With delete_worker_pods: failed too.", True),
+    Key("worker_pod_pending_fatal_container_state_reasons", _reasons, render_comma_list,
+        "Waiting reasons that fail a Pending pod at once (comma-separated).", True),
+    Key("worker_pods_creation_batch_size", _optional_int(1, 10_000), str,
+        "When set: at most this many new pods per scheduler loop (Airflow's meaning).", True),
+    Key("async_pod_creation", parse_bool, render_bool, "Pods are always created concurrently here.", True),
+    Key("pod_creation_max_concurrency", _ints(0, 256), str,
+        "Concurrent pod-creation requests (0: worker_pods_creation_workers).", True),
+    Key("multi_namespace_mode", parse_bool, render_bool, "Task pods may run in other namespaces.", True),
+    Key("multi_namespace_mode_namespace_list", _namespaces, render_comma_list,
+        "Namespaces allowed in multi_namespace_mode (empty: any, needs cluster-wide RBAC).", True),
+    Key("in_cluster", parse_bool, render_bool, "Use the in-cluster service account to reach the API.", True),
+    Key("cluster_context", text, str, "kubeconfig context when in_cluster is False.", True),
+    Key("config_file", absolute_path, str, "kubeconfig path when in_cluster is False.", True),
+    Key("client_factory", _import_path, str, "Import path of a callable returning a CoreV1Api.", True),
+    Key("kube_client_request_args", _request_args, _render_request_args,
+        "JSON; _request_timeout of every API call.", True),
+    Key("delete_option_kwargs", _delete_options, _render_json_pairs,
+        "JSON; grace_period_seconds / propagation_policy of pod deletions.", True),
+    Key("enable_tcp_keepalive", parse_bool, render_bool, "TCP keepalive on API connections.", True),
+    Key("tcp_keep_idle", _ints(1, 32767), str, "Seconds idle before the first keepalive probe.", True),
+    Key("tcp_keep_intvl", _ints(1, 32767), str, "Seconds between keepalive probes.", True),
+    Key("tcp_keep_cnt", _ints(1, 127), str, "Unanswered probes before the connection is dropped.", True),
+    Key("verify_ssl", parse_bool, render_bool, "Verify the API server's TLS certificate.", True),
+    Key("ssl_ca_cert", absolute_path, str, "CA bundle for the API server's certificate.", True),
+    Key("running_pod_log_lines", _ints(1, 100_000), str, "Log lines shown for a running task.", True),
+    Key("logs_task_metadata", parse_bool, render_bool, "Add task identity to the executor's log lines.", True),
+    Key("task_publish_max_retries", _optional_int(-1, 1_000_000), str,
+        "When set: quota/transient create refusals retried at most this often (-1: no cap).", True),
+    Key("pod_launch_failure_retries", _ints(-1, 1000), str,
+        "Relaunches of a pod that failed before its task started (-1: no cap).", True),
+    Key("pod_launch_failure_excluded_container_reasons", _reasons, render_comma_list,
+        "Termination reasons that are not launch failures (comma-separated).", True),
+    # -- this executor's keys --------------------------------------------------------------------
     Key("worker_container_image", image, str, "Image for the base container; overrides templates without one."),
     Key("worker_service_account_name", dns_subdomain, str, "Service account of worker pods."),
     Key("worker_resource_request_cpu", cpu, str, "Default CPU request of the base container."),
     Key("worker_resource_request_memory", memory, str, "Default memory request of the base container."),
     Key("worker_resource_limit_cpu", cpu, str, "Default CPU limit of the base container."),
     Key("worker_resource_limit_memory", memory, str, "Default memory limit of the base container."),
-    Key("pod_template_file", absolute_path, str, "Default pod template (inside pod_template_dir)."),
     Key("pod_template_dir", absolute_path, str, "Directory holding the named pod templates."),
-    Key("delete_worker_pods", parse_bool, render_bool, "Delete pods of succeeded tasks."),
-    Key("delete_worker_pods_on_failure", parse_bool, render_bool, "Delete pods of failed tasks too."),
-    Key("pod_creation_timeout", positive_int, str, "Seconds until the API must have accepted a pod."),
-    Key("max_pod_pending_timeout", positive_int, str, "Seconds a pod may stay Pending."),
+    Key("pod_creation_timeout", _ints(1, WEEK), str, "Seconds until the API must have accepted a pod."),
+    Key("max_pod_pending_timeout", _ints(1, WEEK), str, "Seconds a pod may stay Pending."),
+    Key("quota_pushback_timeout", _ints(1, WEEK), str, "Seconds a task may be refused by ResourceQuota."),
     Key("image_pull_policy", pull_policy, str, "Always, IfNotPresent or Never."),
     Key("worker_node_selector", node_selector, render_node_selector, "JSON object of node labels."),
     Key("worker_tolerations", tolerations, render_tolerations, "JSON array of tolerations."),
-    Key("worker_pods_min", non_negative_int, str, "N_min: warm capacity kept by placeholder pods."),
-    Key("worker_pods_max", positive_int, str, "N_max: task pods allowed at once."),
-    Key("worker_pods_creation_qps", positive_float, repr, "Sustained pod creations per second."),
-    Key("worker_pods_creation_burst", positive_int, str, "Pod creations allowed in a burst."),
-    Key("worker_pods_creation_workers", positive_int, str, "Concurrent pod-creation requests."),
+    Key("worker_pods_min", _ints(0, 10_000), str, "N_min: warm capacity kept by placeholder pods."),
+    Key("worker_pods_max", _ints(1, 50_000), str, "N_max: task pods allowed at once."),
+    Key("worker_pods_creation_qps", float_parser(0.0, 10_000.0), repr, "Sustained pod creations per second."),
+    Key("worker_pods_creation_burst", _ints(1, 100_000), str, "Pod creations allowed in a burst."),
+    Key("worker_pods_creation_workers", _ints(1, 256), str, "Concurrent pod-creation requests."),
     Key("worker_priority_class", dns_subdomain, str, "PriorityClass of task pods."),
     Key("placeholder_priority_class", dns_subdomain, str, "PriorityClass of placeholder pods."),
     Key("placeholder_image", image, str, "Image of placeholder pods (a pause image)."),
-    Key("scheduler_instance_id", label_value, str, "Label value identifying this executor's pods."),
-    Key("in_cluster", parse_bool, render_bool, "Use the in-cluster service account to reach the API."),
-    Key("config_file", absolute_path, str, "kubeconfig path when in_cluster is False."),
-    Key("cluster_context", text, str, "kubeconfig context when in_cluster is False."),
-    Key("kube_request_timeout", positive_int, str, "Client-side timeout of one API request (s)."),
-    Key("watch_timeout_seconds", positive_int, str, "Server-side timeout of one watch (s)."),
-    Key("task_intake_dir", absolute_path, str, "Spool directory of task JSON files."),
-    Key("metrics_port", port, str, "Port of the Prometheus metrics endpoint."),
-    Key("finished_pod_max_age_hours", positive_int, str, "Age after which kept pods are cleaned up."),
+    Key("scheduler_instance_id", label_value, str, "Label value of this executor's pods (standalone runner)."),
+    Key("kube_request_timeout", _ints(1, 3600), str, "Client-side timeout of one API request (s)."),
+    Key("watch_timeout_seconds", _ints(1, 3600), str, "Server-side timeout of one watch (s)."),
+    Key("task_intake_dir", absolute_path, str, "Spool directory of task JSON files (standalone runner)."),
+    Key("metrics_port", _ints(1, 65535), str, "Port of the Prometheus metrics endpoint."),
+    Key("finished_pod_max_age_hours", _ints(1, 8760), str, "Age after which kept pods are cleaned up."),
     Key("default_tier", dns_label, str, "Tier used for cost when a pod names none."),
+)  # fmt: skip
+
+CORE_KEYS: tuple[Key, ...] = (
+    Key("execution_api_server_url", _url, str, "Execution API URL task pods call (Airflow's key).", True),
 )
 
 TIER_KEYS: tuple[Key, ...] = (
@@ -264,25 +232,44 @@ TIER_KEYS: tuple[Key, ...] = (
     Key("request_memory", memory, str, "Memory request."),
     Key("limit_cpu", cpu, str, "CPU limit."),
     Key("limit_memory", memory, str, "Memory limit."),
-    Key("gpu", non_negative_int, str, "nvidia.com/gpu count."),
+    Key("gpu", _ints(0, 64), str, "nvidia.com/gpu count."),
     Key("cost_per_pod_hour", price, str, "Price per pod-hour, for cost reports."),
     Key("pod_template", text, str, "Template file name in pod_template_dir."),
     Key("auto", parse_bool, render_bool, "May be chosen for tier: auto tasks."),
 )
 
-# Airflow keys with another name here: accepted, mapped, and an error if both are given.
+# Keys with another name here: accepted, mapped, and an error if both are given.
 ALIASES = {"worker_pods_pending_timeout": "max_pod_pending_timeout"}
 
-# Airflow [kubernetes_executor] keys this executor deliberately does not implement.
-UNSUPPORTED = {
-    "multi_namespace_mode": "this executor manages exactly one namespace",
-    "multi_namespace_mode_namespace_list": "this executor manages exactly one namespace",
-    "worker_pods_creation_batch_size": "use worker_pods_creation_qps and worker_pods_creation_burst",
-    "delete_option_kwargs": "deletion options are fixed by the executor",
-    "kube_client_request_args": "use kube_request_timeout",
-    "enable_tcp_keepalive": "not configurable here",
-    "verify_ssl": "TLS verification cannot be turned off",
-    "worker_pods_queued_check_interval": "the watch makes polling unnecessary",
-    "worker_pods_pending_timeout_check_interval": "pending pods are checked continuously",
-    "worker_pods_pending_timeout_batch_size": "pending pods are checked continuously",
+# Airflow keys accepted only at their default: (default, why another value cannot be honoured).
+ONLY_DEFAULT: dict[str, tuple[str, str]] = {
+    "api_client_retry_configuration": (
+        "",
+        "the executor retries API calls itself (429 Retry-After, 5xx backoff, bounded by pod_creation_timeout); "
+        "urllib3 retries underneath would retry pod creations blindly",
+    ),
+    "async_client_factory": ("", "pods are created by the executor's own threads with the client of client_factory"),
 }
+
+# Keys older Airflow releases defined; the watch and the engine's timers replaced what they tuned.
+OBSOLETE = {
+    "worker_pods_queued_check_interval": "queued pods are watched, not polled",
+    "worker_pods_pending_timeout_check_interval": "pending pods are checked every second",
+    "worker_pods_pending_timeout_batch_size": "every pending pod is checked",
+}
+
+# Airflow keys whose empty value is a value (an empty list), not "unset".
+EMPTY_IS_A_VALUE = frozenset(
+    {
+        "worker_pod_pending_fatal_container_state_reasons",
+        "multi_namespace_mode_namespace_list",
+        "pod_launch_failure_excluded_container_reasons",
+    }
+)
+
+AIRFLOW_KEYS = frozenset(
+    [k.name for k in KUBERNETES_KEYS if k.airflow]
+    + list(ONLY_DEFAULT)
+    + ["worker_container_repository", "worker_container_tag"]
+)
+"""Every key Airflow 3.3 defines in [kubernetes_executor] (tests compare it with the provider's list)."""

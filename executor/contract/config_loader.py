@@ -1,18 +1,23 @@
-"""Read airflow.cfg (plus ``AIRFLOW__KUBERNETES__*`` environment overrides) into ExecutorConfig.
+"""Read the executor's settings (airflow.cfg, environment, or Airflow's own config) into ExecutorConfig.
 
 Rules, in the order they apply:
 
-1. The file is INI as Airflow writes it, without interpolation.  Duplicate sections or keys are
-   errors (configparser's strict mode), not "last one wins".
-2. ``[kubernetes]`` and its Airflow 2.5+ name ``[kubernetes_executor]`` are one section; a key
-   set in both is an error.  ``[core] executor`` must name the KubernetesExecutor.  Other
-   sections and other ``[core]`` keys belong to Airflow and are ignored.
-3. Environment variables ``AIRFLOW__KUBERNETES__<KEY>`` / ``AIRFLOW__KUBERNETES_EXECUTOR__<KEY>``
-   override the file, as in Airflow.
-4. Unknown keys are errors with a did-you-mean; Airflow keys this executor does not implement
-   are errors that say why.
+1. Settings arrive as :class:`Setting` values from a source: an airflow.cfg file plus
+   ``AIRFLOW__<SECTION>__<KEY>`` environment variables (:func:`parse_config`), or Airflow's
+   configuration when the executor runs inside Airflow (``executor/airflow/config.py``: env vars,
+   ``_cmd``/``_secret`` variants and secrets backends resolved by Airflow).  Both go through
+   :func:`build_config`, so validation is the same.
+2. ``[kubernetes_executor]`` is the section (Airflow 3 reads only that one); ``[kubernetes]`` is
+   accepted as an alias.  A key set in both, at the same precedence, is an error; environment
+   variables override the file, as in Airflow.
+3. ``[core] executor`` must list this executor when it is set; ``[core] execution_api_server_url``
+   is the URL task pods call.  Other sections and other ``[core]`` keys belong to Airflow.
+4. Unknown keys are errors with a did-you-mean (Airflow ignores them silently, so a typo would
+   otherwise do nothing); Airflow keys this executor cannot honour at a value are errors that
+   say why; obsolete keys are accepted and ignored.
 5. ``[kubernetes_tier:<name>]`` sections define tiers; without any, the seed's table applies.
-6. Cross-field rules (request <= limit, N_min <= N_max, ...) run last.
+6. Cross-field rules (request <= limit, N_min <= N_max, ...) run last
+   (:mod:`~airflow_k8s.executor.contract.config_rules`).
 
 Every error is a :class:`ConfigError` naming source (file or env var), section, key and value.
 """
@@ -22,31 +27,39 @@ from __future__ import annotations
 import configparser
 import difflib
 import os
-import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_k8s.executor.contract import config_keys, k8snames, quantity
+from airflow_k8s.executor.contract import config_keys, k8snames
 from airflow_k8s.executor.contract.config import ExecutorConfig, Tier
+from airflow_k8s.executor.contract.config_rules import TIER_PREFIX, check_cross_fields
 from airflow_k8s.executor.contract.errors import ConfigError
 
-SECTIONS = ("kubernetes", "kubernetes_executor")
-TIER_PREFIX = "kubernetes_tier:"
-_ENV_PREFIXES = ("AIRFLOW__KUBERNETES_EXECUTOR__", "AIRFLOW__KUBERNETES__")
+SECTION = "kubernetes_executor"
+ALIAS_SECTION = "kubernetes"
+SECTIONS = (SECTION, ALIAS_SECTION)
+EXECUTOR_CLASS_NAME = "KubernetesPlatformExecutor"
 _KEYS = {k.name: k for k in config_keys.KUBERNETES_KEYS}
+_CORE_KEYS = {k.name: k for k in config_keys.CORE_KEYS}
 _TIER_KEYS = {k.name: k for k in config_keys.TIER_KEYS}
 _IMAGE_PARTS = ("worker_container_repository", "worker_container_tag")
+_ENV_SECTIONS = {"KUBERNETES_EXECUTOR": SECTION, "KUBERNETES": ALIAS_SECTION, "CORE": "core"}
 
 
 @dataclass(frozen=True)
-class _Raw:
-    """One raw setting and where it came from."""
+class Setting:
+    """One raw setting and where it came from; ``override`` marks an environment variable."""
 
+    section: str
+    key: str
     value: str
     source: str
-    section: str
+    override: bool = False
+
+    def error(self, message: str, *, key: str | None = None) -> ConfigError:
+        return ConfigError(message, source=self.source, section=self.section, key=key or self.key, value=self.value)
 
 
 def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> ExecutorConfig:
@@ -62,81 +75,96 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
 def parse_config(
     text: str, *, source: str = "<airflow.cfg>", environ: Mapping[str, str] | None = None
 ) -> ExecutorConfig:
-    """Parse airflow.cfg ``text``; see the module docstring for the rules."""
+    """Parse airflow.cfg ``text`` plus ``AIRFLOW__...`` overrides from ``environ``."""
     parser = configparser.ConfigParser(interpolation=None, strict=True, default_section="\x00none")
     try:
         parser.read_string(text, source=source)
     except configparser.Error as exc:
         raise ConfigError(f"not a valid airflow.cfg: {exc.message}", source=source) from exc
-    env = os.environ if environ is None else environ
+    except RecursionError as exc:  # pragma: no cover - configparser does not recurse today
+        raise ConfigError("not a valid airflow.cfg: nested too deeply", source=source) from exc
+    settings = [
+        Setting(section, key, value, source)
+        for section in parser.sections()
+        if section in (*SECTIONS, "core") or section.startswith("kubernetes_tier")
+        for key, value in parser.items(section)
+    ]
+    settings.extend(env_settings(os.environ if environ is None else environ))
+    return build_config(settings, source=source)
 
+
+def env_settings(environ: Mapping[str, str]) -> list[Setting]:
+    """``AIRFLOW__KUBERNETES_EXECUTOR__X``, ``AIRFLOW__KUBERNETES__X`` and ``AIRFLOW__CORE__X``."""
+    out = []
+    for name in sorted(environ):
+        if not name.startswith("AIRFLOW__"):
+            continue
+        section, sep, key = name[len("AIRFLOW__") :].partition("__")
+        if sep and section in _ENV_SECTIONS and key:
+            out.append(Setting(_ENV_SECTIONS[section], key.lower(), environ[name], f"env:{name}", override=True))
+    return out
+
+
+def build_config(settings: Iterable[Setting], *, source: str) -> ExecutorConfig:
+    """Validate ``settings`` (from any source) into an :class:`ExecutorConfig`; see the module docstring."""
+    chosen: dict[str, Setting] = {}
+    tier_settings: dict[str, list[Setting]] = {}
+    for setting in settings:
+        if setting.section.startswith("kubernetes_tier"):
+            tier_settings.setdefault(setting.section, []).append(setting)
+        elif setting.section == "core":
+            if setting.key in ("executor", *_CORE_KEYS):
+                _choose(chosen, f"core.{setting.key}", setting)
+        else:
+            _choose(chosen, _kubernetes_key(setting), setting)
     values: dict[str, Any] = {}
-    origin: dict[str, _Raw] = {}
-    executor = _core_executor(parser, source, env)
-    if executor is not None:
-        values["executor"] = executor
-    raw = _kubernetes_settings(parser, source, env)
-    for key, setting in raw.items():
+    origin: dict[str, Setting] = {}
+    for target, setting in chosen.items():
+        section, _, key = target.rpartition(".")
+        if key in config_keys.OBSOLETE or key in config_keys.ONLY_DEFAULT or _unset(key, setting):
+            continue
         origin[key] = setting
-        values[key] = _parse_key(key, setting)
-    _combine_image_parts(raw, values, origin)
-    tiers = _tiers(parser, source)
+        values[key] = _parse(key, setting, _CORE_KEYS if section == "core" else _KEYS)
+    _combine_image_parts(values, origin)
+    tiers = tuple(_tier(section, items) for section, items in tier_settings.items())
     if tiers:
         values["tiers"] = tiers
     config = ExecutorConfig(**values)
-    _check_cross_fields(config, origin, source)
+    check_cross_fields(config, origin, source)
     return config
 
 
-def _core_executor(parser: configparser.ConfigParser, source: str, env: Mapping[str, str]) -> str | None:
-    name = "AIRFLOW__CORE__EXECUTOR"
-    if name in env:
-        value, where = env[name].strip(), f"env:{name}"
-    elif parser.has_option("core", "executor"):
-        value, where = parser.get("core", "executor").strip(), source
-    else:
-        return None
-    entries = [entry.strip().rsplit(".", 1)[-1] for entry in value.split(",")]
-    if "KubernetesExecutor" not in entries:
-        raise ConfigError(
-            "this platform runs the KubernetesExecutor; set executor = KubernetesExecutor",
-            source=where,
-            section="core",
-            key="executor",
-            value=value,
-        )
-    return value
-
-
-def _kubernetes_settings(parser: configparser.ConfigParser, source: str, env: Mapping[str, str]) -> dict[str, _Raw]:
-    raw: dict[str, _Raw] = {}
-    for section in SECTIONS:
-        if not parser.has_section(section):
-            continue
-        for key, value in parser.items(section):
-            _accept(raw, key, _Raw(value, source, section), from_env=False)
-    for name in sorted(env):
-        for prefix in _ENV_PREFIXES:
-            if name.startswith(prefix):
-                section = prefix[len("AIRFLOW__") : -2].lower()
-                _accept(raw, name[len(prefix) :].lower(), _Raw(env[name], f"env:{name}", section), from_env=True)
-                break
-    return raw
-
-
-def _accept(raw: dict[str, _Raw], key: str, setting: _Raw, *, from_env: bool) -> None:
-    where = {"source": setting.source, "section": setting.section, "key": key, "value": setting.value}
-    if key in config_keys.UNSUPPORTED:
-        raise ConfigError(f"Airflow setting not supported by this executor: {config_keys.UNSUPPORTED[key]}", **where)
+def _kubernetes_key(setting: Setting) -> str:
+    key = setting.key
+    if key in config_keys.ONLY_DEFAULT:
+        default, why = config_keys.ONLY_DEFAULT[key]
+        if setting.value.strip() != default:
+            raise setting.error(f"only {default!r} (the default) is supported: {why}")
+        return f"{SECTION}.{key}"
     target = config_keys.ALIASES.get(key, key)
-    if target not in _KEYS and target not in _IMAGE_PARTS:
-        raise ConfigError(f"unknown key{_did_you_mean(key, [*_KEYS, *config_keys.ALIASES])}", **where)
-    previous = raw.get(target)
-    if previous is not None and not from_env:
-        raise ConfigError(
-            f"set twice: also in {previous.source} [{previous.section}] (as {target!r} or an alias)", **where
+    if target not in _KEYS and target not in _IMAGE_PARTS and target not in config_keys.OBSOLETE:
+        known = [*_KEYS, *config_keys.ALIASES, *_IMAGE_PARTS]
+        raise setting.error(f"unknown key{_did_you_mean(key, known)}")
+    return f"{SECTION}.{target}"
+
+
+def _choose(chosen: dict[str, Setting], target: str, setting: Setting) -> None:
+    previous = chosen.get(target)
+    if previous is None or (setting.override and not previous.override):
+        chosen[target] = setting
+    elif setting.override == previous.override:
+        raise setting.error(
+            f"set twice: also in {previous.source} [{previous.section}] {previous.key} "
+            f"([{ALIAS_SECTION}] is an alias of [{SECTION}])"
         )
-    raw[target] = setting
+
+
+def _unset(key: str, setting: Setting) -> bool:
+    """Airflow reads an empty value of its own keys as "not set" (comma lists excepted: empty is a list)."""
+    table = _CORE_KEYS if setting.section == "core" else _KEYS
+    spec = table.get(key)
+    airflow_key = (spec is not None and spec.airflow) or key in _IMAGE_PARTS
+    return airflow_key and not setting.value.strip() and key not in config_keys.EMPTY_IS_A_VALUE
 
 
 def _did_you_mean(word: str, candidates: list[str]) -> str:
@@ -144,139 +172,77 @@ def _did_you_mean(word: str, candidates: list[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _parse_key(key: str, setting: _Raw, table: Mapping[str, config_keys.Key] = _KEYS) -> Any:
+def _parse(key: str, setting: Setting, table: Mapping[str, config_keys.Key]) -> Any:
+    if key == "executor":
+        return _core_executor(setting)
     if key in _IMAGE_PARTS:
-        return config_keys.text(setting.value)
+        return setting.value.strip() or None
     try:
         return table[key].parse(setting.value)
     except ValueError as exc:
-        raise ConfigError(
-            str(exc), source=setting.source, section=setting.section, key=key, value=setting.value
-        ) from exc
+        raise setting.error(str(exc)) from exc
 
 
-def _combine_image_parts(raw: dict[str, _Raw], values: dict[str, Any], origin: dict[str, _Raw]) -> None:
+def _core_executor(setting: Setting) -> str:
+    """``[core] executor``: a comma-separated list (``alias:path`` entries allowed) naming this executor."""
+    value = setting.value.strip()
+    entries = [entry.strip().rpartition(":")[2].rsplit(".", 1)[-1] for entry in value.split(",")]
+    if EXECUTOR_CLASS_NAME not in entries:
+        raise setting.error(
+            f"this platform's executor is not listed; set executor = {ExecutorConfig().executor}", key="executor"
+        )
+    return value
+
+
+def _combine_image_parts(values: dict[str, Any], origin: dict[str, Setting]) -> None:
     """Airflow's worker_container_repository + worker_container_tag form of the image."""
     repository = values.pop("worker_container_repository", None)
     tag = values.pop("worker_container_tag", None)
-    if repository is None and tag is None:
+    repository_setting = origin.pop("worker_container_repository", None)
+    tag_setting = origin.pop("worker_container_tag", None)
+    setting = repository_setting or tag_setting
+    if setting is None or (repository is None and tag is None):
         return
-    setting = raw.get("worker_container_repository") or raw["worker_container_tag"]
-    where = {"source": setting.source, "section": setting.section}
     if "worker_container_image" in values:
-        raise ConfigError(
+        raise setting.error(
             "give either worker_container_image or worker_container_repository/_tag, not both",
             key="worker_container_repository",
-            **where,
         )
     if repository is None or tag is None:
-        raise ConfigError(
-            "worker_container_repository and worker_container_tag must be given together",
-            key="worker_container_repository" if repository is None else "worker_container_tag",
-            **where,
-        )
-    composed = f"{repository}:{tag}"
-    values["worker_container_image"] = _parse_key(
-        "worker_container_image", _Raw(composed, setting.source, setting.section)
+        missing = "worker_container_repository" if repository is None else "worker_container_tag"
+        raise setting.error("worker_container_repository and worker_container_tag must be given together", key=missing)
+    values["worker_container_image"] = _parse(
+        "worker_container_image", Setting(setting.section, setting.key, f"{repository}:{tag}", setting.source), _KEYS
     )
     origin["worker_container_image"] = setting
 
 
-def _tiers(parser: configparser.ConfigParser, source: str) -> tuple[Tier, ...]:
-    tiers = []
-    for section in parser.sections():
-        if not section.startswith("kubernetes_tier"):
-            continue
-        name = section[len(TIER_PREFIX) :] if section.startswith(TIER_PREFIX) else ""
-        if not name or not k8snames.is_dns1123_label(name):
-            raise ConfigError(
-                "tier sections are named [kubernetes_tier:<name>] with a DNS-1123 label name",
-                source=source,
-                section=section,
-            )
-        tiers.append(_tier(parser, source, section, name))
-    return tuple(tiers)
-
-
-def _tier(parser: configparser.ConfigParser, source: str, section: str, name: str) -> Tier:
+def _tier(section: str, settings: list[Setting]) -> Tier:
+    name = section[len(TIER_PREFIX) :] if section.startswith(TIER_PREFIX) else ""
+    first = settings[0]
+    if not name or not k8snames.is_dns1123_label(name):
+        raise ConfigError(
+            "tier sections are named [kubernetes_tier:<name>] with a DNS-1123 label name",
+            source=first.source,
+            section=section,
+        )
     values: dict[str, Any] = {}
-    for key, value in parser.items(section):
-        if key not in _TIER_KEYS:
-            raise ConfigError(
-                f"unknown tier key{_did_you_mean(key, list(_TIER_KEYS))}",
-                source=source,
-                section=section,
-                key=key,
-                value=value,
-            )
-        values[key] = _parse_key(key, _Raw(value, source, section), _TIER_KEYS)
+    for setting in settings:
+        if setting.key not in _TIER_KEYS:
+            raise setting.error(f"unknown tier key{_did_you_mean(setting.key, list(_TIER_KEYS))}")
+        if setting.key in values:
+            raise setting.error("set twice")
+        values[setting.key] = _parse(setting.key, setting, _TIER_KEYS)
     for required in ("request_cpu", "request_memory"):
         if required not in values:
-            raise ConfigError("required tier key is missing", source=source, section=section, key=required)
+            raise ConfigError("required tier key is missing", source=first.source, section=section, key=required)
     template = values.get("pod_template")
-    if template is not None and (posixpath.basename(template) != template or template in (".", "..")):
+    if template is not None and ("/" in template or template in (".", "..")):
         raise ConfigError(
             "pod_template is a file name inside pod_template_dir, not a path",
-            source=source,
+            source=first.source,
             section=section,
             key="pod_template",
             value=template,
         )
     return Tier(name=name, **values)
-
-
-def _check_cross_fields(config: ExecutorConfig, origin: Mapping[str, _Raw], source: str) -> None:
-    def fail(key: str, message: str, section: str = "kubernetes") -> None:
-        setting = origin.get(key)
-        raise ConfigError(
-            message,
-            source=setting.source if setting else source,
-            section=setting.section if setting else section,
-            key=key,
-            value=getattr(config, key),
-        )
-
-    resource = _request_over_limit(config.default_requests(), config.default_limits())
-    if resource is not None:
-        fail(
-            f"worker_resource_request_{resource}",
-            f"request is greater than worker_resource_limit_{resource} = {config.default_limits()[resource]!r}",
-        )
-    if config.worker_pods_min > config.worker_pods_max:
-        fail("worker_pods_min", f"N_min is greater than worker_pods_max = {config.worker_pods_max}")
-    directory = posixpath.normpath(config.pod_template_dir)
-    template = posixpath.normpath(config.pod_template_file)
-    if posixpath.dirname(template) != directory:
-        fail(
-            "pod_template_file",
-            f"the default template must be a file directly inside pod_template_dir = {config.pod_template_dir!r}",
-        )
-    if config.in_cluster and (config.config_file or config.cluster_context):
-        key = "config_file" if config.config_file else "cluster_context"
-        fail(key, "only used when in_cluster = False")
-    names = [tier.name for tier in config.tiers]
-    if config.default_tier not in names:
-        fail("default_tier", f"no such tier (defined: {', '.join(names)})")
-    for tier in config.tiers:
-        _check_tier_limits(tier, source)
-
-
-def _check_tier_limits(tier: Tier, source: str) -> None:
-    limits = tier.limits()
-    resource = _request_over_limit(tier.requests(), limits)
-    if resource is not None:
-        raise ConfigError(
-            f"request is greater than limit_{resource} = {limits[resource]!r}",
-            source=source,
-            section=f"{TIER_PREFIX}{tier.name}",
-            key=f"request_{resource}",
-            value=tier.requests()[resource],
-        )
-
-
-def _request_over_limit(requests: Mapping[str, str], limits: Mapping[str, str]) -> str | None:
-    """The first resource whose request exceeds its limit (compared by value), or None."""
-    for resource, request in requests.items():
-        if resource in limits and quantity.parse(request) > quantity.parse(limits[resource]):
-            return resource
-    return None

@@ -26,9 +26,9 @@ from decimal import Decimal, InvalidOperation
 
 from airflow_k8s.executor.contract.errors import QuantityError
 
-_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
+_NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 _QUANTITY_RE = re.compile(
-    rf"^(?P<num>{_NUMBER})(?:(?P<exp>[eE][+-]?\d+)|(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E))?$"
+    rf"(?P<num>{_NUMBER})(?:(?P<exp>[eE][+-]?[0-9]+)|(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E))?", re.ASCII
 )
 
 _BINARY = {s: Decimal(1024) ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))}
@@ -64,7 +64,7 @@ def parse(text: object) -> Decimal:
         text = repr(text)
     if not isinstance(text, str):
         raise QuantityError(f"{text!r} is not a Kubernetes quantity (expected a string)")
-    match = _QUANTITY_RE.match(text)
+    match = _QUANTITY_RE.fullmatch(text)
     if match is None:
         raise QuantityError(
             f"{text!r} is not a Kubernetes quantity (expected e.g. '500m', '2', '1.5', '512Mi', '1Gi', '1e3')"

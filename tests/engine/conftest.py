@@ -39,7 +39,7 @@ POOLS = (
 
 ENGINE_CFG = """\
 [core]
-executor = KubernetesExecutor
+executor = airflow_k8s.executor.airflow.KubernetesPlatformExecutor
 [kubernetes]
 namespace = airflow
 worker_container_image = apache/airflow:2.8.0

@@ -35,7 +35,7 @@ def test_airflow_cfg_loads_and_names_the_created_objects(etl_eval: Evaluation) -
     assert priority[config.placeholder_priority_class]["value"] == -10
     assert priority[config.placeholder_priority_class]["preemptionPolicy"] == "Never"
     assert config.scheduler_instance_id == "etl"
-    assert config.executor == "KubernetesExecutor"
+    assert config.executor == "airflow_k8s.executor.airflow.KubernetesPlatformExecutor"
     assert config.in_cluster is True
 
 

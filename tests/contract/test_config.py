@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_k8s.executor.contract.config import DEFAULT_TIERS, ExecutorConfig, Tier, Toleration
+from airflow_k8s.executor.contract.config import DEFAULT_TIERS, EXECUTOR_CLASS, ExecutorConfig, Tier, Toleration
 from airflow_k8s.executor.contract.config_loader import load_config, parse_config
 from airflow_k8s.executor.contract.config_render import render_config
 from airflow_k8s.executor.contract.errors import ConfigError
@@ -26,7 +26,7 @@ def kubernetes(*lines: str) -> str:
 
 def test_the_seeds_configuration_parses_into_typed_values():
     config = parse(SEED_CFG)
-    assert config.executor == "KubernetesExecutor"
+    assert config.executor == EXECUTOR_CLASS
     assert config.namespace == "airflow"
     assert config.worker_container_image == "apache/airflow:2.8.0"
     assert config.worker_service_account_name == "airflow-worker"
@@ -39,10 +39,13 @@ def test_the_seeds_configuration_parses_into_typed_values():
 
 
 @pytest.mark.skipif(not SEED.exists(), reason="seed document not available")
-def test_the_config_block_copied_from_the_seed_document_parses():
+def test_the_config_block_copied_from_the_seed_document_parses_once_core_executor_names_this_executor():
     text = SEED.read_text()
     block = text[text.index("[core]") : text.index("Pod Template Configuration")]
-    assert parse(block).namespace == "airflow"
+    with pytest.raises(ConfigError, match=f"not listed; set executor = {EXECUTOR_CLASS}"):
+        parse(block)
+    migrated = block.replace("executor = KubernetesExecutor", f"executor = {EXECUTOR_CLASS}")
+    assert parse(migrated).namespace == "airflow"
 
 
 def test_commented_json_settings_of_the_seed_parse_when_enabled():
@@ -61,8 +64,9 @@ def test_defaults_apply_when_the_section_is_empty():
     assert parse("[kubernetes]\n") == ExecutorConfig()
 
 
-def test_the_kubernetes_executor_section_is_an_alias():
+def test_the_kubernetes_section_is_an_alias_of_kubernetes_executor():
     assert parse("[kubernetes_executor]\nnamespace = jobs\n").namespace == "jobs"
+    assert parse("[kubernetes]\nnamespace = jobs\n").namespace == "jobs"
 
 
 def test_a_key_set_in_both_section_names_is_an_error():
@@ -96,9 +100,11 @@ def test_unknown_keys_get_a_did_you_mean():
     assert info.value.key == "worker_resource_request_cpus" and info.value.section == "kubernetes"
 
 
-def test_unsupported_airflow_keys_say_why():
-    with pytest.raises(ConfigError, match="worker_pods_creation_qps"):
-        parse(kubernetes("worker_pods_creation_batch_size = 10"))
+def test_airflow_keys_this_executor_cannot_honour_are_accepted_only_at_their_default():
+    assert parse(kubernetes("api_client_retry_configuration = ")) == ExecutorConfig()
+    with pytest.raises(ConfigError, match="retries API calls itself") as info:
+        parse(kubernetes('api_client_retry_configuration = {"total": 3}'))
+    assert info.value.key == "api_client_retry_configuration"
 
 
 def test_airflow_pending_timeout_name_is_an_alias():
@@ -141,7 +147,7 @@ def test_airflow_repository_and_tag_compose_the_image():
         ("worker_service_account_name = -sa", "DNS-1123"),
         ("worker_container_image = has space", "container image"),
         ("pod_template_dir = relative/dir", "absolute path"),
-        ("worker_pods_creation_qps = nan", "finite number"),
+        ("worker_pods_creation_qps = nan", "expected a number"),
         ("metrics_port = 70000", "<= 65535"),
         ("scheduler_instance_id = a,b!=c", "not a valid label value"),
     ],
@@ -175,17 +181,20 @@ def test_the_default_template_must_live_in_the_template_directory():
         parse(kubernetes("pod_template_file = /opt/airflow/pod_templates/../../../etc/passwd"))
 
 
-def test_kubeconfig_settings_require_in_cluster_false():
-    with pytest.raises(ConfigError, match="in_cluster = False"):
-        parse(kubernetes("config_file = /root/.kube/config"))
+def test_kubeconfig_settings_are_ignored_with_a_warning_while_in_cluster(caplog):
+    assert parse(kubernetes("config_file = /root/.kube/config")).config_file == "/root/.kube/config"
+    assert "config_file is ignored while in_cluster = True" in caplog.text
     config = parse(kubernetes("in_cluster = False", "config_file = /k/config", "cluster_context = dev"))
     assert (config.in_cluster, config.config_file, config.cluster_context) == (False, "/k/config", "dev")
 
 
-def test_the_core_executor_must_be_the_kubernetes_executor():
+def test_the_core_executor_must_list_this_executor():
     with pytest.raises(ConfigError, match=r"\[core\] executor = 'CeleryExecutor'"):
         parse("[core]\nexecutor = CeleryExecutor\n")
-    assert parse("[core]\nexecutor = CeleryExecutor,KubernetesExecutor\n").executor.endswith("KubernetesExecutor")
+    with pytest.raises(ConfigError, match="not listed"):
+        parse("[core]\nexecutor = KubernetesExecutor\n")  # Airflow's own, from the provider
+    assert parse(f"[core]\nexecutor = CeleryExecutor,{EXECUTOR_CLASS}\n").executor.endswith(EXECUTOR_CLASS)
+    assert parse(f"[core]\nexecutor = LocalExecutor,k8s:{EXECUTOR_CLASS}\n").executor.endswith(EXECUTOR_CLASS)
 
 
 def test_duplicate_keys_in_a_file_are_an_error_not_last_one_wins():
@@ -195,8 +204,7 @@ def test_duplicate_keys_in_a_file_are_an_error_not_last_one_wins():
 
 def test_other_airflow_sections_are_left_alone():
     assert (
-        parse("[core]\ndags_folder = /x\nexecutor = KubernetesExecutor\n[webserver]\nanything = 1\n")
-        == ExecutorConfig()
+        parse(f"[core]\ndags_folder = /x\nexecutor = {EXECUTOR_CLASS}\n[webserver]\nanything = 1\n") == ExecutorConfig()
     )
 
 
@@ -215,7 +223,7 @@ def test_tier_sections_replace_the_default_table():
         ("[kubernetes_tier:x]\nrequest_cpu = 1\n", "request_memory"),
         ("[kubernetes_tier:x]\nrequest_cpu = 1\nrequest_memory = 1Gi\nrequest_gpu = 1\n", "did you mean 'request_cpu'"),
         ("[kubernetes_tier:x]\nrequest_cpu = 2\nrequest_memory = 1Gi\nlimit_cpu = 1\n", "greater than limit_cpu"),
-        ("[kubernetes_tier:x]\nrequest_cpu = 1\nrequest_memory = 1Gi\ncost_per_pod_hour = -1\n", "zero or more"),
+        ("[kubernetes_tier:x]\nrequest_cpu = 1\nrequest_memory = 1Gi\ncost_per_pod_hour = -1\n", "expected a price"),
         ("[kubernetes_tier:x]\nrequest_cpu = 1\nrequest_memory = 1Gi\npod_template = ../t.yaml\n", "not a path"),
     ],
 )
@@ -244,6 +252,7 @@ def test_load_config_reads_a_file(tmp_path):
 def test_rendered_config_documents_every_setting_and_parses_back():
     config = parse(SEED_CFG)
     text = render_config(config)
+    assert "[kubernetes_executor]" in text and "[kubernetes]" not in text
     assert "worker_resource_request_cpu = 500m" in text and "[kubernetes_tier:gpu]" in text
     assert parse(text) == config
 
@@ -295,8 +304,8 @@ def configs(draw):
         worker_resource_request_memory=draw(st.one_of(st.none(), st.just("512Mi"))),
         delete_worker_pods=draw(st.booleans()),
         delete_worker_pods_on_failure=draw(st.booleans()),
-        pod_creation_timeout=draw(st.integers(1, 10**6)),
-        max_pod_pending_timeout=draw(st.integers(1, 10**6)),
+        pod_creation_timeout=draw(st.integers(1, 7 * 24 * 3600)),
+        max_pod_pending_timeout=draw(st.integers(1, 7 * 24 * 3600)),
         image_pull_policy=draw(st.sampled_from(["Always", "IfNotPresent", "Never"])),
         worker_node_selector=tuple(sorted(draw(st.dictionaries(_labels, _labels, max_size=3)).items())),
         worker_tolerations=tuple(draw(st.lists(_tolerations, max_size=3))),
