@@ -1,7 +1,8 @@
 """airflow.cfg as published: the executor's part plus the control-plane settings infra owns.
 
-The executor's part (``[core] executor``, ``[core] execution_api_server_url``,
-``[kubernetes_executor]``, tiers) is rendered by the executor's own
+The executor's part (``[core] executor``, ``[core] execution_api_server_url`` - the api-server
+Service's in-cluster URL, :func:`execution_api_url` - ``[kubernetes_executor]``, tiers) is
+rendered by the executor's own
 :func:`~airflow_k8s.executor.contract.config_render.render_config`; this module adds what only the
 platform knows and merges both into one file (one ``[core]`` section: Airflow's and the
 executor's parsers both refuse a duplicate section).  :func:`publish` proves the result still
@@ -14,6 +15,9 @@ Settings infra owns, and why:
 * ``[core] hostname_callable = airflow.utils.net.get_host_ip_address`` - a Deployment's pod
   name is not resolvable in cluster DNS, its IP is: the api-server fetches a deferred task's log
   from the triggerer's log server at the hostname the triggerer recorded;
+* ``[core] simple_auth_manager_passwords_file`` under ``/tmp``: Airflow's default auth manager
+  writes the generated UI passwords there (the root filesystem is read-only; the password is in
+  the api-server's log - production stacks configure a real auth manager);
 * ``[api] base_url`` - the URL users reach the UI at (``apiBaseUrl``, else the Service's
   in-cluster URL), ``[api] port``;
 * ``[scheduler] enable_health_check`` on port 8974 - the scheduler's liveness/readiness probe;
@@ -30,7 +34,7 @@ unknown keys silently, so a typo would otherwise go unnoticed.
 from __future__ import annotations
 
 import configparser
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from airflow_k8s.executor.contract.config import ExecutorConfig
 from airflow_k8s.executor.contract.config_loader import parse_config
@@ -45,6 +49,7 @@ API_PORT = 8080
 SCHEDULER_HEALTH_PORT = 8974
 TRIGGERER_LOG_PORT = 8794
 EXECUTION_API_PATH = "/execution/"
+SIMPLE_AUTH_PASSWORDS = "/tmp/simple_auth_manager_passwords.json.generated"  # noqa: S108 - an emptyDir
 
 # (section, key) pairs of Airflow 3.3.2 this module may write (``airflow config list --defaults``).
 AIRFLOW_KEYS = frozenset(
@@ -52,7 +57,7 @@ AIRFLOW_KEYS = frozenset(
         ("core", "dags_folder"),
         ("core", "load_examples"),
         ("core", "hostname_callable"),
-        ("core", "execution_api_server_url"),
+        ("core", "simple_auth_manager_passwords_file"),
         ("api", "base_url"),
         ("api", "port"),
         ("api", "expose_config"),
@@ -91,7 +96,7 @@ class ControlPlaneSettings:
     """What the platform decides in airflow.cfg besides the executor's own section."""
 
     base_url: str
-    logging: LoggingSpec = LoggingSpec()
+    logging: LoggingSpec = field(default_factory=LoggingSpec)
 
 
 def control_plane_sections(settings: ControlPlaneSettings) -> dict[str, dict[str, str]]:
@@ -111,6 +116,8 @@ def control_plane_sections(settings: ControlPlaneSettings) -> dict[str, dict[str
             "dags_folder": DAGS_FOLDER,
             "load_examples": "False",
             "hostname_callable": "airflow.utils.net.get_host_ip_address",
+            # the default auth manager writes its generated passwords file; the root FS is read-only
+            "simple_auth_manager_passwords_file": SIMPLE_AUTH_PASSWORDS,
         },
         "api": {"base_url": settings.base_url, "port": str(API_PORT), "expose_config": "False"},
         "scheduler": {

@@ -165,7 +165,7 @@ def control_plane_pod(role: Role, runtime: Runtime, wiring: PodWiring) -> dict[s
                 "env": _env(Role(role.name, (), ("database-url",)), wiring.secret),
                 "resources": runtime.resources.to_k8s(),
                 "securityContext": _security_context(),
-                "volumeMounts": _mounts(Role(role.name, ()), wiring),
+                "volumeMounts": _mounts(Role(role.name, (), ()), wiring),
             }
         ]
     return spec

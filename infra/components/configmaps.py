@@ -64,6 +64,7 @@ class ExecutorWiring:
 
 def build_executor_config(settings: ExecutorSettings, wiring: ExecutorWiring) -> ExecutorConfig:
     return ExecutorConfig(
+        execution_api_server_url=wiring.execution_api_url,
         namespace=wiring.namespace,
         worker_container_image=settings.worker_image,
         worker_service_account_name=wiring.worker_service_account,
@@ -147,9 +148,9 @@ class ExecutorConfigMaps(pulumi.ComponentResource):
             wiring = TemplateWiring(config_map=values[0], pvc=values[1], service_account=values[2])
             return {key: render_template(key, args.templates[key], wiring) for key in sorted(args.templates)}
 
-        self.templates = pulumi.Output.all(
-            self.airflow_config_map, args.dags_claim, args.worker_service_account
-        ).apply(publish_templates)
+        self.templates = pulumi.Output.all(self.airflow_config_map, args.dags_claim, args.worker_service_account).apply(
+            publish_templates
+        )
         templates_map = k8s.core.v1.ConfigMap(
             f"{name}-pod-templates",
             metadata=raw(metadata(n.templates_config_map, args.namespace, {**labels, TEMPLATES_LABEL: "true"})),

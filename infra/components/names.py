@@ -56,7 +56,7 @@ class PlatformNames:
     @property
     def control_plane_service_account(self) -> str:
         """dag-processor, triggerer and the migration Job: no Kubernetes API access, no token."""
-        return self._n("airflow")
+        return self._n("control-plane")
 
     @property
     def worker_service_account(self) -> str:

@@ -24,8 +24,8 @@ The egress and remote-log policies exist only when configured (``taskEgressCidrs
 ``remoteBaseLogFolder``), the trigger-log and triggerer ones only with the triggerer.
 
 Task pods reach the api-server Service and DNS - never the database: no policy selecting them
-allows the database CIDR, and their extra egress has it cut out (``ipBlock.except``).  The control plane reaches the database; only the scheduler and the
-api-server reach the Kubernetes API.
+allows the database CIDR, and their extra egress has it cut out (``ipBlock.except``).  The control plane reaches
+the database; only the scheduler and the api-server reach the Kubernetes API.
 
 Why both 443 and 6443 for the API: depending on the CNI, policies see either the ``kubernetes``
 Service port (443) or, after DNAT, the API server endpoints' port (often 6443).  The database and

@@ -192,9 +192,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
         )
         namespace = ns.namespace
         features = NetworkFeatures(c.executor.metrics_port, c.control_plane.triggerer, c.logging.remote)
-        NetworkPolicies(
-            f"{name}-network", NetworkPoliciesArgs(namespace, names, c.network, features), opts=child(self)
-        )
+        NetworkPolicies(f"{name}-network", NetworkPoliciesArgs(namespace, names, c.network, features), opts=child(self))
         rbac = ExecutorRbac(f"{name}-rbac", RbacArgs(namespace, names, c.rbac), opts=child(self))
         priority = PriorityClasses(f"{name}-priority", PriorityArgs(names, c.priority), opts=child(self))
         dags = DagsVolume(

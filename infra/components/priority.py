@@ -28,7 +28,6 @@ from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name
 from airflow_k8s.infra.components.names import PlatformNames
 from airflow_k8s.infra.config.args import PrioritySpec
 
-
 IMMUTABLE: dict[str, Any] = {"replace_on_changes": ["value", "preemptionPolicy"], "delete_before_replace": True}
 
 

@@ -82,6 +82,7 @@ class ExecutorRbac(pulumi.ComponentResource):
         super().__init__(f"{TOKEN_PREFIX}ExecutorRbac", name, None, opts)
         n, ns = args.names, args.namespace
         labels = n.common_labels("rbac")
+
         def account(suffix: str, object_name: str, token: bool) -> pulumi.Output[str]:
             sa = k8s.core.v1.ServiceAccount(
                 f"{name}-{suffix}",
@@ -93,7 +94,7 @@ class ExecutorRbac(pulumi.ComponentResource):
 
         self.scheduler_service_account = account("scheduler", n.scheduler_service_account, True)
         self.api_server_service_account = account("api-server", n.api_server_service_account, True)
-        self.control_plane_service_account = account("airflow", n.control_plane_service_account, False)
+        self.control_plane_service_account = account("control-plane", n.control_plane_service_account, False)
         self.worker_service_account = account("worker", n.worker_service_account, False)
         subject = {"kind": "ServiceAccount", "name": self.scheduler_service_account, "namespace": ns}
         api_subject = {"kind": "ServiceAccount", "name": self.api_server_service_account, "namespace": ns}

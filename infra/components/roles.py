@@ -59,6 +59,8 @@ def _job_check_probes(job_type: str) -> dict[str, dict[str, Any]]:
     return {
         "startupProbe": {**check, "periodSeconds": 30, "timeoutSeconds": 60, "failureThreshold": 10},
         "livenessProbe": {**check, "periodSeconds": 60, "timeoutSeconds": 60, "failureThreshold": 5},
+        # readiness: `pulumi up` waits for a ready pod, so a rollout is only done once the job heartbeats
+        "readinessProbe": {**check, "periodSeconds": 60, "timeoutSeconds": 60, "failureThreshold": 3},
     }
 
 

@@ -100,7 +100,8 @@ class AirflowSecret(pulumi.ComponentResource):
         }
         values: dict[str, pulumi.Input[str]] = {DATABASE_URL_KEY: pulumi.Output.secret(args.secrets.database_url)}
         generated = []
-        for key, value in given.items():
+        for key, configured in given.items():
+            value = configured
             if value is None:
                 random_bytes = pulumi_random.RandomBytes(f"{name}-{key}", length=32, opts=child(self))
                 value = random_bytes.base64.apply(fernet_from_base64) if key == FERNET_KEY_KEY else random_bytes.base64

@@ -64,7 +64,7 @@ class LimitRangeSpec:
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """Allowances on top of the namespace's default-deny NetworkPolicy (see :mod:`~airflow_k8s.infra.components.network`).
+    """Allowances on top of the default-deny NetworkPolicy (:mod:`~airflow_k8s.infra.components.network`).
 
     ``task_egress_cidrs``: extra egress of task pods and the triggerer (which runs task code too),
     any port; the database CIDR is always cut out of them.  ``ui_ingress_namespace``: namespace of

@@ -31,8 +31,8 @@ from airflow_k8s.infra.config.stack_keys import (
     SECRET_KEYS,
     StackKey,
     parse_value,
-    resource_key,
     raw_default,
+    resource_key,
     to_raw,
 )
 
@@ -300,12 +300,12 @@ def _cross_checks(c: a.PlatformConfig, v: Mapping[str, Any], problems: list[Prob
     cpu, mem = quantity.cpu, quantity.memory
     for role in a.CONTROL_PLANE_ROLES:
         r = c.control_plane.resources_of(role)
-        for request, limit, suffix, parse, ceiling, ceiling_key in (
+        for request, role_limit, suffix, parse, ceiling, ceiling_key in (
             (r.cpu_request, r.cpu_limit, "Cpu", cpu, c.limit_range.max_cpu, "limitMaxCpu"),
             (r.memory_request, r.memory_limit, "Memory", mem, c.limit_range.max_memory, "limitMaxMemory"),
         ):
-            _not_above(problems, f"{role}{suffix}Request", request, limit, f"{role}{suffix}Limit", parse)
-            _not_above(problems, f"{role}{suffix}Limit", limit, ceiling, ceiling_key, parse)
+            _not_above(problems, f"{role}{suffix}Request", request, role_limit, f"{role}{suffix}Limit", parse)
+            _not_above(problems, f"{role}{suffix}Limit", role_limit, ceiling, ceiling_key, parse)
     for found in quota_problems(c):
         problems.append(Problem(found.key, found.value, found.reason))
     if c.logging.remote_log_conn_id and not c.logging.remote:

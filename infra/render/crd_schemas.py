@@ -107,7 +107,10 @@ PODMONITOR_V1: dict[str, Any] = {
                 "labelValueLengthLimit": {"type": "integer"},
                 "namespaceSelector": {
                     "type": "object",
-                    "properties": {"any": {"type": "boolean"}, "matchNames": {"type": "array", "items": {"type": "string"}}},
+                    "properties": {
+                        "any": {"type": "boolean"},
+                        "matchNames": {"type": "array", "items": {"type": "string"}},
+                    },
                 },
                 "nativeHistogramBucketLimit": {"type": "integer"},
                 "nativeHistogramMinBucketFactor": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
@@ -136,9 +139,9 @@ def _strict(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     out = {key: _strict(value) for key, value in schema.items() if not key.startswith("x-kubernetes")}
-    if "properties" in schema and "additionalProperties" not in schema:
-        if not schema.get("x-kubernetes-preserve-unknown-fields"):
-            out["additionalProperties"] = False
+    preserve = schema.get("x-kubernetes-preserve-unknown-fields")
+    if "properties" in schema and "additionalProperties" not in schema and not preserve:
+        out["additionalProperties"] = False
     return out
 
 
