@@ -41,7 +41,6 @@ scheduler's database or API egress.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +62,7 @@ from airflow_k8s.infra.components.names import (
     PlatformNames,
 )
 from airflow_k8s.infra.config.args import NetworkSpec
+from airflow_k8s.infra.config.network import without_database
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 API_PORTS = (443, 6443)
@@ -98,16 +98,6 @@ def task_pods() -> dict[str, Any]:
 
 def _pods_or(*selectors: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"podSelector": s} for s in selectors]
-
-
-def without_database(cidr: str, database: str) -> dict[str, Any] | None:
-    """An ipBlock for ``cidr`` that excludes ``database``; None when ``cidr`` lies inside it."""
-    net, db = ipaddress.ip_network(cidr), ipaddress.ip_network(database)
-    if net.version != db.version or not net.overlaps(db):
-        return {"cidr": cidr}
-    if net.subnet_of(db):  # type: ignore[arg-type]  # same IP version, checked above
-        return None
-    return {"cidr": cidr, "except": [database]}
 
 
 def policy_specs(names: PlatformNames, spec: NetworkSpec, features: NetworkFeatures) -> dict[str, dict[str, Any]]:
@@ -191,7 +181,12 @@ def policy_specs(names: PlatformNames, spec: NetworkSpec, features: NetworkFeatu
                 "egress": egress,
             }
     if features.remote_logging:
-        block = without_database(spec.remote_log_cidr, spec.database_cidr)
+        # HTTPS only: it overlaps the database only if the database listens on 443 too
+        block = (
+            without_database(spec.remote_log_cidr, spec.database_cidr)
+            if spec.database_port == HTTPS
+            else {"cidr": spec.remote_log_cidr}
+        )
         if block is not None:
             to = [{"ipBlock": block}]
             for purpose, selector in (("task-remote-logs", tasks), ("api-server-remote-logs", api_server)):

@@ -19,6 +19,7 @@ from airflow_k8s.executor.contract import k8snames, quantity
 from airflow_k8s.executor.contract.config import DEFAULT_TIERS
 from airflow_k8s.executor.contract.errors import QuantityError
 from airflow_k8s.infra.config import args as a
+from airflow_k8s.infra.config.network import without_database
 from airflow_k8s.infra.config.quota import quota_problems
 from airflow_k8s.infra.config.stack_keys import (
     INSTANCE_TYPE,
@@ -308,6 +309,16 @@ def _cross_checks(c: a.PlatformConfig, v: Mapping[str, Any], problems: list[Prob
             _not_above(problems, f"{role}{suffix}Limit", role_limit, ceiling, ceiling_key, parse)
     for found in quota_problems(c):
         problems.append(Problem(found.key, found.value, found.reason))
+    for cidr in c.network.task_egress_cidrs:
+        if without_database(cidr, c.network.database_cidr) is None:
+            problems.append(
+                Problem(
+                    "taskEgressCidrs",
+                    cidr,
+                    f"lies inside {PROJECT}:databaseCidr = {c.network.database_cidr!r}: task pods would reach the "
+                    "database; narrow databaseCidr to the database's own range",
+                )
+            )
     if c.logging.remote_log_conn_id and not c.logging.remote:
         problems.append(
             Problem("remoteLogConnId", c.logging.remote_log_conn_id, f"only used with {PROJECT}:remoteBaseLogFolder")

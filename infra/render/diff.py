@@ -79,7 +79,9 @@ class _Rendered:
 
 def _read(path: Path) -> _Rendered:
     text = path.read_text(encoding="utf-8")
-    resource, replace_on, options = "", (), ()
+    resource = ""
+    replace_on: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
     for line in text.splitlines():
         if not line.startswith("#"):
             break

@@ -98,7 +98,7 @@ def leaf_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 
 def _covers(rule: str, path: str) -> bool:
-    return rule == "" or path == rule or path.startswith(rule + ".") or path.startswith(rule + "[")
+    return rule in ("", path) or path.startswith((rule + ".", rule + "["))
 
 
 def replacing_changes(old: Any, new: Any, rules: Iterable[str]) -> list[str]:
