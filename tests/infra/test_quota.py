@@ -56,7 +56,7 @@ def test_placeholders_take_the_default_tiers_requests_as_requests_and_limits() -
     assert demand(c, "cpu", "requests")[0] == demand(PlatformConfig(), "cpu", "requests")[0] + 4 * medium
     assert demand(c, "cpu", "limits")[0] == demand(PlatformConfig(), "cpu", "limits")[0] + 4 * medium
     assert pod_demand(c)[0] == 18
-    big = QuotaSpec(requests_cpu="22", pods=17)
+    big = QuotaSpec(requests_cpu="22", requests_memory="50Gi", limits_cpu="42", pods=17)
     (problem,) = quota_problems(replace(c, quota=big))
     assert problem.key == "quotaPods"
     assert "workerPodsMin 4" in problem.reason
