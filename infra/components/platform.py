@@ -173,6 +173,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
     metrics_service: pulumi.Output[str]
     pod_monitor: pulumi.Output[str | None]
     config_checksum: pulumi.Output[str]
+    execution_api_url: pulumi.Output[str | None]
     node_pool_names: list[str]
     node_pool_backend: str
 
