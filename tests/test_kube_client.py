@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from airflow_k8s.executor.contract.errors import KubeApiError
+from airflow_k8s.executor.contract.errors import KubeApiError, NotFound
 from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.kube.retry import is_retryable
 
 
 def kubeconfig(path, server: str) -> str:
@@ -44,12 +45,12 @@ def test_api_errors_carry_status_reason_and_retry_after(fake_kube):
     with pytest.raises(KubeApiError) as info:
         client.get_pod("airflow", "nope")
     assert (info.value.status, info.value.reason) == (404, "NotFound")
-    assert info.value.permanent
+    assert isinstance(info.value, NotFound)
     fake_kube.faults.throttle(method="GET", path=r"/pods/nope$", retry_after=7)
     with pytest.raises(KubeApiError) as info:
         client.get_pod("airflow", "nope")
     assert (info.value.status, info.value.retry_after) == (429, 7.0)
-    assert not info.value.permanent
+    assert is_retryable(info.value)
 
 
 def test_connection_failures_have_status_zero():

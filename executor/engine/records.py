@@ -38,6 +38,7 @@ class Record:
     task: Task | None  # None for pods adopted without a task description
     state: State
     queued_at: float
+    namespace: str | None = None  # known once the pod is built (multi-namespace mode) or seen
     tier: str | None = None
     launched_at: float | None = None
     created_at: float | None = None
@@ -45,6 +46,12 @@ class Record:
     pod: dict[str, Any] | None = None  # last seen object, while the task is active
     unschedulable: str | None = None
     cleaning: bool = False
+    start_by: float | None = None  # monotonic: the pod must be running by then (workload token)
+    relaunch: bool = False  # replace a finished pod of the same task when creating
+    not_before: float = 0.0  # monotonic: quota backoff, no create attempt before this
+    refused_since: float | None = None  # first ResourceQuota refusal of this task
+    refusals: int = 0
+    give_up: str | None = None  # set by a failure the engine decided: "delete" the pod, or "forget" (none)
 
 
 class TaskBook:
@@ -98,9 +105,22 @@ class TaskBook:
         """The oldest task still QUEUED (records adopted meanwhile are skipped)."""
         while self._queue:
             rec = self._queue.popleft()
-            if rec.state is State.QUEUED and rec.task is not None:
+            if rec.state is State.QUEUED and rec.task is not None and self.records.get(rec.pod_name) is rec:
                 return rec
         return None
+
+    def requeue(self, rec: Record, *, front: bool = False) -> None:
+        """Put a task back in the queue (quota backoff, or skipped by this dispatch pass)."""
+        if rec.state is not State.QUEUED:
+            self.set_state(rec, State.QUEUED)
+        if front:
+            self._queue.appendleft(rec)
+        else:
+            self._queue.append(rec)
+
+    def queued(self) -> list[Record]:
+        """Every QUEUED record (for deadline checks)."""
+        return [rec for rec in self._queue if rec.state is State.QUEUED and self.records.get(rec.pod_name) is rec]
 
     def has_queued(self) -> bool:
         return self.counts[State.QUEUED] > 0

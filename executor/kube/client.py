@@ -25,7 +25,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from airflow_k8s.executor.contract import jsonfast
-from airflow_k8s.executor.contract.errors import KubeApiError
+from airflow_k8s.executor.contract.errors import KubeApiError, api_error
 
 log = logging.getLogger(__name__)
 _AUTH = ["BearerToken"]
@@ -172,8 +172,17 @@ class KubeClient:
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
         return self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
 
-    def delete_pod(self, namespace: str, name: str, *, grace_period: int | None = None) -> None:
+    def delete_pod(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        grace_period: int | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Delete a pod; ``options`` are extra DeleteOptions fields (Airflow's ``delete_option_kwargs``)."""
         body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        body.update(options or {})
         if grace_period is not None:
             body["gracePeriodSeconds"] = grace_period
         self.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}", body=body, decode=False)
@@ -206,7 +215,7 @@ class KubeClient:
 
     def watch_pods(
         self,
-        namespace: str,
+        namespace: str | None,
         *,
         label_selector: str | None,
         resource_version: str,
@@ -227,7 +236,7 @@ class KubeClient:
         ]
         if label_selector:
             query.append(("labelSelector", label_selector))
-        path = f"/api/v1/namespaces/{namespace}/pods"
+        path = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
         response = self.request("GET", path, query=query, stream=True, timeout=(10.0, read_timeout))
         try:
             buffer = b""
@@ -288,7 +297,7 @@ def _status_error(what: str, response: Any) -> KubeApiError:
         except ValueError:
             retry_after = None
     status = int(response.status)
-    return KubeApiError(
+    return api_error(
         f"{what}: HTTP {status} {reason or response.reason}: {message}".rstrip(": "),
         status=status,
         reason=reason,

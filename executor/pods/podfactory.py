@@ -229,7 +229,7 @@ def _apply_identity(pod: dict[str, Any], task: Task, config: ExecutorConfig, tie
     labels = metadata.setdefault("labels", {})
     labels.update(identity.task_labels(task.key, config.scheduler_instance_id))
     labels[identity.LABEL_TIER] = tier
-    metadata.setdefault("annotations", {}).update(identity.task_annotations(task.key))
+    metadata.setdefault("annotations", {}).update(identity.task_annotations(task.key, task.ti_id))
     pod["apiVersion"], pod["kind"] = "v1", "Pod"
     pod["spec"]["restartPolicy"] = "Never"
     _base_container(pod, task)["args"] = list(task.command)
