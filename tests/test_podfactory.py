@@ -89,8 +89,9 @@ def test_the_seeds_heavy_computation_task_gets_the_seeds_pod_hardened(build):
     assert security.hardening_violations(pod) == []
     assert pod["spec"]["automountServiceAccountToken"] is False
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    secret_env = next(e for e in container["env"] if e["name"] == "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
-    assert secret_env["valueFrom"]["secretKeyRef"] == {"name": "airflow-secrets", "key": "database-url"}
+    env = {e["name"]: e for e in container["env"]}
+    assert env["AIRFLOW_IS_K8S_EXECUTOR_POD"]["value"] == "True"
+    assert not any("SQL_ALCHEMY_CONN" in name for name in env)  # Airflow 3 workers get no database
 
 
 def test_the_seeds_light_task_gets_the_light_pod(build):
@@ -322,7 +323,7 @@ def test_a_sidecar_added_by_pod_override_must_be_hardened_too(seed_config, templ
         ({"spec": {"serviceAccountName": "airflow-scheduler"}}, "serviceAccountName"),
         ({"spec": {"automountServiceAccountToken": True}}, "automountServiceAccountToken"),
         ({"metadata": {"name": "other"}}, "metadata.name"),
-        ({"metadata": {"namespace": "kube-system"}}, "metadata.namespace"),
+        ({"metadata": {"namespace": "kube-system"}}, "namespace 'kube-system'"),
         ({"metadata": {"labels": {"kubernetes_executor": "False"}}}, "kubernetes_executor"),
     ],
 )
