@@ -351,8 +351,12 @@ class Engine:
             self.placeholders.create_failed(failure.name, self.clock())
             return
         rec = self.lifecycle.book.get(failure.name)
-        if rec is None or rec.state is not State.LAUNCHING:
+        if rec is None:
             return
+        if rec.state is not State.LAUNCHING:
+            self.lifecycle.launch_abandoned(failure.name, failure.reason)
+            return
+        rec.launch_pending = False
         if failure.quota:
             self.dispatcher.quota_refused(rec, failure.namespace, failure.message)
             return

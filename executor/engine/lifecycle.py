@@ -72,7 +72,7 @@ class TaskLifecycle:
     def submit(self, task: Task, *, relaunch: bool = False) -> None:
         if self.book.knows(task.key):
             return
-        if self.sink.has_result(task.key):
+        if not relaunch and self.sink.has_result(task.key):
             log.info("task %s already has a result; not relaunching", task.key)
             return
         now = self.clock()
@@ -83,7 +83,7 @@ class TaskLifecycle:
         self.book.add(rec)
 
     def revoke(self, key: TaskKey) -> None:
-        """Forget ``key`` without a result; delete its pod if one may exist."""
+        """Forget ``key`` without a result; delete its pod if one may exist (also one still being created)."""
         rec = self.book.by_key.get(key)
         if rec is None or rec.state in FINAL:
             return
@@ -103,6 +103,9 @@ class TaskLifecycle:
         if labels.get(identity.LABEL_PLACEHOLDER) == "True":
             self.placeholders.observe(name, pod, deleted)
             return
+        uid = metadata.get("uid")
+        if uid is not None and uid in self.book.gone:
+            return  # a late event of a pod whose task is finished and forgotten
         rec = self.book.get(name)
         if rec is None:
             if deleted or labels.get(identity.LABEL_DONE) == "True" or metadata.get("deletionTimestamp"):
@@ -110,6 +113,11 @@ class TaskLifecycle:
             rec = self._adopt(pod)
             if rec is None:
                 return
+        if rec.uid is not None and uid is not None and uid != rec.uid:
+            return  # another incarnation of the same name (a relaunch's predecessor)
+        if rec.relaunch and rec.state is State.LAUNCHING:
+            rec.early = (pod, deleted)  # old or new incarnation: decided when the create answers
+            return
         status = pod_status(pod)
         if rec.state in FINAL:
             if not deleted and not status.terminal and not status.deleting and not rec.cleaning:
@@ -170,7 +178,9 @@ class TaskLifecycle:
     def _mark_created(self, rec: Record, pod: dict[str, Any]) -> None:
         rec.created_at = self._created_at(pod)
         rec.created_rv = resource_version(pod)
-        rec.namespace = (pod.get("metadata") or {}).get("namespace") or rec.namespace
+        metadata = pod.get("metadata") or {}
+        rec.namespace = metadata.get("namespace") or rec.namespace
+        rec.uid = metadata.get("uid") or rec.uid
         self.book.set_state(rec, State.PENDING)
 
     def _created_at(self, pod: dict[str, Any]) -> float:
@@ -209,14 +219,35 @@ class TaskLifecycle:
         rec = self.book.get(name)
         if rec is None:
             return
+        rec.launch_pending = False
         if rec.task is not None and rec.launched_at is not None:
             self.metrics.launched()
         if rec.state is State.LAUNCHING:
             self._mark_created(rec, pod)
+            early, rec.early = rec.early, None
             self.observe(pod)
-        elif rec.state in FINAL and not rec.cleaning:
-            rec.namespace = (pod.get("metadata") or {}).get("namespace") or rec.namespace
-            self.cleanup(rec, delete=True)  # the create outlived our patience: remove the stray pod
+            if early is not None and (early[0].get("metadata") or {}).get("uid") == rec.uid:
+                self.observe(early[0], deleted=early[1])
+        elif rec.state in FINAL:
+            # Given up on (or revoked) while the create was in flight: the pod exists now, remove it.
+            metadata = pod.get("metadata") or {}
+            rec.namespace = metadata.get("namespace") or rec.namespace
+            rec.uid = metadata.get("uid") or rec.uid
+            if rec.cleaning:  # a delete already ran, maybe before the pod existed: delete again
+                self.effects.cleanup(self._namespace(rec), rec.pod_name, delete=True)
+            else:
+                self.cleanup(rec, delete=True)
+
+    def launch_abandoned(self, name: str, reason: str) -> None:
+        """A create answered with a failure for a record already given up on (or revoked)."""
+        rec = self.book.get(name)
+        if rec is None or rec.state not in FINAL or not rec.launch_pending:
+            return
+        rec.launch_pending = False
+        if reason == "CreationTimeout":  # it may have landed anyway: delete by name
+            self.cleanup(rec, delete=True)
+        elif not rec.cleaning:
+            self.book.forget(rec)
 
     # -- outcomes ---------------------------------------------------------------------------
     def _finish(self, rec: Record, pod: dict[str, Any], status: PodStatus) -> None:
@@ -245,7 +276,7 @@ class TaskLifecycle:
             return
         success = result.state == SUCCESS
         self.book.set_state(rec, State.SUCCEEDED if success else State.FAILED)
-        if rec.give_up == "forget":
+        if rec.give_up == "forget" and not rec.launch_pending:
             self.book.forget(rec)
         else:
             self.cleanup(rec, delete=rec.give_up == "delete" or self._should_delete(success))
@@ -275,7 +306,7 @@ class TaskLifecycle:
         ``delete=False`` says no pod can exist (the API refused the create).
         """
         has_pod = delete and (rec.created_at is not None or rec.state is State.LAUNCHING)
-        rec.give_up = "delete" if has_pod else "forget"
+        rec.give_up = "delete" if has_pod else ("forget" if not rec.launch_pending else "delete")
         self.book.set_state(rec, State.FINISHING)
         result = TaskResult(rec.key, FAILED, reason, message, pod_name=rec.pod_name, tier=rec.tier or "")
         self.finished(rec.pod_name, result)
@@ -298,5 +329,7 @@ class TaskLifecycle:
         if rec is not None and rec.cleaning:
             self.book.cleanups -= 1
             rec.cleaning = False
-            if rec.state in FINAL:
+            # A record whose create is still in flight stays until it answers (launched /
+            # launch_abandoned), so the pod it may yet create is deleted, not adopted.
+            if rec.state in FINAL and not rec.launch_pending:
                 self.book.forget(rec)

@@ -95,6 +95,7 @@ class Dispatcher:
     def _launch(self, rec: Record, task: Task, now: float) -> None:
         tier = self._auto_tier() if task.overrides.tier == AUTO_TIER else task.overrides.tier
         rec.tier, rec.launched_at = tier, now
+        rec.launch_pending = True
         self.book.set_state(rec, State.LAUNCHING)
 
         def build(task: Task = task, tier: str | None = tier) -> dict[str, Any]:
