@@ -69,7 +69,9 @@ class KubeClient:
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
-    def for_host(cls, host: str, *, pool_size: int = 16, request_timeout: float = 60.0) -> KubeClient:
+    def for_host(
+        cls, host: str, *, pool_size: int = 16, request_timeout: float | tuple[float, float] = 60.0
+    ) -> KubeClient:
         """A client for an unauthenticated API URL (tests, ``kubectl proxy``)."""
         configuration = k8s_client.Configuration()
         configuration.host = host
