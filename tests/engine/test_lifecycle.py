@@ -151,3 +151,21 @@ def test_a_burst_larger_than_one_loop_batch_loses_no_message(cluster, make_engin
     cluster.cluster.wait_for(lambda: engine.inbox.empty() and engine.snapshot()["pending"] == 1, timeout=20)
     snapshot = engine.snapshot()
     assert snapshot["queued"] + snapshot["launching"] + snapshot["pending"] == len(tasks)
+
+
+def test_a_late_event_of_a_finished_pod_does_not_bring_its_task_back(cluster, make_engine):
+    """Watch events can trail a deletion; a finished, forgotten pod must not be 'adopted' again."""
+    from airflow_k8s.executor.engine.messages import PodEvent
+
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    task = make_task("once", annotations=behave("hang"))
+    engine.submit(task)
+    name = identity.pod_name(task.key)
+    cluster.cluster.wait_for_phase(NAMESPACE, name, "Running", timeout=10)
+    running = cluster.cluster.pod(NAMESPACE, name)
+    cluster.cluster.complete(NAMESPACE, name)
+    assert engine.wait_idle(10) and len(sink.recorded) == 1
+    engine.post(PodEvent("MODIFIED", running))  # the Running snapshot, delivered late
+    assert engine.wait_idle(10)
+    assert len(sink.recorded) == 1 and engine.snapshot()["running"] == 0
