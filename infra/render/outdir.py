@@ -8,6 +8,8 @@ user's manifests in any other directory.  So each render writes a manifest,
 * uses a missing or empty directory as is;
 * in a directory holding a manifest, removes exactly the files it lists - and refuses if the
   directory holds anything else (an unknown file, a subdirectory, a symlink);
+* accepts a render from before the manifest existed only if *every* entry is a file that render
+  wrote (``*.yaml`` opening with its ``# pulumi: `` header, or ``stack-outputs.json``);
 * refuses any other non-empty directory, naming what it found, before touching anything.
 
 :class:`OutDirError` says why and what to do (choose an empty or new directory).
@@ -43,6 +45,22 @@ def _written_before(directory: Path) -> set[str] | None:
     return set(files)
 
 
+LEGACY_OUTPUTS = "stack-outputs.json"
+LEGACY_HEADER = b"# pulumi: "
+
+
+def _legacy_render_file(entry: Path) -> bool:
+    """A file an earlier render (without a manifest) wrote: recognisable by name and header."""
+    if entry.is_symlink() or not entry.is_file():
+        return False
+    if entry.name == LEGACY_OUTPUTS:
+        return True
+    if entry.suffix != ".yaml":
+        return False
+    with entry.open("rb") as handle:
+        return handle.read(len(LEGACY_HEADER)) == LEGACY_HEADER
+
+
 def prepare(directory: Path) -> None:
     """Make ``directory`` ready for a new render, removing only the previous render's files."""
     if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
@@ -54,6 +72,8 @@ def prepare(directory: Path) -> None:
     if not entries:
         return
     previous = _written_before(directory)
+    if previous is None and all(_legacy_render_file(entry) for entry in entries.values()):
+        previous = set(entries)
     if previous is None:
         shown = ", ".join(sorted(entries)[:5]) + (" ..." if len(entries) > 5 else "")
         raise OutDirError(

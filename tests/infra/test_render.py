@@ -364,3 +364,19 @@ def test_render_replaces_only_its_own_files(tmp_path: Path, capsys: pytest.Captu
     assert "holds files the render did not write: notes.yaml" in capsys.readouterr().err
     assert (out / "notes.yaml").read_text() == "mine: true\n"
     assert sorted(p.name for p in out.iterdir()) == sorted([*own, "notes.yaml"])  # nothing removed
+
+
+def test_render_takes_over_a_render_from_before_the_manifest_existed(tmp_path: Path) -> None:
+    out = tmp_path / "old-render"
+    out.mkdir()
+    (out / "deployment-airflow-dev-airflow-scheduler.yaml").write_text("# pulumi: kubernetes:apps/v1:Deployment x\n")
+    (out / OUTPUTS_FILE).write_text("{}\n")
+    render("dev", out, stream=io.StringIO())
+    assert (out / MANIFEST).is_file()
+    # ...but not a directory where anything else lies beside such files
+    other = tmp_path / "mixed"
+    other.mkdir()
+    (other / OUTPUTS_FILE).write_text("{}\n")
+    (other / "Pulumi.yaml").write_text("# Pulumi project\nname: x\n")
+    assert main(["render", "--stack", "dev", "--out", str(other)], environ={}) == 1
+    assert (other / "Pulumi.yaml").exists() and (other / OUTPUTS_FILE).exists()
