@@ -93,7 +93,7 @@ def prepare(directory: Path) -> None:
     for name in previous:
         if name in entries:
             entries[name].unlink()
-    (directory / MANIFEST).unlink()
+    (directory / MANIFEST).unlink(missing_ok=True)
 
 
 def record(directory: Path, files: Iterable[str]) -> None:
