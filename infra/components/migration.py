@@ -14,12 +14,15 @@ Why a Job, and how it behaves across ``pulumi up`` runs:
 * ``airflow db migrate`` is idempotent, so a re-run (``pulumi up --replace``, a changed resource
   setting) is harmless; ``backoffLimit: 2`` retries a transient database error, and
   ``activeDeadlineSeconds`` bounds a hung migration below Pulumi's own create timeout;
+* it starts after the NetworkPolicies exist: under default-deny, its database egress must be
+  allowed before its pod tries to connect;
 * no ``ttlSecondsAfterFinished``: Kubernetes would garbage-collect the finished Job, and the next
   ``pulumi up`` would see it missing and run it again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +47,7 @@ class MigrationArgs:
     service_account: pulumi.Input[str]
     airflow_config_map: pulumi.Input[str]
     secret: pulumi.Input[str]
+    after: Sequence[pulumi.Resource] = ()  # the NetworkPolicies: its database egress must exist first
 
 
 def job_spec(names: PlatformNames, runtime: Runtime, wiring: PodWiring) -> dict[str, Any]:
@@ -78,6 +82,7 @@ class DatabaseMigration(pulumi.ComponentResource):
             spec=raw(spec),
             opts=child(
                 self,
+                depends_on=list(args.after),
                 delete_before_replace=True,
                 custom_timeouts=pulumi.CustomTimeouts(create=PULUMI_TIMEOUT, update=PULUMI_TIMEOUT),
             ),

@@ -107,7 +107,9 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
         )
         namespace = ns.namespace
         features = NetworkFeatures(c.executor.metrics_port, c.control_plane.triggerer, c.logging.remote)
-        NetworkPolicies(f"{name}-network", NetworkPoliciesArgs(namespace, names, c.network, features), opts=child(self))
+        network = NetworkPolicies(
+            f"{name}-network", NetworkPoliciesArgs(namespace, names, c.network, features), opts=child(self)
+        )
         rbac = ExecutorRbac(f"{name}-rbac", RbacArgs(namespace, names, c.rbac), opts=child(self))
         priority = PriorityClasses(f"{name}-priority", PriorityArgs(names, c.priority), opts=child(self))
         dags = DagsVolume(
@@ -150,7 +152,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
             f"{name}-db-migrate",
             MigrationArgs(
                 names, runtime("migration"), namespace, rbac.control_plane_service_account,
-                config_maps.airflow_config_map, secret.secret_name,
+                config_maps.airflow_config_map, secret.secret_name, after=[network],
             ),
             opts=child(self),
         )  # fmt: skip

@@ -144,6 +144,9 @@ def test_migration_job_runs_once_per_release_before_every_deployment(default_eva
     assert "ttlSecondsAfterFinished" not in job["spec"]  # a collected Job would run again on the next up
     (resource,) = default_eval.of_type("kubernetes:batch/v1:Job")
     assert resource.delete_before_replace  # the name is pinned: the old Job must go first
+    policies = {p.name for p in default_eval.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    waits_for = {urn.rsplit("::", 1)[-1] for urn in resource.depends_on}
+    assert policies <= waits_for  # its database egress exists before it connects
     for deployment in default_eval.of_type("kubernetes:apps/v1:Deployment"):
         assert resource.urn in deployment.depends_on, deployment.name
 
