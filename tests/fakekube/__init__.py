@@ -5,13 +5,15 @@ Start one in-process with :class:`FakeKubeServer` (or the ``fake_kube`` pytest f
 official ``kubernetes`` client over real HTTP.  See the module docstrings for the exact semantics modelled.
 """
 
-from .admission import Admission, PodQuota, pod_security_violations
+from .admission import Admission, pod_security_violations
 from .behavior import ANNOTATION_PREFIX, OUTCOMES, Behavior, BehaviorPolicy, default_behavior
 from .cluster import Cluster, wait_for
 from .config import ClusterConfig
 from .errors import ApiError
 from .faults import FaultRule, Faults
 from .nodes import DEFAULT_NODE, NodeSpec, Taint
+from .processes import ProcessMode
+from .quotas import Quotas
 from .server import FakeKubeServer
 from .stats import PodRecord, Stats
 from .store import Store
@@ -30,8 +32,9 @@ __all__ = [
     "FaultRule",
     "Faults",
     "NodeSpec",
-    "PodQuota",
     "PodRecord",
+    "ProcessMode",
+    "Quotas",
     "Stats",
     "Store",
     "Taint",

@@ -8,8 +8,13 @@ so API writes never block on it.  Per pod (see :mod:`.lifecycle` for the exact s
     --run_seconds--> Succeeded / Failed (restartPolicy Always/OnFailure restart the container instead)
 
 Deleting a bound, running pod with a deletion delay configured shows deletionTimestamp first and disappears after
-the delay; terminal and unbound pods vanish at once (that part is decided by the API handler).  Terminal pods free
-their node resources, as with the real scheduler.
+min(deletion_delay, grace period) -- the time its containers take to stop; terminal and unbound pods vanish at once
+(that part is decided by the API handler).  A second DELETE with a shorter grace period brings removal forward.
+Terminal pods free their node resources, as with the real scheduler.  With a process mode (:mod:`.process_kubelet`)
+pods run real processes instead of scripted behaviours.
+
+Other control loops that live on the simulation's clock use :meth:`Kubelet.call_later` (e.g. the quota controller)
+and ``pod_hooks`` (called with every pod event, under the kubelet lock).
 
 Thread safety: every state change happens under ``self._lock``; lock order is kubelet -> store -> watcher queue.
 Store events are drained only while holding that lock, so they are handled strictly in resourceVersion order.
@@ -32,6 +37,8 @@ from .config import ClusterConfig
 from .errors import ApiError
 from .nodes import NodeView
 from .pods import DEFAULT_SCHEDULER, pod_requests, rfc3339
+from .process_kubelet import ProcessMixin
+from .processes import ProcessMode, ProcessRunner
 from .recorder import EventRecorder
 from .scheduler import NodeState, PodState
 from .scheduling import SchedulingMixin
@@ -41,8 +48,10 @@ from .watchers import ADDED, DELETED, WatchEvent
 _MAX_BATCH = 2000
 
 
-class Kubelet(SchedulingMixin):
-    def __init__(self, store: Store, config: Callable[[], ClusterConfig]) -> None:
+class Kubelet(SchedulingMixin, ProcessMixin):
+    def __init__(
+        self, store: Store, config: Callable[[], ClusterConfig], process_mode: ProcessMode | None = None
+    ) -> None:
         self.store = store
         self._config = config
         self.behavior: BehaviorPolicy = default_behavior
@@ -51,6 +60,8 @@ class Kubelet(SchedulingMixin):
         self._inbox = store.subscribe(["pods", "nodes"])
         self._heap: list[tuple[float, int, str, str, int]] = []  # (due, seq, action, uid, epoch)
         self._seq = itertools.count()
+        self._calls: dict[int, Callable[[], None]] = {}  # seq -> call_later callable
+        self.pod_hooks: list[Callable[[WatchEvent], None]] = []
         self._pods: dict[str, PodState] = {}
         self._by_key: dict[tuple[str, str], str] = {}
         self._nodes: dict[str, NodeState] = {}
@@ -61,6 +72,9 @@ class Kubelet(SchedulingMixin):
         self._paused = False
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="fakekube-kubelet", daemon=True)
+        self._processes: ProcessRunner | None = None
+        if process_mode is not None:
+            self.enable_processes(process_mode)
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -71,6 +85,8 @@ class Kubelet(SchedulingMixin):
         self._inbox.wake()
         self._thread.join(timeout=5)
         self.store.unsubscribe(self._inbox)
+        if self._processes is not None:
+            self._processes.stop_all()
 
     def _loop(self) -> None:
         while not self._stopping:
@@ -96,8 +112,11 @@ class Kubelet(SchedulingMixin):
     def _run_due(self, now: float, *, force: bool = False) -> int:
         done = 0
         while self._heap and (force or self._heap[0][0] <= now) and done < _MAX_BATCH:
-            _, _, action, uid, epoch = heapq.heappop(self._heap)
+            _, seq, action, uid, epoch = heapq.heappop(self._heap)
             done += 1
+            if action == "call":
+                self._calls.pop(seq)()
+                continue
             if action == "retry":
                 self._retry_pending = False
                 self._retry_unschedulable()
@@ -106,6 +125,15 @@ class Kubelet(SchedulingMixin):
             if state is not None and state.epoch == epoch:
                 self._act(action, state)
         return done
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` (under the kubelet lock) ``delay`` seconds from now on the simulation's clock: paused with it,
+        run early by :meth:`flush`."""
+        with self._lock:
+            seq = next(self._seq)
+            self._calls[seq] = fn
+            heapq.heappush(self._heap, (time.monotonic() + delay, seq, "call", "", 0))
+        self._inbox.wake()
 
     def _push(self, delay: float, action: str, state: PodState | None = None) -> None:
         if state is not None:
@@ -121,7 +149,10 @@ class Kubelet(SchedulingMixin):
         elif action == "finish":
             self._finish(state)
         elif action == "remove":
-            self._delete(state, graceful=False)
+            if not self._kill_process(state):  # a live process: removed when it has exited
+                self._delete(state, graceful=False)
+        elif action == "kill":
+            self._kill_process(state)
 
     # --------------------------------------------------------- store events
     def _on_event(self, event: WatchEvent) -> None:
@@ -144,9 +175,12 @@ class Kubelet(SchedulingMixin):
         elif event.type == DELETED:
             self._forget(uid)
         elif obj["metadata"].get("deletionTimestamp") and uid in self._pods:
-            state = self._pods[uid]
-            if state.stage != "terminating":
-                self._begin_termination(state, obj)
+            grace = obj["metadata"].get("deletionGracePeriodSeconds")
+            before = event.prev.obj["metadata"].get("deletionGracePeriodSeconds") if event.prev else None
+            if self._pods[uid].stage != "terminating" or grace != before:
+                self._begin_termination(self._pods[uid], obj)
+        for hook in self.pod_hooks:
+            hook(event)
 
     def _admit(self, pod: dict[str, Any]) -> None:
         meta, spec = pod["metadata"], pod["spec"]
@@ -178,6 +212,8 @@ class Kubelet(SchedulingMixin):
             del self._by_key[state.key]
         self._unschedulable.pop(uid, None)
         self._logs.pop(uid, None)
+        if self._processes is not None:
+            self._processes.discard(uid)
         self._release(state)
         for waiting in self._unschedulable.values():
             waiting.victims.discard(state.key)
@@ -185,6 +221,9 @@ class Kubelet(SchedulingMixin):
     # ------------------------------------------------------------- kubelet
     def _start(self, state: PodState) -> None:
         if state.stage != "bound":
+            return
+        if self._processes is not None:
+            self._start_process(state)
             return
         behavior = state.behavior
         image = str((state.spec.get("containers") or [{}])[0].get("image", ""))
@@ -234,9 +273,12 @@ class Kubelet(SchedulingMixin):
         if previous in ("bound", "waiting", "running"):
             for container in state.spec.get("containers") or []:
                 self._emit(state, "Killing", f"Stopping container {container['name']}")
-        grace = pod["metadata"].get("deletionGracePeriodSeconds")
+        raw_grace = pod["metadata"].get("deletionGracePeriodSeconds")
+        grace = 30.0 if raw_grace is None else float(raw_grace)
+        if self._stop_process(state, grace, first=previous != "terminating"):
+            return  # the pod is removed once its process has exited
         delay = self._config().deletion_delay
-        self._push(delay if grace is None else min(delay, float(grace)), "remove", state)
+        self._push(min(delay, grace), "remove", state)
 
     def _delete(self, state: PodState, *, graceful: bool) -> None:
         """Remove the pod object; ``graceful`` with a deletion delay sets deletionTimestamp instead."""
@@ -292,7 +334,7 @@ class Kubelet(SchedulingMixin):
                 "pending": "schedule",
                 "unschedulable": "schedule",
                 "bound": "start",
-                "running": "finish",
+                "running": None if self._processes else "finish",  # a real process ends by itself
                 "terminating": "remove",
             }.get(state.stage)
             if action is not None:
@@ -303,6 +345,7 @@ class Kubelet(SchedulingMixin):
         """Force a pod to end now with ``outcome`` (scheduling/starting it first if needed)."""
         with self._lock:
             state = self._state(namespace, name)
+            self._kill_process(state)
             state.behavior = dataclasses.replace(state.behavior, outcome=outcome, exit_code=exit_code)
             state.spec = {**state.spec, "restartPolicy": "Never"}
             for _ in range(3):
@@ -338,6 +381,8 @@ class Kubelet(SchedulingMixin):
         """Log lines so far (None: the container has not started)."""
         with self._lock:
             uid = self._by_key.get((namespace, name))
+            if uid is not None and self._processes is not None:
+                return self._process_logs(uid)
             return None if uid is None or uid not in self._logs else list(self._logs[uid])
 
     def running(self) -> list[PodState]:

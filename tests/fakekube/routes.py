@@ -74,6 +74,8 @@ class WatchResponse:
     kind: str  # "Pod", for BOOKMARK objects
     api_version: str
     expired: ApiError | None = None
+    bookmark_shape: str = "short"
+    bookmark_before_timeout: bool = False
 
 
 Handler = Callable[[Request], "Response | WatchResponse"]
