@@ -11,7 +11,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.fakekube import FakeKubeServer
-from tests.fakekube.manifests import pod_manifest
+from tests.fakekube.manifests import control, pod_manifest
 
 NS = "quota"
 
@@ -218,3 +218,19 @@ def test_the_default_pod_count_shorthand_is_a_resource_quota_object(core, server
     assert core.read_namespaced_resource_quota("pod-quota", NS).spec.hard == {"pods": "3"}
     server.admission.set_quota(NS, None)
     assert core.list_namespaced_resource_quota(NS).items == []
+
+
+def test_recalculation_and_conflicts_can_be_driven_through_the_control_api(held_core, held_server):
+    api = held_server.api_client()
+    held_core.create_namespaced_resource_quota(NS, quota({"pods": "1"}))
+    held_core.create_namespaced_pod(NS, pod_manifest("first"))
+    held_server.cluster.wait_for_phase(NS, "first", "Succeeded")
+    assert control(api, "POST", "quotas/resync", {"namespace": NS}) == {"changed": 1}
+    control(api, "POST", "quotas/conflicts", {"times": 1})
+    with pytest.raises(ApiException) as info:
+        held_core.create_namespaced_pod(NS, pod_manifest("second"))
+    assert info.value.status == 409
+    held_core.create_namespaced_pod(NS, pod_manifest("second"))
+    assert control(api, "GET", "admission")["quotas"] == {
+        NS: {"compute": {"hard": {"pods": "1"}, "used": {"pods": "1"}}}
+    }
