@@ -303,3 +303,16 @@ def test_the_out_of_process_server_runs_pods_as_processes(tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     assert gone(pid)  # SIGTERM to the fake stops every pod process
+
+
+def test_a_followed_log_streams_output_until_the_process_exits(started, core, tmp_path):
+    go = tmp_path / "go"
+    code = f"import os, time; print('one', flush=True)\nwhile not os.path.exists({str(go)!r}): time.sleep(0.02)\n"
+    started(process_pod("chatty", code + "print('two', flush=True)"))
+    response = core.read_namespaced_pod_log("chatty", NS, follow=True, _preload_content=False, _request_timeout=20)
+    received = b""
+    for chunk in response.stream(amt=None, decode_content=False):
+        received += chunk
+        if received == b"one\n":
+            go.touch()  # the process goes on only once the stream has delivered its first line
+    assert received == b"one\ntwo\n"

@@ -6,12 +6,12 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
-from .defaults import apply_server_defaults, check_priority_class
+from .defaults import SYSTEM_PRIORITY_CLASSES, apply_server_defaults, check_priority_class
 from .errors import ApiError, bad_request, conflict, invalid, not_found
 from .listing import list_or_watch, object_filter
 from .patch import SUPPORTED, PatchError, apply_patch
 from .pods import apply_pod_defaults, container_names, is_terminal, new_metadata, rfc3339
-from .routes import Request, Response, WatchResponse
+from .routes import Request, Response, StreamResponse, WatchResponse
 from .updates import finalize_update
 from .validation import validate_pod
 from .watchers import Stored
@@ -82,9 +82,12 @@ class PodApi:
     def _default_and_admit(self, pod: dict[str, Any]) -> None:
         """Defaulting and the mutating/validating admission a create goes through (quota comes at the write)."""
         config, cluster = self.cluster.config, self.cluster
-        apply_pod_defaults(pod, cluster.priorities)
+        priorities = cluster.priorities
+        if config.server_defaults or config.reject_unknown_priority_class:
+            priorities = {**SYSTEM_PRIORITY_CLASSES, **priorities}  # the Priority plugin knows the system classes
+        apply_pod_defaults(pod, priorities)
         if config.reject_unknown_priority_class:
-            check_priority_class(pod, cluster.priorities)
+            check_priority_class(pod, priorities)
         if config.server_defaults:
             apply_server_defaults(pod, cluster.preemption_policies)
         cluster.admission.check_pod(pod)
@@ -195,7 +198,9 @@ class PodApi:
             return self.store.update("pods", ns, name, mark)
 
     # -------------------------------------------------------------------- log
-    def log(self, req: Request) -> Response:
+    def log(self, req: Request) -> Response | StreamResponse:
+        """``tailLines``, ``limitBytes`` and ``container``; ``follow=true`` streams a process-mode pod's output until
+        its process exits (for simulated pods the log is complete at once, so it is answered whole)."""
         stored = self._get(req)
         pod, name = stored.obj, req.params["name"]
         names = container_names(pod)
@@ -209,6 +214,8 @@ class PodApi:
             container = names[0]
         elif container not in all_names:
             raise bad_request(f"container {container} is not valid for pod {name}")
+        if req.flag("follow") and (followed := self.cluster.kubelet.follow_log(stored.uid, req.int_param("tailLines"))):
+            return StreamResponse(followed)
         lines = self.cluster.logs(req.params["namespace"], name)
         if lines is None:
             waiting = [

@@ -9,7 +9,9 @@ fake also applies, as kube-apiserver 1.31 does:
 * API defaulting: ``enableServiceLinks: true``; ``serviceAccount`` (the deprecated mirror of
   ``serviceAccountName``); container ``ports[].protocol: TCP``; ``env[].valueFrom.fieldRef.apiVersion: v1``;
   ``defaultMode: 420`` on configMap/secret/projected/downwardAPI volumes; probe timeouts and thresholds.
-* Priority plugin: ``preemptionPolicy`` (the class's, else ``PreemptLowerPriority``).
+* Priority plugin: ``preemptionPolicy`` (the class's, else ``PreemptLowerPriority``); the built-in
+  ``system-cluster-critical``/``system-node-critical`` classes exist (also with ``reject_unknown_priority_class``,
+  which refuses any other unknown class with 403).
 * DefaultTolerationSeconds plugin: ``node.kubernetes.io/not-ready`` and ``node.kubernetes.io/unreachable``
   NoExecute tolerations for 300 s, unless the pod already tolerates them.
 * ServiceAccount plugin: a ``kube-api-access-xxxxx`` projected volume mounted read-only at
@@ -24,7 +26,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import forbidden
-from .pods import SYSTEM_PRIORITY_CLASSES
+
+#: The PriorityClasses every real cluster has (known to the fake once a priority knob models the plugin).
+SYSTEM_PRIORITY_CLASSES = {"system-cluster-critical": 2_000_000_000, "system-node-critical": 2_000_001_000}
 
 TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 _DEFAULT_TOLERATIONS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
@@ -36,7 +40,7 @@ _PROBE_DEFAULTS = {"timeoutSeconds": 1, "periodSeconds": 10, "successThreshold":
 def check_priority_class(pod: Mapping[str, Any], known: Mapping[str, int]) -> None:
     """403 for a ``priorityClassName`` that names no PriorityClass (the Priority admission plugin)."""
     name = pod["spec"].get("priorityClassName")
-    if name and name not in known and name not in SYSTEM_PRIORITY_CLASSES:
+    if name and name not in known:
         raise forbidden("pods", pod["metadata"]["name"], f"no PriorityClass with name {name} was found")
 
 

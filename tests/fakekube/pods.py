@@ -10,8 +10,6 @@ from typing import Any
 
 from .quantity import parse_quantity, to_milli
 
-SYSTEM_PRIORITY_CLASSES = {"system-cluster-critical": 2_000_000_000, "system-node-critical": 2_000_001_000}
-
 _uid_rng = random.Random()
 _uid_lock = threading.Lock()
 
@@ -46,12 +44,6 @@ def new_metadata(meta: dict[str, Any], namespace: str | None) -> dict[str, Any]:
     return meta
 
 
-def priority_of(spec: dict[str, Any], known: dict[str, int]) -> int:
-    """The value of the pod's PriorityClass (the built-in system classes always exist; unknown names: 0)."""
-    name = spec.get("priorityClassName", "")
-    return known.get(name, SYSTEM_PRIORITY_CLASSES.get(name, 0))
-
-
 def _image_pull_policy(image: str) -> str:
     last = image.rsplit("/", 1)[-1].split("@", 1)[0]
     tag = last.split(":", 1)[1] if ":" in last else ""
@@ -69,7 +61,7 @@ def apply_pod_defaults(pod: dict[str, Any], priorities: dict[str, int]) -> dict[
     spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
     spec.setdefault("securityContext", {})
     if "priority" not in spec:
-        spec["priority"] = priority_of(spec, priorities)
+        spec["priority"] = priorities.get(spec.get("priorityClassName", ""), 0)
     for section in ("containers", "initContainers"):
         for container in spec.get(section) or []:
             container.setdefault("imagePullPolicy", _image_pull_policy(str(container.get("image", ""))))

@@ -20,7 +20,8 @@ step or flush.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import lifecycle
@@ -151,6 +152,13 @@ class ProcessMixin:
     def _process_logs(self, uid: str) -> list[str] | None:
         text = self._processes.logs(uid) if self._processes else None
         return None if text is None else text.splitlines()
+
+    def follow_log(self, uid: str, tail: int | None) -> Callable[[threading.Event], Iterator[bytes]] | None:
+        """A followed log of the pod's process (None: no process was started)."""
+        runner = self._processes
+        if runner is None or runner.get(uid) is None:
+            return None
+        return lambda stopping: runner.follow(uid, tail, stopping)
 
     def process_pid(self, uid: str) -> int | None:
         running = self._processes.get(uid) if self._processes else None

@@ -27,10 +27,11 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 _RUNNERS: weakref.WeakSet[ProcessRunner] = weakref.WeakSet()
+FOLLOW_POLL_SECONDS = 0.05  # how often a followed log looks for new output
 
 
 class StartError(Exception):
@@ -160,6 +161,27 @@ class ProcessRunner:
                 return log.read().decode("utf-8", "replace")
         except FileNotFoundError:
             return ""
+
+    def follow(self, uid: str, tail: int | None, stopping: threading.Event) -> Iterator[bytes]:
+        """The log so far (its last ``tail`` lines), then whatever the process writes until it has exited (or the
+        server stops): ``kubectl logs -f``."""
+        running = self.get(uid)
+        if running is None:
+            return
+        with open(running.log_path, "rb") as log:
+            data = log.read()
+            if tail is not None:
+                data = b"".join(data.splitlines(keepends=True)[-tail:]) if tail > 0 else b""
+            yield data
+            while True:
+                data = log.read()
+                if data:
+                    yield data
+                elif running.exit_code is not None or stopping.is_set():
+                    yield log.read()
+                    return
+                else:
+                    stopping.wait(FOLLOW_POLL_SECONDS)
 
     def discard(self, uid: str) -> None:
         """Kill the pod's process group (if still running) and delete its directory."""

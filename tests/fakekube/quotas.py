@@ -180,8 +180,8 @@ class Quotas:
                 return
             if self._conflict_due(namespace):
                 raise stale_conflict(KIND, charges[0][0])
-            for quota_name, used in charges:
-                store.update(KIND, namespace, quota_name, _set_used(used))
+            for quota_name, new_used in charges:
+                store.update(KIND, namespace, quota_name, _set_used(new_used))
 
         return check_and_charge
 
