@@ -22,7 +22,6 @@ Store events are drained only while holding that lock, so they are handled stric
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import itertools
 import threading
@@ -35,6 +34,7 @@ from . import lifecycle
 from .behavior import HANG, Behavior, BehaviorPolicy, default_behavior
 from .config import ClusterConfig
 from .errors import ApiError
+from .kubelet_controls import ControlsMixin
 from .nodes import NodeView
 from .pods import DEFAULT_SCHEDULER, pod_requests, rfc3339
 from .process_kubelet import ProcessMixin
@@ -48,7 +48,7 @@ from .watchers import ADDED, DELETED, WatchEvent
 _MAX_BATCH = 2000
 
 
-class Kubelet(SchedulingMixin, ProcessMixin):
+class Kubelet(SchedulingMixin, ProcessMixin, ControlsMixin):
     def __init__(
         self, store: Store, config: Callable[[], ClusterConfig], process_mode: ProcessMode | None = None
     ) -> None:
@@ -310,85 +310,3 @@ class Kubelet(SchedulingMixin, ProcessMixin):
             return self.store.update("pods", state.namespace, state.name, mutate, uid=state.uid).obj
         except ApiError:
             return None  # deleted meanwhile; its DELETED event will clean up
-
-    # ------------------------------------------------------- test controls
-    def pause(self) -> None:
-        """Freeze time for the simulation: nothing scheduled happens until :meth:`resume` (or step/flush)."""
-        with self._lock:
-            self._paused = True
-
-    def resume(self) -> None:
-        with self._lock:
-            self._paused = False
-        self._inbox.wake()
-
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
-    def step(self, namespace: str, name: str) -> str:
-        """Perform a pod's next transition now, ignoring delays and pause; returns the new stage."""
-        with self._lock:
-            state = self._state(namespace, name)
-            action = {
-                "pending": "schedule",
-                "unschedulable": "schedule",
-                "bound": "start",
-                "running": None if self._processes else "finish",  # a real process ends by itself
-                "terminating": "remove",
-            }.get(state.stage)
-            if action is not None:
-                self._act(action, state)
-            return state.stage
-
-    def complete(self, namespace: str, name: str, outcome: str = "succeed", exit_code: int | None = None) -> None:
-        """Force a pod to end now with ``outcome`` (scheduling/starting it first if needed)."""
-        with self._lock:
-            state = self._state(namespace, name)
-            self._kill_process(state)
-            state.behavior = dataclasses.replace(state.behavior, outcome=outcome, exit_code=exit_code)
-            state.spec = {**state.spec, "restartPolicy": "Never"}
-            for _ in range(3):
-                if state.stage in ("pending", "unschedulable", "bound"):
-                    self.step(namespace, name)
-            if state.stage == "waiting":  # an image error "resolved" by hand
-                state.stage = "running"
-            self._finish(state)
-
-    def flush(self, max_actions: int = 100_000) -> int:
-        """Run every queued action now, in due order, including the ones they queue (bounded)."""
-        done = 0
-        with self._lock:
-            self._drain()
-            while self._heap and done < max_actions:
-                done += self._run_due(0.0, force=True)
-                self._drain()
-        return done
-
-    def _state(self, namespace: str, name: str) -> PodState:
-        self._drain()
-        uid = self._by_key.get((namespace, name))
-        if uid is None:
-            raise KeyError(f"no such pod {namespace}/{name}")
-        return self._pods[uid]
-
-    def stage(self, namespace: str, name: str) -> str | None:
-        with self._lock:
-            uid = self._by_key.get((namespace, name))
-            return None if uid is None else self._pods[uid].stage
-
-    def logs(self, namespace: str, name: str) -> list[str] | None:
-        """Log lines so far (None: the container has not started)."""
-        with self._lock:
-            uid = self._by_key.get((namespace, name))
-            if uid is not None and self._processes is not None:
-                return self._process_logs(uid)
-            return None if uid is None or uid not in self._logs else list(self._logs[uid])
-
-    def running(self) -> list[PodState]:
-        with self._lock:
-            return [s for s in self._pods.values() if s.stage == "running"]
-
-    def node_usage(self) -> dict[str, dict[str, int]]:
-        with self._lock:
-            return {name: dict(state.used) for name, state in self._nodes.items()}
