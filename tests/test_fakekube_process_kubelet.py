@@ -316,3 +316,16 @@ def test_a_followed_log_streams_output_until_the_process_exits(started, core, tm
         if received == b"one\n":
             go.touch()  # the process goes on only once the stream has delivered its first line
     assert received == b"one\ntwo\n"
+
+
+def test_a_missing_config_map_key_is_reported_and_flushing_does_not_spin_on_it(server, core):
+    core.create_namespaced_config_map(NS, {"metadata": {"name": "settings"}, "data": {"other": "x"}})
+    env = [{"name": "LEVEL", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "level"}}}]
+    core.create_namespaced_pod(NS, process_pod("keyless", "print('never')", env=env))
+    server.wait_for(
+        lambda: container_state(core, "keyless").waiting and container_state(core, "keyless").waiting.message
+    )
+    assert container_state(core, "keyless").waiting.message == f"couldn't find key level in ConfigMap {NS}/settings"
+    assert server.cluster.flush() < 100  # waiting for config queues nothing to retry on a timer
+    core.patch_namespaced_config_map("settings", NS, {"data": {"level": "debug"}})
+    assert server.cluster.wait_for_phase(NS, "keyless", "Succeeded", "Failed", timeout=20) == "Succeeded"

@@ -57,7 +57,7 @@ class Kubelet(SchedulingMixin, ProcessMixin, ControlsMixin):
         self.behavior: BehaviorPolicy = default_behavior
         self.errors: list[str] = []  # behaviour callables that raised, unexpected failures
         self._lock = threading.RLock()
-        self._inbox = store.subscribe(["pods", "nodes"])
+        self._inbox = store.subscribe(["pods", "nodes", "secrets", "configmaps"])
         self._heap: list[tuple[float, int, str, str, int]] = []  # (due, seq, action, uid, epoch)
         self._seq = itertools.count()
         self._calls: dict[int, Callable[[], None]] = {}  # seq -> call_later callable
@@ -73,6 +73,7 @@ class Kubelet(SchedulingMixin, ProcessMixin, ControlsMixin):
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="fakekube-kubelet", daemon=True)
         self._processes: ProcessRunner | None = None
+        self._config_waiting: set[str] = set()
         if process_mode is not None:
             self.enable_processes(process_mode)
 
@@ -157,6 +158,9 @@ class Kubelet(SchedulingMixin, ProcessMixin, ControlsMixin):
     # --------------------------------------------------------- store events
     def _on_event(self, event: WatchEvent) -> None:
         obj = event.new.obj
+        if event.kind in ("secrets", "configmaps"):
+            self._config_changed(obj["metadata"].get("namespace", ""))
+            return
         if event.kind == "nodes":
             name = obj["metadata"]["name"]
             if event.type == DELETED:

@@ -6,8 +6,8 @@ one) really runs (see :mod:`.podenv` for argv and environment, :mod:`.processes`
     bound --start_delay--> process started: Running (containerStatuses...running.startedAt)
         --exit 0--> Succeeded (terminated: Completed)     --exit N--> Failed (terminated: exitCode N, Error)
         (restartPolicy Always/OnFailure: CrashLoopBackOff, started again after 10 s, 20 s, ... 300 s)
-    bound --config error--> Pending, waiting CreateContainerConfigError (retried every second, as the kubelet
-        does until the Secret/ConfigMap appears)
+    bound --config error--> Pending, waiting CreateContainerConfigError (tried again whenever a Secret or
+        ConfigMap of its namespace is written: the kubelet retries until the missing one appears)
     bound --no command, executable not allowed or not found--> Pending, waiting CreateContainerError
 
 The container's Behavior, image and other containers are ignored (the others are reported like the main one).
@@ -30,7 +30,6 @@ from .processes import ProcessMode, ProcessRunner, StartError
 from .scheduler import PodState
 from .store import Store
 
-CONFIG_RETRY_SECONDS = 1.0
 _TAIL_LINES, _TAIL_BYTES = 80, 2048  # FallbackToLogsOnError keeps this much of the log
 
 
@@ -38,6 +37,7 @@ class ProcessMixin:
     store: Store
     _pods: dict[str, PodState]
     _processes: ProcessRunner | None
+    _config_waiting: set[str]  # uids of bound pods waiting for a Secret/ConfigMap
 
     if TYPE_CHECKING:  # provided by Kubelet and SchedulingMixin (declared here only for the type checker)
 
@@ -61,14 +61,25 @@ class ProcessMixin:
         return None if stored is None else stored.obj
 
     def _cannot_start(self, state: PodState, reason: str, message: str, *, retry: bool = False) -> None:
+        """Leave the pod Pending with the container waiting; ``retry``: stay "bound" until a Secret/ConfigMap of the
+        namespace changes (event-driven rather than the kubelet's periodic retry, so ``flush`` cannot spin on it)."""
         if state.message != message:
             state.message = message
             self._write(state, lifecycle.waiting_mutation(reason, message))
             self._emit(state, "Failed", f"Error: {message}", warning=True)
         if retry:
-            self._push(CONFIG_RETRY_SECONDS, "start", state)  # stays "bound": the next start tries again
+            self._config_waiting.add(state.uid)
         else:
             state.stage = "waiting"
+
+    def _config_changed(self, namespace: str) -> None:
+        for uid in list(self._config_waiting):
+            state = self._pods.get(uid)
+            if state is None or state.stage != "bound":
+                self._config_waiting.discard(uid)
+            elif state.namespace == namespace:
+                self._config_waiting.discard(uid)
+                self._push(0, "start", state)
 
     def _start_process(self, state: PodState) -> None:
         assert self._processes is not None
