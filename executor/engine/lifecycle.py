@@ -85,7 +85,10 @@ class TaskLifecycle:
     def revoke(self, key: TaskKey) -> None:
         """Forget ``key`` without a result; delete its pod if one may exist (also one still being created)."""
         rec = self.book.by_key.get(key)
-        if rec is None or rec.state in FINAL:
+        if rec is None:  # e.g. adopted but not yet seen: delete by name, harmless if absent
+            self.effects.cleanup(self.config.namespace, identity.pod_name(key), delete=True)
+            return
+        if rec.state in FINAL:
             return
         log.info("revoking task %s", key, extra={"event": "revoked", "pod": rec.pod_name})
         had_pod = rec.state is not State.QUEUED

@@ -102,7 +102,7 @@ class Dispatcher:
             return build_pod(task, self.config, self.templates, tier_name=tier)
 
         deadline = now + self.config.pod_creation_timeout
-        self.launcher.submit(LaunchJob(rec.pod_name, build, task.key, deadline, replace=rec.relaunch))
+        self.launcher.submit(LaunchJob(rec.pod_name, build, task.key, deadline, replace=rec.relaunch, ti_id=task.ti_id))
 
     def _auto_tier(self) -> str:
         launching = (rec.tier for rec in self.book.launching())

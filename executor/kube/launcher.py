@@ -11,8 +11,9 @@ Because pod names are deterministic, a retry after a lost response gets ``409 Al
 only that reason means a pod of that name exists.  The worker then reads it and compares its
 task-key annotations: the same key means the first attempt succeeded (adopt it); the same key on
 a pod that is being deleted (a revoked or relaunched try) means wait for it to go and create
-again; for a relaunch (``replace``) a finished pod of the same task is deleted first; another key
-is a hard ``NameConflict``.  A ResourceQuota refusal is reported as such
+again; for a relaunch (``replace``) a finished pod of the same task is deleted first, and so is a
+pod of the same key but another Airflow task instance id (a cleared and re-queued task instance);
+another key is a hard ``NameConflict``.  A ResourceQuota refusal is reported as such
 (``quota=True``): the engine treats it as backpressure.  Outcomes go to a
 :class:`LaunchListener`; the engine owns all task state.
 """
@@ -55,6 +56,7 @@ class LaunchJob:
     key: TaskKey | None  # None for placeholders
     deadline: float  # monotonic
     replace: bool = False  # a relaunch: a finished pod of the same task is deleted, then created anew
+    ti_id: str | None = None  # Airflow's task instance id: a pod of another one is superseded
 
 
 class LaunchListener(Protocol):
@@ -190,8 +192,12 @@ class Launcher:
         if metadata.get("deletionTimestamp"):
             raise _Terminating(f"pod {job.name} of this task is still being deleted", status=409)
         finished = (existing.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-        if job.replace and (finished or (metadata.get("labels") or {}).get(identity.LABEL_DONE) == "True"):
+        done = finished or (metadata.get("labels") or {}).get(identity.LABEL_DONE) == "True"
+        pod_ti_id = (metadata.get("annotations") or {}).get(identity.ANNOTATION_TI_ID)
+        superseded = bool(job.ti_id and pod_ti_id and pod_ti_id != job.ti_id)
+        if superseded or (job.replace and done):
             with contextlib.suppress(NotFound):
                 self.kube.delete_pod(namespace, job.name, grace_period=0)
-            raise _Terminating(f"pod {job.name} of an earlier launch of this task is being replaced", status=409)
+            why = "a superseded task instance" if superseded else "an earlier launch of this task"
+            raise _Terminating(f"pod {job.name} of {why} is being replaced", status=409)
         return existing
