@@ -10,13 +10,13 @@ Four service accounts, one per kind of access:
   - ``pods/log``: get - the failure reason of a task pod;
   - ``events``: list - why a pod is Pending (FailedScheduling, image pull errors).
 
-* ``<name>-api-server`` (token mounted): Role ``<name>-api-server-logs``, ``pods`` get/list and
-  ``pods/log`` get.  Decision: Airflow 3's api-server reads the log of a *running* task through
-  the executor's ``get_task_log`` (``FileTaskHandler._read`` for a RUNNING task instance), which
-  finds the task's pod and streams its log from the Kubernetes API; without this grant the UI
-  shows no log until the task has finished and remote logging has it.  Read-only, namespaced, no
-  ``watch``, no ``create``/``delete``: a compromised api-server can read task output, which it
-  serves to users anyway, and nothing more.  The alternative - Airflow's worker log server on
+* ``<name>-api-server`` (token mounted): Role ``<name>-api-server-logs``, ``pods/log`` get and
+  nothing else.  Decision: Airflow 3's api-server reads the log of a *running* task through the
+  executor's ``get_task_log`` (``FileTaskHandler._read`` for a RUNNING task instance), which
+  reads the task's pod log by name (pod names are a function of the task key) from the Kubernetes
+  API; without this grant the UI shows no log until the task has finished and remote logging has
+  it.  Read-only, namespaced, not even ``get`` on pods: a compromised api-server can read task
+  output, which it serves to users anyway, and nothing more.  The alternative - Airflow's worker log server on
   8793 in every task pod - would open an ingress port on every task pod instead.
 * ``<name>-airflow`` (no token, no Role): dag-processor, triggerer and the migration Job talk to
   the database only.
@@ -53,10 +53,7 @@ SCHEDULER_RULES: tuple[dict[str, Any], ...] = (
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
 )
-API_SERVER_RULES: tuple[dict[str, Any], ...] = (
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
-    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-)
+API_SERVER_RULES: tuple[dict[str, Any], ...] = ({"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},)
 NODE_READER_RULES: tuple[dict[str, Any], ...] = ({"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]},)
 POD_METRICS_RULES: tuple[dict[str, Any], ...] = (
     {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["get", "list"]},

@@ -5,7 +5,7 @@ role            command                           secrets      token  DAGs  tmpl
 ==============  ================================  ===========  =====  ====  =====  ===============
 scheduler       ``airflow scheduler``             db, fernet,  yes    no    yes    ``/health`` on
                                                   jwt                               8974
-api-server      ``airflow api-server``            db, fernet,  yes    no    yes    ``/api/v2/
+api-server      ``airflow api-server``            db, fernet,  yes    no    no     ``/api/v2/
                                                   jwt, api key                      monitor/health``
 dag-processor   ``airflow dag-processor``         db, fernet   no     yes   no     ``jobs check``
 triggerer       ``airflow triggerer``             db, fernet,  no     yes   no     ``jobs check``
@@ -19,8 +19,9 @@ db-migrate      ``airflow db migrate`` (Job)      db, fernet   no     no    no  
   (``[scheduler] enable_health_check``), which fails when the scheduler job stops heartbeating.
 * The api-server serves the UI, the public API and the Execution API task pods call.  It checks
   task tokens (JWT secret), reads running task pods' logs through the executor's
-  ``get_task_log`` (token, templates: the executor is constructed there too) and deferred
-  tasks' logs from the triggerer's log server (``[api] secret_key`` signs those requests).
+  ``get_task_log`` (its token; the executor is constructed there only for that, loading no
+  templates) and deferred tasks' logs from the triggerer's log server (``[api] secret_key`` signs
+  those requests).
 * The dag-processor parses the DAGs claim; the triggerer runs triggers (task code, so it gets
   the DAGs too) and serves their logs on 8794.  Both use Airflow's in-process Execution API and
   the database: no JWT secret, no Kubernetes API.  Their liveness is ``airflow jobs check
@@ -82,7 +83,6 @@ def api_server() -> Role:
         ("airflow", "api-server", "--port", str(API_PORT), "--proxy-headers"),
         (DATABASE_URL_KEY, FERNET_KEY_KEY, JWT_SECRET_KEY, API_SECRET_KEY),
         token=True,
-        templates=True,
         ports=((API_PORT_NAME, API_PORT),),
         probes=_http_probes(API_HEALTH_PATH, API_PORT_NAME),
     )

@@ -93,12 +93,9 @@ def test_each_role_gets_only_the_secrets_it_needs_as_env(default_eval: Evaluatio
     }
 
 
-def test_only_the_scheduler_and_api_server_mount_templates_only_dag_readers_mount_dags(control_plane: dict) -> None:
+def test_only_the_scheduler_mounts_templates_only_dag_readers_mount_dags(control_plane: dict) -> None:
     mounts = {role: {m["mountPath"] for m in container(d)["volumeMounts"]} for role, d in control_plane.items()}
-    assert {role for role, paths in mounts.items() if "/opt/airflow/pod_templates" in paths} == {
-        "scheduler",
-        "api-server",
-    }
+    assert {role for role, paths in mounts.items() if "/opt/airflow/pod_templates" in paths} == {"scheduler"}
     assert {role for role, paths in mounts.items() if "/opt/airflow/dags" in paths} == {"dag-processor", "triggerer"}
 
 

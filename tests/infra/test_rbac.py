@@ -15,11 +15,7 @@ SCHEDULER = {("airflow-scheduler", "", "pods", verb, SCOPE) for verb in POD_VERB
     ("airflow-scheduler", "", "pods/log", "get", SCOPE),
     ("airflow-scheduler", "", "events", "list", SCOPE),
 }
-API_SERVER = {
-    ("airflow-api-server", "", "pods", "get", SCOPE),
-    ("airflow-api-server", "", "pods", "list", SCOPE),
-    ("airflow-api-server", "", "pods/log", "get", SCOPE),
-}
+API_SERVER = {("airflow-api-server", "", "pods/log", "get", SCOPE)}  # a running task's log, by pod name
 NODES = {("airflow-scheduler", "", "nodes", "get", "cluster"), ("airflow-scheduler", "", "nodes", "list", "cluster")}
 METRICS = {
     ("airflow-scheduler", "metrics.k8s.io", "pods", "get", SCOPE),
