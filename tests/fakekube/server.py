@@ -27,6 +27,7 @@ from .behavior import BehaviorPolicy
 from .cluster import Cluster, wait_for
 from .config import ClusterConfig
 from .control import ControlApi
+from .discovery import DiscoveryApi
 from .nodes import NodeSpec
 from .processes import ProcessMode
 from .routes import Router
@@ -38,8 +39,11 @@ _METRICS = "/apis/metrics.k8s.io/v1beta1"
 
 
 def build_router(cluster: Cluster) -> Router:
-    pods, other = PodApi(cluster), OtherApi(cluster)
+    pods, other, discovery = PodApi(cluster), OtherApi(cluster), DiscoveryApi(cluster)
     r = Router()
+    r.add("/api", "discovery", GET=discovery.versions)
+    r.add("/api/v1", "discovery", GET=discovery.core)
+    r.add("/apis", "discovery", GET=discovery.groups)
     r.add(f"{_NS}/pods", "pods", GET=pods.list, POST=pods.create, DELETE=pods.delete_collection)
     r.add(f"{_NS}/pods/{{name}}", "pods", GET=pods.get, PATCH=pods.patch, PUT=pods.put, DELETE=pods.delete)
     r.add(f"{_NS}/pods/{{name}}/status", "pods/status", GET=pods.get, PATCH=pods.patch_status, PUT=pods.put_status)

@@ -3,7 +3,7 @@
 * :attr:`Stats.requests` counts ``(method, resource, code)``; watch requests are recorded with method ``"WATCH"``
   (their code is the HTTP status, 200 even when the stream carried a 410 ERROR event).  ``resource`` is the
   API path's resource: ``pods``, ``pods/log``, ``pods/status``, ``nodes``, ``events``, ``namespaces``,
-  ``metrics/pods``, ``metrics/nodes``, ``_fake``, ``other``.
+  ``metrics/pods``, ``metrics/nodes``, ``discovery``, ``_fake``, ``other``.
 * :meth:`Stats.pods` lists every pod ever created (kept after deletion) with creation time and last/final phase.
 * :meth:`Stats.creates` counts successful creates per (namespace, name): duplicates show up as counts > 1.
 """
