@@ -1,0 +1,256 @@
+"""N queued Airflow tasks through this executor and through Airflow's KubernetesExecutor, same fake API.
+
+    .venv-airflow/bin/python bench/bench_airflow.py [--tasks 2000] [--json]
+
+Each executor runs in a fresh process of its own (:mod:`airflow_worker`), driven as Airflow's
+scheduler drives it (``queue_workload``, then ``heartbeat()`` in a loop), against a fresh fake
+API server in another process (:mod:`fakeproc`: one roomy node, pods that succeed
+``--run-seconds`` after they start) and the same SQLite metadata database, whose N task instances
+are reset to ``queued`` before every run (:mod:`airflow_home`; the job id is numeric, so both
+executors run their stale-workload check: the provider one query per task, ours one per batch).
+A stand-in for the tasks' own state reports marks each task instance ``success`` when its pod
+appears, and counts the pods created per task (:mod:`airflow_standin`).
+
+Runs, in this order: the provider with its defaults (``worker_pods_creation_batch_size = 1``),
+the provider with ``worker_pods_creation_batch_size = 64``, then this executor with its defaults
+except ``worker_pods_max = N`` and the template directory (``--ours-qps`` adds a run with the
+creation rate limit raised).  ``[core] parallelism = N`` for all, so Airflow's slot limit caps
+none of them.
+
+Per run: pods created per second (the fake's records, first create to last), wall time from the
+first ``queue_workload`` to the last terminal event, executor CPU per task (the worker process,
+all its threads and every child process: the provider's two Manager servers and its pod watcher;
+the window also covers pod deletion), peak RSS of that process tree (and PSS, which does not
+count the pages forked children share with their parent twice), tasks lost (no terminal event)
+and duplicated (a second pod for a task try, a same-name create, or a terminal event reported
+twice).  Then the ratios against each provider run and the verdict on the targets: >= 10x the
+provider's throughput and <= 1/10 of its CPU per task.
+
+The machine is shared: compare rows of one run with each other, not across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from airflow_home import NAMESPACE, ROOT, AirflowHome, make_home, reset_queued
+from airflow_standin import TaskStandIn
+from fakeproc import FakeApi, creation_span
+from proctree import TreeSampler
+
+WORKER = Path(__file__).resolve().parent / "airflow_worker.py"
+OURS = "airflow_k8s.executor.airflow.KubernetesPlatformExecutor"
+PROVIDER = "KubernetesExecutor"
+TARGET_THROUGHPUT = 10.0  # ours / provider, at least
+TARGET_CPU = 0.1  # ours / provider, at most
+
+
+@dataclass(frozen=True)
+class Run:
+    executor: str  # "ours" | "provider"
+    config: str  # what the table shows
+    settings: dict[str, str] = field(default_factory=dict)  # [kubernetes_executor] key -> value
+
+    @property
+    def name(self) -> str:
+        return f"{self.executor}: {self.config}"
+
+
+def plan(args: argparse.Namespace) -> list[Run]:
+    ours = {"worker_pods_max": str(args.tasks), "pod_template_dir": str(ROOT / "pod_templates")}
+    runs = [
+        Run("provider", "defaults (worker_pods_creation_batch_size=1)"),
+        Run("provider", "worker_pods_creation_batch_size=64", {"worker_pods_creation_batch_size": "64"}),
+        Run("ours", f"defaults, worker_pods_max={args.tasks}", ours),
+    ]
+    if args.ours_qps:
+        lifted = {"worker_pods_creation_qps": f"{args.ours_qps:g}", "worker_pods_creation_burst": str(args.ours_burst)}
+        config = f"worker_pods_max={args.tasks}, creation_qps={args.ours_qps:g}, burst={args.ours_burst}"
+        runs.append(Run("ours", config, {**ours, **lifted}))
+    return runs
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def run_one(home: AirflowHome, run: Run, args: argparse.Namespace, workdir: Path, index: int) -> dict[str, Any]:
+    reset_queued(home)
+    fake = FakeApi(args.run_seconds)
+    try:
+        settings = dict(run.settings)
+        if run.executor == "ours":
+            settings["metrics_port"] = str(free_port())  # its status endpoint, on a port nobody else holds
+        env = {
+            **home.environ(),
+            "AIRFLOW__CORE__EXECUTOR": OURS if run.executor == "ours" else PROVIDER,
+            "AIRFLOW__KUBERNETES_EXECUTOR__CONFIG_FILE": str(fake.kubeconfig(workdir / f"run{index}.kubeconfig")),
+            **{f"AIRFLOW__KUBERNETES_EXECUTOR__{key.upper()}": value for key, value in settings.items()},
+        }
+        standin = TaskStandIn(fake.url, NAMESPACE, home.database).start()
+        command = [
+            sys.executable, str(WORKER), "--executor", run.executor, "--job-id", str(home.job_id),
+            "--api-url", fake.url, "--loop-period", str(args.loop_period), "--timeout", str(args.timeout),
+        ]  # fmt: skip
+        with open(workdir / f"run{index}.log", "w") as log:
+            # A session of its own, so that the worker and every process it started can be ended together.
+            worker = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True
+            )
+            watchdog = threading.Timer(args.timeout + 120, _end_group, (worker.pid,))
+            watchdog.start()
+            sampler = TreeSampler(worker.pid).start()
+            result: dict[str, Any] | None = None
+            assert worker.stdout is not None
+            try:
+                for line in worker.stdout:
+                    if line.startswith("PHASE start"):
+                        sampler.active.set()
+                    elif line.startswith("PHASE end"):
+                        sampler.active.clear()
+                    elif line.startswith("{"):
+                        result = json.loads(line)
+                code = worker.wait()
+            finally:
+                watchdog.cancel()
+                sampler.stop()
+                _end_group(worker.pid)  # leftovers of a failed run (the provider's non-daemon watcher)
+        if code != 0 or result is None:
+            raise SystemExit(f"{run.name}: the worker failed (exit {code}); see {workdir / f'run{index}.log'}")
+        stats = fake.stats()
+        created, span = creation_span(stats)
+        standin.wait_for_pods(created, 30)
+        standin.stop()
+    finally:
+        fake.stop()
+    same_name = len(stats["duplicate_creates"])
+    return {
+        "executor": run.executor,
+        "config": run.config,
+        "settings": run.settings,
+        **result,
+        "creates": created,
+        "pods_per_s": round(created / span, 1) if span > 0 else None,
+        "cpu_ms_per_task": round((result["cpu_self_s"] + result["cpu_children_s"]) * 1000 / result["tasks"], 2),
+        **sampler.figures(),
+        "pods_duplicated": standin.duplicated(),
+        "same_name_creates": same_name,
+        "duplicated": standin.duplicated() + same_name + result["events_twice"],
+        "standin_errors": standin.errors[:5],
+    }
+
+
+def _end_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for ours in (r for r in rows if r["executor"] == "ours"):
+        for provider in (r for r in rows if r["executor"] == "provider"):
+            speed = ours["pods_per_s"] / provider["pods_per_s"] if ours["pods_per_s"] and provider["pods_per_s"] else 0
+            cpu = ours["cpu_ms_per_task"] / provider["cpu_ms_per_task"]
+            out.append(
+                {
+                    "ours": ours["config"],
+                    "provider": provider["config"],
+                    "throughput_ratio": round(speed, 2),
+                    "cpu_ratio": round(cpu, 4),
+                    "throughput_pass": speed >= TARGET_THROUGHPUT,
+                    "cpu_pass": cpu <= TARGET_CPU,
+                }
+            )
+    return out
+
+
+def print_report(report: dict[str, Any]) -> None:
+    header = ("executor", "config", "pods/s", "wall s", "CPU ms/task", "peak RSS MB", "lost", "duplicated")
+    lines = [
+        (r["executor"], r["config"], f"{r['pods_per_s']}", f"{r['wall_s']:.1f}", f"{r['cpu_ms_per_task']:.2f}",
+         f"{r['peak_rss_mb']:.0f}", str(r["lost"]), str(r["duplicated"]))
+        for r in report["runs"]
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+    for row in [header, *lines]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    print()
+    for r in report["runs"]:
+        print(
+            f"{r['executor']} ({r['config']}): start-up {r['startup_s']:.2f} s, cleanup after the last event "
+            f"{r['cleanup_s']:.2f} s, {r['heartbeats']} heartbeats, CPU {r['cpu_self_s']:.2f} s in the scheduler "
+            f"process + {r['cpu_children_s']:.2f} s in children, peak PSS {r['peak_pss_mb']:.0f} MB over "
+            f"{r['processes']} processes, final states {r['final_states']}"
+        )
+    print()
+    for ratio in report["ratios"]:
+        print(
+            f"ours ({ratio['ours']}) vs provider ({ratio['provider']}): "
+            f"throughput x{ratio['throughput_ratio']:.1f}, CPU per task x{ratio['cpu_ratio']:.3f}"
+        )
+        verdict = "PASS" if ratio["throughput_pass"] else "FAIL"
+        print(f"  {verdict}  throughput >= {TARGET_THROUGHPUT:g}x the provider's")
+        print(f"  {'PASS' if ratio['cpu_pass'] else 'FAIL'}  CPU per task <= 1/{1 / TARGET_CPU:g} of the provider's")
+    print()
+    settings = report["settings"]
+    print(
+        f"{settings['tasks']} tasks; pods run {settings['run_seconds']} s; scheduler loop at most every "
+        f"{settings['loop_period']} s; stale-workload check against SQLite, scheduler job id {settings['job_id']} "
+        f"(numeric: both executors query the database); machine shared, figures are noisy: compare within one run."
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--run-seconds", type=float, default=0.5, help="how long each pod runs in the fake")
+    parser.add_argument("--loop-period", type=float, default=0.02, help="the scheduler loop runs at most this often")
+    parser.add_argument("--ours-qps", type=float, default=0.0, help="add a run of ours with this creation QPS")
+    parser.add_argument("--ours-burst", type=int, default=200, help="creation burst of that run")
+    parser.add_argument("--timeout", type=float, default=900.0, help="per run")
+    parser.add_argument("--workdir", type=Path, help="keep the Airflow home and the logs here")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-airflow-") as scratch:
+        workdir = (args.workdir or Path(scratch)).resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+        home = make_home(workdir / "airflow-home", args.tasks)
+        rows = []
+        for index, run in enumerate(plan(args)):
+            print(f"running {run.name} ...", file=sys.stderr, flush=True)
+            rows.append(run_one(home, run, args, workdir, index))
+    report = {
+        "settings": {
+            "tasks": args.tasks, "run_seconds": args.run_seconds, "loop_period": args.loop_period,
+            "job_id": home.job_id, "parallelism": args.tasks,
+        },
+        "runs": rows,
+        "ratios": ratios(rows),
+    }  # fmt: skip
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print_report(report)
+    correct = all(r["lost"] == 0 and r["duplicated"] == 0 and r["creates"] == r["tasks"] for r in rows)
+    return 0 if correct else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

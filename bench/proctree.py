@@ -1,0 +1,92 @@
+"""CPU time and memory of a process together with every process it started (psutil, Linux).
+
+Airflow's KubernetesExecutor does part of its work in child processes (two
+``multiprocessing.Manager`` servers and the pod watcher), so the executor's cost is the whole
+tree's, not the scheduler process's alone:
+
+* :func:`tree_cpu_seconds` - user + system CPU of a process and its live descendants, plus
+  ``RUSAGE_CHILDREN`` (descendants already exited and reaped).  Read it at the start and at the
+  end of a measurement from inside the measured process: the difference is the tree's CPU over
+  the window (a child alive at the start and reaped before the end would count its whole life;
+  none of the executors measured here does that).
+* :class:`TreeSampler` - samples the tree's summed RSS (what ``ps`` shows per process, so pages a
+  forked child still shares with its parent count twice) and PSS (shared pages split between the
+  sharers: the tree's real footprint) from *another* process, so sampling costs the measured
+  tree nothing.
+"""
+
+from __future__ import annotations
+
+import resource
+import threading
+from typing import Any
+
+import psutil
+
+
+def tree_cpu_seconds(process: psutil.Process | None = None) -> dict[str, float]:
+    """CPU seconds: ``self`` (all threads), ``children`` (live descendants + reaped ones)."""
+    process = process or psutil.Process()
+    own = process.cpu_times()
+    children = 0.0
+    for child in process.children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        children += times.user + times.system
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children += reaped.ru_utime + reaped.ru_stime
+    return {"self": own.user + own.system, "children": children}
+
+
+class TreeSampler:
+    """Peak summed RSS and PSS of ``pid`` and its descendants while :attr:`active` is set."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        self.root = psutil.Process(pid)
+        self.interval = interval
+        self.active = threading.Event()
+        self.peak_rss = 0
+        self.peak_pss = 0
+        self.peak_processes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tree-sampler", daemon=True)
+
+    def start(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def sample(self) -> None:
+        try:
+            processes = [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        rss = pss = 0
+        for process in processes:
+            try:
+                info = process.memory_full_info()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            rss += info.rss
+            pss += getattr(info, "pss", info.rss)
+        self.peak_rss = max(self.peak_rss, rss)
+        self.peak_pss = max(self.peak_pss, pss)
+        self.peak_processes = max(self.peak_processes, len(processes))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            if self.active.is_set():
+                self.sample()
+
+    def figures(self) -> dict[str, Any]:
+        mb = 1024 * 1024
+        return {
+            "peak_rss_mb": round(self.peak_rss / mb, 1),
+            "peak_pss_mb": round(self.peak_pss / mb, 1),
+            "processes": self.peak_processes,
+        }
