@@ -10,7 +10,7 @@ AIRFLOW_PACKAGES := 'apache-airflow==3.3.2' 'apache-airflow-providers-cncf-kuber
 STACK ?= dev
 OUT ?= build/$(STACK)
 
-.PHONY: setup render test lint typecheck unit test-airflow bench checkov clean
+.PHONY: setup render test lint typecheck unit test-airflow bench bench-airflow checkov clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ test: lint typecheck unit test-airflow
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_engine.py
+
+## 2,000 queued Airflow tasks through this executor and Airflow's KubernetesExecutor (same fake API, same database).
+bench-airflow: $(AIRFLOW_VENV)/.installed
+	$(AF) bench/bench_airflow.py
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -221,11 +221,14 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--run-seconds", type=float, default=0.5, help="how long each pod runs in the fake")
     parser.add_argument("--loop-period", type=float, default=0.02, help="the scheduler loop runs at most this often")
-    parser.add_argument("--ours-qps", type=float, default=0.0, help="add a run of ours with this creation QPS")
+    parser.add_argument(
+        "--ours-qps", type=float, default=2000.0, help="add a run of ours with this creation QPS (0: no such run)"
+    )
     parser.add_argument("--ours-burst", type=int, default=200, help="creation burst of that run")
     parser.add_argument("--timeout", type=float, default=900.0, help="per run")
     parser.add_argument("--workdir", type=Path, help="keep the Airflow home and the logs here")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--json-out", type=Path, help="also write that JSON object to this file")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-airflow-") as scratch:
@@ -244,6 +247,8 @@ def main() -> int:
         "runs": rows,
         "ratios": ratios(rows),
     }  # fmt: skip
+    if args.json_out:
+        args.json_out.write_text(json.dumps(report, indent=1))
     if args.json:
         print(json.dumps(report))
     else:
