@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter, defaultdict
@@ -35,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from proctree import tree_cpu_seconds
+from proctree import cpu_by_thread, tree_cpu_seconds
 
 TERMINAL = frozenset({"success", "failed"})
 
@@ -92,6 +93,7 @@ def drive(executor: Any, workloads: list[Any], args: argparse.Namespace) -> dict
     pending = set(keys)
     heartbeats = 0
     cpu0, wall0 = tree_cpu_seconds(), time.perf_counter()
+    threads0 = cpu_by_thread(_thread_names())
     deadline = wall0 + args.timeout
     for workload in workloads:
         executor.queue_workload(workload, session=None)
@@ -122,6 +124,7 @@ def drive(executor: Any, workloads: list[Any], args: argparse.Namespace) -> dict
             beat()
     wall_end = time.perf_counter()
     cpu1 = tree_cpu_seconds()
+    threads = {name: cpu - threads0.get(name, 0.0) for name, cpu in cpu_by_thread(_thread_names()).items()}
     finals = Counter(states[-1] for states in events.values())
     return {
         "wall_s": round(all_terminal - wall0, 3),
@@ -133,7 +136,15 @@ def drive(executor: Any, workloads: list[Any], args: argparse.Namespace) -> dict
         "events_twice": sum(1 for n in terminal.values() if n > 1),
         "final_states": dict(finals),
         "pods_left": left,
+        "cpu_ms_per_task_by_thread": {
+            name: round(cpu * 1000 / len(keys), 3) for name, cpu in sorted(threads.items()) if cpu > 0
+        },
     }
+
+
+def _thread_names() -> dict[int, str]:
+    return {thread.native_id: ("main" if thread is threading.main_thread() else thread.name)
+            for thread in threading.enumerate() if thread.native_id is not None}  # fmt: skip
 
 
 def main() -> int:

@@ -35,6 +35,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -61,6 +62,7 @@ TARGET_CPU = 0.1  # ours / provider, at most
 
 @dataclass(frozen=True)
 class Run:
+    id: str  # for --runs
     executor: str  # "ours" | "provider"
     config: str  # what the table shows
     settings: dict[str, str] = field(default_factory=dict)  # [kubernetes_executor] key -> value
@@ -73,15 +75,16 @@ class Run:
 def plan(args: argparse.Namespace) -> list[Run]:
     ours = {"worker_pods_max": str(args.tasks), "pod_template_dir": str(ROOT / "pod_templates")}
     runs = [
-        Run("provider", "defaults (worker_pods_creation_batch_size=1)"),
-        Run("provider", "worker_pods_creation_batch_size=64", {"worker_pods_creation_batch_size": "64"}),
-        Run("ours", f"defaults, worker_pods_max={args.tasks}", ours),
+        Run("provider", "provider", "defaults (worker_pods_creation_batch_size=1)"),
+        Run("provider64", "provider", "worker_pods_creation_batch_size=64", {"worker_pods_creation_batch_size": "64"}),
+        Run("ours", "ours", f"defaults, worker_pods_max={args.tasks}", ours),
     ]
     if args.ours_qps:
         lifted = {"worker_pods_creation_qps": f"{args.ours_qps:g}", "worker_pods_creation_burst": str(args.ours_burst)}
         config = f"worker_pods_max={args.tasks}, creation_qps={args.ours_qps:g}, burst={args.ours_burst}"
-        runs.append(Run("ours", config, {**ours, **lifted}))
-    return runs
+        runs.append(Run("ours-qps", "ours", config, {**ours, **lifted}))
+    chosen = set(args.runs.split(",")) if args.runs else {run.id for run in runs}
+    return [run for run in runs if run.id in chosen]
 
 
 def free_port() -> int:
@@ -105,6 +108,7 @@ def run_one(home: AirflowHome, run: Run, args: argparse.Namespace, workdir: Path
         }
         standin = TaskStandIn(fake.url, NAMESPACE, home.database).start()
         command = [
+            *shlex.split(args.worker_prefix),
             sys.executable, str(WORKER), "--executor", run.executor, "--job-id", str(home.job_id),
             "--api-url", fake.url, "--loop-period", str(args.loop_period), "--timeout", str(args.timeout),
         ]  # fmt: skip
@@ -226,6 +230,8 @@ def main() -> int:
     )
     parser.add_argument("--ours-burst", type=int, default=200, help="creation burst of that run")
     parser.add_argument("--timeout", type=float, default=900.0, help="per run")
+    parser.add_argument("--runs", help="only these runs, comma-separated: provider,provider64,ours,ours-qps")
+    parser.add_argument("--worker-prefix", default="", help="prefix the worker's command line (a profiler)")
     parser.add_argument("--workdir", type=Path, help="keep the Airflow home and the logs here")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--json-out", type=Path, help="also write that JSON object to this file")

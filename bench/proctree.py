@@ -17,6 +17,7 @@ tree's, not the scheduler process's alone:
 
 from __future__ import annotations
 
+import os
 import resource
 import threading
 from typing import Any
@@ -38,6 +39,21 @@ def tree_cpu_seconds(process: psutil.Process | None = None) -> dict[str, float]:
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
     children += reaped.ru_utime + reaped.ru_stime
     return {"self": own.user + own.system, "children": children}
+
+
+def cpu_by_thread(names: dict[int, str]) -> dict[str, float]:
+    """CPU seconds of this process's live threads, summed by name without its number (``pod-launcher-3``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = names.get(int(tid), "other").rstrip("0123456789").rstrip("-_") or "other"
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 class TreeSampler:
