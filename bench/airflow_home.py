@@ -50,12 +50,16 @@ sql_alchemy_conn = sqlite:///{home}/airflow.db
 [api_auth]
 jwt_secret = {secret}
 [kubernetes_executor]
-in_cluster = False
-namespace = {namespace}
-pod_template_file = {template}
-worker_container_repository = apache/airflow
-worker_container_tag = 3.3.2
+{executor_settings}
 """
+# What both executors read from [kubernetes_executor]; each run adds its own (and config_file, its fake).
+SHARED_SETTINGS = {
+    "in_cluster": "False",
+    "namespace": NAMESPACE,
+    "pod_template_file": str(TEMPLATE),
+    "worker_container_repository": "apache/airflow",
+    "worker_container_tag": "3.3.2",
+}
 
 DAG = """\
 from airflow.sdk import DAG, BaseOperator
@@ -93,7 +97,12 @@ def make_home(path: Path, tasks: int) -> AirflowHome:
     shutil.rmtree(path, ignore_errors=True)
     (path / "dags").mkdir(parents=True)
     (path / "airflow.cfg").write_text(
-        CONFIG.format(home=path, tasks=tasks, secret=JWT_SECRET, namespace=NAMESPACE, template=TEMPLATE)
+        CONFIG.format(
+            home=path,
+            tasks=tasks,
+            secret=JWT_SECRET,
+            executor_settings="\n".join(f"{key} = {value}" for key, value in SHARED_SETTINGS.items()),
+        )
     )
     (path / "dags" / "bench_dag.py").write_text(DAG.format(dag_id=DAG_ID, tasks=tasks))
     env = AirflowHome(path, tasks, 0).environ()

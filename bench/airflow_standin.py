@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -26,6 +27,10 @@ from pathlib import Path
 from typing import Any
 
 TaskTry = tuple[str, str, str, int, int]  # dag_id, task_id, run_id, map_index, try_number
+# Every pod is ADDED exactly once on a watch that resumes from the last version seen, so only those
+# lines are parsed (cheaply: this process shares the machine with the executor and the fake).
+_ADDED = b'{"type":"ADDED"'
+_VERSION = re.compile(rb'"resourceVersion":"(\d+)"')
 
 
 class TaskStandIn:
@@ -80,7 +85,10 @@ class TaskStandIn:
                     for line in stream:
                         if self._stop.is_set():
                             return
-                        version = self._event(json.loads(line)) or version
+                        if line.startswith(_ADDED):  # a pod's creation: the only event read in full
+                            self._added(json.loads(line)["object"])
+                        found = _VERSION.search(line)
+                        version = found.group(1).decode() if found else version
             except TimeoutError:
                 continue  # a quiet namespace: watch again from the last version seen
             except (OSError, ValueError) as exc:
@@ -88,23 +96,21 @@ class TaskStandIn:
                     self.errors.append(f"watch: {exc!r}")
                     time.sleep(0.05)
 
-    def _event(self, event: dict[str, Any]) -> str | None:
-        pod = event.get("object") or {}
+    def _added(self, pod: dict[str, Any]) -> None:
         meta = pod.get("metadata") or {}
-        if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
-            notes = meta.get("annotations") or {}
-            if "dag_id" in notes:
-                key = (
-                    notes["dag_id"], notes["task_id"], notes.get("run_id", ""),
-                    int(notes.get("map_index", -1)), int(notes.get("try_number", 0)),
-                )  # fmt: skip
-                with self._seen:
-                    first = not self.pods.get(key)
-                    self.pods[key].add(meta["uid"])
-                    self._seen.notify_all()
-                if first:
-                    self._updates.put(key)
-        return meta.get("resourceVersion")
+        notes = meta.get("annotations") or {}
+        if "dag_id" not in notes:
+            return
+        key = (
+            notes["dag_id"], notes["task_id"], notes.get("run_id", ""),
+            int(notes.get("map_index", -1)), int(notes.get("try_number", 0)),
+        )  # fmt: skip
+        with self._seen:
+            first = not self.pods.get(key)
+            self.pods[key].add(meta["uid"])
+            self._seen.notify_all()
+        if first:
+            self._updates.put(key)
 
     # -- the task's report ----------------------------------------------------------------------
     def _write(self) -> None:

@@ -11,11 +11,21 @@ executors run their stale-workload check: the provider one query per task, ours 
 A stand-in for the tasks' own state reports marks each task instance ``success`` when its pod
 appears, and counts the pods created per task (:mod:`airflow_standin`).
 
-Runs, in this order: the provider with its defaults (``worker_pods_creation_batch_size = 1``),
-the provider with ``worker_pods_creation_batch_size = 64``, then this executor with its defaults
-except ``worker_pods_max = N`` and the template directory (``--ours-qps`` adds a run with the
-creation rate limit raised).  ``[core] parallelism = N`` for all, so Airflow's slot limit caps
-none of them.
+Runs, in this order (``--runs`` picks some):
+
+* ``provider``: the provider with its defaults (``worker_pods_creation_batch_size = 1``);
+* ``provider64``: the provider with ``worker_pods_creation_batch_size = 64``;
+* ``ours``: this executor with its defaults except ``worker_pods_max = N`` (N_max, 32 by default)
+  and ``pod_template_dir`` (where the shared template lives).  Its default
+  ``worker_pods_creation_qps = 20`` (burst 40) paces creates at 20/s by design: on a real API
+  server, where a create takes 150-500 ms, its 8 concurrent creates rarely reach that; against the
+  loopback fake it is the bound;
+* ``ours-qps``: the same with the creation rate limit raised as well (``--ours-qps 2000``,
+  ``--ours-burst 200``, as ``bench_engine.py``), so that, like the provider, nothing but the
+  executor's own cost caps it.
+
+``[core] parallelism = N`` for all, so Airflow's slot limit caps none of them, and all read the
+same ``[kubernetes_executor]`` section: the same pod template, image and namespace.
 
 Per run: pods created per second (the fake's records, first create to last), wall time from the
 first ``queue_workload`` to the last terminal event, executor CPU per task (the worker process,
@@ -42,13 +52,15 @@ import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from airflow_home import NAMESPACE, ROOT, AirflowHome, make_home, reset_queued
+from airflow_home import NAMESPACE, ROOT, SHARED_SETTINGS, AirflowHome, make_home, reset_queued
 from airflow_standin import TaskStandIn
 from fakeproc import FakeApi, creation_span
 from proctree import TreeSampler
@@ -100,6 +112,7 @@ def run_one(home: AirflowHome, run: Run, args: argparse.Namespace, workdir: Path
         settings = dict(run.settings)
         if run.executor == "ours":
             settings["metrics_port"] = str(free_port())  # its status endpoint, on a port nobody else holds
+        run = replace(run, settings=settings)
         env = {
             **home.environ(),
             "AIRFLOW__CORE__EXECUTOR": OURS if run.executor == "ours" else PROVIDER,
@@ -121,13 +134,16 @@ def run_one(home: AirflowHome, run: Run, args: argparse.Namespace, workdir: Path
             watchdog.start()
             sampler = TreeSampler(worker.pid).start()
             result: dict[str, Any] | None = None
+            around: dict[str, float] = {"fake": 0.0, "bench": 0.0}
             assert worker.stdout is not None
             try:
                 for line in worker.stdout:
                     if line.startswith("PHASE start"):
                         sampler.active.set()
+                        around = _environment_cpu(fake.pid)
                     elif line.startswith("PHASE end"):
                         sampler.active.clear()
+                        around = {k: v - around[k] for k, v in _environment_cpu(fake.pid).items()}
                     elif line.startswith("{"):
                         result = json.loads(line)
                 code = worker.wait()
@@ -147,6 +163,7 @@ def run_one(home: AirflowHome, run: Run, args: argparse.Namespace, workdir: Path
     return {
         "executor": run.executor,
         "config": run.config,
+        "core_executor": OURS if run.executor == "ours" else PROVIDER,
         "settings": run.settings,
         **result,
         "creates": created,
@@ -157,7 +174,15 @@ def run_one(home: AirflowHome, run: Run, args: argparse.Namespace, workdir: Path
         "same_name_creates": same_name,
         "duplicated": standin.duplicated() + same_name + result["events_twice"],
         "standin_errors": standin.errors[:5],
+        "fake_cpu_s": round(around["fake"], 2),
+        "bench_cpu_s": round(around["bench"], 2),
     }
+
+
+def _environment_cpu(fake_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the fake API server and of this process (the task stand-in, the sampler)."""
+    fake, bench = psutil.Process(fake_pid).cpu_times(), psutil.Process().cpu_times()
+    return {"fake": fake.user + fake.system, "bench": bench.user + bench.system}
 
 
 def _end_group(pid: int) -> None:
@@ -184,7 +209,19 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def print_configuration(report: dict[str, Any]) -> None:
+    settings = report["settings"]
+    shared = ", ".join(f"{key}={value}" for key, value in SHARED_SETTINGS.items())
+    print(f"all runs: [core] parallelism={settings['parallelism']}; [kubernetes_executor] {shared}, ")
+    print("  config_file=<a kubeconfig for the run's own fake API server>; every other key at its default")
+    for run in report["runs"]:
+        extra = ", ".join(f"{key}={value}" for key, value in run["settings"].items()) or "nothing else"
+        print(f"  {run['executor']} ({run['config']}): [core] executor={run['core_executor']}; {extra}")
+    print()
+
+
 def print_report(report: dict[str, Any]) -> None:
+    print_configuration(report)
     header = ("executor", "config", "pods/s", "wall s", "CPU ms/task", "peak RSS MB", "lost", "duplicated")
     lines = [
         (r["executor"], r["config"], f"{r['pods_per_s']}", f"{r['wall_s']:.1f}", f"{r['cpu_ms_per_task']:.2f}",
@@ -200,7 +237,8 @@ def print_report(report: dict[str, Any]) -> None:
             f"{r['executor']} ({r['config']}): start-up {r['startup_s']:.2f} s, cleanup after the last event "
             f"{r['cleanup_s']:.2f} s, {r['heartbeats']} heartbeats, CPU {r['cpu_self_s']:.2f} s in the scheduler "
             f"process + {r['cpu_children_s']:.2f} s in children, peak PSS {r['peak_pss_mb']:.0f} MB over "
-            f"{r['processes']} processes, final states {r['final_states']}"
+            f"{r['processes']} processes, final states {r['final_states']}; meanwhile the fake API server used "
+            f"{r['fake_cpu_s']:.1f} s of CPU and the task stand-in {r['bench_cpu_s']:.1f} s"
         )
     print()
     for ratio in report["ratios"]:
