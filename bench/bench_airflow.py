@@ -238,7 +238,8 @@ def print_report(report: dict[str, Any]) -> None:
             f"{r['cleanup_s']:.2f} s, {r['heartbeats']} heartbeats, CPU {r['cpu_self_s']:.2f} s in the scheduler "
             f"process + {r['cpu_children_s']:.2f} s in children, peak PSS {r['peak_pss_mb']:.0f} MB over "
             f"{r['processes']} processes, final states {r['final_states']}; meanwhile the fake API server used "
-            f"{r['fake_cpu_s']:.1f} s of CPU and the task stand-in {r['bench_cpu_s']:.1f} s"
+            f"{r['fake_cpu_s']:.1f} s of CPU and the bench's own process (task stand-in, memory sampler) "
+            f"{r['bench_cpu_s']:.1f} s"
         )
     print()
     for ratio in report["ratios"]:
