@@ -52,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,10 @@ def run_one(home: AirflowHome, run: Run, args: argparse.Namespace, workdir: Path
     finally:
         fake.stop()
     same_name = len(stats["duplicate_creates"])
+    requests = Counter()
+    for entry in stats["requests"]:
+        if entry["resource"] not in ("_fake", "discovery") and entry["method"] != "WATCH":
+            requests[f"{entry['method']} {entry['resource']}"] += entry["count"]
     return {
         "executor": run.executor,
         "config": run.config,
@@ -174,6 +179,8 @@ def run_one(home: AirflowHome, run: Run, args: argparse.Namespace, workdir: Path
         "same_name_creates": same_name,
         "duplicated": standin.duplicated() + same_name + result["events_twice"],
         "standin_errors": standin.errors[:5],
+        "api_requests": dict(requests),
+        "api_requests_per_task": round(sum(requests.values()) / result["tasks"], 2),
         "fake_cpu_s": round(around["fake"], 2),
         "bench_cpu_s": round(around["bench"], 2),
     }
@@ -237,7 +244,8 @@ def print_report(report: dict[str, Any]) -> None:
             f"{r['executor']} ({r['config']}): start-up {r['startup_s']:.2f} s, cleanup after the last event "
             f"{r['cleanup_s']:.2f} s, {r['heartbeats']} heartbeats, CPU {r['cpu_self_s']:.2f} s in the scheduler "
             f"process + {r['cpu_children_s']:.2f} s in children, peak PSS {r['peak_pss_mb']:.0f} MB over "
-            f"{r['processes']} processes, final states {r['final_states']}; meanwhile the fake API server used "
+            f"{r['processes']} processes, final states {r['final_states']}, {r['api_requests_per_task']} API "
+            f"requests per task besides watches; meanwhile the fake API server used "
             f"{r['fake_cpu_s']:.1f} s of CPU and the bench's own process (task stand-in, memory sampler) "
             f"{r['bench_cpu_s']:.1f} s"
         )
