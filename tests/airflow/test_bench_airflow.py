@@ -18,7 +18,7 @@ def test_the_airflow_benchmark_runs_both_executors_and_prints_figures_ratios_and
     report_file = tmp_path / "report.json"
     completed = subprocess.run(
         [sys.executable, "bench/bench_airflow.py", "--tasks", str(TASKS), "--workdir", str(tmp_path / "work"),
-         "--json-out", str(report_file)],
+         "--json-out", str(report_file), "--repeat-quick", "1"],
         cwd=ROOT, capture_output=True, text=True, timeout=540, check=False,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
@@ -33,6 +33,8 @@ def test_the_airflow_benchmark_runs_both_executors_and_prints_figures_ratios_and
         for figure in ("pods_per_s", "wall_s", "cpu_ms_per_task", "peak_rss_mb"):
             assert run[figure] > 0, (figure, run)
     assert runs[0]["processes"] > 1  # the provider's Manager servers and watcher are in the measured tree
+    assert [(s["executor"], s["samples"]) for s in report["summary"]] == [("provider", 1), ("provider", 1), ("ours", 1),
+                                                                          ("ours", 1)]  # fmt: skip
     assert len(report["ratios"]) == 4
 
     out = completed.stdout
