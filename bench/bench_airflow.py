@@ -113,8 +113,10 @@ def free_port() -> int:
 
 
 def run_one(home: AirflowHome, run: Run, args: argparse.Namespace, workdir: Path, index: int) -> dict[str, Any]:
+    """One executor run against a fresh fake, the database reset to N queued task instances."""
     reset_queued(home)
     fake = FakeApi(args.run_seconds)
+    standin = TaskStandIn(fake.url, NAMESPACE, home.database).start()
     try:
         settings = dict(run.settings)
         if run.executor == "ours":
@@ -126,51 +128,19 @@ def run_one(home: AirflowHome, run: Run, args: argparse.Namespace, workdir: Path
             "AIRFLOW__KUBERNETES_EXECUTOR__CONFIG_FILE": str(fake.kubeconfig(workdir / f"run{index}.kubeconfig")),
             **{f"AIRFLOW__KUBERNETES_EXECUTOR__{key.upper()}": value for key, value in settings.items()},
         }
-        standin = TaskStandIn(fake.url, NAMESPACE, home.database).start()
         command = [
             *shlex.split(args.worker_prefix),
             sys.executable, str(WORKER), "--executor", run.executor, "--job-id", str(home.job_id),
             "--api-url", fake.url, "--loop-period", str(args.loop_period), "--timeout", str(args.timeout),
         ]  # fmt: skip
-        with open(workdir / f"run{index}.log", "w") as log:
-            # A session of its own, so that the worker and every process it started can be ended together.
-            worker = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True
-            )
-            watchdog = threading.Timer(args.timeout + 120, _end_group, (worker.pid,))
-            watchdog.start()
-            sampler = TreeSampler(worker.pid).start()
-            result: dict[str, Any] | None = None
-            around: dict[str, float] = {"fake": 0.0, "bench": 0.0}
-            assert worker.stdout is not None
-            try:
-                for line in worker.stdout:
-                    if line.startswith("PHASE start"):
-                        sampler.active.set()
-                        around = _environment_cpu(fake.pid)
-                    elif line.startswith("PHASE end"):
-                        sampler.active.clear()
-                        around = {k: v - around[k] for k, v in _environment_cpu(fake.pid).items()}
-                    elif line.startswith("{"):
-                        result = json.loads(line)
-                code = worker.wait()
-            finally:
-                watchdog.cancel()
-                sampler.stop()
-                _end_group(worker.pid)  # leftovers of a failed run (the provider's non-daemon watcher)
-        if code != 0 or result is None:
-            raise SystemExit(f"{run.name}: the worker failed (exit {code}); see {workdir / f'run{index}.log'}")
+        result = run_worker(command, env, workdir / f"run{index}.log", fake.pid, args.timeout + 120)
         stats = fake.stats()
         created, span = creation_span(stats)
         standin.wait_for_pods(created, 30)
-        standin.stop()
     finally:
+        standin.stop()
         fake.stop()
     same_name = len(stats["duplicate_creates"])
-    requests = Counter()
-    for entry in stats["requests"]:
-        if entry["resource"] not in ("_fake", "discovery") and entry["method"] != "WATCH":
-            requests[f"{entry['method']} {entry['resource']}"] += entry["count"]
     return {
         "executor": run.executor,
         "config": run.config,
@@ -180,16 +150,59 @@ def run_one(home: AirflowHome, run: Run, args: argparse.Namespace, workdir: Path
         "creates": created,
         "pods_per_s": round(created / span, 1) if span > 0 else None,
         "cpu_ms_per_task": round((result["cpu_self_s"] + result["cpu_children_s"]) * 1000 / result["tasks"], 2),
-        **sampler.figures(),
         "pods_duplicated": standin.duplicated(),
         "same_name_creates": same_name,
         "duplicated": standin.duplicated() + same_name + result["events_twice"],
         "standin_errors": standin.errors[:5],
-        "api_requests": dict(requests),
-        "api_requests_per_task": round(sum(requests.values()) / result["tasks"], 2),
+        **api_requests(stats, result["tasks"]),
+    }
+
+
+def run_worker(command: list[str], env: dict[str, str], log_path: Path, fake_pid: int, limit: float) -> dict[str, Any]:
+    """The worker's figures, plus its process tree's peak memory and the environment's CPU meanwhile."""
+    with open(log_path, "w") as log:
+        # A session of its own, so that the worker and every process it started can be ended together.
+        worker = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True
+        )
+        watchdog = threading.Timer(limit, _end_group, (worker.pid,))
+        watchdog.start()
+        sampler = TreeSampler(worker.pid).start()
+        result: dict[str, Any] | None = None
+        around = {"fake": 0.0, "bench": 0.0}
+        assert worker.stdout is not None
+        try:
+            for line in worker.stdout:
+                if line.startswith("PHASE start"):
+                    sampler.active.set()
+                    around = _environment_cpu(fake_pid)
+                elif line.startswith("PHASE end"):
+                    sampler.active.clear()
+                    around = {k: v - around[k] for k, v in _environment_cpu(fake_pid).items()}
+                elif line.startswith("{"):
+                    result = json.loads(line)
+            code = worker.wait()
+        finally:
+            watchdog.cancel()
+            sampler.stop()
+            _end_group(worker.pid)  # leftovers of a failed run (the provider's non-daemon watcher)
+    if code != 0 or result is None:
+        raise SystemExit(f"the worker failed (exit {code}); see {log_path}")
+    return {
+        **result,
+        **sampler.figures(),
         "fake_cpu_s": round(around["fake"], 2),
         "bench_cpu_s": round(around["bench"], 2),
     }
+
+
+def api_requests(stats: dict[str, Any], tasks: int) -> dict[str, Any]:
+    """API requests (watches, discovery and the fake's control API aside) by verb and resource, and per task."""
+    counts: Counter[str] = Counter()
+    for entry in stats["requests"]:
+        if entry["resource"] not in ("_fake", "discovery") and entry["method"] != "WATCH":
+            counts[f"{entry['method']} {entry['resource']}"] += entry["count"]
+    return {"api_requests": dict(counts), "api_requests_per_task": round(sum(counts.values()) / tasks, 2)}
 
 
 def _environment_cpu(fake_pid: int) -> dict[str, float]:
