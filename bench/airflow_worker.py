@@ -123,7 +123,7 @@ def drive(executor: Any, workloads: list[Any], args: argparse.Namespace) -> dict
         left = pods_left(args.api_url, NAMESPACE)
         if not left:
             break
-        for _ in range(10):
+        for _ in range(max(1, round(0.2 / args.loop_period))):  # look again about every 0.2 s
             beat()
     wall_end = time.perf_counter()
     cpu1 = tree_cpu_seconds()
