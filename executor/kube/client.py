@@ -19,9 +19,11 @@ here; :mod:`airflow_k8s.executor.kube.retry` decides what to retry.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import socket
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -47,6 +49,52 @@ _MERGE_PATCH = {"Accept": "application/json", "Content-Type": "application/merge
 class PodList:
     items: list[dict[str, Any]]
     resource_version: str
+
+
+class WatchStream:
+    """The events of one open watch, iterated once; :meth:`close` ends it from any thread.
+
+    Closing shuts the socket down, so a read blocked on a quiet watch returns at once and the
+    iteration simply ends (no error: the caller asked for it).
+    """
+
+    def __init__(self, response: Any, path: str) -> None:
+        self._response = response
+        self._path = path
+        self._closed = threading.Event()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        response = self._response
+        try:
+            buffer = b""
+            for chunk in response.stream(amt=None, decode_content=False):
+                data = buffer + chunk if buffer else chunk
+                *lines, buffer = data.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield jsonfast.loads(line)
+            if buffer.strip() and not self._closed.is_set():
+                yield jsonfast.loads(buffer)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if self._closed.is_set():
+                return
+            raise KubeApiError(f"watch {self._path}: connection lost: {exc}", status=0) from exc
+        except ValueError as exc:  # JSONDecodeError / orjson.JSONDecodeError
+            if self._closed.is_set():  # a line cut short by close()
+                return
+            raise KubeApiError(f"watch {self._path}: malformed event: {exc}", status=0) from exc
+        finally:
+            response.release_conn()
+
+    def close(self) -> None:
+        """End the watch now; safe from any thread, more than once, and after the stream ended."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        sock = getattr(getattr(self._response, "connection", None), "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class KubeClient:
@@ -247,12 +295,14 @@ class KubeClient:
         resource_version: str,
         timeout_seconds: int,
         read_timeout: float,
-    ) -> Iterator[dict[str, Any]]:
-        """Raw watch events (``{"type": ..., "object": {...}}``), bookmarks included.
+    ) -> WatchStream:
+        """An open watch: raw events (``{"type": ..., "object": {...}}``), bookmarks included.
 
         The server ends the stream after ``timeout_seconds``; ``read_timeout`` bounds silence on
         the socket (the client library's ``_request_timeout``), so a half-dead connection cannot
-        hang the watcher forever.  Bookmarks keep the socket busy when nothing changes.
+        hang the watcher forever.  A real server may stay silent for most of ``timeoutSeconds``
+        (its watch cache bookmarks about once a minute), so :meth:`WatchStream.close` exists to
+        end a watch from another thread without waiting for the next event.
         """
         query: list[tuple[str, Any]] = [
             ("watch", "true"),
@@ -264,22 +314,7 @@ class KubeClient:
             query.append(("labelSelector", label_selector))
         path = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
         response = self.request("GET", path, query=query, stream=True, timeout=(10.0, read_timeout))
-        try:
-            buffer = b""
-            for chunk in response.stream(amt=None, decode_content=False):
-                data = buffer + chunk if buffer else chunk
-                *lines, buffer = data.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        yield jsonfast.loads(line)
-            if buffer.strip():
-                yield jsonfast.loads(buffer)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise KubeApiError(f"watch {path}: connection lost: {exc}", status=0) from exc
-        except ValueError as exc:  # JSONDecodeError / orjson.JSONDecodeError
-            raise KubeApiError(f"watch {path}: malformed event: {exc}", status=0) from exc
-        finally:
-            response.release_conn()
+        return WatchStream(response, path)
 
     def read_pod_log(self, namespace: str, name: str, *, container: str = "base", tail_lines: int = 20) -> str:
         query = [("container", container), ("tailLines", tail_lines)]
