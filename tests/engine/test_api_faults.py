@@ -6,7 +6,7 @@ import time
 
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.results import SUCCESS, MemorySink
-from tests.engine.conftest import NAMESPACE, make_config, make_task
+from tests.engine.conftest import NAMESPACE, SMALL_RESOURCES, behave, make_config, make_task, put_quota
 
 
 def api_errors(engine, code: int, verb: str = "create") -> float:
@@ -61,7 +61,10 @@ def test_a_name_taken_by_another_task_is_a_hard_error(cluster, make_engine, kube
             "name": identity.pod_name(task.key),
             "annotations": {"dag_id": "other", "task_id": "x", "run_id": "y"},
         },
-        "spec": {"containers": [{"name": "c", "image": "busybox"}], "schedulerName": "nobody"},
+        "spec": {
+            "containers": [{"name": "c", "image": "busybox", "resources": SMALL_RESOURCES}],
+            "schedulerName": "nobody",
+        },
     }
     cluster.admission.enforce_pod_security(False)  # a hand-made, non-hardened pod
     kube.create_pod(NAMESPACE, impostor)
@@ -91,6 +94,26 @@ def test_a_quota_refusal_is_backpressure_and_the_task_runs_once_room_frees(clust
     assert engine.wait_idle(30)
     assert sink.results[task.key].state == SUCCESS
     assert cluster.stats.count(method="POST", resource="pods") >= 3
+
+
+def test_a_quota_that_releases_usage_late_only_delays_tasks_and_the_engine_does_not_spin(cluster, make_engine):
+    """The real quota charges a pod at create and gives its share back only when the quota controller
+    recalculates after the pod ended: refusals while real usage is below the limit are backpressure."""
+    cluster.configure(quota_release_delay=0.5)  # strict: 2 s; shorter here, the order of things is the same
+    put_quota(cluster, NAMESPACE, {"pods": "3"}, name="tight")
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    tasks = [make_task(f"q{i}", annotations=behave("succeed", run_seconds=0.1)) for i in range(9)]
+    started = time.monotonic()
+    for task in tasks:
+        engine.submit(task)
+    assert engine.wait_idle(60)
+    elapsed = time.monotonic() - started
+    assert all(sink.results[t.key].state == SUCCESS for t in tasks) and len(sink.recorded) == 9
+    assert cluster.stats.duplicate_creates() == {}
+    refused = cluster.stats.count(method="POST", resource="pods", code=403)
+    assert refused >= 1 and quota_refusals(engine) == refused
+    assert refused <= 10 * elapsed  # backing off, not hammering a full namespace
 
 
 def test_a_task_refused_past_the_pushback_timeout_fails_with_the_quotas_message(cluster, make_engine):
@@ -126,6 +149,34 @@ def test_a_409_conflict_on_create_is_retried_not_taken_for_an_existing_pod(clust
     assert engine.wait_idle(15)
     assert sink.results[task.key].state == SUCCESS
     assert cluster.stats.count(method="POST", resource="pods") == 2
+
+
+def test_creates_losing_the_race_on_the_resourcequota_are_retried_and_each_task_runs_once(cluster, make_engine):
+    """The real quota admission answers 409 Conflict when its update of the quota object races another
+    create; nothing was stored, so the launcher creates again (only AlreadyExists means "it is there")."""
+    cluster.admission.quotas.conflict_next(3, namespace=NAMESPACE)
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    tasks = [make_task(f"race{i}") for i in range(25)]  # the strict preset also loses every 20th race
+    for task in tasks:
+        engine.submit(task)
+    assert engine.wait_idle(20)
+    assert all(sink.results[t.key].state == SUCCESS for t in tasks) and len(sink.recorded) == 25
+    assert cluster.stats.count(method="POST", resource="pods", code=409) >= 4
+    assert api_errors(engine, 409) >= 4
+    assert cluster.stats.duplicate_creates() == {}
+
+
+def test_a_pod_naming_an_unknown_priority_class_fails_at_once_with_the_admission_message(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(make_config(worker_priority_class="no-such-class"), sink=sink)
+    task = make_task("unranked")
+    engine.submit(task)
+    assert engine.wait_idle(10)
+    result = sink.results[task.key]
+    assert result.reason == "Forbidden" and "no-such-class" in result.message
+    assert quota_refusals(engine) == 0  # a 403 that is not the quota's is not backpressure
+    assert cluster.stats.count(method="POST", resource="pods") == 1
 
 
 def test_pod_security_admission_rejections_are_reported(cluster, make_engine, kube):

@@ -92,7 +92,10 @@ def test_an_unschedulable_pod_times_out_with_the_schedulers_reason_and_is_delete
     cluster.cluster.wait_for(lambda: cluster.cluster.pod(NAMESPACE, result.pod_name) is None)
 
 
-def test_a_pod_deleted_by_someone_else_fails_its_task(cluster, make_engine, kube):
+def test_a_pod_deleted_by_someone_else_runs_on_until_it_is_gone_then_fails_its_task(cluster, make_engine, kube):
+    """A graceful DELETE first marks the pod (MODIFIED with deletionTimestamp); it may still run or even
+    finish during its grace period, so the task fails only when the pod is really gone (DELETED)."""
+    cluster.configure(deletion_delay=2.0)  # the strict preset's realistic value
     sink = MemorySink()
     engine = make_engine(sink=sink)
     task = make_task("victim", annotations=behave("hang"))
@@ -100,8 +103,13 @@ def test_a_pod_deleted_by_someone_else_fails_its_task(cluster, make_engine, kube
     name = identity.pod_name(task.key)
     cluster.cluster.wait_for_phase(NAMESPACE, name, "Running")
     kube.delete_pod(NAMESPACE, name)
+    rec = engine.book.get(name)
+    cluster.cluster.wait_for(lambda: (rec.pod or {}).get("metadata", {}).get("deletionTimestamp"), timeout=5)
+    assert cluster.cluster.pod(NAMESPACE, name) is not None  # terminating, not gone
+    assert task.key not in sink.results and engine.snapshot()["running"] == 1
     assert engine.wait_idle(10)
     assert sink.results[task.key].reason == "PodDeleted"
+    assert cluster.cluster.pod(NAMESPACE, name) is None
 
 
 def test_a_policy_violating_task_fails_before_any_api_call(cluster, make_engine):

@@ -17,7 +17,7 @@ from airflow_k8s.executor.contract.config_render import render_config
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.results import SUCCESS, MemorySink
 from airflow_k8s.executor.tasks.spool import Spool
-from tests.engine.conftest import NAMESPACE, ROOT, behave, make_config, make_task
+from tests.engine.conftest import NAMESPACE, ROOT, SMALL_RESOURCES, behave, make_config, make_task
 
 
 def assert_exactly_once(cluster, spool: Spool, tasks) -> None:
@@ -92,7 +92,7 @@ def test_foreign_pods_in_the_namespace_are_left_alone(cluster, make_engine, kube
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "someone-elses", "labels": {"app": "other"}},
-        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "resources": SMALL_RESOURCES}]},
     }
     cluster.admission.enforce_pod_security(False)  # a hand-made, non-hardened pod
     kube.create_pod(NAMESPACE, foreign)
