@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +14,8 @@ from airflow_k8s.executor.contract.config_render import render_config
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.results import SUCCESS, MemorySink
 from airflow_k8s.executor.tasks.spool import Spool
-from tests.engine.conftest import NAMESPACE, ROOT, SMALL_RESOURCES, behave, make_config, make_task
+from tests.engine.conftest import NAMESPACE, SMALL_RESOURCES, behave, make_config, make_task
+from tests.scheduler_process import start_scheduler
 
 
 def assert_exactly_once(cluster, spool: Spool, tasks) -> None:
@@ -104,17 +102,6 @@ def test_foreign_pods_in_the_namespace_are_left_alone(cluster, make_engine, kube
 
 
 # -- SIGKILL: a real scheduler process, killed at random moments ------------------------------------
-def _scheduler(cfg: Path, spool: Path, url: str, log: Path) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable, "-m", "airflow_k8s.executor", "run", "--config", str(cfg),
-        "--templates", str(ROOT / "pod_templates"),
-        "--api-url", url, "--spool", str(spool), "--port", "0",
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with log.open("ab") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-
-
 def _kill_and_restart(cluster, tmp_path: Path, *, tasks: int, kills: int, seed: int) -> None:
     rng = random.Random(seed)
     cfg = tmp_path / "airflow.cfg"
@@ -128,11 +115,11 @@ def _kill_and_restart(cluster, tmp_path: Path, *, tasks: int, kills: int, seed: 
         spool.submit(task)
     log = tmp_path / "scheduler.log"
     for _ in range(kills):
-        process = _scheduler(cfg, spool.root, cluster.url, log)
+        process = start_scheduler(cfg, spool.root, log, api_url=cluster.url)
         time.sleep(rng.uniform(0.8, 2.5))
         process.send_signal(signal.SIGKILL)
         process.wait(10)
-    process = _scheduler(cfg, spool.root, cluster.url, log)
+    process = start_scheduler(cfg, spool.root, log, api_url=cluster.url)
     started = time.monotonic()
     try:
         deadline = time.monotonic() + 90
