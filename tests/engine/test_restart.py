@@ -15,7 +15,7 @@ from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.results import SUCCESS, MemorySink
 from airflow_k8s.executor.tasks.spool import Spool
 from tests.engine.conftest import NAMESPACE, SMALL_RESOURCES, behave, make_config, make_task
-from tests.scheduler_process import start_scheduler
+from tests.scheduler_process import log_events, start_scheduler
 
 
 def assert_exactly_once(cluster, spool: Spool, tasks) -> None:
@@ -120,13 +120,16 @@ def _kill_and_restart(cluster, tmp_path: Path, *, tasks: int, kills: int, seed: 
         process.send_signal(signal.SIGKILL)
         process.wait(10)
     process = start_scheduler(cfg, spool.root, log, api_url=cluster.url)
-    started = time.monotonic()
+
+    def done() -> bool:  # the last scheduler is up, every result is recorded and every pod cleaned up
+        assert process.poll() is None, log.read_text()[-3000:]
+        if sum(e.get("event") == "started" for e in log_events(log)) < kills + 1:
+            return False
+        pods = [p for p in cluster.cluster.pods(NAMESPACE) if identity.LABEL_EXECUTOR in p["metadata"]["labels"]]
+        return len(list(spool.results.glob("*.json"))) >= tasks and not pods
+
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and len(list(spool.results.glob("*.json"))) < tasks:
-            assert process.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.1)
-        time.sleep(max(0.5, 3.0 - (time.monotonic() - started)))  # past start-up; cleanup of the last pods done
+        cluster.cluster.wait_for(done, timeout=90)
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0, log.read_text()[-3000:]
