@@ -48,7 +48,7 @@ from airflow_k8s.executor.airflow.workloads import task_from_workload, task_key
 from airflow_k8s.executor.contract.config import ExecutorConfig
 from airflow_k8s.executor.contract.config_loader import EXECUTOR_CLASS_NAME
 from airflow_k8s.executor.contract.errors import ConfigError, ExecutorError, KubeApiError, NotFound
-from airflow_k8s.executor.engine.core import Engine
+from airflow_k8s.executor.engine.core import Engine, EngineOptions
 from airflow_k8s.executor.engine.server import StatusServer
 from airflow_k8s.executor.kube.client import KubeClient
 from airflow_k8s.executor.pods.templates import TemplateStore
@@ -130,6 +130,7 @@ class KubernetesPlatformExecutor(BaseExecutor):
         self._relaunches: Counter[TaskKey] = Counter()
         self._status: StatusServer | None = None
         self._log_client: KubeClient | None = None
+        self.engine_options: EngineOptions | None = None  # the engine's timers (tests shorten them)
 
     # -- configuration -------------------------------------------------------------------------
     def load_settings(self) -> ExecutorConfig:
@@ -160,9 +161,16 @@ class KubernetesPlatformExecutor(BaseExecutor):
         instance = identity.safe_label_value(str(self.job_id)) if self.job_id is not None else "unknown"
         config = self.settings = replace(config, scheduler_instance_id=instance)
         self.kube = KubeClient.from_config(config, pool_size=config.creation_workers() + 8)
-        templates = TemplateStore(config.pod_template_dir)
+        templates = TemplateStore(config.pod_template_dir, logical_dir=config.pod_template_dir)
         templates.load_all()  # a broken template stops the scheduler here, not at the first task
-        self.engine = Engine(config, templates, self.kube, sink=self._outcomes, on_running=self._outcomes.running)
+        self.engine = Engine(
+            config,
+            templates,
+            self.kube,
+            sink=self._outcomes,
+            on_running=self._outcomes.running,
+            options=self.engine_options,
+        )
         self.engine.start()
         try:
             self._status = StatusServer(
