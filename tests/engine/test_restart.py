@@ -119,11 +119,16 @@ def _kill_and_restart(cluster, tmp_path: Path, *, tasks: int, kills: int, seed: 
         time.sleep(rng.uniform(0.8, 2.5))
         process.send_signal(signal.SIGKILL)
         process.wait(10)
+
+    def starts() -> int:  # a scheduler killed early may never have logged its start
+        return sum(e.get("event") == "started" for e in log_events(log))
+
+    earlier = starts()
     process = start_scheduler(cfg, spool.root, log, api_url=cluster.url)
 
     def done() -> bool:  # the last scheduler is up, every result is recorded and every pod cleaned up
         assert process.poll() is None, log.read_text()[-3000:]
-        if sum(e.get("event") == "started" for e in log_events(log)) < kills + 1:
+        if starts() <= earlier:
             return False
         pods = [p for p in cluster.cluster.pods(NAMESPACE) if identity.LABEL_EXECUTOR in p["metadata"]["labels"]]
         return len(list(spool.results.glob("*.json"))) >= tasks and not pods
