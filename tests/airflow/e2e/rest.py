@@ -86,6 +86,12 @@ class AirflowApi:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
         return self.request("GET", path, deserialize=True)["value"]
 
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> list[str]:
+        """The task's log as Airflow's UI shows it, one event text per line (sources first)."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+        content = self.request("GET", path, full_content="true")["content"]
+        return [line.get("event", "") if isinstance(line, dict) else str(line) for line in content]
+
     def event_logs(self, dag_id: str, event: str) -> list[dict[str, Any]]:
         """The audit log's entries for a DAG (Airflow's "Audit Log" view)."""
         found = self.request("GET", "/eventLogs", dag_id=dag_id, event=event, limit=100)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.airflow.e2e.stack import AirflowStack
+from tests.airflow.e2e.stack import NAMESPACE, AirflowStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -144,6 +144,10 @@ def test_a_scheduler_killed_mid_run_is_replaced_and_the_new_one_adopts_the_runni
         )
 
     stack.wait(all_running, what="every task of e2e_adoption running in its pod", timeout=300)
+    # A running task's log comes from its pod: the API server asks the executor (get_task_log).
+    pod_name = pods_of(stack, "e2e_adoption", run_id)[("long_0", 1)]["metadata"]["name"]
+    log = stack.api.task_log("e2e_adoption", run_id, "long_0", 1)
+    assert f"Found logs of pod {NAMESPACE}/{pod_name} through the Kubernetes API" in log, log
     first_job = {pod["metadata"]["labels"]["airflow-worker"] for pod in pods_of(stack, "e2e_adoption", run_id).values()}
     assert len(first_job) == 1
 
