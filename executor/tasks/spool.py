@@ -21,8 +21,9 @@ import tempfile
 from pathlib import Path
 
 from airflow_k8s.executor.contract.errors import ExecutorError, TaskSpecError
+from airflow_k8s.executor.tasks.key import TaskKey
 from airflow_k8s.executor.tasks.results import TaskResult
-from airflow_k8s.executor.tasks.task import Task, TaskKey
+from airflow_k8s.executor.tasks.task import Task
 
 log = logging.getLogger(__name__)
 
