@@ -4,8 +4,8 @@
 * **Kubernetes**: the fake API server (``python -m tests.fakekube``) out of process in *process mode*: each
   pod's ``base`` container command - ``python -m airflow.sdk.execution_time.execute_workload --json-string
   <workload>`` - really runs, with the pod's env, as a local process (the image is ignored).  ``python``
-  resolves to this venv's interpreter, the only executable allowed.  Nodes: the two pools the shipped
-  templates select (``node-type=worker``, ``node-type=compute-optimized`` with their taints).
+  resolves to this venv's interpreter, the only executable allowed.  Nodes: the pools infra provisions,
+  labelled and tainted as the shipped templates expect (``tests.engine.conftest.POOLS``).
 * **Control plane** (``AIRFLOW_HOME=<tmp>/home``): ``airflow api-server`` (REST API and, under
   ``/execution/``, the Execution API), ``airflow dag-processor`` and ``airflow scheduler`` with
   ``[core] executor = airflow_k8s.executor.airflow.KubernetesPlatformExecutor``, which reaches the fake
@@ -28,24 +28,19 @@ import re
 import shutil
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests.airflow.e2e.postgres import start_postgres
 from tests.airflow.e2e.processes import Service, Services, free_port, wait_until
 from tests.airflow.e2e.rest import AirflowApi
-from tests.conftest import ROOT
+from tests.conftest import ROOT, write_kubeconfig
+from tests.engine.conftest import POOLS
 
 NAMESPACE = "airflow"
 EXECUTOR = "airflow_k8s.executor.airflow.KubernetesPlatformExecutor"
 DAG_SOURCES = (ROOT / "examples" / "dags", Path(__file__).parent / "dags")
-NODES = [
-    {"name": "worker-1", "cpu": "16", "memory": "64Gi", "labels": {"node-type": "worker"},
-     "taints": [{"key": "dedicated", "value": "worker", "effect": "NoSchedule"}]},
-    {"name": "compute-1", "cpu": "32", "memory": "128Gi", "labels": {"node-type": "compute-optimized"},
-     "taints": [{"key": "workload", "value": "heavy", "effect": "NoSchedule"}]},
-]  # fmt: skip
 JWT_SECRET = "e2e-only-signing-secret-" + "x" * 40  # a throwaway test stack's signing key
 STARTUP_TIMEOUT = 240.0  # seconds for a component to come up on a busy 2-core machine
 
@@ -194,28 +189,12 @@ def write_configs(root: Path, *, database_url: str, api_port: int, kubeconfig: P
     return home, worker_home, dags
 
 
-def write_kubeconfig(path: Path, server: str) -> Path:
-    path.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "fake", "cluster": {"server": server}}],
-                "users": [{"name": "scheduler", "user": {"token": "fake-has-no-auth"}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "scheduler"}}],
-                "current-context": "fake",
-            }
-        )
-    )
-    return path
-
-
 def start_fake(services: Services, root: Path, worker_env: dict[str, str]) -> Fake:
     pods_dir = root / "pods"
     pods_dir.mkdir(exist_ok=True)
     services.log_globs.append(pods_dir / "*" / "log")  # each task pod's output (while its pod exists)
     argv = [
-        sys.executable, "-m", "tests.fakekube", "--port", "0", "--nodes-json", json.dumps(NODES),
+        sys.executable, "-m", "tests.fakekube", "--port", "0", "--nodes-json", json.dumps([asdict(n) for n in POOLS]),
         "--process-mode", "--allow-exec", sys.executable, "--process-root", str(pods_dir),
         *[arg for key, value in worker_env.items() for arg in ("--env", f"{key}={value}")],
     ]  # fmt: skip
@@ -256,7 +235,7 @@ def _start(root: Path, services: Services, database: str) -> AirflowStack:
     fake = start_fake(services, root, worker_env)
     api_port = free_port()
     home, worker_home, _ = write_configs(
-        root, database_url=url, api_port=api_port, kubeconfig=write_kubeconfig(root / "kubeconfig", fake.url)
+        root, database_url=url, api_port=api_port, kubeconfig=Path(write_kubeconfig(root / "kubeconfig", fake.url))
     )
     env = clean_environment(AIRFLOW_HOME=str(home), AIRFLOW_CONFIG=str(home / "airflow.cfg"), PYTHONUNBUFFERED="1")
     api = AirflowApi(f"http://127.0.0.1:{api_port}")
