@@ -199,17 +199,23 @@ def wait_until(
 ) -> T:
     """Poll ``condition`` until it returns a truthy value (returned); fail after ``timeout`` seconds.
 
-    The failure names ``what`` was awaited, the last ``state()`` seen and - with ``services`` - the tail of
-    every log.  A service that died while waiting fails the wait at once.
+    ``OSError`` (a refused or timed-out connection) counts as "not yet".  The failure names ``what`` was
+    awaited, the last ``state()`` seen and - with ``services`` - the tail of every log.  A service that died
+    while waiting fails the wait at once.
     """
     deadline = time.monotonic() + timeout
+    error: OSError | None = None
     while True:
-        value = condition()
+        try:
+            value = condition()
+        except OSError as exc:  # a service not answering (yet): keep waiting, say so if it never does
+            value, error = None, exc
         if value:
             return value
         dead = [s.name for s in (services.started if services else []) if s.died()]
         if time.monotonic() > deadline or dead:
             why = f"services died: {dead}" if dead else f"not within {timeout:.0f} s"
+            why += f" (last error: {error!r})" if error is not None else ""
             seen = f"\nlast state: {state()}" if state is not None else ""
             logs = f"\n{services.report()}" if services is not None else ""
             raise AssertionError(f"waiting for {what}: {why}{seen}{logs}")

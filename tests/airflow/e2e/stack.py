@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import sys
+import urllib.request
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -67,8 +68,6 @@ class Fake:
     service: Service
 
     def get(self, path: str) -> Any:
-        import urllib.request
-
         with urllib.request.urlopen(self.url + path, timeout=10) as response:  # noqa: S310 - http to loopback
             return json.loads(response.read())
 

@@ -64,7 +64,7 @@ def marks(stack: AirflowStack, name: str) -> list[tuple[str, int]]:
     """What test tasks wrote into the shared directory: one "<ti id> <try>" line each time their code ran."""
     path = stack.shared / name
     lines = path.read_text().splitlines() if path.exists() else []
-    return [(ti_id, int(try_number)) for ti_id, try_number in (line.split() for line in lines)]
+    return [(instance, int(try_number)) for instance, try_number in (line.split() for line in lines)]
 
 
 def test_the_seed_dags_run_to_success_each_task_in_a_pod_sized_as_its_executor_config_asks(stack):
@@ -151,7 +151,7 @@ def test_a_scheduler_killed_mid_run_is_replaced_and_the_new_one_adopts_the_runni
     first_job = {pod["metadata"]["labels"]["airflow-worker"] for pod in pods_of(stack, "e2e_adoption", run_id).values()}
     assert len(first_job) == 1
 
-    stack.scheduler.kill()  # SIGKILL: no cleanup, no goodbye; its pods keep running
+    assert stack.scheduler.kill() == -9  # SIGKILL: no cleanup, no goodbye; its pods keep running
     assert all(pod["status"]["phase"] == "Running" for pod in pods_of(stack, "e2e_adoption", run_id).values())
     stack.start_scheduler()
 
