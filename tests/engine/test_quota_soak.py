@@ -43,7 +43,7 @@ PRESSURE_QUOTA = {
     "limits.cpu": "16",
     "limits.memory": "32Gi",
 }
-KILL_AT = (0.3, 0.65)  # SIGKILL once this share of the tasks has a result
+KILL_AT = (0.3, 0.65)  # SIGKILL once this share of the tasks has a result and a pod is running
 
 
 def wait_until(predicate, timeout: float, process=None, log: Path | None = None) -> None:
@@ -55,6 +55,14 @@ def wait_until(predicate, timeout: float, process=None, log: Path | None = None)
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s")
         time.sleep(0.05)
+
+
+def running_pods(cluster) -> int:
+    return sum(
+        p["status"].get("phase") == "Running"
+        for p in cluster.cluster.pods(NAMESPACE)
+        if identity.LABEL_EXECUTOR in (p["metadata"].get("labels") or {})
+    )
 
 
 def task_pods_left(cluster) -> list[str]:
@@ -87,7 +95,8 @@ def test_two_hundred_tasks_under_quota_pressure_with_a_kill_in_the_middle_all_su
     kills = 0
     for share in KILL_AT:
         process = start_scheduler(cfg, spool.root, log, api_url=cluster.url)
-        wait_until(lambda share=share: results() >= share * TASKS, 180, process, log)
+        # Killed with pods in flight, so its successor has running pods to adopt, not only results to find.
+        wait_until(lambda share=share: results() >= share * TASKS and running_pods(cluster), 180, process, log)
         process.send_signal(signal.SIGKILL)
         process.wait(10)
         kills += 1
@@ -130,6 +139,7 @@ def test_two_hundred_tasks_under_quota_pressure_with_a_kill_in_the_middle_all_su
     assert not duplicated
     assert all(creates[(NAMESPACE, identity.pod_name(t.key))] == 1 for t in tasks)
     assert events["task_failed"] == 0
+    assert events["adopted"] >= kills  # each successor took over the pods running at the kill
     # The run was really under pressure, and it rode it out without spinning on the full namespace.
     assert figures["quota_refusals_403"] >= 20 and figures["quota_conflicts_409"] >= 1
     assert figures["quota_refusals_403"] <= 20 * elapsed

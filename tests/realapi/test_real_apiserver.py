@@ -74,6 +74,14 @@ class Run:
                 raise AssertionError(f"timed out after {timeout}s; log tail:\n{self.log.read_text()[-2000:]}")
             time.sleep(0.1)
 
+    def running(self) -> int:
+        """Pods of this executor in phase Running."""
+        pods = self.platform.admin.list_pods(self.platform.namespace).items
+        return sum(
+            p["status"].get("phase") == "Running" and identity.LABEL_EXECUTOR in (p["metadata"].get("labels") or {})
+            for p in pods
+        )
+
     def pods_left(self) -> list[str]:
         """Pods of this executor still in the namespace and not labelled done."""
         listing = self.platform.admin.list_pods(self.platform.namespace)
@@ -220,7 +228,7 @@ def test_two_hundred_tasks_under_quota_pressure_with_a_kill_in_the_middle_all_su
     tasks = tasks_named("k", 200, seed=3)
     run.submit(tasks)
     run.start()
-    run.wait(lambda: run.results() >= 80, 300)
+    run.wait(lambda: run.results() >= 80 and run.running(), 300)  # killed with pods in flight
     run.kill()
     killed_at = run.results()
     run.start()
@@ -230,6 +238,7 @@ def test_two_hundred_tasks_under_quota_pressure_with_a_kill_in_the_middle_all_su
     figures |= {"kills": 1, "results_at_kill": killed_at, "adopted_after_kill": events["adopted"]}
     print("quota pressure + SIGKILL:", json.dumps(figures | {"wall_s": round(time.monotonic() - run.started, 1)}))
     assert events["task_failed"] == 0
+    assert events["adopted"] >= 1  # the successor took over the pods running at the kill
 
 
 # -- 410 ------------------------------------------------------------------------------------------
