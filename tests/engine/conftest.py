@@ -54,6 +54,8 @@ worker_pods_creation_burst = 100
 worker_pods_creation_workers = 8
 watch_timeout_seconds = 5
 kube_request_timeout = 5
+# test images that the fake kubelet fails to pull
+task_allowed_registries = registry.example
 """
 
 FAST = EngineOptions(

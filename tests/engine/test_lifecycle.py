@@ -79,7 +79,7 @@ def test_fatal_image_errors_fail_at_once_and_the_pod_is_deleted(cluster, make_en
 def test_an_unschedulable_pod_times_out_with_the_schedulers_reason_and_is_deleted(cluster, make_engine, caplog):
     sink = MemorySink()
     engine = make_engine(make_config(max_pod_pending_timeout=1), sink=sink)
-    task = make_task("nowhere", node_selector={"node-type": "does-not-exist"})
+    task = make_task("nowhere", node_selector={"node-type": "gpu"})  # the GPU pool, without its toleration
     engine.submit(task)
     cluster.cluster.wait_for(lambda: engine.metrics.unschedulable._value.get() == 1, timeout=5)
     assert engine.wait_idle(10)

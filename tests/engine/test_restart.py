@@ -162,7 +162,7 @@ def test_a_restart_does_not_reset_the_pending_timeout_of_adopted_pods(cluster, m
 
     from airflow_k8s.executor.pods.podfactory import build_pod
 
-    task = make_task("stuck", node_selector={"node-type": "nowhere"})
+    task = make_task("stuck", node_selector={"node-type": "gpu"})  # without the GPU toleration
     kube.create_pod(NAMESPACE, build_pod(task, make_config(), templates))
     name = identity.pod_name(task.key)
     # The pod has been pending for ten minutes already (as if the previous scheduler ran that long).
