@@ -368,6 +368,12 @@ def test_metadata_beyond_own_labels_and_annotations_is_refused(refused, override
     assert fragment in refused(override)
 
 
+def test_annotations_larger_than_the_api_server_takes_are_refused(refused):
+    assert "the API server takes at most 262144 in all" in refused(
+        {"annotations": {"notes": "x" * 262_144}}, typed=True
+    )
+
+
 def test_own_labels_and_harmless_annotations_are_allowed(build):
     metadata = build(
         {"labels": {"team": "data"}, "annotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}}

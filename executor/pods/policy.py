@@ -48,6 +48,7 @@ from airflow_k8s.executor.pods.allowances import Allowances, TemplateSource
 from airflow_k8s.executor.pods.policy_rules import MISSING, Ctx, show
 from airflow_k8s.executor.tasks import identity
 
+ANNOTATIONS_MAX_BYTES = 256 * 1024  # the API server's limit on a pod's annotations, keys and values together
 _TOP_LEVEL = frozenset({"apiVersion", "kind", "metadata", "spec"})
 
 
@@ -102,6 +103,9 @@ def _metadata(before: Mapping[str, Any], after: Mapping[str, Any], allowed: Allo
             out += _keyed(
                 path, old, new, identity.RESERVED_ANNOTATIONS, RESERVED_ANNOTATION_DOMAINS, ALLOWED_RESERVED_ANNOTATIONS
             )
+            size = sum(len(str(k).encode()) + len(str(v).encode()) for k, v in rules.mapping(new).items())
+            if size > ANNOTATIONS_MAX_BYTES:
+                out.append(f"{path}: {size} bytes; the API server takes at most {ANNOTATIONS_MAX_BYTES} in all")
         elif field == "namespace":
             if not allowed.namespace_allowed(new):
                 out.append(f"{path}: {show(new)} is not a namespace this executor runs task pods in")
