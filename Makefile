@@ -6,7 +6,7 @@ CHECKOV_VENV ?= .venv-checkov
 STACK ?= dev
 OUT ?= build/$(STACK)
 
-.PHONY: setup render test lint typecheck unit bench checkov clean
+.PHONY: setup render test test-stress lint typecheck unit bench checkov clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ unit: setup
 
 ## The test command CI runs: lint, types, the whole test suite.
 test: lint typecheck unit
+
+## The whole suite three times in a row with a CPU hog on one core: no test may depend on timing.
+test-stress: $(VENV)/.installed
+	timeout 1800 sh -c 'while :; do :; done' & hog=$$!; status=0; \
+	for i in 1 2 3; do $(PY) -m pytest -q -p no:cacheprovider || { status=1; break; }; done; \
+	kill $$hog; exit $$status
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_engine.py

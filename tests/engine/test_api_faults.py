@@ -6,7 +6,7 @@ import time
 
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.results import SUCCESS, MemorySink
-from tests.engine.conftest import NAMESPACE, make_config, make_task
+from tests.engine.conftest import NAMESPACE, WAIT, make_config, make_task
 
 
 def api_errors(engine, code: int, verb: str = "create") -> float:
@@ -20,7 +20,7 @@ def test_throttling_is_retried_after_the_servers_retry_after(cluster, make_engin
     task = make_task("throttled")
     started = time.monotonic()
     engine.submit(task)
-    assert engine.wait_idle(15)
+    assert engine.wait_idle(WAIT)
     assert sink.results[task.key].state == SUCCESS
     assert api_errors(engine, 429) == 2
     assert time.monotonic() - started >= 2.0  # two Retry-After: 1 waits, not a fast local backoff
@@ -33,7 +33,7 @@ def test_server_errors_are_retried_with_backoff(cluster, make_engine):
     cluster.faults.fail_next(method="POST", path=r"/pods$", status=500, times=1)
     task = make_task("flaky")
     engine.submit(task)
-    assert engine.wait_idle(15)
+    assert engine.wait_idle(WAIT)
     assert sink.results[task.key].state == SUCCESS
     assert api_errors(engine, 503) == 3 and api_errors(engine, 500) == 1
 
@@ -46,7 +46,7 @@ def test_a_create_whose_response_is_lost_is_adopted_not_duplicated(cluster, make
     tasks = [make_task("lost-1"), make_task("lost-2")]
     for task in tasks:
         engine.submit(task)
-    assert engine.wait_idle(15)
+    assert engine.wait_idle(WAIT)
     assert all(sink.results[t.key].state == SUCCESS for t in tasks)
     assert cluster.stats.duplicate_creates() == {}
     assert all(cluster.stats.creates()[(NAMESPACE, identity.pod_name(t.key))] == 1 for t in tasks)
@@ -69,7 +69,7 @@ def test_a_name_taken_by_another_task_is_a_hard_error(cluster, make_engine, kube
     sink = MemorySink()
     engine = make_engine(sink=sink)
     engine.submit(task)
-    assert engine.wait_idle(10)
+    assert engine.wait_idle(WAIT)
     result = sink.results[task.key]
     assert result.reason == "NameConflict" and "other.x" in result.message
     assert cluster.cluster.pod(NAMESPACE, impostor["metadata"]["name"]) is not None  # not ours: left alone
@@ -81,7 +81,7 @@ def test_a_quota_rejection_is_a_permanent_failure_with_the_servers_reason(cluste
     engine = make_engine(sink=sink)
     task = make_task("quota")
     engine.submit(task)
-    assert engine.wait_idle(10)
+    assert engine.wait_idle(WAIT)
     result = sink.results[task.key]
     assert result.reason == "Forbidden" and "exceeded quota" in result.message
     assert cluster.stats.count(method="POST", resource="pods") == 1  # no retries of a permanent error
@@ -93,7 +93,7 @@ def test_pod_security_admission_rejections_are_reported(cluster, make_engine, ku
     engine = make_engine(sink=sink)
     task = make_task("hardened")
     engine.submit(task)
-    assert engine.wait_idle(10)
+    assert engine.wait_idle(WAIT)
     assert sink.results[task.key].state == SUCCESS  # our pods pass "restricted" for real
 
 
@@ -103,7 +103,7 @@ def test_an_invalid_pod_is_a_permanent_failure(cluster, make_engine):
     engine = make_engine(sink=sink)
     task = make_task("invalid")
     engine.submit(task)
-    assert engine.wait_idle(10)
+    assert engine.wait_idle(WAIT)
     assert sink.results[task.key].reason == "Invalid"
 
 
@@ -113,6 +113,6 @@ def test_creation_gives_up_at_the_pod_creation_timeout(cluster, make_engine):
     engine = make_engine(make_config(pod_creation_timeout=1), sink=sink)
     task = make_task("never")
     engine.submit(task)
-    assert engine.wait_idle(10)
+    assert engine.wait_idle(WAIT)
     result = sink.results[task.key]
     assert result.reason == "CreationTimeout" and "503" in result.message

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.results import FAILED, SUCCESS, MemorySink
-from tests.engine.conftest import NAMESPACE, behave, make_config, make_task, results_by_key
+from tests.engine.conftest import NAMESPACE, WAIT, behave, make_config, make_task, results_by_key
 from tests.fakekube import FakeKubeServer
 
 
@@ -13,7 +13,7 @@ def test_a_task_runs_to_success_and_its_pod_is_deleted(cluster: FakeKubeServer, 
     engine = make_engine(sink=sink)
     task = make_task("hello")
     engine.submit(task)
-    assert engine.wait_idle(10)
+    assert engine.wait_idle(WAIT)
     result = sink.results[task.key]
     assert (result.state, result.reason, result.exit_code) == (SUCCESS, "Completed", 0)
     assert result.pod_name == identity.pod_name(task.key) and result.node == "worker-1"
@@ -27,7 +27,7 @@ def test_a_failed_task_keeps_exit_code_reason_and_log_tail_and_its_pod_is_labell
     engine = make_engine(sink=sink)
     task = make_task("boom", annotations=behave("fail", exit_code="3", log="loading data\nKeyError: 'x'"))
     engine.submit(task)
-    assert engine.wait_idle(10)
+    assert engine.wait_idle(WAIT)
     result = sink.results[task.key]
     assert (result.state, result.exit_code, result.reason) == (FAILED, 3, "Error")
     assert "KeyError: 'x'" in result.log_tail
@@ -40,7 +40,7 @@ def test_failed_pods_are_deleted_when_configured(cluster, make_engine):
     engine = make_engine(make_config(delete_worker_pods_on_failure=True), sink=sink)
     task = make_task("boom", annotations=behave("fail"))
     engine.submit(task)
-    assert engine.wait_idle(10)
+    assert engine.wait_idle(WAIT)
     assert cluster.cluster.pod(NAMESPACE, sink.results[task.key].pod_name) is None
 
 
@@ -49,7 +49,7 @@ def test_succeeded_pods_are_kept_and_labelled_when_configured(cluster, make_engi
     engine = make_engine(make_config(delete_worker_pods=False), sink=sink)
     task = make_task("ok")
     engine.submit(task)
-    assert engine.wait_idle(10)
+    assert engine.wait_idle(WAIT)
     pod = cluster.cluster.pod(NAMESPACE, sink.results[task.key].pod_name)
     assert pod["metadata"]["labels"][identity.LABEL_DONE] == "True"
 
@@ -59,7 +59,7 @@ def test_an_oom_killed_task_reports_oomkilled(cluster, make_engine):
     engine = make_engine(sink=sink)
     task = make_task("oom", annotations=behave("oomkill"))
     engine.submit(task)
-    assert engine.wait_idle(10)
+    assert engine.wait_idle(WAIT)
     assert (sink.results[task.key].reason, sink.results[task.key].exit_code) == ("OOMKilled", 137)
 
 
@@ -70,7 +70,7 @@ def test_fatal_image_errors_fail_at_once_and_the_pod_is_deleted(cluster, make_en
     config_error = make_task("cfg", annotations=behave("createcontainerconfigerror"))
     engine.submit(pull)
     engine.submit(config_error)
-    assert engine.wait_idle(10)  # far less than the 600 s pending timeout
+    assert engine.wait_idle(WAIT)  # far less than the 600 s pending timeout
     assert sink.results[pull.key].reason == "ErrImagePull"
     assert sink.results[config_error.key].reason == "CreateContainerConfigError"
     cluster.cluster.wait_for(lambda: cluster.cluster.pod(NAMESPACE, sink.results[pull.key].pod_name) is None)
@@ -81,8 +81,8 @@ def test_an_unschedulable_pod_times_out_with_the_schedulers_reason_and_is_delete
     engine = make_engine(make_config(max_pod_pending_timeout=1), sink=sink)
     task = make_task("nowhere", node_selector={"node-type": "gpu"})  # the GPU pool, without its toleration
     engine.submit(task)
-    cluster.cluster.wait_for(lambda: engine.metrics.unschedulable._value.get() == 1, timeout=5)
-    assert engine.wait_idle(10)
+    cluster.cluster.wait_for(lambda: engine.metrics.unschedulable._value.get() == 1)
+    assert engine.wait_idle(WAIT)
     result = sink.results[task.key]
     assert result.reason == "PendingTimeout"
     assert any(
@@ -100,7 +100,7 @@ def test_a_pod_deleted_by_someone_else_fails_its_task(cluster, make_engine, kube
     name = identity.pod_name(task.key)
     cluster.cluster.wait_for_phase(NAMESPACE, name, "Running")
     kube.delete_pod(NAMESPACE, name)
-    assert engine.wait_idle(10)
+    assert engine.wait_idle(WAIT)
     assert sink.results[task.key].reason == "PodDeleted"
 
 
@@ -109,7 +109,7 @@ def test_a_policy_violating_task_fails_before_any_api_call(cluster, make_engine)
     engine = make_engine(sink=sink)
     task = make_task("evil", pod_override={"spec": {"hostNetwork": True}})
     engine.submit(task)
-    assert engine.wait_idle(10)
+    assert engine.wait_idle(WAIT)
     assert sink.results[task.key].reason == "PolicyViolation"
     assert cluster.stats.count(method="POST", resource="pods") == 0
 
@@ -120,9 +120,9 @@ def test_submitting_the_same_task_twice_runs_it_once(cluster, make_engine):
     task = make_task("once", annotations=behave("succeed", run_seconds=0.3))
     engine.submit(task)
     engine.submit(task)
-    assert engine.wait_idle(10)
+    assert engine.wait_idle(WAIT)
     engine.submit(task)  # after it finished, too
-    assert engine.wait_idle(10)
+    assert engine.wait_idle(WAIT)
     assert len(sink.recorded) == 1
     assert sum(cluster.stats.creates().values()) == 1
 
@@ -133,7 +133,7 @@ def test_a_retry_of_the_same_task_is_a_new_pod(cluster, make_engine):
     first, second = make_task("again", try_number=1), make_task("again", try_number=2)
     engine.submit(first)
     engine.submit(second)
-    assert engine.wait_idle(10)
+    assert engine.wait_idle(WAIT)
     assert set(results_by_key(sink)) == {first.key, second.key}
     assert len(cluster.stats.creates()) == 2
 
@@ -148,6 +148,6 @@ def test_a_burst_larger_than_one_loop_batch_loses_no_message(cluster, make_engin
     for task in tasks:
         engine.submit(task)
     engine.start()
-    cluster.cluster.wait_for(lambda: engine.inbox.empty() and engine.snapshot()["pending"] == 1, timeout=20)
+    cluster.cluster.wait_for(lambda: engine.inbox.empty() and engine.snapshot()["pending"] == 1)
     snapshot = engine.snapshot()
     assert snapshot["queued"] + snapshot["launching"] + snapshot["pending"] == len(tasks)

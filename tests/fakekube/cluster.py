@@ -24,7 +24,14 @@ from .store import Store
 T = TypeVar("T")
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.005, message: str = "") -> T:
+WAIT_TIMEOUT = 60.0
+"""Default deadline of the wait helpers: generous, so a loaded 2-core machine never fails a test that
+would pass (a condition met sooner returns at once)."""
+
+
+def wait_for(
+    predicate: Callable[[], T], timeout: float = WAIT_TIMEOUT, interval: float = 0.005, message: str = ""
+) -> T:
     """Poll ``predicate`` until it returns something truthy (returned); ``TimeoutError`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
@@ -176,10 +183,10 @@ class Cluster:
     def logs(self, namespace: str, name: str) -> list[str] | None:
         return self.kubelet.logs(namespace, name)
 
-    def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0, message: str = "") -> T:
+    def wait_for(self, predicate: Callable[[], T], timeout: float = WAIT_TIMEOUT, message: str = "") -> T:
         return wait_for(predicate, timeout, message=message)
 
-    def wait_for_phase(self, namespace: str, name: str, *phases: str, timeout: float = 5.0) -> str:
+    def wait_for_phase(self, namespace: str, name: str, *phases: str, timeout: float = WAIT_TIMEOUT) -> str:
         """Wait until the pod's phase is one of ``phases``; returns it."""
         reached = wait_for(
             lambda: phase if (phase := self.phase(namespace, name)) in phases else None,
