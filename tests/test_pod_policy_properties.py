@@ -21,7 +21,9 @@ from airflow_k8s.executor.contract.errors import PodPolicyError, SchemaError, Ta
 from airflow_k8s.executor.contract.parsers import image_repository
 from airflow_k8s.executor.contract.task_policy import NEVER_POD_FIELDS
 from airflow_k8s.executor.pods import schema, security
+from airflow_k8s.executor.pods.allowances import Allowances, store_templates
 from airflow_k8s.executor.pods.podfactory import build_pod
+from airflow_k8s.executor.pods.policy import violations
 from airflow_k8s.executor.tasks.task import Task
 
 KEY = {"dag_id": "etl", "task_id": "load", "run_id": "manual__1"}
@@ -317,3 +319,13 @@ def test_any_kubernetes_config_gives_a_pod_within_the_policy_or_a_project_error(
     if pod is not None:
         event("built a pod")
         assert_within_policy(pod)
+
+
+@PROPERTY
+@given(spec=st.dictionaries(st.sampled_from(sorted(_SPEC_FIELDS)), _json, max_size=4), metadata=_json)
+def test_the_policy_itself_never_fails_on_malformed_json(seed_config, templates, spec, metadata):
+    """Pure functions over dicts: whatever shape arrives (before any schema check), a list of lines."""
+    operator_pod = templates.load("default_template")
+    allowed = Allowances(seed_config, store_templates(templates))
+    found = violations(operator_pod, {**operator_pod, "metadata": metadata, "spec": spec}, allowed)
+    assert isinstance(found, list) and all(isinstance(line, str) and line for line in found)

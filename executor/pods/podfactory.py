@@ -109,9 +109,8 @@ def build_pod(
 
 def _changes_pod(o: KubernetesOverrides) -> bool:
     """The task changes the operator's pod (choosing a template or tier does not)."""
-    return bool(
-        o.image is not None or o.requests or o.limits or o.node_selector or o.tolerations or o.env or o.labels
-    ) or bool(o.annotations or o.pod_override is not None)
+    typed = (o.requests, o.limits, o.node_selector, o.tolerations, o.env, o.labels, o.annotations)
+    return o.image is not None or o.pod_override is not None or any(typed)
 
 
 def _base_container(pod: dict[str, Any], task: Task) -> dict[str, Any]:

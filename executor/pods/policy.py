@@ -69,7 +69,8 @@ class TaskPodJudge:
 
 def violations(before: Mapping[str, Any], after: Mapping[str, Any], allowed: Allowances) -> list[str]:
     """One line per change from ``before`` (the operator's pod) to ``after`` that the policy refuses."""
-    out = [f"{key}: a task may not set it" for key in sorted(set(after) - _TOP_LEVEL, key=str)]
+    extra = sorted(set(after) - _TOP_LEVEL, key=str)
+    out = [f"{key}: a task may not set it" for key in extra if after[key] != before.get(key, MISSING)]
     out += _metadata(rules.mapping(before.get("metadata")), rules.mapping(after.get("metadata")), allowed)
     old_spec, new_spec = rules.mapping(before.get("spec")), rules.mapping(after.get("spec"))
     ctx = Ctx(allowed, new_spec)
@@ -139,7 +140,7 @@ def _node_selector(path: str, old: object, new: object, ctx: Ctx) -> list[str]:
         if key not in after
     ]
     for key, value in after.items():
-        if before.get(key, MISSING) != value and (key, value) not in ctx.allowed.node_selectors:
+        if before.get(key, MISSING) != value and (key, rules.named(value)) not in ctx.allowed.node_selectors:
             out.append(
                 f"{path}: {key}={show(value)} does not select one of the platform's pools (task_allowed_node_selectors)"
             )
@@ -163,7 +164,7 @@ def _tolerations(path: str, old: object, new: object, ctx: Ctx) -> list[str]:
 def _one_of(names: Callable[[Ctx], frozenset[str]], key: str, what: str) -> rules.Rule:
     def rule(path: str, old: object, new: object, ctx: Ctx) -> list[str]:
         allowed = names(ctx)
-        if new in allowed:
+        if rules.named(new) in allowed:
             return []
         listed = ", ".join(sorted(allowed)) or "none"
         return [f"{path}: {show(new)} is not {what} a task may use (allowed: {listed}; {key})"]

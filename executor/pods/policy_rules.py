@@ -105,8 +105,13 @@ def _listing(names: Collection[object]) -> str:
     return ", ".join(sorted(str(n) for n in names)) or "none"
 
 
+def named(value: object) -> str | None:
+    """``value`` if it is a name (a string), else None: never a key error on unhashable JSON."""
+    return value if isinstance(value, str) else None
+
+
 def secret_ref(path: str, name: object, ctx: Ctx) -> list[str]:
-    if name in ctx.allowed.secrets:
+    if named(name) in ctx.allowed.secrets:
         return []
     return [
         f"{path}: Secret {show(name)} is not one a task may use (allowed: {_listing(ctx.allowed.secrets)}; "
@@ -115,7 +120,7 @@ def secret_ref(path: str, name: object, ctx: Ctx) -> list[str]:
 
 
 def config_map_ref(path: str, name: object, ctx: Ctx) -> list[str]:
-    if name in ctx.allowed.config_maps:
+    if named(name) in ctx.allowed.config_maps:
         return []
     return [
         f"{path}: ConfigMap {show(name)} is not one a task may use (allowed: {_listing(ctx.allowed.config_maps)}; "
@@ -144,11 +149,11 @@ def toleration_within(toleration: Mapping[str, Any], allowed: Mapping[str, Any])
 # -- containers ------------------------------------------------------------------------------------
 def containers_rule(*, init: bool) -> Rule:
     def rule(path: str, old: Any, new: Any, ctx: Ctx) -> list[str]:
-        before = {mapping(c).get("name"): c for c in listed(old)}
+        before = {named(mapping(c).get("name")): c for c in listed(old)}
         out = [] if new is MISSING or isinstance(new, list) else [f"{path}: must be a list"]
         seen = set()
         for index, container in objects(path, new, out):
-            name = container.get("name")
+            name = named(container.get("name"))
             seen.add(name)
             if before.get(name, MISSING) == container:
                 continue
@@ -233,12 +238,12 @@ def _env_from(path: str, old: object, new: object, ctx: Ctx) -> list[str]:
 
 def _mounts(path: str, old: object, new: object, ctx: Ctx) -> list[str]:
     before, out = listed(old), list[str]()
-    volumes = {mapping(v).get("name"): mapping(v) for v in listed(ctx.spec.get("volumes"))}
+    volumes = {named(mapping(v).get("name")): mapping(v) for v in listed(ctx.spec.get("volumes"))}
     for index, mount in objects(path, new, out):
         if mount in before:
             continue
         where = f"{path}[{index}] ({mount.get('mountPath')})"
-        volume = volumes.get(mount.get("name"))
+        volume = volumes.get(named(mount.get("name")))
         if volume is None:
             out.append(f"{where}: mounts volume {show(mount.get('name'))}, which the pod does not have")
         elif volume.get("persistentVolumeClaim") is not None and mount.get("readOnly") is not True:
@@ -289,12 +294,12 @@ def _fewer_capabilities(before: Mapping[str, Any], after: object) -> bool:
 
 # -- volumes --------------------------------------------------------------------------------------
 def volumes(path: str, old: Any, new: Any, ctx: Ctx) -> list[str]:
-    before = {mapping(v).get("name"): v for v in listed(old)}
+    before = {named(mapping(v).get("name")): v for v in listed(old)}
     out = [] if new is MISSING or isinstance(new, list) else [f"{path}: must be a list"]
     seen = set()
     for index, volume in objects(path, new, out):
-        seen.add(volume.get("name"))
-        if before.get(volume.get("name"), MISSING) != volume:
+        seen.add(named(volume.get("name")))
+        if before.get(named(volume.get("name")), MISSING) != volume:
             out += _volume(f"{path}[{index}] ({volume.get('name')})", volume, ctx)
     out += [f"{path}: the template's volume {show(n)} cannot be removed" for n in before if n not in seen]
     return out
@@ -323,7 +328,7 @@ def _volume(where: str, volume: Mapping[str, Any], ctx: Ctx) -> list[str]:
 
 def _claim(where: str, source: Mapping[str, Any], ctx: Ctx) -> list[str]:
     name = source.get("claimName")
-    if name not in ctx.allowed.claims:
+    if named(name) not in ctx.allowed.claims:
         return [
             f"{where}: persistentVolumeClaim {show(name)} is not allowed; a task may mount only the DAGs claim "
             f"read-only (allowed: {_listing(ctx.allowed.claims)}; task_allowed_claims)"
