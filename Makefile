@@ -3,10 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CHECKOV_VENV ?= .venv-checkov
+AIRFLOW_VENV ?= .venv-airflow
+AF := $(AIRFLOW_VENV)/bin/python
+AIRFLOW_PACKAGES := 'apache-airflow==3.3.2' 'apache-airflow-providers-cncf-kubernetes==10.25.0' psycopg2-binary \
+	kubernetes-validate prometheus-client orjson pytest pytest-timeout hypothesis
 STACK ?= dev
 OUT ?= build/$(STACK)
 
-.PHONY: setup render test test-stress lint typecheck unit bench checkov clean
+.PHONY: setup render test test-stress lint typecheck unit test-airflow bench checkov clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +25,19 @@ $(CHECKOV_VENV)/.installed:
 	$(CHECKOV_VENV)/bin/python -m pip install -q 'checkov==3.3.30'
 	touch $@
 
-setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed
+# Airflow 3 and its provider pin kubernetes 36.x / protobuf 7 (Pulumi wants others): a venv of its own, with
+# this package installed without its dependencies (the executor runs on the kubernetes client Airflow ships).
+$(AIRFLOW_VENV)/.installed: constraints-airflow.txt pyproject.toml
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AF) -m pip install -q --upgrade pip
+	$(AF) -m pip install -q -c constraints-airflow.txt $(AIRFLOW_PACKAGES)
+	$(AF) -m pip install -q --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(AIRFLOW_VENV)/.installed
 
 ## The main job: evaluate the stack program offline and write every manifest to $(OUT).
-render: setup
+render: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	CHECKOV=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov REQUIRE_CHECKOV=1 $(PY) -m airflow_k8s.infra render --stack $(STACK) --out $(OUT) --check
 
 lint: $(VENV)/.installed
@@ -34,11 +47,15 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(PY) -m mypy
 
-unit: setup
+unit: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	CHECKOV=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov REQUIRE_CHECKOV=1 $(PY) -m pytest -q
 
-## The test command CI runs: lint, types, the whole test suite.
-test: lint typecheck unit
+## The Airflow tier: the executor inside a real Airflow 3.3.2 (adapter tests, then the end-to-end run).
+test-airflow: $(AIRFLOW_VENV)/.installed
+	$(AF) -m pytest -q -p no:cacheprovider tests/airflow
+
+## The test command CI runs: lint, types, the whole test suite, the Airflow tier.
+test: lint typecheck unit test-airflow
 
 ## The whole suite three times in a row with a CPU hog on one core: no test may depend on timing.
 test-stress: $(VENV)/.installed

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from airflow_k8s.executor.contract.config_loader import parse_config  # noqa: E402
-from airflow_k8s.executor.engine import core as engine_module  # noqa: E402
+from airflow_k8s.executor.engine import scheduling as scheduling_module  # noqa: E402
 from airflow_k8s.executor.engine.core import Engine, EngineOptions  # noqa: E402
 from airflow_k8s.executor.kube.client import KubeClient  # noqa: E402
 from airflow_k8s.executor.pods.templates import TemplateStore  # noqa: E402
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         submitted: dict[Any, float] = {}
         create_sent: dict[Any, float] = {}
         lock = threading.Lock()
-        real_build = engine_module.build_pod
+        real_build = scheduling_module.build_pod
 
         def timed_build(task: Task, *a: Any, **kw: Any) -> dict[str, Any]:
             pod = real_build(task, *a, **kw)
@@ -138,10 +138,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 create_sent[task.key] = time.perf_counter()
             return pod
 
-        engine_module.build_pod = timed_build  # type: ignore[assignment]
+        scheduling_module.build_pod = timed_build  # type: ignore[assignment]
         engine = Engine(config, templates, kube, sink=sink, options=options)
         tasks = [
-            Task.from_dict({"dag_id": "bench", "task_id": f"task_{i % 100}", "run_id": f"run_{i // 100}"})
+            Task.from_dict(
+                {"dag_id": "bench", "task_id": f"task_{i % 100}", "run_id": f"run_{i // 100}", "command": ["true"]}
+            )
             for i in range(args.tasks)
         ]
         started = time.perf_counter()
@@ -163,7 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cpu = time.process_time() - cpu0
         threads = {k: v - threads0.get(k, 0.0) for k, v in cpu_by_thread_group().items()}
         engine.stop()
-        engine_module.build_pod = real_build
+        scheduling_module.build_pod = real_build
         stats = fake_stats(url)
     finally:
         fake.terminate()

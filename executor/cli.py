@@ -66,20 +66,14 @@ def _templates(args: argparse.Namespace, config: ExecutorConfig) -> TemplateStor
 
 
 def _kube(args: argparse.Namespace, config: ExecutorConfig) -> KubeClient:
-    pool = config.worker_pods_creation_workers + 8
+    pool = config.creation_workers() + 8
     if getattr(args, "api_url", None):
-        return KubeClient.for_host(args.api_url, pool_size=pool, request_timeout=config.kube_request_timeout)
+        return KubeClient.for_host(args.api_url, pool_size=pool, request_timeout=config.request_timeout())
     if getattr(args, "kubeconfig", None) or getattr(args, "context", None):
         return KubeClient.from_settings(
             in_cluster=False, config_file=args.kubeconfig, context=args.context, pool_size=pool
         )
-    return KubeClient.from_settings(
-        in_cluster=config.in_cluster,
-        config_file=config.config_file,
-        context=config.cluster_context,
-        pool_size=pool,
-        request_timeout=config.kube_request_timeout,
-    )
+    return KubeClient.from_config(config, pool_size=pool)
 
 
 # -- commands ----------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,14 @@ from airflow_k8s.executor.pods.templates import TemplateStore
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DIR = ROOT / "pod_templates"
+
+# The Airflow tier runs in .venv-airflow (make test-airflow); the project's venv has no Airflow,
+# and the Airflow venv has no Pulumi, so each collects only what it can import.
+collect_ignore = []
+if importlib.util.find_spec("airflow") is None:
+    collect_ignore.append("airflow")
+if importlib.util.find_spec("pulumi") is None:
+    collect_ignore.append("infra")
 
 SEED_CFG = """\
 # airflow.cfg - Kubernetes executor configuration (the seed's, comments included)

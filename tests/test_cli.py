@@ -20,7 +20,7 @@ from tests.conftest import ROOT
 
 EXAMPLES = ROOT / "examples"
 TEMPLATES = str(ROOT / "pod_templates")
-BASE_TASK = '{"dag_id": "d", "task_id": "t", "run_id": "r"'  # without its closing brace
+BASE_TASK = '{"dag_id": "d", "task_id": "t", "run_id": "r", "command": ["true"]'  # without its closing brace
 
 
 def run(*argv: str) -> int:
@@ -37,7 +37,9 @@ def test_render_pod_prints_the_seeds_heavy_computation_pod(capsys):
 
 
 def test_render_pod_accepts_inline_json_and_a_tier(capsys):
-    task = json.dumps({"dag_id": "d", "task_id": "t", "run_id": "r", "kubernetes_config": {"tier": "auto"}})
+    task = json.dumps(
+        {"dag_id": "d", "task_id": "t", "run_id": "r", "command": ["true"], "kubernetes_config": {"tier": "auto"}}
+    )
     assert run("render-pod", "--config", str(EXAMPLES / "airflow.cfg"), "--templates", TEMPLATES,
                "--task", task, "--tier", "light") == 0  # fmt: skip
     pod = yaml.safe_load(capsys.readouterr().out)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import socket
+import sys
+import types
+
 import pytest
 import yaml
+from kubernetes import client as k8s_client
 
-from airflow_k8s.executor.contract.errors import KubeApiError
+from airflow_k8s.executor.contract.config import ExecutorConfig
+from airflow_k8s.executor.contract.errors import ConfigError, KubeApiError, NotFound
 from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.kube.retry import is_retryable
 
 
 def kubeconfig(path, server: str) -> str:
@@ -44,12 +52,12 @@ def test_api_errors_carry_status_reason_and_retry_after(fake_kube):
     with pytest.raises(KubeApiError) as info:
         client.get_pod("airflow", "nope")
     assert (info.value.status, info.value.reason) == (404, "NotFound")
-    assert info.value.permanent
+    assert isinstance(info.value, NotFound)
     fake_kube.faults.throttle(method="GET", path=r"/pods/nope$", retry_after=7)
     with pytest.raises(KubeApiError) as info:
         client.get_pod("airflow", "nope")
     assert (info.value.status, info.value.retry_after) == (429, 7.0)
-    assert not info.value.permanent
+    assert is_retryable(info.value)
 
 
 def test_connection_failures_have_status_zero():
@@ -57,3 +65,52 @@ def test_connection_failures_have_status_zero():
     with pytest.raises(KubeApiError) as info:
         client.list_pods("airflow")
     assert info.value.status == 0 and "connection" in str(info.value)
+
+
+# -- KubeClient.from_config: Airflow's connection settings --------------------------------------------
+def outside(path, server: str, **changes) -> ExecutorConfig:
+    return dataclasses.replace(ExecutorConfig(), in_cluster=False, config_file=kubeconfig(path, server), **changes)
+
+
+def test_airflows_client_factory_supplies_the_configuration(fake_kube, monkeypatch):
+    module = types.ModuleType("site_k8s_clients")
+
+    def make() -> k8s_client.CoreV1Api:
+        configuration = k8s_client.Configuration()
+        configuration.host = fake_kube.url
+        return k8s_client.CoreV1Api(k8s_client.ApiClient(configuration))
+
+    module.make = make  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "site_k8s_clients", module)
+    client = KubeClient.from_config(dataclasses.replace(ExecutorConfig(), client_factory="site_k8s_clients.make"))
+    assert client.list_pods("airflow").items == []
+
+
+def test_a_broken_client_factory_is_a_config_error_naming_the_key(monkeypatch):
+    with pytest.raises(ConfigError, match=r"client_factory = 'no_such_module.make': cannot build a client"):
+        KubeClient.from_config(dataclasses.replace(ExecutorConfig(), client_factory="no_such_module.make"))
+
+
+def test_tls_settings_reach_the_connection_pool(fake_kube, tmp_path, caplog):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not used over http")
+    client = KubeClient.from_config(outside(tmp_path / "config", fake_kube.url, verify_ssl=False, ssl_ca_cert=str(ca)))
+    configuration = client.api.configuration
+    assert configuration.verify_ssl is False and configuration.ssl_ca_cert == str(ca)
+    assert "verify_ssl = False" in caplog.text
+
+
+def test_tcp_keepalive_is_set_on_api_connections(fake_kube, tmp_path):
+    config = outside(tmp_path / "config", fake_kube.url, tcp_keep_idle=77, tcp_keep_intvl=11, tcp_keep_cnt=3)
+    client = KubeClient.from_config(config)
+    options = client.api.configuration.socket_options
+    assert (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1) in options
+    assert (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 77) in options
+    assert client.list_pods("airflow").items == []  # and the options are valid for real sockets
+    off = KubeClient.from_config(dataclasses.replace(config, enable_tcp_keepalive=False))
+    assert not any(option[1] == socket.SO_KEEPALIVE for option in off.api.configuration.socket_options or [])
+
+
+def test_the_request_timeout_comes_from_kube_client_request_args(fake_kube, tmp_path):
+    config = outside(tmp_path / "config", fake_kube.url, kube_client_request_args=(("_request_timeout", (3.0, 9.0)),))
+    assert KubeClient.from_config(config).request_timeout == (3.0, 9.0)

@@ -43,7 +43,7 @@ def test_a_placeholder_is_restricted_and_lands_where_default_tasks_land(seed_con
     schema.validate_manifest(placeholder, where="placeholder")
     assert security.restricted_violations(placeholder) == []
     medium_task = Task.from_dict(
-        {"dag_id": "d", "task_id": "t", "run_id": "r", "kubernetes_config": {"tier": "medium"}}
+        {"dag_id": "d", "task_id": "t", "run_id": "r", "command": ["true"], "kubernetes_config": {"tier": "medium"}}
     )
     task_pod = build_pod(medium_task, config, templates)
     assert placeholder["spec"]["nodeSelector"] == task_pod["spec"]["nodeSelector"]

@@ -21,7 +21,7 @@ from airflow_k8s.executor.pods.podfactory import build_pod
 from airflow_k8s.executor.tasks.task import Task
 from tests.conftest import SEED_CFG
 
-KEY = {"dag_id": "etl", "task_id": "load", "run_id": "manual__1"}
+KEY = {"dag_id": "etl", "task_id": "load", "run_id": "manual__1", "command": ["python", "-c", "print(1)"]}
 HARDENED = {
     "allowPrivilegeEscalation": False,
     "readOnlyRootFilesystem": True,
@@ -361,7 +361,7 @@ def test_a_stricter_security_context_and_another_user_are_allowed(build):
             "metadata.finalizers: a task may set only labels and annotations",
         ),
         ({"metadata": {"ownerReferences": []}}, "metadata.ownerReferences"),
-        ({"metadata": {"namespace": "kube-system"}}, "metadata.namespace: 'kube-system' is not a namespace"),
+        ({"metadata": {"namespace": "kube-system"}}, "namespace 'kube-system'"),
     ],
 )
 def test_metadata_beyond_own_labels_and_annotations_is_refused(refused, override, fragment):

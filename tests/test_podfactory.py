@@ -19,7 +19,7 @@ from airflow_k8s.executor.pods.templates import TemplateStore
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.task import Task
 
-KEY = {"dag_id": "custom_pod_dag", "run_id": "scheduled__2024-01-01T00:00:00+00:00"}
+KEY = {"dag_id": "custom_pod_dag", "run_id": "scheduled__2024-01-01T00:00:00+00:00", "command": ["true"]}
 
 # The seed's custom_pod_dag tasks, verbatim kubernetes_config.
 HEAVY = {
@@ -85,13 +85,14 @@ def test_the_seeds_heavy_computation_task_gets_the_seeds_pod_hardened(build):
     ]
     assert pod["metadata"]["labels"]["workload"] == "heavy"
     assert pod["metadata"]["namespace"] == "airflow" and pod["spec"]["serviceAccountName"] == "airflow-worker"
-    assert container["args"][:4] == ["airflow", "tasks", "run", "custom_pod_dag"] and "command" not in container
+    assert container["args"] == ["true"] and "command" not in container
     # hardened: what the seed's template lacked
     assert security.hardening_violations(pod) == []
     assert pod["spec"]["automountServiceAccountToken"] is False
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    secret_env = next(e for e in container["env"] if e["name"] == "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
-    assert secret_env["valueFrom"]["secretKeyRef"] == {"name": "airflow-secrets", "key": "database-url"}
+    env = {e["name"]: e for e in container["env"]}
+    assert env["AIRFLOW_IS_K8S_EXECUTOR_POD"]["value"] == "True"
+    assert not any("SQL_ALCHEMY_CONN" in name for name in env)  # Airflow 3 workers get no database
 
 
 def test_the_seeds_light_task_gets_the_light_pod(build):
@@ -326,7 +327,7 @@ def test_a_sidecar_added_by_pod_override_must_be_hardened_too(seed_config, templ
         ({"spec": {"serviceAccountName": "airflow-scheduler"}}, "serviceAccountName"),
         ({"spec": {"automountServiceAccountToken": True}}, "automountServiceAccountToken"),
         ({"metadata": {"name": "other"}}, "metadata.name"),
-        ({"metadata": {"namespace": "kube-system"}}, "metadata.namespace"),
+        ({"metadata": {"namespace": "kube-system"}}, "namespace 'kube-system'"),
         ({"metadata": {"labels": {"kubernetes_executor": "False"}}}, "kubernetes_executor"),
     ],
 )
@@ -363,8 +364,9 @@ _ids = st.text(min_size=1, max_size=80).filter(lambda s: s.isprintable())
 @given(dag=_ids, task_id=_ids, run=_ids, map_index=st.integers(-1, 5000), try_number=st.integers(0, 50))
 def test_any_task_key_gives_a_valid_restricted_pod(seed_config, templates, dag, task_id, run, map_index, try_number):
     t = Task.from_dict(
-        {"dag_id": dag, "task_id": task_id, "run_id": run, "map_index": map_index, "try_number": try_number}
-    )
+        {"dag_id": dag, "task_id": task_id, "run_id": run, "map_index": map_index, "try_number": try_number,
+         "command": ["true"]}
+    )  # fmt: skip
     pod = build_pod(t, seed_config, templates)
     assert_valid(pod)
     assert identity.key_from_annotations(pod["metadata"]["annotations"]) == t.key

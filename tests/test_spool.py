@@ -22,8 +22,8 @@ from airflow_k8s.executor.tasks.spool import Spool
 from airflow_k8s.executor.tasks.task import Task
 from airflow_k8s.executor.tasks.taskfile import MAX_TASK_BYTES, TaskFileError, read_task_file
 
-FIRST = {"dag_id": "d", "task_id": "first", "run_id": "r"}
-LAST = {"dag_id": "d", "task_id": "last", "run_id": "r"}
+FIRST = {"dag_id": "d", "task_id": "first", "run_id": "r", "command": ["true"]}
+LAST = {"dag_id": "d", "task_id": "last", "run_id": "r", "command": ["true"]}
 
 
 def scan_within(spool: Spool, seconds: float = 30.0) -> list[Task]:
@@ -64,7 +64,7 @@ def _device_link(path: Path) -> None:
 
 def _link_out(path: Path) -> None:
     outside = path.parent.parent.parent / "outside.json"
-    outside.write_text(json.dumps({"dag_id": "d", "task_id": "outside", "run_id": "r"}))
+    outside.write_text(json.dumps({**FIRST, "task_id": "outside"}))
     path.symlink_to(outside)
 
 
@@ -136,7 +136,9 @@ def test_an_entry_that_cannot_be_moved_is_reported_once_and_skipped(spool, caplo
         assert len(scan_within(spool)) == 2
         assert scan_within(spool) == []  # the valid tasks were returned once; the bad entry is skipped
     assert sum("cannot move" in r.getMessage() for r in caplog.records) == 1
-    (spool.incoming / "m-bad.json").write_text('{"dag_id": "d", "task_id": "fixed", "run_id": "r"}')
+    (spool.incoming / "m-bad.json").write_text(
+        '{"dag_id": "d", "task_id": "fixed", "run_id": "r", "command": ["true"]}'
+    )
     os.utime(spool.incoming / "m-bad.json", ns=(0, 1))
     assert [t.key.task_id for t in scan_within(spool)] == ["fixed"]
 

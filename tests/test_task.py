@@ -6,17 +6,30 @@ from airflow_k8s.executor.contract.config import Toleration
 from airflow_k8s.executor.contract.errors import TaskSpecError
 from airflow_k8s.executor.tasks.task import KubernetesOverrides, Task, TaskKey, parse_overrides
 
-BASE = {"dag_id": "custom_pod_dag", "task_id": "heavy_computation", "run_id": "manual__1"}
+BASE = {"dag_id": "custom_pod_dag", "task_id": "heavy_computation", "run_id": "manual__1", "command": ["true"]}
 
 
-def test_a_minimal_task_gets_airflows_command():
+def test_a_minimal_task_has_a_key_and_a_command():
     task = Task.from_dict(BASE)
     assert task.key == TaskKey("custom_pod_dag", "heavy_computation", "manual__1", -1, 1)
-    assert task.command == ("airflow", "tasks", "run", "custom_pod_dag", "heavy_computation", "manual__1", "--local")
+    assert task.command == ("true",)
 
 
-def test_mapped_tasks_pass_their_map_index():
-    assert Task.from_dict({**BASE, "map_index": 4}).command[-2:] == ("--map-index", "4")
+def test_a_task_without_a_command_is_rejected_pointing_at_airflow():
+    """Airflow 3 removed ``airflow tasks run --local``: there is no command to derive from a key."""
+    data = {k: v for k, v in BASE.items() if k != "command"}
+    with pytest.raises(TaskSpecError, match="execute_workload"):
+        Task.from_dict(data)
+
+
+def test_start_deadline_and_task_instance_id_round_trip():
+    task = Task.from_dict({**BASE, "start_deadline": "2026-12-01T10:00:00+02:00", "ti_id": "0190-abc"})
+    assert task.start_deadline is not None and task.start_deadline.isoformat() == "2026-12-01T08:00:00+00:00"
+    assert Task.from_dict(task.to_dict()) == task
+    with pytest.raises(TaskSpecError, match="UTC offset"):
+        Task.from_dict({**BASE, "start_deadline": "2026-12-01T10:00:00"})
+    with pytest.raises(TaskSpecError, match="ti_id"):
+        Task.from_dict({**BASE, "ti_id": "id\n"})
 
 
 def test_the_seeds_heavy_computation_config_is_accepted():

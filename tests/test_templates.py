@@ -150,12 +150,9 @@ def test_shipped_template_env_config_dags_and_writable_dirs(shipped, name):
     pod = shipped.load(name)
     base = base_container(pod)
     env = {item["name"]: item for item in base["env"]}
-    assert env["AIRFLOW__CORE__EXECUTOR"]["value"] == "KubernetesExecutor"
     assert env["AIRFLOW_IS_K8S_EXECUTOR_POD"]["value"] == "True"
-    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == {
-        "name": "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
-        "valueFrom": {"secretKeyRef": {"name": "airflow-secrets", "key": "database-url"}},
-    }
+    # Airflow 3 workers talk only to the Execution API: no database URL, no [core] executor.
+    assert not any("SQL_ALCHEMY_CONN" in name or name == "AIRFLOW__CORE__EXECUTOR" for name in env)
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     mounts = {m["mountPath"]: m for m in base["volumeMounts"]}
     config = mounts["/opt/airflow/airflow.cfg"]

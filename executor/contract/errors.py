@@ -89,7 +89,52 @@ class KubeApiError(ExecutorError):
         self.retry_after = retry_after
         self.body = body
 
-    @property
-    def permanent(self) -> bool:
-        """True for errors that retrying cannot fix (4xx except 408/409/429)."""
-        return 400 <= self.status < 500 and self.status not in (408, 409, 429)
+
+class Unauthorized(KubeApiError):
+    """401: the credentials were refused (an expired token, a wrong kubeconfig)."""
+
+
+class Forbidden(KubeApiError):
+    """403: RBAC, Pod Security admission, or another admission plugin refused the request."""
+
+
+class QuotaExceeded(Forbidden):
+    """403 from ResourceQuota admission: the namespace is (momentarily) full.
+
+    The real quota charges a pod at create time and releases it only when the quota controller
+    recalculates, so this is backpressure, not a verdict on the task.
+    """
+
+
+class NotFound(KubeApiError):
+    """404: the object (or the API, e.g. metrics.k8s.io) does not exist."""
+
+
+class AlreadyExists(KubeApiError):
+    """409 ``AlreadyExists``: an object of that name exists (deterministic pod names make it meaningful)."""
+
+
+class Conflict(KubeApiError):
+    """409 with another reason (``Conflict``): an optimistic-concurrency race; nothing was applied."""
+
+
+class Gone(KubeApiError):
+    """410: the requested resourceVersion was compacted away; relist."""
+
+
+def api_error(
+    message: str, *, status: int, reason: str = "", retry_after: float | None = None, body: object = None
+) -> KubeApiError:
+    """The :class:`KubeApiError` subclass callers branch on, for an HTTP ``status`` and Status ``reason``."""
+    kind: type[KubeApiError] = KubeApiError
+    if status == 401:
+        kind = Unauthorized
+    elif status == 403:
+        kind = QuotaExceeded if "exceeded quota" in message else Forbidden
+    elif status == 404:
+        kind = NotFound
+    elif status == 409:
+        kind = AlreadyExists if reason == "AlreadyExists" else Conflict
+    elif status == 410 or reason in ("Expired", "Gone"):
+        kind = Gone
+    return kind(message, status=status, reason=reason, retry_after=retry_after, body=body)

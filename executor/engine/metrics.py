@@ -39,6 +39,9 @@ class EngineMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.quota_refusals = Counter(
+            "airflow_executor_quota_refusals", "Pod creations refused by ResourceQuota (retried).", registry=r
+        )
         self.unschedulable = Gauge(
             "airflow_executor_pods_unschedulable", "Pending task pods the scheduler cannot place.", registry=r
         )

@@ -7,7 +7,7 @@ them for health checks and tests without tearing anything.
 from __future__ import annotations
 
 import enum
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +25,7 @@ class State(enum.Enum):
     FAILED = "failed"
 
 
+GONE_MAX = 100_000  # UIDs of finished pods remembered (a few MB at most)
 ACTIVE = frozenset({State.LAUNCHING, State.PENDING, State.RUNNING})  # what N_max bounds
 FINAL = frozenset({State.SUCCEEDED, State.FAILED})
 
@@ -38,6 +39,7 @@ class Record:
     task: Task | None  # None for pods adopted without a task description
     state: State
     queued_at: float
+    namespace: str | None = None  # known once the pod is built (multi-namespace mode) or seen
     tier: str | None = None
     launched_at: float | None = None
     created_at: float | None = None
@@ -45,6 +47,15 @@ class Record:
     pod: dict[str, Any] | None = None  # last seen object, while the task is active
     unschedulable: str | None = None
     cleaning: bool = False
+    start_by: float | None = None  # monotonic: the pod must be running by then (workload token)
+    relaunch: bool = False  # replace a finished pod of the same task when creating
+    not_before: float = 0.0  # monotonic: quota backoff, no create attempt before this
+    refused_since: float | None = None  # first ResourceQuota refusal of this task
+    refusals: int = 0
+    uid: str | None = None  # the pod incarnation this record follows, once known
+    launch_pending: bool = False  # a create is in flight: keep the record until it answers
+    early: tuple[dict[str, Any], bool] | None = None  # (pod, deleted) seen while a relaunch's create was in flight
+    give_up: str | None = None  # set by a failure the engine decided: "delete" the pod, or "forget" (none)
 
 
 class TaskBook:
@@ -56,6 +67,9 @@ class TaskBook:
         self._queue: deque[Record] = deque()
         self._pending: set[str] = set()
         self._launching: set[str] = set()
+        # Pod incarnations (UIDs) whose task is finished and forgotten: a late watch event for one
+        # must not bring it back as an "adopted" pod.  Bounded; the oldest are dropped first.
+        self.gone: OrderedDict[str, None] = OrderedDict()
 
     def get(self, pod_name: str) -> Record | None:
         return self.records.get(pod_name)
@@ -85,9 +99,13 @@ class TaskBook:
                 bucket.discard(rec.pod_name)
 
     def forget(self, rec: Record) -> None:
-        """Drop a finished task from memory (the result sink remembers it)."""
+        """Drop a finished task from memory (the result sink remembers it); its pod's UID is remembered as gone."""
         if self.records.pop(rec.pod_name, None) is None:
             return
+        if rec.uid is not None:
+            self.gone[rec.uid] = None
+            while len(self.gone) > GONE_MAX:
+                self.gone.popitem(last=False)
         if self.by_key.get(rec.key) is rec:
             del self.by_key[rec.key]
         self.counts[rec.state] -= 1
@@ -98,9 +116,22 @@ class TaskBook:
         """The oldest task still QUEUED (records adopted meanwhile are skipped)."""
         while self._queue:
             rec = self._queue.popleft()
-            if rec.state is State.QUEUED and rec.task is not None:
+            if rec.state is State.QUEUED and rec.task is not None and self.records.get(rec.pod_name) is rec:
                 return rec
         return None
+
+    def requeue(self, rec: Record, *, front: bool = False) -> None:
+        """Put a task back in the queue (quota backoff, or skipped by this dispatch pass)."""
+        if rec.state is not State.QUEUED:
+            self.set_state(rec, State.QUEUED)
+        if front:
+            self._queue.appendleft(rec)
+        else:
+            self._queue.append(rec)
+
+    def queued(self) -> list[Record]:
+        """Every QUEUED record (for deadline checks)."""
+        return [rec for rec in self._queue if rec.state is State.QUEUED and self.records.get(rec.pod_name) is rec]
 
     def has_queued(self) -> bool:
         return self.counts[State.QUEUED] > 0

@@ -4,8 +4,13 @@ Why not the generated ``CoreV1Api`` methods with models: deserialising every pod
 ``V1Pod`` objects costs milliseconds, and the executor handles tens of thousands of pod events.
 This layer still uses the official client for everything that matters - configuration loading
 (kubeconfig or in-cluster service account, token refresh), authentication, TLS and connection
-pooling - via ``ApiClient.param_serialize`` + ``ApiClient.call_api``, and works on plain JSON
-dicts.
+pooling - and works on plain JSON dicts.  It relies only on client APIs that are stable across
+releases (``Configuration.auth_settings()``, the REST client's pool manager), so it runs on the
+kubernetes 37.x this project pins and on the 36.x the Airflow image ships.
+
+:meth:`KubeClient.from_config` honours Airflow's connection settings: ``client_factory``,
+``in_cluster`` / ``config_file`` / ``cluster_context``, ``verify_ssl``, ``ssl_ca_cert``,
+``enable_tcp_keepalive`` with ``tcp_keep_idle`` / ``_intvl`` / ``_cnt``, and the request timeout.
 
 Every failure becomes a :class:`~airflow_k8s.executor.contract.errors.KubeApiError` with the HTTP status (0 for
 connection errors), the Kubernetes Status ``reason`` and ``Retry-After``.  No retries happen
@@ -14,10 +19,13 @@ here; :mod:`airflow_k8s.executor.kube.retry` decides what to retry.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import urllib3
 from kubernetes import client as k8s_client
@@ -25,10 +33,12 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from airflow_k8s.executor.contract import jsonfast
-from airflow_k8s.executor.contract.errors import KubeApiError
+from airflow_k8s.executor.contract.errors import ConfigError, KubeApiError, api_error
+
+if TYPE_CHECKING:
+    from airflow_k8s.executor.contract.config import ExecutorConfig
 
 log = logging.getLogger(__name__)
-_AUTH = ["BearerToken"]
 _JSON = {"Accept": "application/json", "Content-Type": "application/json"}
 _MERGE_PATCH = {"Accept": "application/json", "Content-Type": "application/merge-patch+json"}
 
@@ -42,12 +52,15 @@ class PodList:
 class KubeClient:
     """Pods, nodes, logs and metrics of one cluster, as plain dicts."""
 
-    def __init__(self, api_client: k8s_client.ApiClient, *, request_timeout: float = 60.0) -> None:
+    def __init__(
+        self, api_client: k8s_client.ApiClient, *, request_timeout: float | tuple[float, float] = 60.0
+    ) -> None:
         self.api = api_client
         self.request_timeout = request_timeout
         self._timeouts: dict[float | tuple[float, float], urllib3.Timeout] = {}
         # One connection pool for the API server, looked up once instead of per request.
         configuration = api_client.configuration
+        self._host = configuration.host.rstrip("/")
         parsed = urllib3.util.parse_url(configuration.host)
         self._origin = f"{parsed.scheme}://{parsed.netloc}"
         self._pool = (
@@ -56,7 +69,9 @@ class KubeClient:
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
-    def for_host(cls, host: str, *, pool_size: int = 16, request_timeout: float = 60.0) -> KubeClient:
+    def for_host(
+        cls, host: str, *, pool_size: int = 16, request_timeout: float | tuple[float, float] = 60.0
+    ) -> KubeClient:
         """A client for an unauthenticated API URL (tests, ``kubectl proxy``)."""
         configuration = k8s_client.Configuration()
         configuration.host = host
@@ -70,21 +85,26 @@ class KubeClient:
         config_file: str | None = None,
         context: str | None = None,
         pool_size: int = 16,
-        request_timeout: float = 60.0,
+        request_timeout: float | tuple[float, float] = 60.0,
     ) -> KubeClient:
         """In-cluster service account, or a kubeconfig (``$KUBECONFIG`` / ~/.kube/config)."""
-        configuration = k8s_client.Configuration()
-        try:
-            if in_cluster:
-                k8s_config.load_incluster_config(client_configuration=configuration)
-            else:
-                k8s_config.load_kube_config(
-                    config_file=config_file, context=context, client_configuration=configuration
-                )
-        except (k8s_config.ConfigException, OSError) as exc:
-            where = "in-cluster service account" if in_cluster else f"kubeconfig {config_file or '(default)'}"
-            raise KubeApiError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
-        return cls(_tuned(configuration, pool_size), request_timeout=request_timeout)
+        return cls(_tuned(_load(in_cluster, config_file, context), pool_size), request_timeout=request_timeout)
+
+    @classmethod
+    def from_config(cls, config: ExecutorConfig, *, pool_size: int = 16) -> KubeClient:
+        """The client airflow.cfg describes (module docstring); ``verify_ssl = False`` is logged loudly."""
+        if config.client_factory:
+            configuration = _from_factory(config.client_factory)
+        else:
+            configuration = _load(config.in_cluster, config.config_file, config.cluster_context)
+        if config.ssl_ca_cert:
+            configuration.ssl_ca_cert = config.ssl_ca_cert
+        if not config.verify_ssl:
+            log.warning("[kubernetes_executor] verify_ssl = False: the API server's certificate is not checked")
+            configuration.verify_ssl = False
+        if config.enable_tcp_keepalive:
+            configuration.socket_options = _keepalive(config.tcp_keep_idle, config.tcp_keep_intvl, config.tcp_keep_cnt)
+        return cls(_tuned(configuration, pool_size), request_timeout=config.request_timeout())
 
     def close(self) -> None:
         self.api.close()
@@ -104,16 +124,15 @@ class KubeClient:
     ) -> Any:
         """One API call; returns parsed JSON (or the raw urllib3 response when ``stream``).
 
-        The official client builds the URL and the authentication headers (bearer tokens are
-        refreshed by its configuration hooks) and owns the TLS connection pool; the body is
-        encoded and the response decoded here, with :mod:`airflow_k8s.executor.contract.jsonfast`, skipping the
+        The official client's configuration supplies the authentication headers (bearer tokens
+        are refreshed by its hooks) and owns the TLS connection pool; the body is encoded and the
+        response decoded here, with :mod:`~airflow_k8s.executor.contract.jsonfast`, skipping the
         client's generic (and slow) serialisation layer.
         """
         what = f"{method} {path}"
         try:
-            _, url, header_params, _, _ = self.api.param_serialize(
-                method, path, query_params=query or [], header_params=dict(headers), auth_settings=_AUTH
-            )
+            url = f"{self._host}{path}?{urlencode(query)}" if query else f"{self._host}{path}"
+            header_params = self._headers(headers)
             payload = None if body is None else jsonfast.dumps(body)
             if self._pool is not None and url.startswith(self._origin):
                 response = self._pool.urlopen(
@@ -154,6 +173,13 @@ class KubeClient:
             return data.decode("utf-8", errors="replace")
         return jsonfast.loads(data)
 
+    def _headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        out = {**self.api.default_headers, **headers}
+        for setting in self.api.configuration.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                out[setting["key"]] = setting["value"]
+        return out
+
     def _timeout(self, timeout: float | tuple[float, float] | None) -> urllib3.Timeout:
         value = timeout or self.request_timeout
         cached = self._timeouts.get(value)
@@ -172,8 +198,17 @@ class KubeClient:
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
         return self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
 
-    def delete_pod(self, namespace: str, name: str, *, grace_period: int | None = None) -> None:
+    def delete_pod(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        grace_period: int | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Delete a pod; ``options`` are extra DeleteOptions fields (Airflow's ``delete_option_kwargs``)."""
         body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        body.update(options or {})
         if grace_period is not None:
             body["gracePeriodSeconds"] = grace_period
         self.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}", body=body, decode=False)
@@ -206,7 +241,7 @@ class KubeClient:
 
     def watch_pods(
         self,
-        namespace: str,
+        namespace: str | None,
         *,
         label_selector: str | None,
         resource_version: str,
@@ -227,7 +262,7 @@ class KubeClient:
         ]
         if label_selector:
             query.append(("labelSelector", label_selector))
-        path = f"/api/v1/namespaces/{namespace}/pods"
+        path = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
         response = self.request("GET", path, query=query, stream=True, timeout=(10.0, read_timeout))
         try:
             buffer = b""
@@ -262,6 +297,43 @@ class KubeClient:
         return list(self.request("GET", path).get("items") or [])
 
 
+def _load(in_cluster: bool, config_file: str | None, context: str | None) -> k8s_client.Configuration:
+    configuration = k8s_client.Configuration()
+    try:
+        if in_cluster:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        else:
+            k8s_config.load_kube_config(config_file=config_file, context=context, client_configuration=configuration)
+    except (k8s_config.ConfigException, OSError) as exc:
+        where = "in-cluster service account" if in_cluster else f"kubeconfig {config_file or '(default)'}"
+        raise KubeApiError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
+    return configuration
+
+
+def _from_factory(path: str) -> k8s_client.Configuration:
+    """The configuration of the ``CoreV1Api`` Airflow's ``client_factory`` callable returns."""
+    module_name, _, attribute = path.rpartition(".")
+    where = {"section": "kubernetes_executor", "key": "client_factory", "value": path}
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+        api = factory()
+    except Exception as exc:  # an import or a factory failure: report it naming the setting
+        raise ConfigError(f"cannot build a client: {type(exc).__name__}: {exc}", **where) from exc
+    configuration = getattr(getattr(api, "api_client", None), "configuration", None)
+    if not isinstance(configuration, k8s_client.Configuration):
+        raise ConfigError("the factory must return a kubernetes.client.CoreV1Api", **where)
+    return configuration
+
+
+def _keepalive(idle: int, interval: int, count: int) -> list[tuple[int, int, int]]:
+    """Socket options for TCP keepalive, as Airflow sets them (options the platform lacks are skipped)."""
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    for name, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", interval), ("TCP_KEEPCNT", count)):
+        if hasattr(socket, name):
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    return [*urllib3.connection.HTTPConnection.default_socket_options, *options]
+
+
 def _tuned(configuration: k8s_client.Configuration, pool_size: int) -> k8s_client.ApiClient:
     """Pool size for the concurrent launchers; urllib3's own retries off (ours count and log them)."""
     configuration.connection_pool_maxsize = pool_size
@@ -288,7 +360,7 @@ def _status_error(what: str, response: Any) -> KubeApiError:
         except ValueError:
             retry_after = None
     status = int(response.status)
-    return KubeApiError(
+    return api_error(
         f"{what}: HTTP {status} {reason or response.reason}: {message}".rstrip(": "),
         status=status,
         reason=reason,

@@ -2,31 +2,45 @@
 
 ``workers`` threads take jobs from a priority queue (task pods before placeholders), take a
 token from the shared bucket (``worker_pods_creation_qps`` / ``_burst``), build the pod and
-create it, retrying 429/5xx/connection errors until the task's ``pod_creation_timeout``.  Many
+create it in the namespace the pod names, retrying 429/5xx/connection errors and 409
+``Conflict`` (a race on a ResourceQuota: nothing was created) until the job's deadline.  Many
 creates are in flight at once - Airflow's default of one create per scheduler loop is what made
 1,000 tasks take over 1,000 s - yet the API server never sees more than the configured rate.
 
 Because pod names are deterministic, a retry after a lost response gets ``409 AlreadyExists``;
-the worker then reads the pod and compares its task-key annotations: the same key means the
-first attempt succeeded (adopt it), another key is a hard ``NameConflict`` error.
-Outcomes go back to the engine's inbox; the engine owns all task state.
+only that reason means a pod of that name exists.  The worker then reads it and compares its
+task-key annotations: the same key means the first attempt succeeded (adopt it); the same key on
+a pod that is being deleted (a revoked or relaunched try) means wait for it to go and create
+again; for a relaunch (``replace``) a finished pod of the same task is deleted first, and so is a
+pod of the same key but another Airflow task instance id (a cleared and re-queued task instance);
+another key is a hard ``NameConflict``.  A ResourceQuota refusal is reported as such
+(``quota=True``): the engine treats it as backpressure.  Outcomes go to a
+:class:`LaunchListener`; the engine owns all task state.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from airflow_k8s.executor.contract.errors import ExecutorError, KubeApiError, PodPolicyError
+from airflow_k8s.executor.contract.errors import (
+    AlreadyExists,
+    ExecutorError,
+    KubeApiError,
+    NotFound,
+    PodPolicyError,
+    QuotaExceeded,
+)
 from airflow_k8s.executor.kube.client import KubeClient
 from airflow_k8s.executor.kube.retry import RetryPolicy, RetryTimeout, TokenBucket, call_with_retry
 from airflow_k8s.executor.tasks import identity
-from airflow_k8s.executor.tasks.task import Task
+from airflow_k8s.executor.tasks.key import TaskKey
 
 log = logging.getLogger(__name__)
 TASK_PRIORITY = 0
@@ -39,26 +53,44 @@ class LaunchJob:
 
     name: str
     build: Callable[[], dict[str, Any]]
-    task: Task | None  # None for placeholders
+    key: TaskKey | None  # None for placeholders
     deadline: float  # monotonic
+    replace: bool = False  # a relaunch: a finished pod of the same task is deleted, then created anew
+    ti_id: str | None = None  # Airflow's task instance id: a pod of another one is superseded
+
+
+class LaunchListener(Protocol):
+    """Where a launcher reports each job's outcome (the engine posts them to its inbox)."""
+
+    def launched(self, name: str, pod: dict[str, Any]) -> None: ...
+
+    def launch_failed(
+        self, name: str, reason: str, message: str, *, namespace: str | None = None, quota: bool = False
+    ) -> None: ...
+
+
+class _Terminating(KubeApiError):
+    """The pod of this name is being deleted: retry the create once it is gone."""
+
+
+class NameConflict(ExecutorError):
+    """A pod of this name exists for another task: retrying cannot help."""
 
 
 class Launcher:
     def __init__(
         self,
         kube: KubeClient,
-        namespace: str,
         *,
         workers: int,
         bucket: TokenBucket,
-        post: Callable[..., None],
+        listener: LaunchListener,
         on_api_error: Callable[[int, str], None],
         policy: RetryPolicy | None = None,
     ) -> None:
         self.kube = kube
-        self.namespace = namespace
         self.bucket = bucket
-        self.post = post
+        self.listener = listener
         self.on_api_error = on_api_error
         self.policy = policy or RetryPolicy()
         self._queue: queue.PriorityQueue[tuple[int, int, LaunchJob | None]] = queue.PriorityQueue()
@@ -93,7 +125,7 @@ class Launcher:
                 self._launch(job)
             except Exception as exc:  # never let one job kill a worker thread
                 log.exception("launcher crashed on %s", job.name)
-                self.post("launch_failed", job.name, "InternalError", f"{type(exc).__name__}: {exc}")
+                self.listener.launch_failed(job.name, "InternalError", f"{type(exc).__name__}: {exc}")
 
     def _retry(self, fn: Callable[[], Any], job: LaunchJob, verb: str) -> Any:
         def on_retry(error: KubeApiError, wait: float) -> None:
@@ -107,52 +139,65 @@ class Launcher:
             sleep=self._stop.wait,
             on_retry=on_retry,
             what=f"{verb} {job.name}",
+            retryable=lambda error: isinstance(error, _Terminating),
         )
 
     def _launch(self, job: LaunchJob) -> None:
         try:
             pod = job.build()
         except PodPolicyError as exc:
-            self.post("launch_failed", job.name, "PolicyViolation", str(exc))
+            self.listener.launch_failed(job.name, "PolicyViolation", str(exc))
             return
         except ExecutorError as exc:
-            self.post("launch_failed", job.name, "InvalidTask", str(exc))
+            self.listener.launch_failed(job.name, "InvalidTask", str(exc))
             return
+        namespace = pod["metadata"]["namespace"]
         try:
-            created = self._retry(lambda: self.kube.create_pod(self.namespace, pod), job, "create")
+            created = self._retry(lambda: self._create(job, namespace, pod), job, "create")
         except RetryTimeout as exc:
             self.on_api_error(exc.status, "create")
-            self.post("launch_failed", job.name, "CreationTimeout", str(exc))
+            self.listener.launch_failed(job.name, "CreationTimeout", str(exc), namespace=namespace)
+            return
+        except NameConflict as exc:
+            self.listener.launch_failed(job.name, "NameConflict", str(exc), namespace=namespace)
+            return
+        except QuotaExceeded as exc:
+            self.on_api_error(exc.status, "create")
+            self.listener.launch_failed(job.name, "QuotaExceeded", str(exc), namespace=namespace, quota=True)
             return
         except KubeApiError as exc:
             if self._stop.is_set():
                 return
             self.on_api_error(exc.status, "create")
-            if exc.status == 409:
-                self._already_exists(job)
-                return
             reason = {403: "Forbidden", 422: "Invalid"}.get(exc.status, f"ApiError{exc.status}")
-            self.post("launch_failed", job.name, reason, str(exc))
+            self.listener.launch_failed(job.name, reason, str(exc), namespace=namespace)
             return
-        self.post("launched", job.name, created)
+        self.listener.launched(job.name, created)
 
-    def _already_exists(self, job: LaunchJob) -> None:
+    def _create(self, job: LaunchJob, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:
+        """Create the pod; on AlreadyExists return the existing pod if it is ours, else raise."""
         try:
-            existing = self._retry(lambda: self.kube.get_pod(self.namespace, job.name), job, "get")
-        except KubeApiError as exc:
-            if exc.status == 404:  # deleted between our create and get: let the engine retry later
-                self.post("launch_failed", job.name, "CreationTimeout", f"pod {job.name} vanished after 409: {exc}")
-            else:
-                self.post("launch_failed", job.name, "CreationTimeout", str(exc))
-            return
-        annotations = (existing.get("metadata") or {}).get("annotations")
-        if job.task is None or identity.key_from_annotations(annotations) == job.task.key:
-            self.post("launched", job.name, existing)
-            return
-        owner = identity.key_from_annotations(annotations)
-        self.post(
-            "launch_failed",
-            job.name,
-            "NameConflict",
-            f"pod {job.name} already exists for another task ({owner or 'no task annotations'})",
-        )
+            created: dict[str, Any] = self.kube.create_pod(namespace, pod)
+            return created
+        except AlreadyExists:
+            pass
+        try:
+            existing: dict[str, Any] = self.kube.get_pod(namespace, job.name)
+        except NotFound as exc:  # deleted between our create and get: create again
+            raise _Terminating(f"pod {job.name} vanished after AlreadyExists", status=409) from exc
+        metadata = existing.get("metadata") or {}
+        owner = identity.key_from_annotations(metadata.get("annotations"))
+        if job.key is not None and owner != job.key:
+            raise NameConflict(f"pod {job.name} already exists for another task ({owner or 'no task annotations'})")
+        if metadata.get("deletionTimestamp"):
+            raise _Terminating(f"pod {job.name} of this task is still being deleted", status=409)
+        finished = (existing.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+        done = finished or (metadata.get("labels") or {}).get(identity.LABEL_DONE) == "True"
+        pod_ti_id = (metadata.get("annotations") or {}).get(identity.ANNOTATION_TI_ID)
+        superseded = bool(job.ti_id and pod_ti_id and pod_ti_id != job.ti_id)
+        if superseded or (job.replace and done):
+            with contextlib.suppress(NotFound):
+                self.kube.delete_pod(namespace, job.name, grace_period=0)
+            why = "a superseded task instance" if superseded else "an earlier launch of this task"
+            raise _Terminating(f"pod {job.name} of {why} is being replaced", status=409)
+        return existing

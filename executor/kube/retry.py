@@ -4,8 +4,12 @@ The official Python client retries nothing on 429/5xx by default.  The executor'
 
 * 429 TooManyRequests: wait what ``Retry-After`` says (capped), then retry.
 * 5xx, 408 and connection errors (status 0): exponential backoff with jitter, capped.
-* Everything else in 4xx (403 PodSecurity / quota, 422 Invalid, 404...) is permanent: retrying
-  cannot fix it, so the caller gets the error at once with its reason.
+* 409 with any reason but ``AlreadyExists`` (``Conflict``: an optimistic-concurrency race, e.g.
+  creates racing on a ResourceQuota) did not apply the request: retried like a 5xx.  Only
+  ``AlreadyExists`` means the object is there; the caller decides what that means.
+* Everything else in 4xx (403 PodSecurity / quota, 422 Invalid, 404...) is not retried here:
+  the caller gets the error at once with its reason (quota refusals are retried by the engine,
+  which owns the backoff and the deadline).
 * A deadline bounds the whole attempt (``pod_creation_timeout`` for pod creation).
 """
 
@@ -24,6 +28,8 @@ T = TypeVar("T")
 
 
 def is_retryable(error: KubeApiError) -> bool:
+    if error.status == 409:
+        return error.reason != "AlreadyExists"
     return error.status == 0 or error.status in (408, 429) or error.status >= 500
 
 
@@ -58,14 +64,18 @@ def call_with_retry(
     clock: Callable[[], float] = time.monotonic,
     on_retry: Callable[[KubeApiError, float], None] | None = None,
     what: str = "request",
+    retryable: Callable[[KubeApiError], bool] | None = None,
 ) -> T:
-    """Call ``fn`` until it succeeds, a permanent error occurs, or ``deadline`` (monotonic) passes."""
+    """Call ``fn`` until it succeeds, a permanent error occurs, or ``deadline`` (monotonic) passes.
+
+    ``retryable`` marks more errors as worth retrying than :func:`is_retryable` does.
+    """
     attempt = 0
     while True:
         try:
             return fn()
         except KubeApiError as error:
-            if not is_retryable(error):
+            if not (is_retryable(error) or (retryable is not None and retryable(error))):
                 raise
             wait = policy.delay(attempt, error)
             if deadline is not None and clock() + wait > deadline:

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from airflow_k8s.executor.contract.errors import KubeApiError
+from airflow_k8s.executor.contract.errors import Gone, KubeApiError, api_error
 from airflow_k8s.executor.kube.client import KubeClient
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class Watcher:
     def __init__(
         self,
         kube: KubeClient,
-        namespace: str,
+        namespace: str | None,
         label_selector: str,
         *,
         on_event: EventHandler,
@@ -78,7 +78,7 @@ class Watcher:
                 self._failures = 0
             except KubeApiError as error:
                 self.connected.clear()
-                if error.status == 410 or error.reason in ("Expired", "Gone"):
+                if isinstance(error, Gone):
                     log.info("watch expired, relisting", extra={"event": "watch_expired"})
                     self.resource_version = None
                     self.on_restart("expired")
@@ -113,7 +113,7 @@ class Watcher:
             obj = event.get("object") or {}
             if kind == "ERROR":
                 code = int(obj.get("code") or 0)
-                raise KubeApiError(f"watch error: {obj.get('message')}", status=code, reason=obj.get("reason") or "")
+                raise api_error(f"watch error: {obj.get('message')}", status=code, reason=obj.get("reason") or "")
             version = (obj.get("metadata") or {}).get("resourceVersion")
             if kind != "BOOKMARK":
                 self.on_event(str(kind), obj)

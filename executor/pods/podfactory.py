@@ -5,14 +5,18 @@ Merge order, each step applied on top of the previous one:
 1. **Template** - the task's ``pod_template`` / ``pod_template_file`` if it names one, else its
    tier's template, else ``pod_template_file`` from airflow.cfg.  The task runs in the container
    named ``base``.
-2. **Config defaults** (airflow.cfg ``[kubernetes]``):
-   ``namespace`` is always the executor's (a security boundary, never taken from a template);
+2. **Config defaults** (airflow.cfg ``[kubernetes_executor]``):
+   ``namespace`` is the executor's; only in ``multi_namespace_mode`` may the template or the
+   task's ``pod_override`` name another one, from ``multi_namespace_mode_namespace_list`` (a
+   security boundary: anything else is an error, never silently ignored);
    ``worker_container_image`` *replaces* the template's image (one knob rolls the Airflow
    version everywhere, as Airflow's worker_container_repository does).  Everything else only
    *fills gaps*: ``image_pull_policy``, ``worker_service_account_name``, ``worker_priority_class``,
    each ``worker_resource_*`` key, each ``worker_node_selector`` key; ``worker_tolerations`` are
    appended.  Templates exist to specialise pods, so a heavy template's 2 CPUs and its
-   compute-optimized node selector survive the global defaults.
+   compute-optimized node selector survive the global defaults.  With ``[core]
+   execution_api_server_url`` set, the base container gets ``AIRFLOW__CORE__EXECUTION_API_SERVER_URL``
+   (the Execution API is all an Airflow 3 worker talks to).
 3. **Tier** (the task's ``tier``, or the one the scheduler chose for ``tier: auto``): its
    requests/limits replace those keys on the base container.
 4. **Task overrides** (``kubernetes_config``): ``image`` replaces; ``resources`` replace per key
@@ -22,14 +26,17 @@ Merge order, each step applied on top of the previous one:
    (dicts merged, ``null`` deletes a key, lists of named items - containers, volumes, env,
    volumeMounts by mountPath - merged by name, other lists appended, scalars replaced).
 5. **Executor identity** - name, identity labels and annotations, ``restartPolicy: Never``, the
-   task command as the base container's ``args``.  Applied last, so nothing can forge them.
+   task command as the base container's ``args``, ``AIRFLOW_IS_K8S_EXECUTOR_POD=True`` (as Airflow's
+   own pods carry).  Applied last, so nothing can forge them.
 
 The task's changes (step 4) are judged by the task pod policy (:mod:`airflow_k8s.executor.pods.policy`)
 against the pod steps 1-3 built, after the typed overrides and again after ``pod_override``
 (which is first validated against the pinned Kubernetes schema, being free-form).  Then the
 result is checked, before any API call: requests <= limits on every container, an image is set,
 the pod passes Pod Security Standards "restricted" and the platform hardening (read-only root
-filesystems, requests and limits everywhere, no API token).
+filesystems, requests and limits everywhere, no API token), and no container gets database
+credentials, the JWT signing secret or the Fernet key (Airflow 3 workers reach only the
+Execution API, with their workload's token).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from airflow_k8s.executor.contract import k8snames
 from airflow_k8s.executor.contract.config import ExecutorConfig, Tier
 from airflow_k8s.executor.contract.errors import PodPolicyError, TaskSpecError
 from airflow_k8s.executor.pods import policy, schema, security
@@ -49,6 +57,10 @@ from airflow_k8s.executor.tasks.task import AUTO_TIER, KubernetesOverrides, Task
 BASE_CONTAINER = "base"
 _NAMED_LIST_KEYS = {"containers": "name", "initContainers": "name", "volumes": "name", "env": "name",
                     "volumeMounts": "mountPath", "ports": "containerPort"}  # fmt: skip
+EXECUTION_API_ENV = "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"
+# Control-plane secrets a task pod must never see, in every form Airflow reads them.
+_SECRET_SETTINGS = ("DATABASE__SQL_ALCHEMY_CONN", "CORE__SQL_ALCHEMY_CONN", "API_AUTH__JWT_SECRET", "CORE__FERNET_KEY")
+FORBIDDEN_ENV = frozenset(f"AIRFLOW__{name}{suffix}" for name in _SECRET_SETTINGS for suffix in ("", "_CMD", "_SECRET"))
 
 
 def choose_template(task: Task, config: ExecutorConfig, tier: Tier | None) -> str:
@@ -92,16 +104,17 @@ def build_pod(
     pod, template_file = templates.load_named(choose_template(task, config, tier))
     pod.setdefault("spec", {})
     base = _base_container(pod, task)
+    namespace = choose_namespace(task, pod.get("metadata") or {}, config)
 
-    _apply_config(pod, base, config)
+    _apply_config(pod, base, config, namespace)
     if tier is not None:
         _set_resources(base, tier.requests(), tier.limits())
     judge = policy.TaskPodJudge(pod, config, store_templates(templates)) if _changes_pod(task.overrides) else None
     _apply_overrides(pod, task, judge)
     billed = tier.name if tier is not None else tier_of_template(template_file, config)
-    _apply_identity(pod, task, config, billed)
+    _apply_identity(pod, task, config, billed, namespace)
 
-    _check(pod, task, config)
+    _check(pod, task, namespace)
     if validate_schema:
         schema.validate_manifest(pod, where=f"pod for task {task.key}")
     return pod
@@ -120,9 +133,44 @@ def _base_container(pod: dict[str, Any], task: Task) -> dict[str, Any]:
     raise TaskSpecError(f"{task.key}: the pod template has no container named {BASE_CONTAINER!r}")
 
 
-def _apply_config(pod: dict[str, Any], base: dict[str, Any], config: ExecutorConfig) -> None:
+def choose_namespace(task: Task, template_metadata: Mapping[str, Any], config: ExecutorConfig) -> str:
+    """The namespace of the task's pod: the executor's, or - in multi-namespace mode - an allowed one."""
+    override_metadata = (task.overrides.pod_override or {}).get("metadata") or {}
+    requested = override_metadata.get("namespace") or template_metadata.get("namespace") or config.namespace
+    if requested == config.namespace:
+        return requested
+    where = "pod_override" if override_metadata.get("namespace") else "pod template"
+    if not config.multi_namespace_mode:
+        raise PodPolicyError(
+            f"{task.key}: {where} asks for namespace {requested!r}; task pods run in {config.namespace!r} "
+            "unless multi_namespace_mode is on"
+        )
+    allowed = config.namespaces()
+    if not isinstance(requested, str) or not k8snames.is_dns1123_label(requested):
+        raise PodPolicyError(f"{task.key}: {where} namespace {requested!r} is not a namespace name")
+    if requested in k8snames.SYSTEM_NAMESPACES or (allowed is not None and requested not in allowed):
+        listed = ", ".join(allowed) if allowed else "any but the system namespaces"
+        raise PodPolicyError(
+            f"{task.key}: {where} namespace {requested!r} is not allowed "
+            f"(multi_namespace_mode_namespace_list: {listed})"
+        )
+    return requested
+
+
+def _set_env(container: dict[str, Any], name: str, value: str) -> None:
+    env = container.setdefault("env", [])
+    for index, item in enumerate(env):
+        if item.get("name") == name:
+            env[index] = {"name": name, "value": value}
+            return
+    env.append({"name": name, "value": value})
+
+
+def _apply_config(pod: dict[str, Any], base: dict[str, Any], config: ExecutorConfig, namespace: str) -> None:
     spec = pod["spec"]
-    pod.setdefault("metadata", {})["namespace"] = config.namespace
+    pod.setdefault("metadata", {})["namespace"] = namespace
+    if config.execution_api_server_url:
+        _set_env(base, EXECUTION_API_ENV, config.execution_api_server_url)
     if config.worker_container_image:
         base["image"] = config.worker_container_image
     base.setdefault("imagePullPolicy", config.image_pull_policy)
@@ -168,15 +216,8 @@ def _apply_overrides(pod: dict[str, Any], task: Task, judge: policy.TaskPodJudge
     if o.node_selector:
         spec.setdefault("nodeSelector", {}).update(dict(o.node_selector))
     _append_tolerations(spec, [t.to_k8s() for t in o.tolerations])
-    if o.env:
-        env = base.setdefault("env", [])
-        index = {item.get("name"): i for i, item in enumerate(env)}
-        for name, value in o.env:
-            entry = {"name": name, "value": value}
-            if name in index:
-                env[index[name]] = entry
-            else:
-                env.append(entry)
+    for name, value in o.env:
+        _set_env(base, name, value)
     metadata = pod.setdefault("metadata", {})
     if o.labels:
         metadata.setdefault("labels", {}).update(dict(o.labels))
@@ -198,7 +239,7 @@ def _apply_overrides(pod: dict[str, Any], task: Task, judge: policy.TaskPodJudge
 
 
 def _reject_reserved_metadata(metadata: Mapping[str, Any], task: Task) -> None:
-    for field in ("name", "generateName"):  # metadata.namespace: the policy (multi-namespace mode)
+    for field in ("name", "generateName"):
         if field in metadata:
             raise PodPolicyError(f"{task.key}: pod_override may not set metadata.{field} (the executor owns it)")
     for part, reserved in (("labels", identity.RESERVED_LABELS), ("annotations", identity.RESERVED_ANNOTATIONS)):
@@ -236,16 +277,18 @@ def deep_merge(base: Any, override: Any, list_key: str | None = None) -> Any:
     return override
 
 
-def _apply_identity(pod: dict[str, Any], task: Task, config: ExecutorConfig, tier: str) -> None:
+def _apply_identity(pod: dict[str, Any], task: Task, config: ExecutorConfig, tier: str, namespace: str) -> None:
     rest = {k: v for k, v in (pod.get("metadata") or {}).items() if k not in ("name", "generateName", "namespace")}
-    metadata = pod["metadata"] = {"name": identity.pod_name(task.key), "namespace": config.namespace, **rest}
+    metadata = pod["metadata"] = {"name": identity.pod_name(task.key), "namespace": namespace, **rest}
     labels = metadata.setdefault("labels", {})
     labels.update(identity.task_labels(task.key, config.scheduler_instance_id))
     labels[identity.LABEL_TIER] = tier
-    metadata.setdefault("annotations", {}).update(identity.task_annotations(task.key))
+    metadata.setdefault("annotations", {}).update(identity.task_annotations(task.key, task.ti_id))
     pod["apiVersion"], pod["kind"] = "v1", "Pod"
     pod["spec"]["restartPolicy"] = "Never"
-    _base_container(pod, task)["args"] = list(task.command)
+    base = _base_container(pod, task)
+    base["args"] = list(task.command)
+    _set_env(base, "AIRFLOW_IS_K8S_EXECUTOR_POD", "True")
 
 
 def tier_of_template(file_name: str, config: ExecutorConfig) -> str:
@@ -256,12 +299,19 @@ def tier_of_template(file_name: str, config: ExecutorConfig) -> str:
     return config.default_tier
 
 
-def _check(pod: dict[str, Any], task: Task, config: ExecutorConfig) -> None:
+def _check(pod: dict[str, Any], task: Task, namespace: str) -> None:
     spec = pod["spec"]
-    if pod["metadata"].get("namespace") != config.namespace:  # pragma: no cover - identity sets it last
-        raise PodPolicyError(f"{task.key}: pod namespace must be {config.namespace!r}")
+    if pod["metadata"].get("namespace") != namespace:  # pragma: no cover - identity sets it last
+        raise PodPolicyError(f"{task.key}: pod namespace must be {namespace!r}")
     for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
         name = container.get("name")
+        secret = sorted({e.get("name") for e in container.get("env") or []} & FORBIDDEN_ENV)
+        if secret:
+            raise PodPolicyError(
+                f"{task.key}: container {name!r} would get {secret[0]}: task pods get no database credentials "
+                "or control-plane secrets (Airflow 3 workers talk only to the Execution API); remove it from "
+                "the template or the override"
+            )
         if not container.get("image"):
             raise TaskSpecError(
                 f"{task.key}: container {name!r} has no image; set worker_container_image in airflow.cfg "

@@ -10,11 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-# Waiting reasons that never resolve by themselves: fail the task at once (as Airflow does)
-# instead of waiting for max_pod_pending_timeout.
-FATAL_WAITING_REASONS = frozenset(
-    {"ErrImagePull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "ImageInspectError"}
-)
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 
 
@@ -22,7 +17,7 @@ TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 class PodStatus:
     phase: str
     node_name: str | None = None
-    fatal_reason: str | None = None
+    waiting: tuple[tuple[str, str], ...] = ()  # (reason, message) of every waiting container, init first
     unschedulable: str | None = None
     waiting_reason: str | None = None
     exit_code: int | None = None
@@ -35,6 +30,17 @@ class PodStatus:
     @property
     def terminal(self) -> bool:
         return self.phase in TERMINAL_PHASES
+
+    def fatal_reason(self, reasons: frozenset[str]) -> tuple[str, str] | None:
+        """The first waiting (reason, message) among ``reasons``: ones that never resolve by themselves.
+
+        Airflow's ``worker_pod_pending_fatal_container_state_reasons`` (ErrImagePull,
+        InvalidImageName, ...) fail a Pending pod at once instead of after the pending timeout.
+        """
+        for reason, message in self.waiting:
+            if reason in reasons:
+                return reason, message
+        return None
 
 
 def parse_time(value: object) -> datetime | None:
@@ -66,28 +72,26 @@ def pod_status(pod: dict[str, Any], *, container: str = "base") -> PodStatus:
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
             unschedulable = condition.get("message") or condition.get("reason") or "Unschedulable"
     statuses = list(status.get("initContainerStatuses") or []) + list(status.get("containerStatuses") or [])
-    fatal = fatal_message = waiting = None
+    waiting_states = []
     for item in statuses:
         waiting_state = (item.get("state") or {}).get("waiting") or {}
         reason = waiting_state.get("reason")
         if reason:
-            waiting = waiting or reason
-        if reason in FATAL_WAITING_REASONS and fatal is None:
-            fatal, fatal_message = reason, waiting_state.get("message")
+            waiting_states.append((str(reason), str(waiting_state.get("message") or "")))
     base = _base_status(list(status.get("containerStatuses") or []), container) or {}
     state = base.get("state") or {}
     terminated = state.get("terminated") or {}
     running = state.get("running") or {}
     exit_code = terminated.get("exitCode")
     reason = terminated.get("reason") or status.get("reason")
-    message = terminated.get("message") or status.get("message") or fatal_message
+    message = terminated.get("message") or status.get("message")
     started = parse_time(terminated.get("startedAt") or running.get("startedAt") or status.get("startTime"))
     return PodStatus(
         phase=phase,
         node_name=node,
-        fatal_reason=fatal,
+        waiting=tuple(waiting_states),
         unschedulable=unschedulable if phase == "Pending" else None,
-        waiting_reason=waiting,
+        waiting_reason=waiting_states[0][0] if waiting_states else None,
         exit_code=int(exit_code) if isinstance(exit_code, int) else None,
         reason=reason,
         message=message,

@@ -123,7 +123,7 @@ def summarize(pod: Mapping[str, Any]) -> PodSummary:
         node_name=status.node_name,
         tier=labels.get(identity.LABEL_TIER),
         task_key=str(key) if key is not None else None,
-        reason=status.reason or status.fatal_reason or status.waiting_reason,
+        reason=status.reason or status.waiting_reason,
         exit_code=status.exit_code,
         message=status.message,
         deleting=status.deleting,

@@ -3,12 +3,16 @@
 Why deterministic names: the pod name is a pure function of the task key, so re-creating the
 pod of the same task try (after a timeout, a 5xx, a scheduler restart) hits 409 AlreadyExists
 instead of starting a duplicate.  The exact key lives in annotations (any string is allowed
-there); labels carry sanitised copies for selection.  A value that is not a valid label value
-as-is (``x,airflow-worker!=1``) is rewritten and suffixed with a hash of the original, so it can
-neither inject selector syntax nor collide with another sanitised value.
+there); labels carry sanitised copies for selection.
 
-Label keys follow Airflow's KubernetesExecutor (``dag_id``, ``task_id``, ``kubernetes_executor``,
-``airflow-worker`` ...) so Airflow-aware tooling recognises the pods.
+Labels are exactly the ones Airflow's KubernetesExecutor puts on its pods - ``dag_id``,
+``task_id``, ``run_id`` sanitised by the provider's ``make_safe_label_value`` (re-implemented
+here: invalid characters dropped, and an md5 suffix when anything was dropped or the value is
+longer than 63), ``try_number``, ``map_index`` for mapped tasks, ``kubernetes_executor=True`` and
+``airflow-worker=<scheduler job id>`` - so Airflow's tooling and selectors find them.  The one
+divergence: where Airflow's function would produce an invalid label (an id made only of
+symbols gives ``-<hash>``), the hash alone is used, since the API server would refuse the pod.
+A value such as ``x,airflow-worker!=1`` can therefore never inject selector syntax.
 """
 
 from __future__ import annotations
@@ -26,15 +30,14 @@ LABEL_PLACEHOLDER = "airflow_executor_placeholder"
 LABEL_TIER = "airflow_executor_tier"
 KEY_FIELDS = ("dag_id", "task_id", "run_id", "map_index", "try_number")
 RESERVED_LABELS = frozenset({LABEL_EXECUTOR, LABEL_INSTANCE, LABEL_DONE, LABEL_PLACEHOLDER, LABEL_TIER, *KEY_FIELDS})
-RESERVED_ANNOTATIONS = frozenset(KEY_FIELDS)
+ANNOTATION_TI_ID = "task_instance_id"  # the provider's annotation name
+RESERVED_ANNOTATIONS = frozenset({*KEY_FIELDS, ANNOTATION_TI_ID})
 
 _HASH_LEN = 12
-_LABEL_HASH_LEN = 8
+_LABEL_HASH_LEN = 9  # the provider's md5 prefix length
+# The provider's pattern: leading non-alphanumerics, characters outside [A-Za-z0-9_.-], trailing non-alphanumerics.
+_UNSAFE = re.compile(r"^[^a-z0-9A-Z]*|[^a-zA-Z0-9_\-\.]|[^a-z0-9A-Z]*$")
 _NAME_PREFIX_MAX = k8snames.DNS1123_LABEL_MAX - _HASH_LEN - 1
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def pod_name(key: TaskKey) -> str:
@@ -49,15 +52,12 @@ def pod_name(key: TaskKey) -> str:
 
 
 def safe_label_value(value: str) -> str:
-    """``value`` itself when it is a valid label value; otherwise a sanitised, hashed form."""
-    if k8snames.is_label_value(value):
-        return value
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", value)
-    cleaned = re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cleaned)
-    cleaned = cleaned[: k8snames.LABEL_VALUE_MAX - _LABEL_HASH_LEN - 1]
-    cleaned = re.sub(r"[^A-Za-z0-9]+$", "", cleaned)
-    suffix = _digest(value)[:_LABEL_HASH_LEN]
-    return f"{cleaned}-{suffix}" if cleaned else suffix
+    """The provider's ``make_safe_label_value(value)``, or its hash alone where that would be invalid."""
+    safe = _UNSAFE.sub("", value)
+    if len(safe) > k8snames.LABEL_VALUE_MAX or safe != value:
+        digest = hashlib.md5(value.encode(), usedforsecurity=False).hexdigest()[:_LABEL_HASH_LEN]
+        safe = f"{safe[: k8snames.LABEL_VALUE_MAX - _LABEL_HASH_LEN - 1]}-{digest}" if safe else digest
+    return safe
 
 
 def task_labels(key: TaskKey, instance_id: str) -> dict[str, str]:
@@ -75,15 +75,18 @@ def task_labels(key: TaskKey, instance_id: str) -> dict[str, str]:
     return labels
 
 
-def task_annotations(key: TaskKey) -> dict[str, str]:
-    """The exact task key (annotations accept any string)."""
-    return {
+def task_annotations(key: TaskKey, ti_id: str | None = None) -> dict[str, str]:
+    """The exact task key (annotations accept any string), and Airflow's task instance id if known."""
+    annotations = {
         "dag_id": key.dag_id,
         "task_id": key.task_id,
         "run_id": key.run_id,
         "map_index": str(key.map_index),
         "try_number": str(key.try_number),
     }
+    if ti_id:
+        annotations[ANNOTATION_TI_ID] = ti_id
+    return annotations
 
 
 def key_from_annotations(annotations: dict[str, str] | None) -> TaskKey | None:

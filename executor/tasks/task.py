@@ -1,11 +1,14 @@
 """Tasks as the executor sees them: a key, a command and typed Kubernetes overrides.
 
-A task arrives as JSON (the spool intake, the CLI) and is validated here, before any pod is
-built or any API call is made::
+Inside Airflow a task is built from an ``ExecuteTask`` workload (``executor/airflow/``); for the
+standalone runner it arrives as JSON (the spool intake, the CLI) and is validated here, before
+any pod is built or any API call is made::
 
     {"dag_id": "custom_pod_dag", "task_id": "heavy_computation", "run_id": "manual__2024-01-01",
      "map_index": -1, "try_number": 1,
-     "command": ["airflow", "tasks", "run", ...],            # optional, derived when absent
+     "command": ["python", "-m", "airflow.sdk.execution_time.execute_workload", ...],
+     "start_deadline": "2026-12-01T10:00:00+00:00",          # optional: must run by then
+     "ti_id": "0190...",                                      # optional: Airflow's task instance id
      "kubernetes_config": {                                   # optional, see KubernetesOverrides
         "pod_template_file": "/opt/airflow/pod_templates/heavy_computation.yaml",
         "resources": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"cpu": "4", "memory": "8Gi"}}}}
@@ -17,15 +20,18 @@ import difflib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_k8s.executor.contract import config_keys, jsonfast, k8snames, quantity
 from airflow_k8s.executor.contract.config import Toleration
 from airflow_k8s.executor.contract.errors import QuantityError, TaskSpecError
 from airflow_k8s.executor.tasks import identity
-from airflow_k8s.executor.tasks.key import TaskKey
+from airflow_k8s.executor.tasks.key import ID_MAX, TaskKey
 
-_TASK_FIELDS = ("dag_id", "task_id", "run_id", "map_index", "try_number", "command", "kubernetes_config")
+_TASK_FIELDS = (
+    "dag_id", "task_id", "run_id", "map_index", "try_number", "command", "kubernetes_config", "start_deadline", "ti_id"
+)  # fmt: skip
 _OVERRIDE_FIELDS = (
     "pod_template",
     "pod_template_file",
@@ -69,9 +75,19 @@ class KubernetesOverrides:
 
 @dataclass(frozen=True)
 class Task:
+    """One task try: its key, the base container's command, its overrides.
+
+    ``start_deadline`` (aware UTC) is when the task's credentials expire (Airflow 3's workload
+    token): a pod not running shortly before it is deleted and the task failed, rather than
+    started late.  ``ti_id`` is Airflow's task instance id, kept in the pod's annotations so an
+    adopting scheduler can tell a pod of a superseded task instance from the current one.
+    """
+
     key: TaskKey
     command: tuple[str, ...]
     overrides: KubernetesOverrides = KubernetesOverrides()
+    start_deadline: datetime | None = None
+    ti_id: str | None = None
 
     @classmethod
     def from_dict(cls, data: object, *, source: str = "task") -> Task:
@@ -90,12 +106,18 @@ class Task:
         except TaskSpecError as exc:
             raise TaskSpecError(f"{source}: {exc}") from exc
         command = data.get("command")
-        if command is None:
-            command = default_command(key)
-        elif not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
-            raise TaskSpecError(f"{source}: command must be a non-empty list of strings, got {command!r}")
+        if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
+            raise TaskSpecError(
+                f"{source}: command must be a non-empty list of strings, got {command!r} (Airflow 3 tasks run "
+                "python -m airflow.sdk.execution_time.execute_workload; submit those through Airflow)"
+            )
         overrides = parse_overrides(data.get("kubernetes_config") or {}, source=f"{source}: kubernetes_config")
-        return cls(key=key, command=tuple(command), overrides=overrides)
+        deadline = _deadline(data.get("start_deadline"), source)
+        ti_id = data.get("ti_id")
+        valid_id = isinstance(ti_id, str) and 0 < len(ti_id) <= ID_MAX and ti_id.isascii() and ti_id.isprintable()
+        if ti_id is not None and not valid_id:
+            raise TaskSpecError(f"{source}: ti_id must be a non-empty printable ASCII string, got {ti_id!r}")
+        return cls(key=key, command=tuple(command), overrides=overrides, start_deadline=deadline, ti_id=ti_id)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form accepted by :meth:`from_dict` (used by the intake spool)."""
@@ -107,15 +129,21 @@ class Task:
             "try_number": self.key.try_number,
             "command": list(self.command),
             "kubernetes_config": overrides_to_dict(self.overrides),
+            **({"start_deadline": self.start_deadline.isoformat()} if self.start_deadline else {}),
+            **({"ti_id": self.ti_id} if self.ti_id else {}),
         }
 
 
-def default_command(key: TaskKey) -> list[str]:
-    """The command Airflow's executor would run for ``key``."""
-    command = ["airflow", "tasks", "run", key.dag_id, key.task_id, key.run_id, "--local"]
-    if key.map_index >= 0:
-        command += ["--map-index", str(key.map_index)]
-    return command
+def _deadline(value: object, source: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise TaskSpecError(f"{source}: start_deadline must be an ISO 8601 time with a UTC offset, got {value!r}")
+    return parsed.astimezone(UTC)
 
 
 def _reject_unknown(data: Mapping[str, Any], allowed: tuple[str, ...], source: str) -> None:

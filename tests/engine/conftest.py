@@ -79,7 +79,9 @@ def make_config(**changes: Any) -> ExecutorConfig:
 
 
 def make_task(task_id: str = "t", *, run_id: str = "run1", try_number: int = 1, **kubernetes_config: Any) -> Task:
-    data: dict[str, Any] = {"dag_id": "dag", "task_id": task_id, "run_id": run_id, "try_number": try_number}
+    data: dict[str, Any] = {
+        "dag_id": "dag", "task_id": task_id, "run_id": run_id, "try_number": try_number, "command": ["true"]
+    }  # fmt: skip
     if kubernetes_config:
         data["kubernetes_config"] = kubernetes_config
     return Task.from_dict(data)

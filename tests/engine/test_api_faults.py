@@ -75,16 +75,57 @@ def test_a_name_taken_by_another_task_is_a_hard_error(cluster, make_engine, kube
     assert cluster.cluster.pod(NAMESPACE, impostor["metadata"]["name"]) is not None  # not ours: left alone
 
 
-def test_a_quota_rejection_is_a_permanent_failure_with_the_servers_reason(cluster, make_engine):
+def quota_refusals(engine) -> float:
+    return engine.metrics.quota_refusals._value.get()
+
+
+def test_a_quota_refusal_is_backpressure_and_the_task_runs_once_room_frees(cluster, make_engine):
     cluster.cluster.admission.set_quota(NAMESPACE, 0)
     sink = MemorySink()
     engine = make_engine(sink=sink)
     task = make_task("quota")
     engine.submit(task)
+    cluster.cluster.wait_for(lambda: quota_refusals(engine) >= 2)
+    assert task.key not in sink.results  # refused, not failed
+    cluster.cluster.admission.set_quota(NAMESPACE, 5)
+    assert engine.wait_idle(WAIT)
+    assert sink.results[task.key].state == SUCCESS
+    assert cluster.stats.count(method="POST", resource="pods") >= 3
+
+
+def test_a_task_refused_past_the_pushback_timeout_fails_with_the_quotas_message(cluster, make_engine):
+    cluster.cluster.admission.set_quota(NAMESPACE, 0)
+    sink = MemorySink()
+    engine = make_engine(make_config(quota_pushback_timeout=1), sink=sink)
+    task = make_task("never")
+    engine.submit(task)
     assert engine.wait_idle(WAIT)
     result = sink.results[task.key]
-    assert result.reason == "Forbidden" and "exceeded quota" in result.message
-    assert cluster.stats.count(method="POST", resource="pods") == 1  # no retries of a permanent error
+    assert result.reason == "QuotaExceeded" and "exceeded quota" in result.message and "gave up" in result.message
+    assert quota_refusals(engine) >= 2
+
+
+def test_task_publish_max_retries_zero_fails_at_the_first_quota_refusal_as_in_airflow(cluster, make_engine):
+    cluster.cluster.admission.set_quota(NAMESPACE, 0)
+    sink = MemorySink()
+    engine = make_engine(make_config(task_publish_max_retries=0), sink=sink)
+    task = make_task("strict")
+    engine.submit(task)
+    assert engine.wait_idle(WAIT)
+    assert sink.results[task.key].reason == "QuotaExceeded"
+    assert cluster.stats.count(method="POST", resource="pods") == 1
+
+
+def test_a_409_conflict_on_create_is_retried_not_taken_for_an_existing_pod(cluster, make_engine):
+    """Creates racing on a ResourceQuota get 409 Conflict: nothing was created, so create again."""
+    cluster.faults.fail_next(method="POST", path=r"/pods$", status=409, times=1)
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    task = make_task("raced")
+    engine.submit(task)
+    assert engine.wait_idle(WAIT)
+    assert sink.results[task.key].state == SUCCESS
+    assert cluster.stats.count(method="POST", resource="pods") == 2
 
 
 def test_pod_security_admission_rejections_are_reported(cluster, make_engine, kube):

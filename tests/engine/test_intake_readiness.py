@@ -33,7 +33,9 @@ def test_readyz_fails_while_the_intake_directory_cannot_be_read_and_recovers(mak
         assert engine.healthy()  # liveness is the engine loop's; restarting would not fix the volume
         spool.incoming.unlink()
         spool.incoming.mkdir()
-        (spool.incoming / "t.json").write_text(json.dumps({"dag_id": "d", "task_id": "t", "run_id": "r"}))
+        (spool.incoming / "t.json").write_text(
+            json.dumps({"dag_id": "d", "task_id": "t", "run_id": "r", "command": ["true"]})
+        )
         wait_for(lambda: readyz(server) == 200, timeout=30, message="never ready again")
     finally:
         server.stop()

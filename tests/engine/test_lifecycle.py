@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+
+from airflow_k8s.executor.contract.errors import NotFound
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.results import FAILED, SUCCESS, MemorySink
 from tests.engine.conftest import NAMESPACE, WAIT, behave, make_config, make_task, results_by_key
@@ -151,3 +154,44 @@ def test_a_burst_larger_than_one_loop_batch_loses_no_message(cluster, make_engin
     cluster.cluster.wait_for(lambda: engine.inbox.empty() and engine.snapshot()["pending"] == 1)
     snapshot = engine.snapshot()
     assert snapshot["queued"] + snapshot["launching"] + snapshot["pending"] == len(tasks)
+
+
+def test_a_late_event_of_a_finished_pod_does_not_bring_its_task_back(cluster, make_engine):
+    """Watch events can trail a deletion; a finished, forgotten pod must not be 'adopted' again."""
+    from airflow_k8s.executor.engine.messages import PodEvent
+
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    task = make_task("once", annotations=behave("hang"))
+    engine.submit(task)
+    name = identity.pod_name(task.key)
+    cluster.cluster.wait_for_phase(NAMESPACE, name, "Running")
+    running = cluster.cluster.pod(NAMESPACE, name)
+    cluster.cluster.complete(NAMESPACE, name)
+    assert engine.wait_idle(WAIT) and len(sink.recorded) == 1
+    engine.post(PodEvent("MODIFIED", running))  # the Running snapshot, delivered late
+    assert engine.wait_idle(WAIT)
+    assert len(sink.recorded) == 1 and engine.snapshot()["running"] == 0
+
+
+def test_a_succeeded_pod_taken_over_by_another_schedulers_provider_executor_is_reported_once(
+    cluster, make_engine, kube
+):
+    """Airflow's KubernetesExecutor in another scheduler adopts Succeeded pods of other airflow-worker ids.
+
+    Its ``_adopt_completed_pods`` relabels such a pod to its own job id, then deletes it.  The pod leaves
+    our label selector (a real watch reports that as DELETED with the last object), yet the outcome is
+    recorded exactly once.
+    """
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    task = make_task("taken", annotations=behave("hang"))
+    engine.submit(task)
+    name = identity.pod_name(task.key)
+    cluster.cluster.wait_for_phase(NAMESPACE, name, "Running")
+    cluster.cluster.complete(NAMESPACE, name)
+    with contextlib.suppress(NotFound):  # whichever comes first, ours or the other scheduler's cleanup
+        kube.patch_pod_metadata(NAMESPACE, name, labels={identity.LABEL_INSTANCE: "other-job"})
+        kube.delete_pod(NAMESPACE, name)
+    assert engine.wait_idle(WAIT)
+    assert [r.state for r in sink.recorded] == [SUCCESS]

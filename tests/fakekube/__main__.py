@@ -3,7 +3,12 @@
     python -m tests.fakekube --port 0 --nodes 3 --node-cpu 4 --node-memory 16Gi
 
 prints exactly one line ``FAKEKUBE_URL=http://127.0.0.1:PORT`` on stdout once it is accepting connections, then
-serves until SIGTERM/SIGINT.  Configure it further through the ``/_fake/`` control API (see :mod:`.control`).
+serves until SIGTERM/SIGINT (which also kills every process the process mode started).  Configure it further
+through the ``/_fake/`` control API (see :mod:`.control`).
+
+``--strict`` applies :meth:`ClusterConfig.strict`'s preset; knob flags given explicitly override it.
+``--process-mode --allow-exec /path/to/python --env PATH=... --env HOME=...`` runs each pod's container command as a
+local process (see :mod:`.processes`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,26 @@ from types import FrameType
 
 from .config import ClusterConfig
 from .nodes import NodeSpec
+from .processes import ProcessMode
 from .server import FakeKubeServer
+
+_KNOBS: list[tuple[str, type, str]] = [
+    ("schedule_delay", float, "created -> bound, seconds"),
+    ("start_delay", float, "bound -> Running, seconds"),
+    ("run_seconds", float, "Running -> Succeeded, seconds"),
+    ("deletion_delay", float, "graceful deletion -> removal, seconds"),
+    ("bookmark_interval", float, "seconds between BOOKMARKs"),
+    ("bookmark_shape", str, "short | apiserver"),
+    ("history_size", int, "watch events kept per kind"),
+    ("history_seconds", float, "watch events expire after this long (0: never)"),
+    ("quota_release_delay", float, "quota usage released this long after a pod ends (0: at once, inf: on resync)"),
+    ("quota_conflict_every", int, "every Nth quota-charging create answers 409 (0: never)"),
+]
+_SWITCHES = [
+    ("bookmark_before_timeout", "also send a BOOKMARK 2 s before a watch times out"),
+    ("server_defaults", "add the tolerations, token volume... a real server adds to pods"),
+    ("reject_unknown_priority_class", "refuse pods naming an unknown PriorityClass (403)"),
+]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,17 +56,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--node-pods", type=int, default=110)
     p.add_argument("--node-gpus", type=int, default=0)
     p.add_argument("--nodes-json", help="JSON list of node specs (overrides --nodes)")
-    p.add_argument("--schedule-delay", type=float, default=defaults.schedule_delay)
-    p.add_argument("--start-delay", type=float, default=defaults.start_delay)
-    p.add_argument("--run-seconds", type=float, default=defaults.run_seconds)
-    p.add_argument("--deletion-delay", type=float, default=defaults.deletion_delay)
-    p.add_argument("--bookmark-interval", type=float, default=defaults.bookmark_interval)
-    p.add_argument("--history-size", type=int, default=defaults.history_size)
+    p.add_argument("--strict", action="store_true", help="every real-server behaviour on (ClusterConfig.strict)")
+    for name, kind, text in _KNOBS:
+        flag = "--" + name.replace("_", "-")
+        p.add_argument(flag, type=kind, dest=name, help=f"{text} (default {getattr(defaults, name)})")
+    for name, text in _SWITCHES:
+        p.add_argument("--" + name.replace("_", "-"), action="store_true", default=None, dest=name, help=text)
     p.add_argument("--no-events", action="store_true", help="do not write Event objects")
     p.add_argument("--no-metrics", action="store_true", help="serve no metrics.k8s.io API")
     p.add_argument("--priorities", default="{}", help="JSON map priorityClassName -> priority")
     p.add_argument("--seed", type=int, default=0)
-    return p.parse_args(argv)
+    p.add_argument("--process-mode", action="store_true", help="run each pod's container command as a process")
+    p.add_argument("--allow-exec", action="append", default=[], metavar="PATH", help="executable pods may run")
+    p.add_argument("--env", action="append", default=[], metavar="K=V", help="base environment of every process")
+    p.add_argument("--process-root", help="directory for the per-pod directories (default: the system temp dir)")
+    args = p.parse_args(argv)
+    if args.process_mode and not args.allow_exec:
+        p.error("--process-mode needs at least one --allow-exec")
+    if any(not path.startswith("/") for path in args.allow_exec):
+        p.error("--allow-exec takes absolute paths")
+    if any("=" not in item for item in args.env):
+        p.error("--env takes K=V")
+    return args
 
 
 def build_server(args: argparse.Namespace) -> FakeKubeServer:
@@ -53,20 +88,26 @@ def build_server(args: argparse.Namespace) -> FakeKubeServer:
             NodeSpec(f"node-{i}", cpu=args.node_cpu, memory=args.node_memory, pods=args.node_pods, gpus=args.node_gpus)
             for i in range(1, args.nodes + 1)
         ]
+    knobs = {name: getattr(args, name) for name, _, _ in _KNOBS}
+    knobs.update({name: getattr(args, name) for name, _ in _SWITCHES})
+    overrides = {name: value for name, value in knobs.items() if value is not None}
+    if args.no_events:
+        overrides["emit_events"] = False
+    if args.no_metrics:
+        overrides["metrics_enabled"] = False
+    process_mode = None
+    if args.process_mode:
+        env = dict(item.split("=", 1) for item in args.env)
+        process_mode = ProcessMode(allowed=args.allow_exec, base_env=env, root=args.process_root)
     return FakeKubeServer(
         nodes,
         host=args.host,
         port=args.port,
         priorities=json.loads(args.priorities),
         seed=args.seed,
-        schedule_delay=args.schedule_delay,
-        start_delay=args.start_delay,
-        run_seconds=args.run_seconds,
-        deletion_delay=args.deletion_delay,
-        bookmark_interval=args.bookmark_interval,
-        history_size=args.history_size,
-        emit_events=not args.no_events,
-        metrics_enabled=not args.no_metrics,
+        strict=args.strict,
+        process_mode=process_mode,
+        **overrides,
     )
 
 

@@ -1,23 +1,23 @@
-"""Switchable admission: Pod Security "restricted" enforcement and a per-namespace pod-count ResourceQuota.
+"""Switchable admission: Pod Security "restricted" enforcement, ResourceQuota (see :mod:`.quotas`) and the
+Priority plugin's refusal of unknown PriorityClasses.
 
-Both reject with 403 Forbidden and the real plugins' messages::
+All reject with 403 Forbidden and the real plugins' messages::
 
     pods "p" is forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container
     "base" must set securityContext.allowPrivilegeEscalation=false), ...
     pods "p" is forbidden: exceeded quota: pod-quota, requested: pods=1, used: pods=2, limited: pods=2
-
-As with the real quota evaluator, pods in a terminal phase (Succeeded/Failed) do not count against the quota.
+    pods "p" is forbidden: no PriorityClass with name nope was found
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from .config import ClusterConfig
 from .errors import forbidden
-from .pods import is_terminal
+from .quotas import Quotas
 from .store import Store
 
 _ALLOWED_ADD = {"NET_BIND_SERVICE"}
@@ -99,19 +99,13 @@ def pod_security_violations(pod: dict[str, Any]) -> list[str]:
     return out
 
 
-@dataclass(frozen=True)
-class PodQuota:
-    pods: int
-    name: str = "pod-quota"
-
-
 class Admission:
     """Switches for the admission checks (thread-safe to flip while the server runs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: Store | None = None, config: Callable[[], ClusterConfig] = ClusterConfig) -> None:
         self._lock = threading.Lock()
         self._pod_security: frozenset[str] | None = None  # None: off; empty set: every namespace
-        self._quotas: dict[str, PodQuota] = {}
+        self.quotas = Quotas(store or Store(), config)
 
     def enforce_pod_security(self, enabled: bool = True, namespaces: list[str] | None = None) -> None:
         """Enforce "restricted" in ``namespaces`` (None: all of them), or switch it off."""
@@ -119,17 +113,13 @@ class Admission:
             self._pod_security = frozenset(namespaces or ()) if enabled else None
 
     def set_quota(self, namespace: str, pods: int | None, name: str = "pod-quota") -> None:
-        """Limit non-terminal pods in ``namespace``; ``pods=None`` removes the quota."""
-        with self._lock:
-            if pods is None:
-                self._quotas.pop(namespace, None)
-            else:
-                self._quotas[namespace] = PodQuota(pods, name)
+        """A ResourceQuota limiting ``namespace`` to ``pods`` pods (``pods=None`` removes it)."""
+        self.quotas.set_pod_quota(namespace, pods, name)
 
     def describe(self) -> dict[str, Any]:
         with self._lock:
             security = None if self._pod_security is None else sorted(self._pod_security) or ["*"]
-            return {"pod_security": security, "quotas": {ns: q.pods for ns, q in self._quotas.items()}}
+        return {"pod_security": security, "quotas": self.quotas.describe()}
 
     def check_pod(self, pod: dict[str, Any]) -> None:
         """Pod Security (before the object is stored)."""
@@ -141,19 +131,7 @@ class Admission:
         if violations:
             raise forbidden("pods", name, f'violates PodSecurity "restricted:latest": {", ".join(violations)}')
 
-    def quota_check(self, namespace: str, name: str) -> Callable[[Store], None] | None:
-        """A callback for :meth:`Store.create` that enforces the namespace's quota atomically with the write."""
-        quota = self._quotas.get(namespace)
-        if quota is None:
-            return None
-
-        def admit(store: Store) -> None:
-            used = sum(1 for s in store.items("pods", namespace) if not is_terminal(s.obj))
-            if used + 1 > quota.pods:
-                raise forbidden(
-                    "pods",
-                    name,
-                    f"exceeded quota: {quota.name}, requested: pods=1, used: pods={used}, limited: pods={quota.pods}",
-                )
-
-        return admit
+    def quota_check(self, pod: dict[str, Any]) -> Callable[[Store], None] | None:
+        """A callback for :meth:`Store.create` that enforces the namespace's quotas atomically with the write."""
+        meta = pod["metadata"]
+        return self.quotas.admit(meta["namespace"], meta["name"], pod)

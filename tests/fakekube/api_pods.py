@@ -6,11 +6,12 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
+from .defaults import SYSTEM_PRIORITY_CLASSES, apply_server_defaults, check_priority_class
 from .errors import ApiError, bad_request, conflict, invalid, not_found
 from .listing import list_or_watch, object_filter
 from .patch import SUPPORTED, PatchError, apply_patch
 from .pods import apply_pod_defaults, container_names, is_terminal, new_metadata, rfc3339
-from .routes import Request, Response, WatchResponse
+from .routes import Request, Response, StreamResponse, WatchResponse
 from .updates import finalize_update
 from .validation import validate_pod
 from .watchers import Stored
@@ -66,18 +67,30 @@ class PodApi:
             causes = validate_pod(pod)
             if causes:
                 raise invalid("Pod", str(meta.get("name") or ""), causes)
-            apply_pod_defaults(pod, self.cluster.priorities)
-            self.cluster.admission.check_pod(pod)
+            self._default_and_admit(pod)
             if req.query.get("dryRun"):
                 return Response.of(pod, 201)
             try:
-                stored = self.store.create("pods", pod, admit=self.cluster.admission.quota_check(ns, meta["name"]))
+                stored = self.store.create("pods", pod, admit=self.cluster.admission.quota_check(pod))
             except ApiError as exc:
                 if generated and exc.reason == "AlreadyExists" and attempt < 7:
                     continue
                 raise
             return Response(201, stored.raw)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _default_and_admit(self, pod: dict[str, Any]) -> None:
+        """Defaulting and the mutating/validating admission a create goes through (quota comes at the write)."""
+        config, cluster = self.cluster.config, self.cluster
+        priorities = cluster.priorities
+        if config.server_defaults or config.reject_unknown_priority_class:
+            priorities = {**SYSTEM_PRIORITY_CLASSES, **priorities}  # the Priority plugin knows the system classes
+        apply_pod_defaults(pod, priorities)
+        if config.reject_unknown_priority_class:
+            check_priority_class(pod, priorities)
+        if config.server_defaults:
+            apply_server_defaults(pod, cluster.preemption_policies)
+        cluster.admission.check_pod(pod)
 
     def delete_collection(self, req: Request) -> Response:
         ns = req.params["namespace"]
@@ -143,8 +156,11 @@ class PodApi:
         return options
 
     def _delete(self, ns: str, name: str, options: dict[str, Any]) -> Stored | None:
-        """Delete with the API server's pod rules: unbound or terminal pods, gracePeriodSeconds=0 or no deletion
-        delay configured -> removed at once; otherwise marked with deletionTimestamp and removed by the kubelet."""
+        """Delete with the API server's pod rules: unbound or terminal pods and gracePeriodSeconds=0 are removed at
+        once; otherwise the pod is marked with deletionTimestamp/deletionGracePeriodSeconds (grace: the request's,
+        else the pod's terminationGracePeriodSeconds) and the kubelet removes it when its containers have stopped.
+        A second DELETE may only shorten the grace period.  With no deletion delay configured (and no real processes
+        to stop) the kubelet would finish at once, so the pod is removed at once."""
         pre = options.get("preconditions") or {}
         grace = options.get("gracePeriodSeconds")
         with self.store.lock:
@@ -164,13 +180,13 @@ class PodApi:
                 grace == 0
                 or not current.obj["spec"].get("nodeName")
                 or is_terminal(current.obj)
-                or self.cluster.config.deletion_delay <= 0
+                or (self.cluster.config.deletion_delay <= 0 and not self.cluster.kubelet.runs_processes)
             )
             if immediate:
                 return self.store.delete("pods", ns, name, uid=uid)
-            if "deletionTimestamp" in cur_meta:
-                return current
             seconds = int(grace if grace is not None else current.obj["spec"].get("terminationGracePeriodSeconds", 30))
+            if "deletionTimestamp" in cur_meta and seconds >= int(cur_meta.get("deletionGracePeriodSeconds", 0)):
+                return current
 
             def mark(pod: dict[str, Any]) -> dict[str, Any]:
                 pod["metadata"]["deletionTimestamp"] = rfc3339(time.time() + seconds)
@@ -182,7 +198,9 @@ class PodApi:
             return self.store.update("pods", ns, name, mark)
 
     # -------------------------------------------------------------------- log
-    def log(self, req: Request) -> Response:
+    def log(self, req: Request) -> Response | StreamResponse:
+        """``tailLines``, ``limitBytes`` and ``container``; ``follow=true`` streams a process-mode pod's output until
+        its process exits (for simulated pods the log is complete at once, so it is answered whole)."""
         stored = self._get(req)
         pod, name = stored.obj, req.params["name"]
         names = container_names(pod)
@@ -196,6 +214,8 @@ class PodApi:
             container = names[0]
         elif container not in all_names:
             raise bad_request(f"container {container} is not valid for pod {name}")
+        if req.flag("follow") and (followed := self.cluster.kubelet.follow_log(stored.uid, req.int_param("tailLines"))):
+            return StreamResponse(followed)
         lines = self.cluster.logs(req.params["namespace"], name)
         if lines is None:
             waiting = [

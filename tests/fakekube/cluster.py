@@ -18,6 +18,8 @@ from .kubelet import Kubelet
 from .nodes import DEFAULT_NODE, NodeSpec, Taint
 from .patch import merge_patch
 from .pods import new_metadata
+from .processes import ProcessMode
+from .quotas import QuotaController
 from .stats import Stats
 from .store import Store
 
@@ -52,15 +54,19 @@ class Cluster:
         behavior: BehaviorPolicy | None = None,
         priorities: dict[str, int] | None = None,
         seed: int = 0,
+        process_mode: ProcessMode | None = None,
     ) -> None:
         self.config = config or ClusterConfig()
-        self.store = Store(history_size=self.config.history_size)
+        self.store = Store(history_size=self.config.history_size, history_seconds=self.config.history_seconds)
         self.stats = Stats()
         self.store.observers.append(self.stats.observe)
-        self.admission = Admission()
+        self.admission = Admission(self.store, lambda: self.config)
         self.faults = Faults(self.store, seed)
         self.priorities: dict[str, int] = dict(priorities or {})
-        self.kubelet = Kubelet(self.store, lambda: self.config)
+        self.preemption_policies: dict[str, str] = {}
+        self.kubelet = Kubelet(self.store, lambda: self.config, process_mode)
+        self.quota_controller = QuotaController(self.admission.quotas, lambda: self.config, self.kubelet.call_later)
+        self.kubelet.pod_hooks.append(self.quota_controller.observe)
         if behavior is not None:
             self.kubelet.behavior = behavior
         self._config_lock = threading.Lock()
@@ -80,6 +86,7 @@ class Cluster:
             new = self.config.with_changes(**changes)
             if new.history_size != self.config.history_size:
                 self.store.set_history_size(new.history_size)
+            self.store.history_seconds = new.history_seconds
             self.config = new
             return new
 
@@ -92,9 +99,18 @@ class Cluster:
         """Applies to pods created from now on."""
         self.kubelet.behavior = policy
 
-    def set_priorities(self, priorities: dict[str, int]) -> None:
-        """priorityClassName -> priority, resolved at pod creation (unknown names get 0)."""
+    def set_priorities(self, priorities: dict[str, int], preemption_policies: dict[str, str] | None = None) -> None:
+        """The PriorityClasses the fake knows: name -> value (and -> preemptionPolicy, default
+        PreemptLowerPriority), resolved at pod creation (unknown names get 0, or 403 with
+        ``reject_unknown_priority_class``)."""
         self.priorities = dict(priorities)
+        self.preemption_policies = dict(preemption_policies or {})
+
+    # --------------------------------------------------------------- quota
+    def resync_quotas(self, namespace: str | None = None) -> int:
+        """Recalculate ResourceQuota usage now (what the quota controller does after ``quota_release_delay``);
+        returns how many quotas changed."""
+        return self.admission.quotas.resync(namespace)
 
     # --------------------------------------------------------------- nodes
     def set_nodes(self, specs: Iterable[NodeSpec]) -> None:
@@ -182,6 +198,11 @@ class Cluster:
 
     def logs(self, namespace: str, name: str) -> list[str] | None:
         return self.kubelet.logs(namespace, name)
+
+    def process_pid(self, namespace: str, name: str) -> int | None:
+        """The pid of the pod's process in process mode (None: no process started)."""
+        stored = self.store.get("pods", namespace, name)
+        return None if stored is None else self.kubelet.process_pid(stored.uid)
 
     def wait_for(self, predicate: Callable[[], T], timeout: float = WAIT_TIMEOUT, message: str = "") -> T:
         return wait_for(predicate, timeout, message=message)

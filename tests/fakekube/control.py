@@ -5,19 +5,23 @@
 ``GET  /_fake/stats``                              request counts, pod records, duplicate creates, open watches, rv,
                                                    config, fault rules, internal error count
 ``POST /_fake/stats/reset``                        zero the counters and pod records
-``GET|POST /_fake/config``                         read / change :class:`ClusterConfig` fields (``{"run_seconds": 1}``)
+``GET|POST /_fake/config``                         read / change :class:`ClusterConfig` fields (``{"run_seconds": 1}``;
+                                                   ``{"preset": "strict"}`` applies the strict preset first)
 ``GET|POST /_fake/nodes``                          list / set nodes: ``{"nodes": [NodeSpec...], "replace": true}``
 ``POST|DELETE /_fake/nodes/{name}``                patch ``{"labels":{}, "taints":[], "unschedulable":b}`` / remove
 ``GET|POST|DELETE /_fake/faults``                  list / add a :class:`FaultRule` (returns ``{"id": n}``) / clear
 ``DELETE /_fake/faults/{id}``                      remove one rule
 ``POST /_fake/compact``                            forget watch history (old resourceVersions -> 410)
+``POST /_fake/history/age``                        ``{"seconds": 100}``: age the watch history (``history_seconds``)
 ``POST /_fake/drop-watches``                       cut every open watch connection
 ``POST /_fake/expire-watches``                     send 410 ERROR on every open watch and end it
 ``POST /_fake/kubelet/{pause,resume,flush}``       control simulated time
 ``POST /_fake/pods/{ns}/{name}/step``              perform that pod's next transition now
 ``POST /_fake/pods/{ns}/{name}/complete``          ``{"outcome": "fail", "exit_code": 3}``: end it now
 ``POST /_fake/admission``                          ``{"pod_security": true, "namespaces": [..], "quotas": {"ns": 5}}``
-``POST /_fake/priorities``                         ``{"high": 1000, "low": 10}``
+``POST /_fake/quotas/resync``                      ``{"namespace": "ns"}`` (optional): recalculate quota usage now
+``POST /_fake/quotas/conflicts``                   ``{"times": 2, "namespace": "ns"}``: next creates get 409
+``POST /_fake/priorities``                         ``{"high": 1000, "low": {"value": 10, "preemptionPolicy": "Never"}}``
 =================================================  ====================================================================
 
 Errors (bad JSON, unknown fields) are 400 with a Status body.
@@ -28,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .config import STRICT_PRESET
 from .errors import bad_request
 from .faults import FaultRule
 from .nodes import NodeSpec, Taint
@@ -70,6 +75,9 @@ class ControlApi:
         router.add(
             "/_fake/expire-watches", "_fake", POST=g(lambda req: {"expired": self.cluster.faults.expire_watches()})
         )
+        router.add("/_fake/history/age", "_fake", POST=g(self.age_history))
+        router.add("/_fake/quotas/resync", "_fake", POST=g(self.resync_quotas))
+        router.add("/_fake/quotas/conflicts", "_fake", POST=g(self.quota_conflicts))
         router.add("/_fake/kubelet/{action}", "_fake", POST=g(self.kubelet))
         router.add("/_fake/pods/{namespace}/{name}/{action}", "_fake", POST=g(self.pod_action))
         router.add("/_fake/admission", "_fake", GET=g(self.admission), POST=g(self.set_admission))
@@ -97,7 +105,25 @@ class ControlApi:
         return self.cluster.config.to_dict()
 
     def set_config(self, req: Request) -> dict[str, Any]:
-        return self.cluster.configure(**self._body(req)).to_dict()
+        body = dict(self._body(req))
+        preset = body.pop("preset", None)
+        if preset not in (None, "strict"):
+            raise ValueError(f"unknown preset {preset!r}; expected 'strict'")
+        if preset == "strict":
+            self.cluster.configure(**STRICT_PRESET)
+        return self.cluster.configure(**body).to_dict()
+
+    def age_history(self, req: Request) -> dict[str, Any]:
+        self.cluster.store.age_history(float(self._body(req)["seconds"]))
+        return _OK
+
+    def resync_quotas(self, req: Request) -> dict[str, Any]:
+        return {"changed": self.cluster.resync_quotas(self._body(req).get("namespace"))}
+
+    def quota_conflicts(self, req: Request) -> dict[str, Any]:
+        body = self._body(req)
+        self.cluster.admission.quotas.conflict_next(int(body.get("times", 1)), body.get("namespace"))
+        return _OK
 
     def nodes(self, req: Request) -> list[dict[str, Any]]:
         return self.cluster.nodes()
@@ -174,5 +200,14 @@ class ControlApi:
         return self.cluster.admission.describe()
 
     def priorities(self, req: Request) -> dict[str, int]:
-        self.cluster.set_priorities({str(k): int(v) for k, v in self._body(req).items()})
+        values: dict[str, int] = {}
+        policies: dict[str, str] = {}
+        for name, spec in self._body(req).items():
+            if isinstance(spec, dict):
+                values[str(name)] = int(spec["value"])
+                if "preemptionPolicy" in spec:
+                    policies[str(name)] = str(spec["preemptionPolicy"])
+            else:
+                values[str(name)] = int(spec)
+        self.cluster.set_priorities(values, policies)
         return self.cluster.priorities

@@ -8,8 +8,13 @@ so API writes never block on it.  Per pod (see :mod:`.lifecycle` for the exact s
     --run_seconds--> Succeeded / Failed (restartPolicy Always/OnFailure restart the container instead)
 
 Deleting a bound, running pod with a deletion delay configured shows deletionTimestamp first and disappears after
-the delay; terminal and unbound pods vanish at once (that part is decided by the API handler).  Terminal pods free
-their node resources, as with the real scheduler.
+min(deletion_delay, grace period) -- the time its containers take to stop; terminal and unbound pods vanish at once
+(that part is decided by the API handler).  A second DELETE with a shorter grace period brings removal forward.
+Terminal pods free their node resources, as with the real scheduler.  With a process mode (:mod:`.process_kubelet`)
+pods run real processes instead of scripted behaviours.
+
+Other control loops that live on the simulation's clock use :meth:`Kubelet.call_later` (e.g. the quota controller)
+and ``pod_hooks`` (called with every pod event, under the kubelet lock).
 
 Thread safety: every state change happens under ``self._lock``; lock order is kubelet -> store -> watcher queue.
 Store events are drained only while holding that lock, so they are handled strictly in resourceVersion order.
@@ -17,7 +22,6 @@ Store events are drained only while holding that lock, so they are handled stric
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import itertools
 import threading
@@ -30,8 +34,11 @@ from . import lifecycle
 from .behavior import HANG, Behavior, BehaviorPolicy, default_behavior
 from .config import ClusterConfig
 from .errors import ApiError
+from .kubelet_controls import ControlsMixin
 from .nodes import NodeView
 from .pods import DEFAULT_SCHEDULER, pod_requests, rfc3339
+from .process_kubelet import ProcessMixin
+from .processes import ProcessMode, ProcessRunner
 from .recorder import EventRecorder
 from .scheduler import NodeState, PodState
 from .scheduling import SchedulingMixin
@@ -41,16 +48,20 @@ from .watchers import ADDED, DELETED, WatchEvent
 _MAX_BATCH = 2000
 
 
-class Kubelet(SchedulingMixin):
-    def __init__(self, store: Store, config: Callable[[], ClusterConfig]) -> None:
+class Kubelet(SchedulingMixin, ProcessMixin, ControlsMixin):
+    def __init__(
+        self, store: Store, config: Callable[[], ClusterConfig], process_mode: ProcessMode | None = None
+    ) -> None:
         self.store = store
         self._config = config
         self.behavior: BehaviorPolicy = default_behavior
         self.errors: list[str] = []  # behaviour callables that raised, unexpected failures
         self._lock = threading.RLock()
-        self._inbox = store.subscribe(["pods", "nodes"])
+        self._inbox = store.subscribe(["pods", "nodes", "secrets", "configmaps"])
         self._heap: list[tuple[float, int, str, str, int]] = []  # (due, seq, action, uid, epoch)
         self._seq = itertools.count()
+        self._calls: dict[int, Callable[[], None]] = {}  # seq -> call_later callable
+        self.pod_hooks: list[Callable[[WatchEvent], None]] = []
         self._pods: dict[str, PodState] = {}
         self._by_key: dict[tuple[str, str], str] = {}
         self._nodes: dict[str, NodeState] = {}
@@ -61,6 +72,10 @@ class Kubelet(SchedulingMixin):
         self._paused = False
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="fakekube-kubelet", daemon=True)
+        self._processes: ProcessRunner | None = None
+        self._config_waiting: set[str] = set()
+        if process_mode is not None:
+            self.enable_processes(process_mode)
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -71,6 +86,8 @@ class Kubelet(SchedulingMixin):
         self._inbox.wake()
         self._thread.join(timeout=5)
         self.store.unsubscribe(self._inbox)
+        if self._processes is not None:
+            self._processes.stop_all()
 
     def _loop(self) -> None:
         while not self._stopping:
@@ -96,8 +113,11 @@ class Kubelet(SchedulingMixin):
     def _run_due(self, now: float, *, force: bool = False) -> int:
         done = 0
         while self._heap and (force or self._heap[0][0] <= now) and done < _MAX_BATCH:
-            _, _, action, uid, epoch = heapq.heappop(self._heap)
+            _, seq, action, uid, epoch = heapq.heappop(self._heap)
             done += 1
+            if action == "call":
+                self._calls.pop(seq)()
+                continue
             if action == "retry":
                 self._retry_pending = False
                 self._retry_unschedulable()
@@ -106,6 +126,15 @@ class Kubelet(SchedulingMixin):
             if state is not None and state.epoch == epoch:
                 self._act(action, state)
         return done
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` (under the kubelet lock) ``delay`` seconds from now on the simulation's clock: paused with it,
+        run early by :meth:`flush`."""
+        with self._lock:
+            seq = next(self._seq)
+            self._calls[seq] = fn
+            heapq.heappush(self._heap, (time.monotonic() + delay, seq, "call", "", 0))
+        self._inbox.wake()
 
     def _push(self, delay: float, action: str, state: PodState | None = None) -> None:
         if state is not None:
@@ -121,11 +150,17 @@ class Kubelet(SchedulingMixin):
         elif action == "finish":
             self._finish(state)
         elif action == "remove":
-            self._delete(state, graceful=False)
+            if not self._kill_process(state):  # a live process: removed when it has exited
+                self._delete(state, graceful=False)
+        elif action == "kill":
+            self._kill_process(state)
 
     # --------------------------------------------------------- store events
     def _on_event(self, event: WatchEvent) -> None:
         obj = event.new.obj
+        if event.kind in ("secrets", "configmaps"):
+            self._config_changed(obj["metadata"].get("namespace", ""))
+            return
         if event.kind == "nodes":
             name = obj["metadata"]["name"]
             if event.type == DELETED:
@@ -144,9 +179,12 @@ class Kubelet(SchedulingMixin):
         elif event.type == DELETED:
             self._forget(uid)
         elif obj["metadata"].get("deletionTimestamp") and uid in self._pods:
-            state = self._pods[uid]
-            if state.stage != "terminating":
-                self._begin_termination(state, obj)
+            grace = obj["metadata"].get("deletionGracePeriodSeconds")
+            before = event.prev.obj["metadata"].get("deletionGracePeriodSeconds") if event.prev else None
+            if self._pods[uid].stage != "terminating" or grace != before:
+                self._begin_termination(self._pods[uid], obj)
+        for hook in self.pod_hooks:
+            hook(event)
 
     def _admit(self, pod: dict[str, Any]) -> None:
         meta, spec = pod["metadata"], pod["spec"]
@@ -178,6 +216,8 @@ class Kubelet(SchedulingMixin):
             del self._by_key[state.key]
         self._unschedulable.pop(uid, None)
         self._logs.pop(uid, None)
+        if self._processes is not None:
+            self._processes.discard(uid)
         self._release(state)
         for waiting in self._unschedulable.values():
             waiting.victims.discard(state.key)
@@ -185,6 +225,9 @@ class Kubelet(SchedulingMixin):
     # ------------------------------------------------------------- kubelet
     def _start(self, state: PodState) -> None:
         if state.stage != "bound":
+            return
+        if self._processes is not None:
+            self._start_process(state)
             return
         behavior = state.behavior
         image = str((state.spec.get("containers") or [{}])[0].get("image", ""))
@@ -234,9 +277,12 @@ class Kubelet(SchedulingMixin):
         if previous in ("bound", "waiting", "running"):
             for container in state.spec.get("containers") or []:
                 self._emit(state, "Killing", f"Stopping container {container['name']}")
-        grace = pod["metadata"].get("deletionGracePeriodSeconds")
+        raw_grace = pod["metadata"].get("deletionGracePeriodSeconds")
+        grace = 30.0 if raw_grace is None else float(raw_grace)
+        if self._stop_process(state, grace, first=previous != "terminating"):
+            return  # the pod is removed once its process has exited
         delay = self._config().deletion_delay
-        self._push(delay if grace is None else min(delay, float(grace)), "remove", state)
+        self._push(min(delay, grace), "remove", state)
 
     def _delete(self, state: PodState, *, graceful: bool) -> None:
         """Remove the pod object; ``graceful`` with a deletion delay sets deletionTimestamp instead."""
@@ -268,82 +314,3 @@ class Kubelet(SchedulingMixin):
             return self.store.update("pods", state.namespace, state.name, mutate, uid=state.uid).obj
         except ApiError:
             return None  # deleted meanwhile; its DELETED event will clean up
-
-    # ------------------------------------------------------- test controls
-    def pause(self) -> None:
-        """Freeze time for the simulation: nothing scheduled happens until :meth:`resume` (or step/flush)."""
-        with self._lock:
-            self._paused = True
-
-    def resume(self) -> None:
-        with self._lock:
-            self._paused = False
-        self._inbox.wake()
-
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
-    def step(self, namespace: str, name: str) -> str:
-        """Perform a pod's next transition now, ignoring delays and pause; returns the new stage."""
-        with self._lock:
-            state = self._state(namespace, name)
-            action = {
-                "pending": "schedule",
-                "unschedulable": "schedule",
-                "bound": "start",
-                "running": "finish",
-                "terminating": "remove",
-            }.get(state.stage)
-            if action is not None:
-                self._act(action, state)
-            return state.stage
-
-    def complete(self, namespace: str, name: str, outcome: str = "succeed", exit_code: int | None = None) -> None:
-        """Force a pod to end now with ``outcome`` (scheduling/starting it first if needed)."""
-        with self._lock:
-            state = self._state(namespace, name)
-            state.behavior = dataclasses.replace(state.behavior, outcome=outcome, exit_code=exit_code)
-            state.spec = {**state.spec, "restartPolicy": "Never"}
-            for _ in range(3):
-                if state.stage in ("pending", "unschedulable", "bound"):
-                    self.step(namespace, name)
-            if state.stage == "waiting":  # an image error "resolved" by hand
-                state.stage = "running"
-            self._finish(state)
-
-    def flush(self, max_actions: int = 100_000) -> int:
-        """Run every queued action now, in due order, including the ones they queue (bounded)."""
-        done = 0
-        with self._lock:
-            self._drain()
-            while self._heap and done < max_actions:
-                done += self._run_due(0.0, force=True)
-                self._drain()
-        return done
-
-    def _state(self, namespace: str, name: str) -> PodState:
-        self._drain()
-        uid = self._by_key.get((namespace, name))
-        if uid is None:
-            raise KeyError(f"no such pod {namespace}/{name}")
-        return self._pods[uid]
-
-    def stage(self, namespace: str, name: str) -> str | None:
-        with self._lock:
-            uid = self._by_key.get((namespace, name))
-            return None if uid is None else self._pods[uid].stage
-
-    def logs(self, namespace: str, name: str) -> list[str] | None:
-        """Log lines so far (None: the container has not started)."""
-        with self._lock:
-            uid = self._by_key.get((namespace, name))
-            return None if uid is None or uid not in self._logs else list(self._logs[uid])
-
-    def running(self) -> list[PodState]:
-        with self._lock:
-            return [s for s in self._pods.values() if s.stage == "running"]
-
-    def node_usage(self) -> dict[str, dict[str, int]]:
-        with self._lock:
-            return {name: dict(state.used) for name, state in self._nodes.items()}

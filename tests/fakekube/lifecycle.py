@@ -124,8 +124,9 @@ def restart_mutation(exit_code: int, reason: str, restarts: int) -> Mutation:
     return mutate
 
 
-def terminated_mutation(exit_code: int, reason: str) -> Mutation:
-    """Every container exited; restartPolicy says stay down: Succeeded (all exit 0) or Failed."""
+def terminated_mutation(exit_code: int, reason: str, message: str | None = None) -> Mutation:
+    """Every container exited; restartPolicy says stay down: Succeeded (all exit 0) or Failed.  ``message`` is the
+    termination message (the log tail, for ``terminationMessagePolicy: FallbackToLogsOnError``)."""
 
     def mutate(pod: dict[str, Any]) -> dict[str, Any]:
         now = rfc3339()
@@ -135,9 +136,45 @@ def terminated_mutation(exit_code: int, reason: str) -> Mutation:
         for cs in status.get("containerStatuses") or []:
             started = (cs["state"].get("running") or {}).get("startedAt", now)
             terminated = {"exitCode": exit_code, "reason": reason, "startedAt": started, "finishedAt": now}
+            if message:
+                terminated["message"] = message
             if "containerID" in cs:
                 terminated["containerID"] = cs["containerID"]
             cs.update(state={"terminated": terminated}, ready=False, started=False)
+        return pod
+
+    return mutate
+
+
+def back_off_mutation(exit_code: int, reason: str, restarts: int, seconds: float, pod_name: str) -> Mutation:
+    """restartPolicy Always/OnFailure in process mode: the process exited and waits ``seconds`` to be started again
+    (``CrashLoopBackOff``, the previous run in ``lastState``)."""
+
+    def mutate(pod: dict[str, Any]) -> dict[str, Any]:
+        now = rfc3339()
+        _not_ready(pod["status"], _names(pod), now)
+        for cs in pod["status"].get("containerStatuses") or []:
+            started = (cs["state"].get("running") or {}).get("startedAt", now)
+            cs["lastState"] = {
+                "terminated": {"exitCode": exit_code, "reason": reason, "startedAt": started, "finishedAt": now}
+            }
+            message = f"back-off {seconds:g}s restarting failed container={cs['name']} pod={pod_name}"
+            cs.update(state={"waiting": {"reason": "CrashLoopBackOff", "message": message}}, ready=False)
+            cs.update(started=False, restartCount=restarts)
+        return pod
+
+    return mutate
+
+
+def restarted_mutation(started: float) -> Mutation:
+    """The container runs again after a back-off (restart count and lastState kept)."""
+
+    def mutate(pod: dict[str, Any]) -> dict[str, Any]:
+        now = rfc3339(started)
+        for cond in ("ContainersReady", "Ready"):
+            set_condition(pod["status"], cond, True, now=now)
+        for cs in pod["status"].get("containerStatuses") or []:
+            cs.update(state={"running": {"startedAt": now}}, ready=True, started=True, containerID=_container_id())
         return pod
 
     return mutate

@@ -98,6 +98,8 @@ def start_watch(
         "timeout": float(timeout) if timeout and timeout > 0 else config.default_watch_timeout,
         "bookmarks": req.flag("allowWatchBookmarks"),
         "bookmark_interval": config.bookmark_interval,
+        "bookmark_shape": config.bookmark_shape,
+        "bookmark_before_timeout": config.bookmark_before_timeout,
         "kind": kind,
         "api_version": "v1",
     }

@@ -1,4 +1,5 @@
-"""Helpers for tests that drive the fake: pod manifests, restricted-compliant security contexts, watch-line reading."""
+"""Helpers for tests that drive the fake: pod manifests, restricted-compliant security contexts, watch-line reading,
+the control API."""
 
 from __future__ import annotations
 
@@ -78,3 +79,13 @@ def watch_events(response: Any) -> Iterator[dict[str, Any]]:
 def names(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """``[(type, metadata.name)]`` for compact assertions (BOOKMARK events have no name: ``""``)."""
     return [(e["type"], e["object"]["metadata"].get("name", "")) for e in events]
+
+
+def control(api: Any, method: str, path: str, body: Any = None) -> Any:
+    """Call the ``/_fake/`` control API through a ``kubernetes.client.ApiClient``; returns the decoded JSON.
+    Raises ``RuntimeError`` with the Status message for a non-200 answer."""
+    response = api.call_api(*api.param_serialize(method, f"/_fake/{path}", body=body))
+    data = response.read()
+    if response.status != 200:
+        raise RuntimeError(f"/_fake/{path}: {response.status} {data.decode()}")
+    return json.loads(data) if data and data != b"ok" else data

@@ -84,3 +84,36 @@ def format_kibibytes(milli_bytes: float) -> str:
 def format_milli(milli: int) -> str:
     """Render milli-units back to a canonical quantity string (``1500`` -> ``"1500m"``, ``2000`` -> ``"2"``)."""
     return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
+
+
+_DECIMAL_SUFFIXES = ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M"), (3, "k"), (0, ""), (-3, "m"), (-6, "u"))
+_BINARY_SUFFIXES = ((60, "Ei"), (50, "Pi"), (40, "Ti"), (30, "Gi"), (20, "Mi"), (10, "Ki"))
+
+
+def is_binary(value: str | int | float) -> bool:
+    """Whether a quantity is written in binary SI (``Ki``, ``Mi``...), which decides how sums are printed."""
+    return isinstance(value, str) and value.strip()[-2:] in {s for _, s in _BINARY_SUFFIXES}
+
+
+def format_quantity(value: Decimal, binary: bool = False) -> str:
+    """The canonical string Go's ``resource.Quantity.String()`` prints for ``value`` (as in quota messages).
+
+    Binary SI applies to whole numbers of at least 1024 (``1.5Gi`` -> ``1536Mi``); everything else is decimal SI
+    with the largest suffix that keeps the mantissa whole (``0.5`` -> ``500m``, ``2000`` -> ``2k``), rounding up to
+    nano units as Go does.
+    """
+    if value == 0:
+        return "0"
+    sign, value = ("-", -value) if value < 0 else ("", value)
+    if binary and value >= 1024 and value == value.to_integral_value():
+        whole = int(value)
+        for exponent, suffix in _BINARY_SUFFIXES:
+            if whole % (1 << exponent) == 0:
+                return f"{sign}{whole >> exponent}{suffix}"
+        return f"{sign}{whole}"
+    nanos = int((value * 10**9).to_integral_value(rounding=ROUND_CEILING))
+    for exponent, suffix in _DECIMAL_SUFFIXES:
+        unit = 10 ** (exponent + 9)
+        if nanos % unit == 0:
+            return f"{sign}{nanos // unit}{suffix}"
+    return f"{sign}{nanos}n"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,9 +75,20 @@ class WatchResponse:
     kind: str  # "Pod", for BOOKMARK objects
     api_version: str
     expired: ApiError | None = None
+    bookmark_shape: str = "short"
+    bookmark_before_timeout: bool = False
 
 
-Handler = Callable[[Request], "Response | WatchResponse"]
+@dataclass(frozen=True)
+class StreamResponse:
+    """Tells the transport to stream ``chunks`` (HTTP 200, chunked) until the iterator ends -- a followed log.
+    The iterator gets the server's stopping event so it can end when the server stops."""
+
+    chunks: Callable[[threading.Event], Iterator[bytes]]
+    content_type: str = "text/plain"
+
+
+Handler = Callable[[Request], "Response | WatchResponse | StreamResponse"]
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ class SchedulingMixin:
         if failed is not None:
             failed.add(state.signature)
         nominated = None
-        if not state.victims:
+        if not state.victims and state.spec.get("preemptionPolicy") != "Never":
             plan = plan_preemption(state, self._nodes)
             if plan is not None:
                 nominated = self._preempt(state, *plan)

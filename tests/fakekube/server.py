@@ -7,6 +7,9 @@
 
 Everything tests poke at hangs off the server: ``cluster`` (nodes, behaviours, pause/step, inspection), ``store``,
 ``faults``, ``stats``, ``admission``.
+
+``strict=True`` applies :meth:`ClusterConfig.strict`'s preset (every real-server behaviour the kind defaults hide);
+``process_mode=ProcessMode(...)`` makes the kubelet run each pod's container command as a local process.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
+from .api_objects import register_objects
 from .api_other import OtherApi
 from .api_pods import PodApi
 from .behavior import BehaviorPolicy
@@ -24,6 +28,7 @@ from .cluster import WAIT_TIMEOUT, Cluster, wait_for
 from .config import ClusterConfig
 from .control import ControlApi
 from .nodes import NodeSpec
+from .processes import ProcessMode
 from .routes import Router
 from .transport import HttpApp, HttpServerThread
 
@@ -55,12 +60,14 @@ def build_router(cluster: Cluster) -> Router:
     r.add("/version", "version", GET=other.version)
     for probe in ("/healthz", "/readyz", "/livez"):
         r.add(probe, "health", GET=other.health)
+    register_objects(r, cluster)
     return r
 
 
 class FakeKubeServer:
     """A fake Kubernetes API server.  ``config_overrides`` are :class:`ClusterConfig` fields, e.g.
-    ``FakeKubeServer(run_seconds=1.0, history_size=100)``.  ``port=0`` picks a free port."""
+    ``FakeKubeServer(run_seconds=1.0, history_size=100)``, applied after the ``strict`` preset.  ``port=0`` picks a
+    free port."""
 
     def __init__(
         self,
@@ -72,12 +79,19 @@ class FakeKubeServer:
         behavior: BehaviorPolicy | None = None,
         priorities: dict[str, int] | None = None,
         seed: int = 0,
+        strict: bool = False,
+        process_mode: ProcessMode | None = None,
         **config_overrides: Any,
     ) -> None:
         if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"fakekube only listens on loopback addresses, not {host!r}")
-        config = (config or ClusterConfig()).with_changes(**config_overrides)
-        self.cluster = Cluster(nodes, config=config, behavior=behavior, priorities=priorities, seed=seed)
+        config = config or ClusterConfig()
+        if strict:
+            config = config.with_strict()
+        config = config.with_changes(**config_overrides)
+        self.cluster = Cluster(
+            nodes, config=config, behavior=behavior, priorities=priorities, seed=seed, process_mode=process_mode
+        )
         self.store = self.cluster.store
         self.faults = self.cluster.faults
         self.stats = self.cluster.stats

@@ -5,9 +5,12 @@ Semantics (modelled on kube-apiserver's watch cache):
 * One global, strictly increasing integer ``resourceVersion`` across every kind; each write gets the next one.
 * Stored objects are immutable snapshots (:class:`Stored`) whose JSON is encoded once at write time; readers reuse
   the bytes.  Writers get a fresh copy to mutate.
-* Each kind keeps the last ``history_size`` events.  A watch from resourceVersion ``R`` replays every retained event
-  with rv > R, then streams live.  If events after ``R`` have been evicted (or :meth:`Store.compact` was called), the
-  watch is *expired*: :class:`ResourceExpired` (the HTTP layer turns it into a 410 ERROR event).
+* Each kind keeps the last ``history_size`` events, and with ``history_seconds`` > 0 only those younger than that
+  (the apiserver's watch cache keeps a time window).  A watch from resourceVersion ``R`` replays every retained
+  event with rv > R, then streams live.  If events after ``R`` have been evicted (or :meth:`Store.compact` was
+  called), the watch is *expired*: :class:`ResourceExpired` (the HTTP layer turns it into a 410 ERROR event).
+  Ages come from ``clock`` (monotonic seconds) plus the offset :meth:`Store.age_history` adds, so tests expire
+  history without waiting.
 * Watchers have private unbounded queues filled under the store lock, so every watcher sees events in rv order with
   no gaps, and a bookmark taken with :meth:`Store.bookmark_rv` never claims an event not yet handed to the watcher.
 * Observers are called synchronously under the store lock for every event (used for statistics; must be quick and
@@ -17,6 +20,7 @@ Semantics (modelled on kube-apiserver's watch cache):
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -26,8 +30,18 @@ from .watchers import ADDED, DELETED, MODIFIED, ResourceExpired, Stored, Watcher
 
 
 class Store:
-    def __init__(self, history_size: int = 10_000, *, start_rv: int = 1000) -> None:
+    def __init__(
+        self,
+        history_size: int = 10_000,
+        *,
+        start_rv: int = 1000,
+        history_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.lock = threading.RLock()
+        self.history_seconds = history_seconds
+        self.clock = clock
+        self._age_offset = 0.0
         self._rv = start_rv
         self._objects: dict[str, dict[str, dict[str, Stored]]] = {}  # kind -> namespace -> name -> Stored
         self._history: dict[str, deque[WatchEvent]] = {}
@@ -132,13 +146,15 @@ class Store:
             return stored
 
     def _commit(self, type_: str, kind: str, stored: Stored, prev: Stored | None) -> None:
-        event = WatchEvent(type_, kind, self._rv, stored, prev, event_line(type_, stored.raw))
+        now = self.now()
+        event = WatchEvent(type_, kind, self._rv, stored, prev, event_line(type_, stored.raw), now)
         history = self._history.get(kind)
         if history is None:
             history = self._history[kind] = deque(maxlen=self._history_size)
         if len(history) == history.maxlen:
             self._floor[kind] = history[0].rv
         history.append(event)
+        self._expire(kind, now)
         for watcher in self._watchers:
             if kind in watcher.kinds:
                 watcher.push(event)
@@ -164,6 +180,7 @@ class Store:
                 ]
             else:
                 since = int(resource_version)
+                self._expire(kind, self.now())
                 floor = self.floor(kind)
                 if since < floor:
                     raise ResourceExpired(since, floor + 1)
@@ -215,6 +232,25 @@ class Store:
             self._floor["*"] = self._rv
             self.compacted_rv = self._rv
             return self._rv
+
+    def now(self) -> float:
+        return self.clock() + self._age_offset
+
+    def _expire(self, kind: str, now: float) -> None:
+        """Drop events older than ``history_seconds`` (under the lock)."""
+        if self.history_seconds <= 0:
+            return
+        history = self._history.get(kind)
+        oldest = now - self.history_seconds
+        while history and history[0].at < oldest:
+            self._floor[kind] = history.popleft().rv
+
+    def age_history(self, seconds: float) -> None:
+        """Make every retained event ``seconds`` older (a time jump for the history window only)."""
+        with self.lock:
+            self._age_offset += seconds
+            for kind in list(self._history):
+                self._expire(kind, self.now())
 
     def floor(self, kind: str) -> int:
         return max(self._floor.get(kind, 0), self._floor.get("*", 0))

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 from .errors import ApiError
 from .faults import Faults
-from .routes import Request, Response, Router, WatchResponse
+from .routes import Request, Response, Router, StreamResponse, WatchResponse
 from .stats import Stats
 from .store import Store
 from .watchstream import stream_watch
@@ -61,7 +61,7 @@ class HttpApp:
             if rule.mode == "close" or (rule.mode == "respond" and rule.status is not None):
                 self._finish_fault(h, rule.mode, rule.error(), verb, resource)
                 return
-        response: Response | WatchResponse
+        response: Response | WatchResponse | StreamResponse
         if error is not None or handler is None:
             response = Response.error(error or ApiError(500, "no handler"))
         else:
@@ -80,6 +80,9 @@ class HttpApp:
             return
         if isinstance(response, WatchResponse):
             self._stream(h, response, verb, resource)
+            return
+        if isinstance(response, StreamResponse):
+            self._stream_chunks(h, response, verb, resource)
             return
         self.stats.record_request(verb, resource, response.status)
         self.send(h, response)
@@ -118,6 +121,18 @@ class HttpApp:
         if h.close_connection:
             lines.append("Connection: close")
         h.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body)
+
+    def _stream_chunks(self, h: _Handler, resp: StreamResponse, verb: str, resource: str) -> None:
+        self.stats.record_request(verb, resource, 200)
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: {resp.content_type}\r\nCache-Control: no-cache, private\r\n"
+        try:
+            h.wfile.write(head.encode("latin-1") + b"Transfer-Encoding: chunked\r\n\r\n")
+            for chunk in resp.chunks(self.stopping):
+                if chunk:
+                    h.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            h.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            h.close_connection = True
 
     def _stream(self, h: _Handler, resp: WatchResponse, verb: str, resource: str) -> None:
         self.stats.record_request(verb, resource, 200)

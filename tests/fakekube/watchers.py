@@ -48,6 +48,7 @@ class WatchEvent:
     new: Stored
     prev: Stored | None
     line: bytes  # b'{"type":...,"object":...}\n', ready to stream
+    at: float = 0.0  # the store's clock when it was committed (for the time-bounded history)
 
 
 def event_line(type_: str, raw_object: bytes) -> bytes:

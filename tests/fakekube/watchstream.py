@@ -1,5 +1,9 @@
 """Streaming one watch: selector filtering with label-transition events, bookmarks, timeout, expiry, drops.
 
+Bookmarks (only with ``allowWatchBookmarks=true``) come every ``bookmark_interval`` seconds and, with
+``bookmark_before_timeout``, once more 2 s before the watch's timeout -- the watch cache's schedule.  A bookmark is
+held back while the watcher still has events queued, so it never claims a resourceVersion the client has not seen.
+
 For a selector-filtered watch, a MODIFIED event is translated like the watch cache does: if the object starts to
 match it is sent as ADDED, if it stops matching it is sent as DELETED (with the previous object content at the new
 resourceVersion), and if it matches neither before nor after it is not sent.
@@ -40,9 +44,57 @@ def render(event: WatchEvent, flt: ObjectFilter) -> bytes | None:
     return None
 
 
-def bookmark_line(kind: str, api_version: str, rv: int) -> bytes:
-    obj = {"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": str(rv)}}
+_NODE_INFO = [
+    "machineID",
+    "systemUUID",
+    "bootID",
+    "kernelVersion",
+    "osImage",
+    "containerRuntimeVersion",
+    "kubeletVersion",
+    "kubeProxyVersion",
+    "operatingSystem",
+    "architecture",
+]
+#: What Go's encoding/json adds to an empty object of each kind (non-omitempty fields, empty structs).
+EMPTY_OBJECT_FIELDS: dict[str, dict[str, object]] = {
+    "Pod": {"spec": {"containers": None}, "status": {}},
+    "Node": {
+        "spec": {},
+        "status": {"daemonEndpoints": {"kubeletEndpoint": {"Port": 0}}, "nodeInfo": dict.fromkeys(_NODE_INFO, "")},
+    },
+    "Event": {
+        "involvedObject": {},
+        "source": {},
+        "firstTimestamp": None,
+        "lastTimestamp": None,
+        "eventTime": None,
+        "reportingComponent": "",
+        "reportingInstance": "",
+    },
+    "ResourceQuota": {"spec": {}, "status": {}},
+}
+PRE_TIMEOUT_BOOKMARK = 2.0  # seconds before the watch's deadline
+
+
+def bookmark_line(kind: str, api_version: str, rv: int, shape: str = "short") -> bytes:
+    """``short``: kind, apiVersion and the resourceVersion.  ``apiserver``: the empty object the real server
+    encodes, ``creationTimestamp: null`` and the kind's non-omitempty fields included."""
+    meta: dict[str, object] = {"resourceVersion": str(rv)}
+    obj: dict[str, object] = {"kind": kind, "apiVersion": api_version, "metadata": meta}
+    if shape == "apiserver":
+        meta["creationTimestamp"] = None
+        obj.update(EMPTY_OBJECT_FIELDS.get(kind, {}))
     return event_line("BOOKMARK", encode(obj))
+
+
+def _next_bookmark(now: float, resp: WatchResponse, deadline: float, pre_timeout_sent: bool) -> float:
+    if not resp.bookmarks:
+        return math.inf
+    due = now + resp.bookmark_interval
+    if resp.bookmark_before_timeout and not pre_timeout_sent and now < deadline - PRE_TIMEOUT_BOOKMARK:
+        due = min(due, deadline - PRE_TIMEOUT_BOOKMARK)
+    return due
 
 
 def stream_watch(
@@ -63,7 +115,8 @@ def stream_watch(
     flt = resp.filter
     start = time.monotonic()
     deadline = start + resp.timeout
-    next_bookmark = start + resp.bookmark_interval if resp.bookmarks else math.inf
+    next_bookmark = _next_bookmark(start, resp, deadline, False)
+    pre_timeout_sent = False
     try:
         while True:
             now = time.monotonic()
@@ -91,11 +144,13 @@ def stream_watch(
                 return "expired"
             if watcher.closed:
                 return "closed"
-            if resp.bookmarks and time.monotonic() >= next_bookmark:
+            now = time.monotonic()
+            if now >= next_bookmark:
                 rv = store.bookmark_rv(watcher)
                 if rv is not None:
-                    write(bookmark_line(resp.kind, resp.api_version, rv))
-                next_bookmark = time.monotonic() + resp.bookmark_interval
+                    write(bookmark_line(resp.kind, resp.api_version, rv, resp.bookmark_shape))
+                    pre_timeout_sent = pre_timeout_sent or now >= deadline - PRE_TIMEOUT_BOOKMARK
+                next_bookmark = _next_bookmark(now, resp, deadline, pre_timeout_sent)
             if not events and client_gone():
                 return "client-gone"
     finally:

@@ -91,7 +91,9 @@ def test_rewire_is_idempotent(default: dict[str, Any]) -> None:
 
 def test_foreign_references_are_errors(default: dict[str, Any]) -> None:
     default["spec"]["volumes"][1]["persistentVolumeClaim"]["claimName"] = "someone-elses-pvc"
-    default["spec"]["containers"][0]["env"][2]["valueFrom"]["secretKeyRef"]["key"] = "password"
+    default["spec"]["containers"][0]["env"].append(
+        {"name": "X", "valueFrom": {"secretKeyRef": {"name": "airflow-secrets", "key": "password"}}}
+    )
     with pytest.raises(RewireError) as info:
         rewire(default, WIRING, source="pod_templates/x.yaml")
     message = str(info.value)

@@ -94,10 +94,7 @@ def test_every_template_is_rewired_to_the_created_objects(etl_eval: Evaluation) 
         assert volumes["airflow-config"]["configMap"]["name"] == "etl-config"
         assert volumes["dags"]["persistentVolumeClaim"]["claimName"] == "etl-dags"
         env = {e["name"]: e for e in spec["containers"][0]["env"]}
-        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]["valueFrom"]["secretKeyRef"] == {
-            "name": "etl-secrets",
-            "key": "database-url",
-        }
+        assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env
         assert "airflow-secrets" not in text and "airflow-dags" not in text
         assert yaml.safe_load(text) == pod
 

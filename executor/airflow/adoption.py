@@ -1,0 +1,107 @@
+"""Adopting the pods of a scheduler that died: find them, relabel them, keep their task instances.
+
+Airflow calls ``try_adopt_task_instances`` with task instances queued or running under scheduler
+jobs that stopped heartbeating.  For each such job, one list call per namespace finds its pods
+(``kubernetes_executor=True,airflow-worker=<that job>``); a pod is matched to a task instance by
+the exact task key in its annotations, and - when both carry one - by Airflow's task instance
+id, so a pod of a superseded task instance (cleared and re-queued meanwhile) is never adopted.
+
+An adopted pod is relabelled ``airflow-worker=<this job>`` (the engine's watch then follows it:
+a running pod is tracked, a finished one is finished and reported) and its ``done`` label, if an
+old scheduler had set one before its outcome reached Airflow, is removed so the outcome is
+reported again.  A task instance with no pod but an outcome the engine already saw is adopted
+too; anything else is returned, and Airflow resets it for rescheduling.  No pod is created here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_k8s.executor.airflow.workloads import task_key
+from airflow_k8s.executor.contract.config import ExecutorConfig
+from airflow_k8s.executor.contract.errors import KubeApiError, NotFound
+from airflow_k8s.executor.tasks import identity
+from airflow_k8s.executor.tasks.key import TaskKey
+
+if TYPE_CHECKING:
+    from airflow_k8s.executor.airflow.executor import KubernetesPlatformExecutor
+
+log = logging.getLogger(__name__)
+
+
+def adopt(executor: KubernetesPlatformExecutor, tis: Sequence[Any]) -> list[Any]:
+    """The task instances of ``tis`` that could not be adopted (module docstring)."""
+    assert executor.kube is not None and executor.settings is not None
+    own = str(executor.job_id)
+    not_adopted: list[Any] = []
+    by_job: dict[str, list[Any]] = defaultdict(list)
+    for ti in tis:
+        if ti.key in executor.running:
+            log.info("%s is already adopted", ti)
+        elif not ti.queued_by_job_id or str(ti.queued_by_job_id) == own:
+            not_adopted.append(ti)
+        else:
+            by_job[str(ti.queued_by_job_id)].append(ti)
+    for job_id, group in by_job.items():
+        pods = _pods_of_job(executor, job_id)
+        for ti in group:
+            if _adopt_one(executor, ti, pods):
+                executor.running.add(ti.key)
+            else:
+                not_adopted.append(ti)
+    return not_adopted
+
+
+def _pods_of_job(executor: KubernetesPlatformExecutor, job_id: str) -> dict[TaskKey, dict[str, Any]]:
+    assert executor.kube is not None and executor.settings is not None
+    selector = f"{identity.LABEL_EXECUTOR}=True,{identity.LABEL_INSTANCE}={identity.safe_label_value(job_id)}"
+    namespaces = executor.settings.namespaces()
+    pods: dict[TaskKey, dict[str, Any]] = {}
+    for namespace in namespaces if namespaces is not None else (None,):
+        for pod in executor.kube.list_pods(namespace, label_selector=selector).items:
+            key = identity.key_from_annotations((pod.get("metadata") or {}).get("annotations"))
+            if key is not None:
+                pods[key] = pod
+    return pods
+
+
+def _adopt_one(executor: KubernetesPlatformExecutor, ti: Any, pods: dict[TaskKey, dict[str, Any]]) -> bool:
+    assert executor.kube is not None and executor.settings is not None
+    key = task_key(ti)
+    pod = pods.get(key)
+    if pod is None:
+        if key in executor._unclaimed:  # finished while no scheduler ran; sync reports it
+            executor._outcomes.record(executor._unclaimed.pop(key))
+            return True
+        return False
+    metadata = pod.get("metadata") or {}
+    pod_ti_id = (metadata.get("annotations") or {}).get(identity.ANNOTATION_TI_ID)
+    if pod_ti_id and str(getattr(ti, "id", "") or "") not in ("", pod_ti_id):
+        log.info("not adopting pod %s: it belongs to a superseded task instance %s", metadata.get("name"), pod_ti_id)
+        return False
+    labels = {identity.LABEL_INSTANCE: executor.settings.scheduler_instance_id, identity.LABEL_DONE: None}
+    try:
+        executor.kube.patch_pod_metadata(metadata["namespace"], metadata["name"], labels=labels)
+    except NotFound:
+        return key in executor._unclaimed
+    except KubeApiError as exc:
+        log.warning("cannot adopt pod %s: %s", metadata.get("name"), exc)
+        return False
+    log.info("adopted pod %s of %s from scheduler job %s", metadata["name"], ti, ti.queued_by_job_id)
+    return True
+
+
+def log_namespaces(ti: Any, config: ExecutorConfig) -> list[str]:
+    """Where a task's pod can be: its pod_override's namespace (multi-namespace mode), then the default."""
+    out = []
+    pod_override = (getattr(ti, "executor_config", None) or {}).get("pod_override")
+    namespace = getattr(getattr(pod_override, "metadata", None), "namespace", None)
+    if isinstance(pod_override, dict):
+        namespace = (pod_override.get("metadata") or {}).get("namespace")
+    if config.multi_namespace_mode and namespace:
+        out.append(namespace)
+    out.append(config.namespace)
+    return out

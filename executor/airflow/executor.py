@@ -1,0 +1,385 @@
+"""``KubernetesPlatformExecutor``: Airflow 3's executor interface over this project's engine.
+
+Point Airflow at it with ``[core] executor = airflow_k8s.executor.airflow.KubernetesPlatformExecutor``.
+
+How Airflow's calls map onto the engine (which runs in the scheduler process, on threads):
+
+* ``queue_workload`` (BaseExecutor's) -> ``_process_workloads``: each ``ExecuteTask`` becomes a
+  :class:`~airflow_k8s.executor.tasks.task.Task` (:mod:`.workloads`) and joins a backlog; an
+  invalid ``executor_config`` fails the task at once with the reason.
+* ``sync`` (every scheduler loop): report pods that started (``running``), finished
+  (``success``) or failed (``failed``, with the pod's reason, exit code and last log lines as the
+  event's info); relaunch a pod that failed before its task started (Airflow's
+  ``pod_launch_failure_retries``); then hand the engine as many backlog tasks as it has room for
+  (and at most ``worker_pods_creation_batch_size`` when set), after one batched query drops
+  workloads that went stale while waiting (:mod:`.instances`).
+* ``try_adopt_task_instances``: after a scheduler restart, pods of the dead scheduler's job are
+  found by their labels and task annotations, relabelled ``airflow-worker=<this job>`` (the
+  engine's watch then follows them) and their task instances kept; no second pod is created.
+  Outcomes the engine saw before Airflow asked are kept until then.
+* ``get_task_log``: the pod's log while it exists (pod names are a function of the task key);
+  ``revoke_task`` / ``cleanup_stuck_queued_tasks``: delete the pod, forget the task.
+* ``end`` / ``terminate``: stop the engine's threads; running pods keep running and are adopted
+  by the next scheduler.
+
+Only pods labelled ``airflow-worker=<this scheduler's job id>`` are this executor's.  The
+provider's KubernetesExecutor reads the same ``[kubernetes_executor]`` section and labels its pods
+the same way, so configuring both in one scheduler would make each act on the other's pods:
+that is refused at start.  A provider executor in another scheduler only adopts *Succeeded* pods
+of schedulers that are no longer alive - by then Airflow 3's task has reported its own state
+through the Execution API, so nothing is lost (see docs/executor.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+from collections import Counter, deque
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.executors.base_executor import BaseExecutor, get_execution_api_server_url
+from airflow.models.taskinstancekey import TaskInstanceKey
+
+from airflow_k8s.executor.airflow import adoption
+from airflow_k8s.executor.airflow.instances import QUEUED, DatabaseInstances, TaskInstances
+from airflow_k8s.executor.airflow.settings import load_settings
+from airflow_k8s.executor.airflow.workloads import task_from_workload, task_key
+from airflow_k8s.executor.contract.config import ExecutorConfig
+from airflow_k8s.executor.contract.config_loader import EXECUTOR_CLASS_NAME
+from airflow_k8s.executor.contract.errors import ConfigError, ExecutorError, KubeApiError, NotFound
+from airflow_k8s.executor.engine.core import Engine, EngineOptions
+from airflow_k8s.executor.engine.server import StatusServer
+from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.pods.templates import TemplateStore
+from airflow_k8s.executor.tasks import identity
+from airflow_k8s.executor.tasks.key import TaskKey
+from airflow_k8s.executor.tasks.results import SUCCESS, TaskResult
+from airflow_k8s.executor.tasks.task import Task
+
+log = logging.getLogger(__name__)
+UNCLAIMED_MAX = 10_000  # outcomes kept for try_adopt_task_instances after a restart
+# Failures the engine decided for reasons a new pod cannot fix: never relaunched.
+NOT_LAUNCH_FAILURES = frozenset(
+    {"StartDeadlineExceeded", "QuotaExceeded", "PolicyViolation", "InvalidTask", "NameConflict", "Forbidden", "Invalid"}
+)
+
+
+def airflow_key(key: TaskKey) -> TaskInstanceKey:
+    return TaskInstanceKey(key.dag_id, key.task_id, key.run_id, key.try_number, key.map_index)
+
+
+def failure_info(result: TaskResult) -> str:
+    """What Airflow records about a failed pod (the 'state mismatch' log's extra info)."""
+    exit_code = f", exit code {result.exit_code}" if result.exit_code is not None else ""
+    parts = [f"pod {result.pod_name} failed: {result.reason}{exit_code}"]
+    if result.message:
+        parts.append(result.message.strip())
+    if result.log_tail:
+        parts.append("last log lines:\n" + "\n".join(result.log_tail))
+    return "; ".join(parts)[:4000]
+
+
+class _Outcomes:
+    """The engine's result sink inside Airflow: outcomes go to ``sync`` through a queue.
+
+    Airflow's database is the durable record (Airflow 3 tasks report their own state through the
+    Execution API), so ``has_result`` is always False and ``sync`` filters what Airflow asked for.
+    """
+
+    def __init__(self) -> None:
+        self.results: queue.SimpleQueue[TaskResult] = queue.SimpleQueue()
+        self.started: queue.SimpleQueue[tuple[TaskKey, str]] = queue.SimpleQueue()
+
+    def has_result(self, key: TaskKey) -> bool:
+        return False
+
+    def record(self, result: TaskResult) -> None:
+        self.results.put(result)
+
+    def running(self, key: TaskKey, pod_name: str) -> None:
+        self.started.put((key, pod_name))
+
+
+def _drain(source: queue.SimpleQueue[Any]) -> list[Any]:
+    items = []
+    while True:
+        try:
+            items.append(source.get_nowait())
+        except queue.Empty:
+            return items
+
+
+class KubernetesPlatformExecutor(BaseExecutor):
+    """Runs each Airflow task in its own pod through this project's engine (module docstring)."""
+
+    supports_ad_hoc_ti_run: bool = True
+    serve_logs: bool = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Constructing spawns nothing: the API server builds executors only to read task logs.
+        super().__init__(*args, **kwargs)
+        self.settings: ExecutorConfig | None = None
+        self.engine: Engine | None = None
+        self.kube: KubeClient | None = None
+        self.instances: TaskInstances = DatabaseInstances()
+        self._outcomes = _Outcomes()
+        self._backlog: deque[tuple[TaskInstanceKey, Task]] = deque()
+        self._tasks: dict[TaskKey, Task] = {}
+        self._unclaimed: dict[TaskKey, TaskResult] = {}
+        self._relaunches: Counter[TaskKey] = Counter()
+        self._status: StatusServer | None = None
+        self._log_client: KubeClient | None = None
+        self.engine_options: EngineOptions | None = None  # the engine's timers (tests shorten them)
+
+    # -- configuration -------------------------------------------------------------------------
+    def load_settings(self) -> ExecutorConfig:
+        """This executor's settings from Airflow's configuration (validated, cached)."""
+        if self.settings is None:
+            from airflow.configuration import conf
+
+            self.settings = load_settings(conf, execution_api_server_url=get_execution_api_server_url(conf))
+        return self.settings
+
+    def _check_no_provider_executor(self, config: ExecutorConfig) -> None:
+        entries = [entry.strip().rpartition(":")[2] for entry in config.executor.split(",")]
+        if any(entry.rsplit(".", 1)[-1] == "KubernetesExecutor" for entry in entries):
+            raise ConfigError(
+                f"Airflow's KubernetesExecutor and {EXECUTOR_CLASS_NAME} read the same [kubernetes_executor] "
+                "section and label pods alike, so each would act on the other's pods; use one of them",
+                section="core",
+                key="executor",
+                value=config.executor,
+            )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        from dataclasses import replace
+
+        config = self.load_settings()
+        self._check_no_provider_executor(config)
+        instance = identity.safe_label_value(str(self.job_id)) if self.job_id is not None else "unknown"
+        config = self.settings = replace(config, scheduler_instance_id=instance)
+        self.kube = KubeClient.from_config(config, pool_size=config.creation_workers() + 8)
+        templates = TemplateStore(config.pod_template_dir, logical_dir=config.pod_template_dir)
+        templates.load_all()  # a broken template stops the scheduler here, not at the first task
+        self.engine = Engine(
+            config,
+            templates,
+            self.kube,
+            sink=self._outcomes,
+            on_running=self._outcomes.running,
+            options=self.engine_options,
+        )
+        self.engine.start()
+        try:
+            self._status = StatusServer(
+                self.engine.metrics.registry,
+                healthy=self.engine.healthy,
+                ready=self.engine.ready,
+                port=config.metrics_port,
+            )
+            self._status.start()
+        except OSError as exc:
+            log.warning("metrics endpoint not started on port %s: %s", config.metrics_port, exc)
+            self._status = None
+        log.info("%s started for scheduler job %s in %s", EXECUTOR_CLASS_NAME, self.job_id, config.namespaces())
+
+    def end(self) -> None:
+        """Stop the engine; pods keep running and the next scheduler adopts them."""
+        if self.engine is None:
+            return
+        try:
+            self._report()
+        finally:
+            self._shutdown()
+
+    def terminate(self) -> None:
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self.engine is not None:
+            self.engine.stop()
+            self.engine = None
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+        if self.kube is not None:
+            self.kube.close()
+            self.kube = None
+
+    # -- Airflow -> engine ----------------------------------------------------------------------
+    def _process_workloads(self, workloads: Sequence[Any]) -> None:
+        from airflow.executors.workloads import ExecuteTask
+
+        for workload in workloads:
+            if not isinstance(workload, ExecuteTask):
+                raise RuntimeError(f"{type(self).__name__} cannot run workloads of type {type(workload).__name__}")
+            key = workload.ti.key
+            self.queued_tasks.pop(key, None)
+            self.running.add(key)
+            try:
+                task = task_from_workload(workload)
+            except ExecutorError as exc:
+                log.error("cannot run %s: %s", key, exc)
+                self.fail(key, info=f"invalid executor_config: {exc}")
+                continue
+            self._tasks[task.key] = task
+            self._backlog.append((key, task))
+
+    def sync(self) -> None:
+        if self.engine is None:
+            return
+        self._report()
+        self._admit()
+
+    def _admit(self) -> None:
+        """Give the engine what it has room for, after one query drops stale workloads."""
+        assert self.engine is not None and self.settings is not None
+        room = self.engine.free_slots()
+        if self.settings.worker_pods_creation_batch_size is not None:
+            room = min(room, self.settings.worker_pods_creation_batch_size)
+        batch = [self._backlog.popleft() for _ in range(min(room, len(self._backlog)))]
+        if not batch:
+            return
+        try:
+            states = self.instances.current([task.ti_id for _, task in batch if task.ti_id])
+        except Exception:
+            log.exception("cannot check %d queued workloads against the database; will retry", len(batch))
+            self._backlog.extendleft(reversed(batch))
+            return
+        job_id = _job_number(self.job_id)
+        for key, task in batch:
+            current = states.get(task.ti_id or "")
+            stale = (
+                current is None
+                or current.state != QUEUED
+                or current.try_number != task.key.try_number
+                or (job_id is not None and current.queued_by_job_id != job_id)
+            )
+            if stale:
+                log.info("dropping stale workload %s (task instance now: %s)", key, current)
+                self.running.discard(key)
+                self._tasks.pop(task.key, None)
+                continue
+            self.engine.submit(task)
+
+    # -- engine -> Airflow ----------------------------------------------------------------------
+    def _report(self) -> None:
+        for key, pod_name in _drain(self._outcomes.started):
+            if airflow_key(key) in self.running:
+                self.running_state(airflow_key(key), info=pod_name)
+        failed = []
+        for result in _drain(self._outcomes.results):
+            key = airflow_key(result.key)
+            if key not in self.running:
+                self._keep_unclaimed(result)
+            elif result.state == SUCCESS:
+                self._tasks.pop(result.key, None)
+                self._relaunches.pop(result.key, None)
+                self.success(key, info=result.pod_name)
+            else:
+                failed.append(result)
+        if failed:
+            self._fail_or_relaunch(failed)
+
+    def _keep_unclaimed(self, result: TaskResult) -> None:
+        """An outcome for a task Airflow has not (yet) handed us: after a restart, adoption claims it."""
+        self._unclaimed[result.key] = result
+        while len(self._unclaimed) > UNCLAIMED_MAX:
+            self._unclaimed.pop(next(iter(self._unclaimed)))
+
+    def _fail_or_relaunch(self, failed: list[TaskResult]) -> None:
+        """Relaunch pods that failed before their task started (still queued); report the rest."""
+        assert self.engine is not None and self.settings is not None
+        candidates = {r.key: self._tasks[r.key] for r in failed if self._may_relaunch(r)}
+        states = {}
+        if candidates:
+            try:
+                states = self.instances.current([task.ti_id for task in candidates.values() if task.ti_id])
+            except Exception:
+                log.exception("cannot read task instance states; failing without relaunch")
+        for result in failed:
+            task = candidates.get(result.key)
+            current = states.get(task.ti_id or "") if task is not None else None
+            if task is not None and current is not None and current.state == QUEUED:
+                self._relaunches[result.key] += 1
+                log.warning(
+                    "pod %s failed before its task started (%s); relaunching (%d of %s)",
+                    result.pod_name,
+                    result.reason,
+                    self._relaunches[result.key],
+                    self.settings.pod_launch_failure_retries,
+                )
+                self.engine.submit(task, relaunch=True)
+                continue
+            self._tasks.pop(result.key, None)
+            self._relaunches.pop(result.key, None)
+            self.fail(airflow_key(result.key), info=failure_info(result))
+
+    def _may_relaunch(self, result: TaskResult) -> bool:
+        assert self.settings is not None
+        limit = self.settings.pod_launch_failure_retries
+        excluded = NOT_LAUNCH_FAILURES | set(self.settings.pod_launch_failure_excluded_container_reasons)
+        return (
+            result.key in self._tasks
+            and result.reason not in excluded
+            and (limit == -1 or self._relaunches[result.key] < limit)
+        )
+
+    # -- adoption, revocation, logs ---------------------------------------------------------------
+    def try_adopt_task_instances(self, tis: Sequence[Any]) -> Sequence[Any]:
+        if self.engine is None or self.kube is None or self.settings is None:
+            return tis
+        self.engine.synced.wait(60)
+        self._report()  # outcomes already seen are claimable now
+        return adoption.adopt(self, tis)
+
+    def revoke_task(self, *, ti: Any) -> None:
+        key = ti.key
+        ours = task_key(ti)
+        self.running.discard(key)
+        self.queued_tasks.pop(key, None)
+        self._backlog = deque(item for item in self._backlog if item[0] != key)
+        self._tasks.pop(ours, None)
+        if self.engine is not None:
+            self.engine.revoke(ours)
+
+    def cleanup_stuck_queued_tasks(self, tis: list[Any]) -> list[str]:
+        """Airflow 2's name for revoking tasks stuck in queued; kept for callers that still use it."""
+        for ti in tis:
+            self.revoke_task(ti=ti)
+            self.fail(ti.key)
+        return [repr(ti) for ti in tis]
+
+    def get_task_log(self, ti: Any, try_number: int) -> tuple[list[str], list[str]]:
+        """The pod's log while the pod exists (Airflow's UI shows it for running tasks)."""
+        messages: list[str] = []
+        try:
+            config = self.load_settings()
+            if self._log_client is None:
+                self._log_client = KubeClient.from_config(config, pool_size=2)
+            name = identity.pod_name(task_key(ti, try_number))
+            for namespace in adoption.log_namespaces(ti, config):
+                try:
+                    text = self._log_client.read_pod_log(namespace, name, tail_lines=config.running_pod_log_lines)
+                except NotFound:
+                    continue
+                messages.append(f"Found logs of pod {namespace}/{name} through the Kubernetes API")
+                return messages, [text]
+            messages.append(f"Pod {name} is gone (deleted when its task finished); see the task's remote logs")
+        except (ExecutorError, KubeApiError) as exc:
+            messages.append(f"Reading the pod's log failed: {exc}")
+        return messages, [""]
+
+    def debug_dump(self) -> None:
+        super().debug_dump()
+        if self.engine is not None:
+            self.log.info("engine: %s; backlog %d", self.engine.snapshot(), len(self._backlog))
+
+
+def _job_number(job_id: object) -> int | None:
+    try:
+        return int(str(job_id))
+    except ValueError:
+        return None

@@ -1,0 +1,58 @@
+"""The executor's settings as Airflow sees them: read through Airflow's own configuration.
+
+Inside Airflow, ``airflow.configuration.conf`` has already resolved the file, the
+``AIRFLOW__<SECTION>__<KEY>`` environment variables, the ``_cmd``/``_secret`` variants Airflow
+allows and any secrets backend; this module turns what it resolved into
+:class:`~airflow_k8s.executor.contract.config_loader.Setting` values and hands them to the same
+validator as the standalone runner (:func:`~airflow_k8s.executor.contract.config_loader.build_config`).
+
+Values Airflow reports from its own defaults are skipped: for every Airflow key this executor's
+default is Airflow's default (the Airflow test tier checks that), and a key that is unset must
+stay unset where unset and default differ (``worker_pods_creation_batch_size``).
+
+``[core] execution_api_server_url`` is Airflow's effective value (it defaults to one derived
+from ``[api] base_url``), so task pods call the same URL Airflow's own executors would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_k8s.executor.contract.config import ExecutorConfig
+from airflow_k8s.executor.contract.config_loader import ALIAS_SECTION, SECTION, Setting, build_config
+from airflow_k8s.executor.contract.config_rules import TIER_PREFIX
+
+SOURCE = "airflow config"
+_CORE_KEYS = ("executor", "execution_api_server_url")
+
+
+def airflow_settings(conf: Any) -> list[Setting]:
+    """Every non-default setting of the executor's sections, with where Airflow found it."""
+    resolved: dict[str, dict[str, tuple[str, str]]] = conf.as_dict(display_source=True, display_sensitive=True)
+    settings = []
+    for section, items in resolved.items():
+        ours = section in (SECTION, ALIAS_SECTION) or section.startswith(TIER_PREFIX)
+        for key, entry in items.items():
+            value, source = entry if isinstance(entry, tuple) else (entry, "airflow.cfg")
+            if "default" in str(source) or not (ours or (section == "core" and key in _CORE_KEYS)):
+                continue
+            settings.append(Setting(section, key, str(value), _where(source, section, key), source == "env var"))
+    return settings
+
+
+def load_settings(conf: Any, *, execution_api_server_url: str | None = None) -> ExecutorConfig:
+    """The validated :class:`ExecutorConfig` from Airflow's ``conf`` (errors name where each value came from)."""
+    settings = airflow_settings(conf)
+    if execution_api_server_url and not any(s.key == "execution_api_server_url" for s in settings):
+        derived = f"{SOURCE} (derived from [api] base_url)"
+        settings.append(Setting("core", "execution_api_server_url", execution_api_server_url, derived))
+    return build_config(settings, source=SOURCE)
+
+
+def _where(source: str, section: str, key: str) -> str:
+    variable = f"AIRFLOW__{section.upper()}__{key.upper()}"
+    return {
+        "env var": f"env:{variable}",
+        "cmd": f"env:{variable}_CMD",
+        "secret": f"secrets backend ({variable}_SECRET)",
+    }.get(str(source), f"{SOURCE} ({source})")

@@ -1,0 +1,103 @@
+"""Slow pod side effects, run off the loop thread: read a failed pod's log, clean up, delete placeholders.
+
+Each job runs on a small thread pool and reports back by posting a message (``Finished``,
+``Cleaned``, ``PlaceholderGone``), so the loop thread never waits on the API.  Cleanup retries
+transient errors and treats 404 as done: deleting or labelling a pod twice is harmless, which
+is what makes the engine's cleanup idempotent across restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from airflow_k8s.executor.contract.errors import KubeApiError, NotFound
+from airflow_k8s.executor.engine.messages import Cleaned, Finished, Message, PlaceholderGone
+from airflow_k8s.executor.engine.metrics import EngineMetrics
+from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.kube.retry import RetryPolicy, call_with_retry
+from airflow_k8s.executor.tasks import identity
+from airflow_k8s.executor.tasks.results import TaskResult
+
+log = logging.getLogger(__name__)
+
+
+class PodEffects:
+    def __init__(
+        self,
+        kube: KubeClient,
+        *,
+        post: Callable[[Message], None],
+        metrics: EngineMetrics,
+        retry: RetryPolicy,
+        stop: threading.Event,
+        workers: int,
+        delete_options: Mapping[str, int | str] | None = None,
+    ) -> None:
+        self.kube = kube
+        self.post = post
+        self.metrics = metrics
+        self.retry = retry
+        self.stop_event = stop
+        self.delete_options = dict(delete_options or {})
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pod-aux")
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- jobs --------------------------------------------------------------------------------
+    def read_log_then_finish(self, namespace: str, result: TaskResult, tail: int) -> None:
+        """Attach the last ``tail`` log lines of the base container to a failed result."""
+        self.pool.submit(self._read_log, namespace, result, tail)
+
+    def cleanup(self, namespace: str, name: str, *, delete: bool) -> None:
+        """Delete the pod, or label it done so no scheduler processes it again."""
+        self.pool.submit(self._cleanup, namespace, name, delete)
+
+    def delete_placeholder(self, namespace: str, name: str) -> None:
+        self.pool.submit(self._delete_placeholder, namespace, name)
+
+    def retry_later(self, name: str, result: TaskResult, delay: float = 1.0) -> None:
+        """Post the outcome again after ``delay`` seconds (the sink failed to record it)."""
+        timer = threading.Timer(delay, self.post, args=(Finished(name, result),))
+        timer.daemon = True
+        timer.start()
+
+    # -- workers -----------------------------------------------------------------------------
+    def _read_log(self, namespace: str, result: TaskResult, tail: int) -> None:
+        try:
+            text = self.kube.read_pod_log(namespace, result.pod_name, tail_lines=tail)
+            lines = tuple(text.splitlines()[-tail:])
+        except KubeApiError as exc:
+            self.metrics.api_error(exc.status, "log")
+            lines = (f"(logs unavailable: {exc})",)
+        self.post(Finished(result.pod_name, replace(result, log_tail=lines)))
+
+    def _cleanup(self, namespace: str, name: str, delete: bool) -> None:
+        def call() -> None:
+            if delete:
+                self.kube.delete_pod(namespace, name, options=self.delete_options)
+            else:
+                self.kube.patch_pod_metadata(namespace, name, labels={identity.LABEL_DONE: "True"})
+
+        try:
+            call_with_retry(call, policy=self.retry, sleep=self.stop_event.wait, what=f"cleanup {name}")
+        except NotFound:
+            pass
+        except KubeApiError as exc:
+            if not self.stop_event.is_set():
+                self.metrics.api_error(exc.status, "delete" if delete else "patch")
+                log.error("cleanup of pod %s failed: %s", name, exc)
+        self.post(Cleaned(name))
+
+    def _delete_placeholder(self, namespace: str, name: str) -> None:
+        try:
+            self.kube.delete_pod(namespace, name, grace_period=0)
+        except NotFound:
+            pass
+        except KubeApiError as exc:
+            log.warning("cannot delete placeholder %s: %s", name, exc)
+        self.post(PlaceholderGone(name))
