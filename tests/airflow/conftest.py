@@ -188,7 +188,7 @@ def run(executor: KubernetesPlatformExecutor, *workloads: ExecuteTask, queued: b
 
 
 def events_until(
-    executor: KubernetesPlatformExecutor, done: Callable[[dict[Any, Any]], bool], timeout: float = 20.0
+    executor: KubernetesPlatformExecutor, done: Callable[[dict[Any, Any]], bool], timeout: float = 60.0
 ) -> dict[Any, Any]:
     """Heartbeat like the scheduler loop and collect event-buffer entries until ``done(events)``."""
     events: dict[Any, Any] = {}
