@@ -1,20 +1,39 @@
-"""Pulumi components of the Airflow Kubernetes executor platform, and its offline render.
+"""Pulumi components of the Airflow 3 Kubernetes executor platform, and its offline render.
 
-``from airflow_k8s.infra import AirflowK8sPlatform, PlatformArgs`` in another stack;
-``python -m airflow_k8s.infra render`` for the offline review.  Submodules that need no Pulumi
-(``config.args``, ``config.stack_config``, ``components.placement``, ``components.podtemplates``)
-can be imported without it: the component classes are loaded lazily.
+``from airflow_k8s.infra import AirflowK8sPlatform, PlatformArgs, PlatformSecrets, shipped_templates``
+in another stack; ``python -m airflow_k8s.infra render`` for the offline review.  Submodules that
+need no Pulumi (``config.args``, ``config.stack_config``, ``config.quota``,
+``components.placement``, ``components.podtemplates``) can be imported without it: the
+component classes are loaded lazily.
 """
 
 from __future__ import annotations
 
+from importlib.resources import as_file, files
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow_k8s.infra.components.platform import AirflowK8sPlatform, PlatformArgs
     from airflow_k8s.infra.components.secrets import PlatformSecrets
 
-__all__ = ["AirflowK8sPlatform", "PlatformArgs", "PlatformSecrets"]
+__all__ = ["AirflowK8sPlatform", "PlatformArgs", "PlatformSecrets", "shipped_templates"]
+
+
+def shipped_templates(logical_dir: str | None = None) -> dict[str, dict[str, Any]]:
+    """The pod templates this package ships (``airflow_k8s/pod_templates``), parsed and validated.
+
+    Package data, found with :mod:`importlib.resources`: the same call works in a checkout, an
+    editable install and a wheel in any ``site-packages`` - no path relative to a working
+    directory.  ``logical_dir`` is where the scheduler mounts them (airflow.cfg
+    ``pod_template_dir``; default ``/opt/airflow/pod_templates``).
+    """
+    from airflow_k8s.executor.contract.config import DEFAULT_TEMPLATE_DIR
+    from airflow_k8s.executor.pods.templates import TemplateStore
+
+    with as_file(files("airflow_k8s") / "pod_templates") as directory:
+        store = TemplateStore(Path(directory), logical_dir=logical_dir or DEFAULT_TEMPLATE_DIR)
+        return store.load_all()
 
 
 def __getattr__(name: str) -> Any:

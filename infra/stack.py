@@ -8,6 +8,15 @@ executor's :class:`~airflow_k8s.executor.pods.templates.TemplateStore`, and inst
 :class:`~airflow_k8s.infra.components.platform.AirflowK8sPlatform` with the default Kubernetes provider (configure it
 the usual way: ``kubernetes:context`` / ``KUBECONFIG``).
 
+The Kubernetes provider must update ConfigMaps and Secrets in place: by default pulumi-kubernetes
+*replaces* them on a data change, and with the platform's pinned names a replacement deletes the
+object before creating it again - a pod starting in between (a task pod mounting airflow.cfg, a
+control-plane pod reading the Secret) fails.  The program therefore requires
+``kubernetes:enableConfigMapMutable`` and ``kubernetes:enableSecretMutable`` to be ``true`` in the
+stack config (or the provider's ``PULUMI_K8S_ENABLE_*_MUTABLE`` environment variables), and says
+so, naming the keys, when they are not.  The offline render reads the same settings to tell
+"update" from "replace" (:mod:`airflow_k8s.infra.render.replacement`).
+
 The same function runs under ``pulumi up``/``preview`` (via the root ``__main__.py``) and under
 mocks for tests and the offline render (:mod:`airflow_k8s.infra.render.offline`), so what is reviewed offline is
 what gets deployed.  Configuration errors surface as :class:`pulumi.RunError`: one clean message,
@@ -16,6 +25,7 @@ no traceback.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +44,30 @@ from airflow_k8s.infra.config.stack_config import (
 )
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+# provider config key -> the environment variable the provider falls back to
+MUTABLE_FLAGS = {
+    "enableConfigMapMutable": "PULUMI_K8S_ENABLE_CONFIGMAP_MUTABLE",
+    "enableSecretMutable": "PULUMI_K8S_ENABLE_SECRET_MUTABLE",
+}
+OPTIONAL_SECRETS = ("fernetKey", "jwtSecret", "apiSecretKey")
+
+
+def provider_flag(key: str, environ: dict[str, str] | None = None) -> bool:
+    """The default Kubernetes provider's boolean ``key``, as the provider resolves it."""
+    value = pulumi.Config("kubernetes").get(key)
+    if value is None:
+        value = (os.environ if environ is None else environ).get(MUTABLE_FLAGS[key])
+    return (value or "").strip().lower() == "true"
+
+
+def provider_problems() -> list[str]:
+    """What the default provider must have set for ConfigMaps and Secrets to update in place."""
+    return [
+        f"kubernetes:{key} must be true (pulumi config set kubernetes:{key} true): without it every change "
+        f"of airflow.cfg, a pod template or a secret deletes and recreates the object under running pods"
+        for key in MUTABLE_FLAGS
+        if not provider_flag(key)
+    ]
 
 
 def configured_keys() -> set[str]:
@@ -51,9 +85,12 @@ def read_config() -> tuple[StackConfig, PlatformSecrets]:
     present = configured_keys()
     raw = {key: config.get(key) for key in sorted(present) if key not in SECRET_KEYS}
     stack = parse_stack_config(raw, secrets_set={key for key in SECRET_KEYS if key in present})
+    optional = {key: config.require_secret(key) if key in present else None for key in OPTIONAL_SECRETS}
     secrets = PlatformSecrets(
         database_url=config.require_secret("databaseUrl"),
-        fernet_key=config.require_secret("fernetKey") if "fernetKey" in present else None,
+        fernet_key=optional["fernetKey"],
+        jwt_secret=optional["jwtSecret"],
+        api_secret_key=optional["apiSecretKey"],
     )
     return stack, secrets
 
@@ -70,12 +107,16 @@ def load_templates(stack: StackConfig) -> dict[str, dict[str, Any]]:
 def main() -> AirflowK8sPlatform:
     """Build the platform from the stack config and export its outputs."""
     try:
+        problems = provider_problems()
+        if problems:
+            lines = "\n".join(f"  - {p}" for p in problems)
+            raise pulumi.RunError(f"the Kubernetes provider is not set up for this platform:\n{lines}")
         stack, secrets = read_config()
         for warning in stack.warnings:
             pulumi.log.warn(warning)
         templates = load_templates(stack)
         platform = AirflowK8sPlatform(stack.platform_name, PlatformArgs(stack.platform, templates, secrets))
-    except (StackConfigError, PreflightError, ExecutorError) as exc:
+    except (StackConfigError, PreflightError, ExecutorError) as exc:  # RunError passes through
         raise pulumi.RunError(str(exc)) from exc
     for key, value in platform.outputs().items():
         pulumi.export(key, value)

@@ -48,6 +48,25 @@ image_pull_policy = IfNotPresent
 """
 
 
+def write_kubeconfig(path: Path, server: str, namespace: str = "airflow") -> str:
+    """A kubeconfig for an API URL (the fake server's), with a dummy token; returns its path."""
+    import json
+
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "fake", "cluster": {"server": server}}],
+                "users": [{"name": "dev", "user": {"token": "not-a-real-token"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "dev", "namespace": namespace}}],
+                "current-context": "fake",
+            }
+        )
+    )
+    return str(path)
+
+
 @pytest.fixture(autouse=True)
 def _no_airflow_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """AIRFLOW__* variables of the developer's shell must not leak into config tests."""

@@ -8,33 +8,19 @@ import sys
 import types
 
 import pytest
-import yaml
 from kubernetes import client as k8s_client
 
 from airflow_k8s.executor.contract.config import ExecutorConfig
 from airflow_k8s.executor.contract.errors import ConfigError, KubeApiError, NotFound
 from airflow_k8s.executor.kube.client import KubeClient
 from airflow_k8s.executor.kube.retry import is_retryable
-
-
-def kubeconfig(path, server: str) -> str:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "fake", "cluster": {"server": server}}],
-                "users": [{"name": "dev", "user": {"token": "not-a-real-token"}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "dev", "namespace": "airflow"}}],
-                "current-context": "fake",
-            }
-        )
-    )
-    return str(path)
+from tests.conftest import write_kubeconfig
 
 
 def test_a_kubeconfig_is_loaded_outside_the_cluster(fake_kube, tmp_path):
-    client = KubeClient.from_settings(in_cluster=False, config_file=kubeconfig(tmp_path / "config", fake_kube.url))
+    client = KubeClient.from_settings(
+        in_cluster=False, config_file=write_kubeconfig(tmp_path / "config", fake_kube.url)
+    )
     listing = client.list_pods("airflow")
     assert listing.items == [] and listing.resource_version
 
@@ -69,7 +55,9 @@ def test_connection_failures_have_status_zero():
 
 # -- KubeClient.from_config: Airflow's connection settings --------------------------------------------
 def outside(path, server: str, **changes) -> ExecutorConfig:
-    return dataclasses.replace(ExecutorConfig(), in_cluster=False, config_file=kubeconfig(path, server), **changes)
+    return dataclasses.replace(
+        ExecutorConfig(), in_cluster=False, config_file=write_kubeconfig(path, server), **changes
+    )
 
 
 def test_airflows_client_factory_supplies_the_configuration(fake_kube, monkeypatch):

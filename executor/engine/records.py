@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_k8s.executor.tasks.task import Task, TaskKey
+from airflow_k8s.executor.tasks.key import TaskKey
+from airflow_k8s.executor.tasks.task import Task
 
 
 class State(enum.Enum):

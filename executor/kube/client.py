@@ -192,11 +192,18 @@ class KubeClient:
         return cached
 
     # -- pods -----------------------------------------------------------------------------
+    def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """A call whose answer is one JSON object (a pod, a list)."""
+        answer = self.request(method, path, **kwargs)
+        if not isinstance(answer, dict):
+            raise KubeApiError(f"{method} {path}: expected a JSON object, got {type(answer).__name__}")
+        return answer
+
     def create_pod(self, namespace: str, pod: Mapping[str, Any]) -> dict[str, Any]:
-        return self.request("POST", f"/api/v1/namespaces/{namespace}/pods", body=pod)
+        return self._object("POST", f"/api/v1/namespaces/{namespace}/pods", body=pod)
 
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
-        return self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
+        return self._object("GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
 
     def delete_pod(
         self,
@@ -219,7 +226,7 @@ class KubeClient:
         """JSON merge patch of labels (None removes a label)."""
         body = {"metadata": {"labels": dict(labels or {})}}
         path = f"/api/v1/namespaces/{namespace}/pods/{name}"
-        return self.request("PATCH", path, body=body, headers=_MERGE_PATCH)
+        return self._object("PATCH", path, body=body, headers=_MERGE_PATCH)
 
     def list_pods(self, namespace: str | None, *, label_selector: str | None = None, page_size: int = 500) -> PodList:
         """All matching pods (following ``continue`` pages) and the list's resourceVersion."""

@@ -43,8 +43,9 @@ class RetryPolicy:
         """Seconds to wait before retry number ``attempt`` (0-based) after ``error``."""
         if error.retry_after is not None:
             return min(error.retry_after, self.max_retry_after)
-        backoff = min(self.max_delay, self.base_delay * (2**attempt))
-        return backoff * (0.5 + 0.5 * (rng or random).random())
+        backoff = min(self.max_delay, self.base_delay * 2.0**attempt)
+        draw: float = (rng or random).random()
+        return backoff * (0.5 + 0.5 * draw)
 
 
 class RetryTimeout(KubeApiError):

@@ -32,8 +32,9 @@ import tempfile
 from pathlib import Path
 
 from airflow_k8s.executor.contract.errors import ExecutorError
+from airflow_k8s.executor.tasks.key import TaskKey
 from airflow_k8s.executor.tasks.results import TaskResult
-from airflow_k8s.executor.tasks.task import Task, TaskKey
+from airflow_k8s.executor.tasks.task import Task
 from airflow_k8s.executor.tasks.taskfile import kind_of, read_task_file
 
 log = logging.getLogger(__name__)

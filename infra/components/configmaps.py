@@ -1,10 +1,13 @@
 """The executor's two ConfigMaps: ``airflow.cfg`` and the pod templates.
 
-airflow.cfg is rendered by the executor's own renderer (``contract.config_render.render_config``)
-from an ``ExecutorConfig`` whose names - namespace, worker service account, priority classes -
-are the *outputs* of the created resources, and is parsed back with
-``contract.config_loader.parse_config`` before it is published: the ConfigMap holds exactly what
-the scheduler will load, or the deployment fails here.
+airflow.cfg is the executor's part, rendered by its own renderer
+(``contract.config_render.render_config``) from an ``ExecutorConfig`` whose names - namespace,
+worker service account, priority classes - are the *outputs* of the created resources, merged
+with the control-plane settings infra owns (:mod:`airflow_k8s.infra.components.airflowcfg`), and
+parsed back with ``contract.config_loader.parse_config`` before it is published: the ConfigMap
+holds exactly what the executor will load, or the deployment fails here.  The api-server
+Service's name reaches ``execution_api_server_url`` as the known string the Service is created
+with (its output would make a cycle: the Service's pods roll on this ConfigMap's checksum).
 
 The templates ConfigMap has one key per template file, rewired to the created ConfigMap, PVC,
 Secret and worker service account and re-validated (:mod:`airflow_k8s.infra.components.podtemplates`).
@@ -13,8 +16,13 @@ Secret and worker service account and re-validated (:mod:`airflow_k8s.infra.comp
 as a pod-template annotation, so any config change rolls the scheduler (a ``subPath`` mount
 never sees ConfigMap updates on its own).
 
-Neither ConfigMap ever holds a secret: the database URL reaches task pods only via
-``secretKeyRef``.
+Neither ConfigMap ever holds a secret: the control plane's credentials reach its containers as
+env vars from the platform Secret, and task pods get none (:mod:`airflow_k8s.infra.components.secrets`).
+
+Both ConfigMaps are updated in place, not replaced, only when the Kubernetes provider has
+``enableConfigMapMutable`` (the stack program requires it; see
+:mod:`airflow_k8s.infra.stack`): with pinned names a replacement deletes the ConfigMap before
+creating it again, and a pod starting in between fails.
 """
 
 from __future__ import annotations
@@ -28,9 +36,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from airflow_k8s.executor.contract.config import ExecutorConfig
-from airflow_k8s.executor.contract.config_loader import parse_config
-from airflow_k8s.executor.contract.config_render import render_config
-from airflow_k8s.executor.contract.errors import ConfigError
+from airflow_k8s.infra.components.airflowcfg import ControlPlaneSettings, execution_api_url, publish
 from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
 from airflow_k8s.infra.components.names import TEMPLATES_LABEL, PlatformNames
 from airflow_k8s.infra.components.podtemplates import TemplateWiring, render_template
@@ -49,10 +55,16 @@ class ExecutorWiring:
     task_priority_class: str
     placeholder_priority_class: str
     instance_id: str
+    api_server_service: str
+
+    @property
+    def execution_api_url(self) -> str:
+        return execution_api_url(self.api_server_service, self.namespace)
 
 
 def build_executor_config(settings: ExecutorSettings, wiring: ExecutorWiring) -> ExecutorConfig:
     return ExecutorConfig(
+        execution_api_server_url=wiring.execution_api_url,
         namespace=wiring.namespace,
         worker_container_image=settings.worker_image,
         worker_service_account_name=wiring.worker_service_account,
@@ -76,13 +88,9 @@ def build_executor_config(settings: ExecutorSettings, wiring: ExecutorWiring) ->
     )
 
 
-def render_airflow_cfg(config: ExecutorConfig) -> str:
-    """airflow.cfg text for ``config``, proven to load back to the same config."""
-    text = render_config(config)
-    loaded = parse_config(text, source="airflow.cfg (rendered by infra)", environ={})
-    if loaded != config:
-        raise ConfigError("rendered airflow.cfg does not load back to the same configuration", source="infra")
-    return text
+def render_airflow_cfg(config: ExecutorConfig, settings: ControlPlaneSettings) -> str:
+    """airflow.cfg text for ``config`` and the platform's settings, proven to load back to ``config``."""
+    return publish(config, settings)
 
 
 def config_checksum(airflow_cfg: str, templates: Mapping[str, str]) -> str:
@@ -101,10 +109,9 @@ class ExecutorConfigMapsArgs:
     task_priority_class: pulumi.Input[str]
     placeholder_priority_class: pulumi.Input[str]
     dags_claim: pulumi.Input[str]
-    secret_name: pulumi.Input[str]
-    secret_keys: tuple[str, ...]
-    fernet_key: str | None
     templates: Mapping[str, Mapping[str, Any]]
+    control_plane: ControlPlaneSettings
+    api_server_service: str
 
 
 class ExecutorConfigMaps(pulumi.ComponentResource):
@@ -123,8 +130,12 @@ class ExecutorConfigMaps(pulumi.ComponentResource):
         labels = n.common_labels("executor-config")
         self.executor_config = pulumi.Output.all(
             args.namespace, args.worker_service_account, args.task_priority_class, args.placeholder_priority_class
-        ).apply(lambda v: build_executor_config(args.settings, ExecutorWiring(v[0], v[1], v[2], v[3], n.name)))
-        self.airflow_cfg = self.executor_config.apply(render_airflow_cfg)
+        ).apply(
+            lambda v: build_executor_config(
+                args.settings, ExecutorWiring(v[0], v[1], v[2], v[3], n.name, args.api_server_service)
+            )
+        )
+        self.airflow_cfg = self.executor_config.apply(lambda c: render_airflow_cfg(c, args.control_plane))
         cfg_map = k8s.core.v1.ConfigMap(
             f"{name}-airflow-cfg",
             metadata=raw(metadata(n.airflow_config_map, args.namespace, labels)),
@@ -133,20 +144,13 @@ class ExecutorConfigMaps(pulumi.ComponentResource):
         )
         self.airflow_config_map = name_of(cfg_map)
 
-        def publish(values: list[Any]) -> dict[str, str]:
-            wiring = TemplateWiring(
-                config_map=values[0],
-                pvc=values[1],
-                secret=values[2],
-                service_account=values[3],
-                secret_keys=args.secret_keys,
-                fernet_key=args.fernet_key,
-            )
+        def publish_templates(values: list[Any]) -> dict[str, str]:
+            wiring = TemplateWiring(config_map=values[0], pvc=values[1], service_account=values[2])
             return {key: render_template(key, args.templates[key], wiring) for key in sorted(args.templates)}
 
-        self.templates = pulumi.Output.all(
-            self.airflow_config_map, args.dags_claim, args.secret_name, args.worker_service_account
-        ).apply(publish)
+        self.templates = pulumi.Output.all(self.airflow_config_map, args.dags_claim, args.worker_service_account).apply(
+            publish_templates
+        )
         templates_map = k8s.core.v1.ConfigMap(
             f"{name}-pod-templates",
             metadata=raw(metadata(n.templates_config_map, args.namespace, {**labels, TEMPLATES_LABEL: "true"})),

@@ -27,7 +27,7 @@ def child(parent: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
 
 
 def _name(meta: Any) -> str:
-    name = getattr(meta, "name", None)
+    name = meta.get("name") if isinstance(meta, dict) else getattr(meta, "name", None)
     if not name:
         raise ValueError("a Kubernetes object without metadata.name (all platform objects are named explicitly)")
     return str(name)

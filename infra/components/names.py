@@ -1,8 +1,9 @@
 """Kubernetes object names and labels of one platform instance, derived from its name.
 
 Every object gets an explicit, deterministic name (no Pulumi auto-naming): airflow.cfg and the
-pod templates must name the namespace, service accounts, ConfigMaps, PVC, Secret and priority
-classes, and a preview should show those names rather than unknowns.  The values still reach
+pod templates must name the namespace, service accounts, ConfigMaps, PVC, Secret, Services and
+priority classes, and a preview must show those names rather than unknowns - so every
+``metadata`` is built from these known strings (only the namespace may be an Output).  The values still reach
 airflow.cfg and the templates through the created resources' outputs (see
 :mod:`airflow_k8s.infra.components.configmaps`), so a resource and its reference cannot drift apart.
 
@@ -21,8 +22,14 @@ LABEL_NAME = "app.kubernetes.io/name"
 LABEL_INSTANCE = "app.kubernetes.io/instance"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-# The short label the worker templates and NetworkPolicies use for roles (scheduler, webserver).
+# The short label the worker templates and NetworkPolicies use for roles.
 ROLE_LABEL = "component"
+# The control plane's roles: the Deployments (and the migration Job) of Airflow 3.
+SCHEDULER = "scheduler"
+API_SERVER = "api-server"
+DAG_PROCESSOR = "dag-processor"
+TRIGGERER = "triggerer"
+MIGRATION = "db-migrate"
 # Set by the executor on every pod it creates, after all overrides: a task cannot remove it.
 EXECUTOR_POD_LABEL = identity.LABEL_EXECUTOR
 TEMPLATES_LABEL = f"{APP}/pod-templates"
@@ -43,12 +50,25 @@ class PlatformNames:
         return self._n("scheduler")
 
     @property
+    def api_server_service_account(self) -> str:
+        return self._n("api-server")
+
+    @property
+    def control_plane_service_account(self) -> str:
+        """dag-processor, triggerer and the migration Job: no Kubernetes API access, no token."""
+        return self._n("control-plane")
+
+    @property
     def worker_service_account(self) -> str:
         return self._n("worker")
 
     @property
     def scheduler_role(self) -> str:
         return self._n("scheduler")
+
+    @property
+    def api_server_role(self) -> str:
+        return self._n("api-server-logs")
 
     @property
     def node_reader(self) -> str:
@@ -71,11 +91,6 @@ class PlatformNames:
         return self._n("dags")
 
     @property
-    def executor_state_pvc(self) -> str:
-        """The scheduler's task intake spool (airflow.cfg ``task_intake_dir``)."""
-        return self._n("executor-state")
-
-    @property
     def secret(self) -> str:
         return self._n("secrets")
 
@@ -87,13 +102,29 @@ class PlatformNames:
     def placeholder_priority_class(self) -> str:
         return self._n("placeholder")
 
+    def deployment(self, role: str) -> str:
+        """The Deployment of a control-plane role (``scheduler``, ``api-server``, ...)."""
+        return self._n(role)
+
     @property
     def scheduler_deployment(self) -> str:
-        return self._n("scheduler")
+        return self.deployment(SCHEDULER)
 
     @property
     def metrics_service(self) -> str:
         return self._n("scheduler-metrics")
+
+    @property
+    def api_server_service(self) -> str:
+        return self._n("api-server")
+
+    @property
+    def migration_job(self) -> str:
+        return self._n("db-migrate")
+
+    @property
+    def pod_monitor(self) -> str:
+        return self._n("scheduler")
 
     @property
     def quota(self) -> str:
@@ -112,6 +143,9 @@ class PlatformNames:
             labels[LABEL_COMPONENT] = component
         return labels
 
+    def selector(self, role: str) -> dict[str, str]:
+        """matchLabels of one control-plane role's pods (Deployment, Service, PDB, policies)."""
+        return {LABEL_NAME: APP, LABEL_INSTANCE: self.name, LABEL_COMPONENT: role}
+
     def scheduler_selector(self) -> dict[str, str]:
-        """matchLabels of the scheduler pods (Deployment, Service, PDB)."""
-        return {LABEL_NAME: APP, LABEL_INSTANCE: self.name, LABEL_COMPONENT: "scheduler"}
+        return self.selector(SCHEDULER)

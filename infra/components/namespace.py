@@ -8,6 +8,11 @@ offline checks keep testing the old ones.
 The ResourceQuota caps the namespace's total requests/limits, pods and GPUs - the hard ceiling
 on cost, whatever N_max says.  A quota on cpu/memory makes the API server refuse pods without
 requests/limits, so the LimitRange supplies per-container defaults and a per-container maximum.
+
+The namespace holds everything, so deleting it deletes everything: with ``protectNamespace`` (the
+default) it gets Pulumi ``protect`` - ``pulumi destroy`` and any change that would replace it fail
+instead - and ``retain_on_delete``, so even an unprotected delete (a renamed resource, a removed
+stack) leaves the Kubernetes object alone.  Throwaway stacks turn it off.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class NamespaceArgs:
     quota_name: str
     limit_range_name: str
     labels: Mapping[str, str]
+    protect: bool = True
 
 
 class PlatformNamespace(pulumi.ComponentResource):
@@ -69,7 +75,7 @@ class PlatformNamespace(pulumi.ComponentResource):
         ns = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata=raw(metadata(args.name, None, {**labels, **pss_labels()})),
-            opts=child(self),
+            opts=child(self, protect=args.protect, retain_on_delete=args.protect),
         )
         self.namespace = name_of(ns)
         self.quota = k8s.core.v1.ResourceQuota(

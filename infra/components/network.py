@@ -1,25 +1,42 @@
-"""NetworkPolicies: default deny in both directions, then the few flows the platform needs.
+"""NetworkPolicies for Airflow 3: default deny both ways, then only the flows the platform needs.
 
-=========================  ===========  ==================================================
-policy                     direction    what
-=========================  ===========  ==================================================
-``<name>-default-deny``    in + out     every pod of the namespace: nothing is allowed
-``<name>-allow-dns``       out          every pod -> kube-dns in kube-system, UDP/TCP 53
-``<name>-scheduler-api``   out          scheduler -> Kubernetes API, TCP 443 and 6443
-``<name>-worker-database`` out          task pods -> the database CIDR, TCP database port
-``<name>-scheduler-metrics`` in         monitoring namespace -> scheduler metrics port
-``<name>-worker-logs``     in           scheduler/webserver pods -> task pods, TCP 8793
-=========================  ===========  ==================================================
+================================  =========  ===========================================================
+policy                            direction  what
+================================  =========  ===========================================================
+``<name>-default-deny``           in + out   every pod of the namespace: nothing is allowed
+``<name>-allow-dns``              out        every pod -> kube-dns in kube-system, UDP/TCP 53
+``<name>-control-plane-db``       out        scheduler, api-server, dag-processor, triggerer, migration
+                                             -> ``databaseCidr``, TCP ``databasePort``
+``<name>-kubernetes-api``         out        scheduler, api-server -> ``apiServerCidr``, TCP 443/6443
+``<name>-tasks-to-api-server``    out        task pods -> api-server pods, TCP 8080 (the Execution API)
+``<name>-api-server-ingress``     in         api-server <- task pods (8080); <- ``uiIngressNamespace``
+``<name>-trigger-logs``           in         triggerer <- api-server, TCP 8794 (deferred tasks' logs)
+``<name>-api-server-to-trigger-   out        api-server -> triggerer, TCP 8794
+logs``
+``<name>-scheduler-metrics``      in         scheduler <- ``monitoringNamespace``, metrics port
+``<name>-task-egress``,           out        task pods, triggerer -> ``taskEgressCidrs`` minus the
+``<name>-triggerer-egress``                  database CIDR, any port
+``<name>-task-remote-logs``,      out        task pods, api-server -> ``remoteLogCidr``, TCP 443
+``<name>-api-server-remote-logs``
+================================  =========  ===========================================================
 
-Why both 443 and 6443 for the API: depending on the CNI, policies see either the
-``kubernetes`` Service port (443) or, after DNAT, the API server endpoints' port (often 6443).
-The API CIDR defaults to 0.0.0.0/0 only because it differs per cluster: narrow it.
+The egress and remote-log policies exist only when configured (``taskEgressCidrs``,
+``remoteBaseLogFolder``), the trigger-log and triggerer ones only with the triggerer.
+
+Task pods reach the api-server Service and DNS - never the database: no policy selecting them
+allows the database CIDR, and their extra egress has it cut out (``ipBlock.except``).  The control plane reaches
+the database; only the scheduler and the api-server reach the Kubernetes API.
+
+Why both 443 and 6443 for the API: depending on the CNI, policies see either the ``kubernetes``
+Service port (443) or, after DNAT, the API server endpoints' port (often 6443).  The database and
+API CIDRs default to 0.0.0.0/0 only because they differ per cluster: the stack program warns
+about them (:mod:`airflow_k8s.infra.config.stack_config`), production stacks set them.
 
 Task pods are selected by the executor's identity label (``kubernetes_executor: "True"``): the
 executor sets it on every pod it creates, after all task overrides, so a task cannot shed it.
-The scheduler side and the peers allowed into the log port additionally require that label to
-be *absent*: tasks may set their own labels, and a task labelled ``component: scheduler`` must
-not inherit the scheduler's API egress or reach other tasks' logs.
+Control-plane selectors additionally require that label to be *absent*: tasks may set their own
+labels, and a task labelled ``app.kubernetes.io/component: scheduler`` must not inherit the
+scheduler's database or API egress.
 """
 
 from __future__ import annotations
@@ -30,33 +47,63 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from airflow_k8s.infra.components.airflowcfg import API_PORT, TRIGGERER_LOG_PORT
 from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, raw
-from airflow_k8s.infra.components.names import EXECUTOR_POD_LABEL, ROLE_LABEL, PlatformNames
+from airflow_k8s.infra.components.names import (
+    API_SERVER,
+    DAG_PROCESSOR,
+    EXECUTOR_POD_LABEL,
+    LABEL_COMPONENT,
+    LABEL_INSTANCE,
+    LABEL_NAME,
+    MIGRATION,
+    SCHEDULER,
+    TRIGGERER,
+    PlatformNames,
+)
 from airflow_k8s.infra.config.args import NetworkSpec
+from airflow_k8s.infra.config.network import without_database
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 API_PORTS = (443, 6443)
+HTTPS = 443
 _NOT_A_TASK = {"key": EXECUTOR_POD_LABEL, "operator": "DoesNotExist"}
+CONTROL_PLANE = (SCHEDULER, API_SERVER, DAG_PROCESSOR, TRIGGERER, MIGRATION)
+
+
+@dataclass(frozen=True)
+class NetworkFeatures:
+    """What the policies depend on besides :class:`NetworkSpec`."""
+
+    metrics_port: int
+    triggerer: bool = True
+    remote_logging: bool = False
 
 
 def _ports(protocol: str, *numbers: int) -> list[dict[str, Any]]:
     return [{"protocol": protocol, "port": number} for number in numbers]
 
 
-def scheduler_pods(names: PlatformNames) -> dict[str, Any]:
-    return {"matchLabels": names.scheduler_selector(), "matchExpressions": [_NOT_A_TASK]}
+def role_pods(names: PlatformNames, *roles: str) -> dict[str, Any]:
+    """Pods of the given control-plane roles of this platform, never a task pod."""
+    return {
+        "matchLabels": {LABEL_NAME: names.selector(SCHEDULER)[LABEL_NAME], LABEL_INSTANCE: names.name},
+        "matchExpressions": [{"key": LABEL_COMPONENT, "operator": "In", "values": list(roles)}, _NOT_A_TASK],
+    }
 
 
 def task_pods() -> dict[str, Any]:
     return {"matchLabels": {EXECUTOR_POD_LABEL: "True"}}
 
 
-def policy_specs(names: PlatformNames, spec: NetworkSpec, metrics_port: int) -> dict[str, dict[str, Any]]:
+def _pods_or(*selectors: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"podSelector": s} for s in selectors]
+
+
+def policy_specs(names: PlatformNames, spec: NetworkSpec, features: NetworkFeatures) -> dict[str, dict[str, Any]]:
     """NetworkPolicy specs by purpose (the object name is ``<platform>-<purpose>``)."""
-    log_readers = {
-        "matchExpressions": [{"key": ROLE_LABEL, "operator": "In", "values": ["scheduler", "webserver"]}, _NOT_A_TASK]
-    }
-    return {
+    api_server, tasks = role_pods(names, API_SERVER), task_pods()
+    out: dict[str, dict[str, Any]] = {
         "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
         "allow-dns": {
             "podSelector": {},
@@ -73,32 +120,82 @@ def policy_specs(names: PlatformNames, spec: NetworkSpec, metrics_port: int) -> 
                 }
             ],
         },
-        "scheduler-api": {
-            "podSelector": scheduler_pods(names),
-            "policyTypes": ["Egress"],
-            "egress": [{"to": [{"ipBlock": {"cidr": spec.api_server_cidr}}], "ports": _ports("TCP", *API_PORTS)}],
-        },
-        "worker-database": {
-            "podSelector": task_pods(),
+        "control-plane-db": {
+            "podSelector": role_pods(names, *CONTROL_PLANE),
             "policyTypes": ["Egress"],
             "egress": [{"to": [{"ipBlock": {"cidr": spec.database_cidr}}], "ports": _ports("TCP", spec.database_port)}],
         },
+        "kubernetes-api": {
+            "podSelector": role_pods(names, SCHEDULER, API_SERVER),
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": spec.api_server_cidr}}], "ports": _ports("TCP", *API_PORTS)}],
+        },
+        "tasks-to-api-server": {
+            "podSelector": tasks,
+            "policyTypes": ["Egress"],
+            "egress": [{"to": _pods_or(api_server), "ports": _ports("TCP", API_PORT)}],
+        },
+        "api-server-ingress": {
+            "podSelector": api_server,
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": _pods_or(tasks), "ports": _ports("TCP", API_PORT)}],
+        },
         "scheduler-metrics": {
-            "podSelector": scheduler_pods(names),
+            "podSelector": role_pods(names, SCHEDULER),
             "policyTypes": ["Ingress"],
             "ingress": [
                 {
                     "from": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: spec.monitoring_namespace}}}],
-                    "ports": _ports("TCP", metrics_port),
+                    "ports": _ports("TCP", features.metrics_port),
                 }
             ],
         },
-        "worker-logs": {
-            "podSelector": task_pods(),
-            "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"podSelector": log_readers}], "ports": _ports("TCP", spec.worker_log_port)}],
-        },
     }
+    if spec.ui_ingress_namespace:
+        out["api-server-ingress"]["ingress"].append(
+            {
+                "from": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: spec.ui_ingress_namespace}}}],
+                "ports": _ports("TCP", API_PORT),
+            }
+        )
+    if features.triggerer:
+        triggerer = role_pods(names, TRIGGERER)
+        out["trigger-logs"] = {
+            "podSelector": triggerer,
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": _pods_or(api_server), "ports": _ports("TCP", TRIGGERER_LOG_PORT)}],
+        }
+        out["api-server-to-trigger-logs"] = {
+            "podSelector": api_server,
+            "policyTypes": ["Egress"],
+            "egress": [{"to": _pods_or(triggerer), "ports": _ports("TCP", TRIGGERER_LOG_PORT)}],
+        }
+    blocks = [b for b in (without_database(c, spec.database_cidr) for c in spec.task_egress_cidrs) if b is not None]
+    if blocks:
+        egress = [{"to": [{"ipBlock": block} for block in blocks]}]
+        out["task-egress"] = {"podSelector": tasks, "policyTypes": ["Egress"], "egress": egress}
+        if features.triggerer:
+            out["triggerer-egress"] = {
+                "podSelector": role_pods(names, TRIGGERER),
+                "policyTypes": ["Egress"],
+                "egress": egress,
+            }
+    if features.remote_logging:
+        # HTTPS only: it overlaps the database only if the database listens on 443 too
+        block = (
+            without_database(spec.remote_log_cidr, spec.database_cidr)
+            if spec.database_port == HTTPS
+            else {"cidr": spec.remote_log_cidr}
+        )
+        if block is not None:
+            to = [{"ipBlock": block}]
+            for purpose, selector in (("task-remote-logs", tasks), ("api-server-remote-logs", api_server)):
+                out[purpose] = {
+                    "podSelector": selector,
+                    "policyTypes": ["Egress"],
+                    "egress": [{"to": to, "ports": _ports("TCP", HTTPS)}],
+                }
+    return out
 
 
 @dataclass(frozen=True)
@@ -106,7 +203,7 @@ class NetworkPoliciesArgs:
     namespace: pulumi.Input[str]
     names: PlatformNames
     spec: NetworkSpec
-    metrics_port: int
+    features: NetworkFeatures
 
 
 class NetworkPolicies(pulumi.ComponentResource):
@@ -116,7 +213,7 @@ class NetworkPolicies(pulumi.ComponentResource):
         super().__init__(f"{TOKEN_PREFIX}NetworkPolicies", name, None, opts)
         labels = args.names.common_labels("network")
         self.policy_names: list[str] = []
-        for purpose, spec in policy_specs(args.names, args.spec, args.metrics_port).items():
+        for purpose, spec in policy_specs(args.names, args.spec, args.features).items():
             object_name = args.names.network_policy(purpose)
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-{purpose}",

@@ -1,122 +1,69 @@
-"""``AirflowK8sPlatform``: the whole Kubernetes executor platform as one component.
+"""``AirflowK8sPlatform``: Airflow 3 with this project's Kubernetes executor, as one component.
 
 Composition (each a component of its own, all children of this one)::
 
-    PlatformNamespace   namespace (PSS restricted, pinned) + ResourceQuota + LimitRange
-    NetworkPolicies     default deny + DNS, API, database, metrics and log-port allowances
-    ExecutorRbac        scheduler/worker service accounts, scheduler Role (+ optional grants)
-    PriorityClasses     task pods / N_min placeholders
-    DagsVolume          DAGs PersistentVolumeClaim
-    AirflowSecret       database URL (+ Fernet key) Secret
-    ExecutorConfigMaps  airflow.cfg + pod templates, wired to the names above
-    NodePools           Karpenter NodePools / patched existing nodes / declared only
-    SchedulerDeployment Deployment + metrics Service + PodDisruptionBudget + the ReadWriteOnce
-                        claim of its task intake spool (``intakeStorage: emptyDir``: none)
+    PlatformNamespace       namespace (PSS restricted, pinned; protected) + ResourceQuota + LimitRange
+    NetworkPolicies         default deny + DNS, database, Kubernetes API, Execution API, logs, metrics
+    ExecutorRbac            scheduler / api-server / control-plane / worker service accounts and Roles
+    PriorityClasses         task pods / N_min placeholders (replaced, never updated, on a value change)
+    DagsVolume              DAGs PersistentVolumeClaim (protected)
+    AirflowSecret           database URL, Fernet key, JWT secret, [api] secret_key (given or generated)
+    ExecutorConfigMaps      airflow.cfg (executor + control plane) + pod templates, wired to the names
+    NodePools               Karpenter NodePools / patched existing nodes / declared only
+    DatabaseMigration       ``airflow db migrate`` Job, once per release, before the Deployments roll
+    SchedulerDeployment     ``airflow scheduler`` running the executor + metrics Service + PDB
+    ApiServerDeployment     ``airflow api-server`` (UI + Execution API) + Service + PDB
+    DagProcessorDeployment  ``airflow dag-processor`` + PDB
+    TriggererDeployment     ``airflow triggerer`` + PDB (``triggererEnabled``)
+    SchedulerPodMonitor     prometheus-operator PodMonitor (``podMonitor``)
+
+The metadata database stays outside (``databaseUrl``); only the control plane gets its URL.
 
 Importable from other stacks: build a :class:`PlatformArgs` (config from
-:func:`airflow_k8s.infra.config.stack_config.parse_stack_config` or constructed directly, templates as parsed dicts,
-secrets as Pulumi secret Outputs) and pass ``opts=pulumi.ResourceOptions(providers=[...])`` to
-target a cluster; no provider is created here.
+:func:`airflow_k8s.infra.config.stack_config.parse_stack_config` or constructed directly,
+templates from :func:`airflow_k8s.infra.shipped_templates` or your own, secrets as Pulumi secret
+Outputs) and pass ``opts=pulumi.ResourceOptions(providers=[...])`` to target a cluster; no
+provider is created here.  That provider must have ``enable_config_map_mutable`` and
+``enable_secret_mutable`` (see :mod:`airflow_k8s.infra.stack`).
 
-Before any resource is declared, :func:`preflight` checks what would otherwise fail at task
-time: every tier's template exists, every template fits a node pool (labels + taints) and stays
-within the LimitRange maximum.
+Before any resource is declared, :func:`~airflow_k8s.infra.components.preflight.preflight`
+checks what would otherwise fail later: every tier's template exists, every template fits a node
+pool and stays within the LimitRange maximum, airflow.cfg renders and loads back, and the
+ResourceQuota holds what may run at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 
-from airflow_k8s.executor.contract import quantity
-from airflow_k8s.executor.contract.config import DEFAULT_TIERS
-from airflow_k8s.executor.contract.errors import ExecutorError
-from airflow_k8s.infra.components.configmaps import (
-    DEFAULT_TEMPLATE,
-    ExecutorConfigMaps,
-    ExecutorConfigMapsArgs,
-    ExecutorWiring,
-    build_executor_config,
-    render_airflow_cfg,
+from airflow_k8s.infra.components import roles
+from airflow_k8s.infra.components.airflowpod import Runtime
+from airflow_k8s.infra.components.configmaps import ExecutorConfigMaps, ExecutorConfigMapsArgs
+from airflow_k8s.infra.components.controlplane import (
+    AirflowDeployment,
+    ApiServerDeployment,
+    DagProcessorDeployment,
+    DeploymentArgs,
+    SchedulerDeployment,
+    ServicePort,
+    TriggererDeployment,
 )
 from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child
+from airflow_k8s.infra.components.migration import DatabaseMigration, MigrationArgs
+from airflow_k8s.infra.components.monitoring import PodMonitorArgs, SchedulerPodMonitor
 from airflow_k8s.infra.components.names import PlatformNames
 from airflow_k8s.infra.components.namespace import NamespaceArgs, PlatformNamespace
-from airflow_k8s.infra.components.network import NetworkPolicies, NetworkPoliciesArgs
+from airflow_k8s.infra.components.network import NetworkFeatures, NetworkPolicies, NetworkPoliciesArgs
 from airflow_k8s.infra.components.nodepools import NodePools, NodePoolsArgs
-from airflow_k8s.infra.components.placement import unplaceable
-from airflow_k8s.infra.components.podtemplates import TemplateWiring, render_template
+from airflow_k8s.infra.components.preflight import PlatformArgs, PreflightError, control_plane_settings, preflight
 from airflow_k8s.infra.components.priority import PriorityArgs, PriorityClasses
 from airflow_k8s.infra.components.rbac import ExecutorRbac, RbacArgs
-from airflow_k8s.infra.components.scheduler import SchedulerArgs, SchedulerDeployment
-from airflow_k8s.infra.components.secrets import FERNET_KEY_KEY, AirflowSecret, AirflowSecretArgs, PlatformSecrets
+from airflow_k8s.infra.components.secrets import AirflowSecret, AirflowSecretArgs
 from airflow_k8s.infra.components.storage import DagsVolume, DagsVolumeArgs
-from airflow_k8s.infra.config.args import PlatformConfig
 
-
-@dataclass(frozen=True)
-class PlatformArgs:
-    config: PlatformConfig
-    templates: Mapping[str, Mapping[str, Any]]
-    secrets: PlatformSecrets
-
-
-class PreflightError(ValueError):
-    """The configuration cannot work; raised before any resource is declared."""
-
-
-def preflight(name: str, args: PlatformArgs) -> None:
-    """Raise :class:`PreflightError` listing every problem found (module docstring).
-
-    Also renders airflow.cfg and every template once with the names the platform will create,
-    so a bad template or setting fails here, synchronously, with a readable message - not later
-    inside an Output callback.
-    """
-    c, templates = args.config, args.templates
-    names = PlatformNames(name)
-    problems: list[str] = []
-    wiring = TemplateWiring(
-        config_map=names.airflow_config_map,
-        pvc=names.dags_pvc,
-        secret=names.secret,
-        service_account=names.worker_service_account,
-        secret_keys=args.secrets.keys(),
-        fernet_key=FERNET_KEY_KEY if args.secrets.fernet_key is not None else None,
-    )
-    for template_name, template in sorted(templates.items()):
-        try:
-            render_template(template_name, template, wiring)
-        except ExecutorError as exc:
-            problems.append(str(exc))
-    executor_wiring = ExecutorWiring(
-        c.namespace, names.worker_service_account, names.task_priority_class, names.placeholder_priority_class, name
-    )
-    try:
-        render_airflow_cfg(build_executor_config(c.executor, executor_wiring))
-    except ExecutorError as exc:
-        problems.append(f"airflow.cfg: {exc}")
-    if DEFAULT_TEMPLATE not in templates:
-        problems.append(f"the default template {DEFAULT_TEMPLATE} is missing (templates: {sorted(templates)})")
-    for tier in DEFAULT_TIERS:
-        if tier.pod_template and tier.pod_template not in templates:
-            problems.append(f"tier {tier.name!r} uses template {tier.pod_template} which is not published")
-    problems.extend(unplaceable(templates, c.node_pools.pools))
-    ceilings = {"cpu": (c.limit_range.max_cpu, quantity.cpu), "memory": (c.limit_range.max_memory, quantity.memory)}
-    for template_name, template in sorted(templates.items()):
-        for container in (template.get("spec") or {}).get("containers") or []:
-            limits = (container.get("resources") or {}).get("limits") or {}
-            for resource, (ceiling, parse) in ceilings.items():
-                if resource in limits and parse(limits[resource]) > parse(ceiling):
-                    problems.append(
-                        f"pod template {template_name}: container {container.get('name')} limit "
-                        f"{resource}={limits[resource]} is above the LimitRange maximum {ceiling} "
-                        f"(raise limitMax{resource.capitalize()})"
-                    )
-    if problems:
-        raise PreflightError("platform preflight failed:\n" + "\n".join(f"  - {p}" for p in problems))
+__all__ = ["AirflowK8sPlatform", "PlatformArgs", "PreflightError", "preflight"]
 
 
 class AirflowK8sPlatform(pulumi.ComponentResource):
@@ -128,14 +75,21 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
     airflow_config_map: pulumi.Output[str]
     pod_templates_config_map: pulumi.Output[str]
     dags_pvc: pulumi.Output[str]
-    intake_pvc: pulumi.Output[str | None]
     secret_name: pulumi.Output[str]
     task_priority_class: pulumi.Output[str]
     placeholder_priority_class: pulumi.Output[str]
     scheduler_deployment: pulumi.Output[str]
+    api_server_deployment: pulumi.Output[str]
+    api_server_service: pulumi.Output[str]
+    dag_processor_deployment: pulumi.Output[str]
+    triggerer_deployment: pulumi.Output[str | None]
+    migration_job: pulumi.Output[str]
     metrics_service: pulumi.Output[str]
+    pod_monitor: pulumi.Output[str | None]
     config_checksum: pulumi.Output[str]
+    execution_api_url: pulumi.Output[str | None]
     node_pool_names: list[str]
+    node_pool_backend: str
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TOKEN_PREFIX}AirflowK8sPlatform", name, None, opts)
@@ -146,20 +100,21 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
 
         ns = PlatformNamespace(
             f"{name}-namespace",
-            NamespaceArgs(c.namespace, c.quota, c.limit_range, names.quota, names.limit_range, labels),
+            NamespaceArgs(
+                c.namespace, c.quota, c.limit_range, names.quota, names.limit_range, labels, c.protection.namespace
+            ),
             opts=child(self),
         )
         namespace = ns.namespace
-        NetworkPolicies(
-            f"{name}-network",
-            NetworkPoliciesArgs(namespace, names, c.network, c.executor.metrics_port),
-            opts=child(self),
+        features = NetworkFeatures(c.executor.metrics_port, c.control_plane.triggerer, c.logging.remote)
+        network = NetworkPolicies(
+            f"{name}-network", NetworkPoliciesArgs(namespace, names, c.network, features), opts=child(self)
         )
         rbac = ExecutorRbac(f"{name}-rbac", RbacArgs(namespace, names, c.rbac), opts=child(self))
         priority = PriorityClasses(f"{name}-priority", PriorityArgs(names, c.priority), opts=child(self))
         dags = DagsVolume(
             f"{name}-dags",
-            DagsVolumeArgs(namespace, names.dags_pvc, c.storage, names.common_labels("dags")),
+            DagsVolumeArgs(namespace, names.dags_pvc, c.storage, names.common_labels("dags"), c.protection.dags_volume),
             opts=child(self),
         )
         secret = AirflowSecret(
@@ -177,10 +132,9 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
                 task_priority_class=priority.task_class,
                 placeholder_priority_class=priority.placeholder_class,
                 dags_claim=dags.claim_name,
-                secret_name=secret.secret_name,
-                secret_keys=secret.keys,
-                fernet_key=FERNET_KEY_KEY if args.secrets.fernet_key is not None else None,
                 templates=args.templates,
+                control_plane=control_plane_settings(name, c),
+                api_server_service=names.api_server_service,
             ),
             opts=child(self),
         )
@@ -189,21 +143,61 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
             NodePoolsArgs(name, c.node_pools, names.common_labels("nodepool")),
             opts=child(self),
         )
-        scheduler = SchedulerDeployment(
-            f"{name}-scheduler",
-            SchedulerArgs(
-                names=names,
-                spec=c.scheduler,
-                namespace=namespace,
-                service_account=rbac.scheduler_service_account,
-                airflow_config_map=config_maps.airflow_config_map,
-                templates_config_map=config_maps.templates_config_map,
-                checksum=config_maps.checksum,
-                executor_config=config_maps.executor_config,
-                intake=c.intake,
+
+        def runtime(role: str) -> Runtime:
+            cp = c.control_plane
+            return Runtime(cp.image, cp.image_pull_policy, cp.resources_of(role))
+
+        migration = DatabaseMigration(
+            f"{name}-db-migrate",
+            MigrationArgs(
+                names, runtime("migration"), namespace, rbac.control_plane_service_account,
+                config_maps.airflow_config_map, secret.secret_name, after=[network],
             ),
             opts=child(self),
+        )  # fmt: skip
+
+        def deployment(
+            cls: type[AirflowDeployment],
+            role: roles.Role,
+            key: str,
+            service_account: pulumi.Input[str],
+            **extra: Any,
+        ) -> AirflowDeployment:
+            return cls(
+                f"{name}-{role.name}",
+                DeploymentArgs(
+                    names=names, role=role, runtime=runtime(key), namespace=namespace,
+                    service_account=service_account, airflow_config_map=config_maps.airflow_config_map,
+                    templates_config_map=config_maps.templates_config_map, dags_claim=dags.claim_name,
+                    secret=secret.secret_name, template_dir=c.executor.pod_template_dir,
+                    checksum=config_maps.checksum, after=[migration.job], **extra,
+                ),
+                opts=child(self),
+            )  # fmt: skip
+
+        scheduler = deployment(
+            SchedulerDeployment, roles.scheduler(c.executor.metrics_port), "scheduler", rbac.scheduler_service_account,
+            service=(names.metrics_service, ServicePort(roles.METRICS_PORT_NAME, c.executor.metrics_port)),
+        )  # fmt: skip
+        api_server = deployment(
+            ApiServerDeployment, roles.api_server(), "apiServer", rbac.api_server_service_account,
+            replicas=c.control_plane.api_server_replicas,
+            service=(names.api_server_service, ServicePort(roles.API_PORT_NAME, 8080)),
+        )  # fmt: skip
+        dag_processor = deployment(
+            DagProcessorDeployment, roles.dag_processor(), "dagProcessor", rbac.control_plane_service_account
         )
+        triggerer: pulumi.Output[str | None] = pulumi.Output.from_input(None)
+        if c.control_plane.triggerer:
+            triggerer = deployment(
+                TriggererDeployment, roles.triggerer(), "triggerer", rbac.control_plane_service_account
+            ).deployment_name
+        monitor: pulumi.Output[str | None] = pulumi.Output.from_input(None)
+        if c.monitoring.pod_monitor:
+            monitor = SchedulerPodMonitor(
+                f"{name}-monitoring", PodMonitorArgs(names, namespace, c.monitoring.labels), opts=child(self)
+            ).monitor_name
 
         self.namespace = namespace
         self.scheduler_service_account = rbac.scheduler_service_account
@@ -211,21 +205,28 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
         self.airflow_config_map = config_maps.airflow_config_map
         self.pod_templates_config_map = config_maps.templates_config_map
         self.dags_pvc = dags.claim_name
-        self.intake_pvc = scheduler.intake_claim_name
         self.secret_name = secret.secret_name
         self.task_priority_class = priority.task_class
         self.placeholder_priority_class = priority.placeholder_class
         self.scheduler_deployment = scheduler.deployment_name
+        self.api_server_deployment = api_server.deployment_name
+        assert api_server.service_name is not None and scheduler.service_name is not None
+        self.api_server_service = api_server.service_name
+        self.dag_processor_deployment = dag_processor.deployment_name
+        self.triggerer_deployment = triggerer
+        self.migration_job = migration.job_name
         self.metrics_service = scheduler.service_name
+        self.pod_monitor = monitor
         self.config_checksum = config_maps.checksum
         self.node_pool_names = pools.pool_names
         self.node_pool_backend = c.node_pools.backend
+        self.execution_api_url = config_maps.executor_config.apply(lambda e: e.execution_api_server_url)
         self.register_outputs(self.outputs())
 
     def outputs(self) -> dict[str, Any]:
-        """Stack-output names -> values (all plain: names and a checksum, never a secret).
+        """Stack-output names -> values (all plain: names, a URL and a checksum, never a secret).
 
-        ``intakePvcName`` is None (null) when the spool is an emptyDir (``intakeStorage``).
+        ``triggererDeploymentName`` / ``podMonitorName`` are None (null) when that part is off.
         """
         return {
             "namespace": self.namespace,
@@ -234,13 +235,19 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
             "airflowConfigMapName": self.airflow_config_map,
             "podTemplatesConfigMapName": self.pod_templates_config_map,
             "dagsPvcName": self.dags_pvc,
-            "intakePvcName": self.intake_pvc,
             "secretName": self.secret_name,
             "nodePoolBackend": self.node_pool_backend,
             "nodePoolNames": self.node_pool_names,
             "taskPriorityClassName": self.task_priority_class,
             "placeholderPriorityClassName": self.placeholder_priority_class,
             "schedulerDeploymentName": self.scheduler_deployment,
+            "apiServerDeploymentName": self.api_server_deployment,
+            "apiServerServiceName": self.api_server_service,
+            "executionApiUrl": self.execution_api_url,
+            "dagProcessorDeploymentName": self.dag_processor_deployment,
+            "triggererDeploymentName": self.triggerer_deployment,
+            "migrationJobName": self.migration_job,
             "metricsServiceName": self.metrics_service,
+            "podMonitorName": self.pod_monitor,
             "configChecksum": self.config_checksum,
         }

@@ -1,17 +1,20 @@
 """Publishing the pod templates: rewire their references to the platform's objects, re-validate.
 
 The files in ``pod_templates/`` refer to the platform's objects by placeholder names
-(:data:`PLACEHOLDERS`): ConfigMap ``airflow-config``, PVC ``airflow-dags``, Secret
-``airflow-secrets`` and service account ``airflow-worker``.  :func:`rewire` replaces them with
+(:data:`PLACEHOLDERS`): ConfigMap ``airflow-config``, PVC ``airflow-dags`` and service account
+``airflow-worker``.  :func:`rewire` replaces them with
 the names of the objects the platform really created.  It works on the parsed YAML, field by
 field (volumes, env ``valueFrom``, ``envFrom``, ``serviceAccountName``) - never by string
 replacement, which would also hit labels, comments or a task's env value that happens to contain
 the same text.
 
-Templates may reference only platform objects: any other ConfigMap/Secret/PVC name, or a Secret
-key the platform's Secret does not hold, is an error at deploy time rather than a
-``CreateContainerConfigError`` at task time.  The service account is always the worker's: a
-template naming another one (say, the scheduler's, which may create pods) is overridden.
+Templates may reference only platform objects: any other ConfigMap or PVC name is an error at
+deploy time rather than a ``CreateContainerConfigError`` at task time.  And no Secret at all:
+Airflow 3 task pods need no database URL, Fernet key or JWT secret (they call the Execution API
+with the token in their workload), and the only Secret the platform creates holds exactly those
+control-plane credentials - a template reaching for it is refused, whatever name it uses.
+The service account is always the worker's: a template naming another one (say, the
+scheduler's, which may create pods) is overridden.
 
 :func:`render_template` dumps the result and parses it back with the executor's own
 :func:`airflow_k8s.executor.pods.templates.parse_template` (schema, PSS restricted), then applies the platform's
@@ -28,29 +31,27 @@ from typing import Any
 
 from airflow_k8s.executor.contract.errors import PodPolicyError, TemplateError
 from airflow_k8s.executor.pods import security
-from airflow_k8s.executor.pods.templates import BASE_CONTAINER, parse_template
+from airflow_k8s.executor.pods.templates import parse_template
 from airflow_k8s.infra.render import yamlio
 
 PLACEHOLDERS = {
     "config_map": "airflow-config",
     "pvc": "airflow-dags",
-    "secret": "airflow-secrets",
     "service_account": "airflow-worker",
 }
-FERNET_ENV = "AIRFLOW__CORE__FERNET_KEY"
 _CONTAINER_LISTS = ("initContainers", "containers")
+NO_SECRETS = (
+    "task pods read no Secret (Airflow 3 workers need no credentials; the platform Secret is the control plane's)"
+)
 
 
 @dataclass(frozen=True)
 class TemplateWiring:
-    """The real names, and the keys the platform Secret holds."""
+    """The real names of the objects templates refer to."""
 
     config_map: str
     pvc: str
-    secret: str
     service_account: str
-    secret_keys: tuple[str, ...] = ("database-url",)
-    fernet_key: str | None = None  # Secret key holding the Fernet key, when configured
 
 
 class RewireError(TemplateError):
@@ -63,7 +64,6 @@ def rewire(template: Mapping[str, Any], wiring: TemplateWiring, *, source: str) 
     spec = pod.setdefault("spec", {})
     problems: list[str] = []
     cm = (PLACEHOLDERS["config_map"], wiring.config_map, "ConfigMap")
-    secret = (PLACEHOLDERS["secret"], wiring.secret, "Secret")
     pvc = (PLACEHOLDERS["pvc"], wiring.pvc, "PersistentVolumeClaim")
 
     def swap(holder: dict[str, Any], field: str, names: tuple[str, str, str], where: str) -> None:
@@ -81,7 +81,7 @@ def rewire(template: Mapping[str, Any], wiring: TemplateWiring, *, source: str) 
         if isinstance(volume.get("configMap"), dict):
             swap(volume["configMap"], "name", cm, where)
         if isinstance(volume.get("secret"), dict):
-            swap(volume["secret"], "secretName", secret, where)
+            problems.append(f"{where}: {NO_SECRETS}")
         if isinstance(volume.get("persistentVolumeClaim"), dict):
             swap(volume["persistentVolumeClaim"], "claimName", pvc, where)
         for s_index, source_ in enumerate((volume.get("projected") or {}).get("sources") or []):
@@ -89,7 +89,7 @@ def rewire(template: Mapping[str, Any], wiring: TemplateWiring, *, source: str) 
             if isinstance(source_.get("configMap"), dict):
                 swap(source_["configMap"], "name", cm, s_where)
             if isinstance(source_.get("secret"), dict):
-                swap(source_["secret"], "name", secret, s_where)
+                problems.append(f"{s_where}: {NO_SECRETS}")
 
     for list_name in _CONTAINER_LISTS:
         for index, container in enumerate(spec.get(list_name) or []):
@@ -98,41 +98,22 @@ def rewire(template: Mapping[str, Any], wiring: TemplateWiring, *, source: str) 
                 value_from = env.get("valueFrom") or {}
                 e_where = f"{where}.env[{e_index}] ({env.get('name')})"
                 if isinstance(value_from.get("secretKeyRef"), dict):
-                    ref = value_from["secretKeyRef"]
-                    swap(ref, "name", secret, e_where)
-                    if ref.get("key") not in wiring.secret_keys:
-                        problems.append(
-                            f"{e_where}: the platform Secret has no key {ref.get('key')!r} "
-                            f"(keys: {', '.join(wiring.secret_keys)})"
-                        )
+                    problems.append(f"{e_where}: {NO_SECRETS}")
                 if isinstance(value_from.get("configMapKeyRef"), dict):
                     swap(value_from["configMapKeyRef"], "name", cm, e_where)
             for f_index, env_from in enumerate(container.get("envFrom") or []):
                 f_where = f"{where}.envFrom[{f_index}]"
                 if isinstance(env_from.get("secretRef"), dict):
-                    swap(env_from["secretRef"], "name", secret, f_where)
+                    problems.append(f"{f_where}: {NO_SECRETS}")
                 if isinstance(env_from.get("configMapRef"), dict):
                     swap(env_from["configMapRef"], "name", cm, f_where)
 
     spec["serviceAccountName"] = wiring.service_account
     spec.pop("serviceAccount", None)  # deprecated alias; it would fight serviceAccountName
-    if wiring.fernet_key is not None:
-        _add_fernet_env(spec, wiring)
     if problems:
         details = "\n".join(f"  - {p}" for p in problems)
         raise RewireError(f"{source}: references outside the platform:\n{details}")
     return pod
-
-
-def _add_fernet_env(spec: dict[str, Any], wiring: TemplateWiring) -> None:
-    for container in spec.get("containers") or []:
-        if container.get("name") != BASE_CONTAINER:
-            continue
-        env = container.setdefault("env", [])
-        if not any(item.get("name") == FERNET_ENV for item in env):
-            env.append(
-                {"name": FERNET_ENV, "valueFrom": {"secretKeyRef": {"name": wiring.secret, "key": wiring.fernet_key}}}
-            )
 
 
 HEADER = (

@@ -7,11 +7,19 @@ placeholder or a pod of another namespace at priority 0.  Neither class is ``glo
 other workloads of the cluster keep their own priority.
 
 Their names flow into airflow.cfg (``worker_priority_class``, ``placeholder_priority_class``).
+
+``value`` and ``preemptionPolicy`` are immutable in Kubernetes, and pulumi-kubernetes does not
+know it (its replace list has no PriorityClass): a changed ``taskPriority`` would be sent as an
+update and rejected.  So both fields are ``replace_on_changes``, and since the names are pinned
+the old class is deleted before the new one is created (``delete_before_replace``; create-first
+would collide on the name).  Running pods keep their resolved priority; a pod created in the
+moment between delete and create is refused by admission and retried by the executor.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -19,6 +27,8 @@ import pulumi_kubernetes as k8s
 from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
 from airflow_k8s.infra.components.names import PlatformNames
 from airflow_k8s.infra.config.args import PrioritySpec
+
+IMMUTABLE: dict[str, Any] = {"replace_on_changes": ["value", "preemptionPolicy"], "delete_before_replace": True}
 
 
 @dataclass(frozen=True)
@@ -41,7 +51,7 @@ class PriorityClasses(pulumi.ComponentResource):
             global_default=False,
             preemption_policy="PreemptLowerPriority",
             description="Airflow task pods of the Kubernetes executor; preempts the executor's placeholders.",
-            opts=child(self),
+            opts=child(self, **IMMUTABLE),
         )
         placeholder = k8s.scheduling.v1.PriorityClass(
             f"{name}-placeholder",
@@ -50,7 +60,7 @@ class PriorityClasses(pulumi.ComponentResource):
             global_default=False,
             preemption_policy="Never",
             description="N_min placeholder pods: warm capacity, preempted by any task pod, never preempt.",
-            opts=child(self),
+            opts=child(self, **IMMUTABLE),
         )
         self.task_class = name_of(task)
         self.placeholder_class = name_of(placeholder)

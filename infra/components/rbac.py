@@ -1,17 +1,29 @@
 """Service accounts and RBAC: least privilege, every grant named and justified.
 
-* ``<name>-scheduler`` ServiceAccount (token mounted: the scheduler talks to the API) bound to
-  the Role ``<name>-scheduler`` in the platform namespace only, with exactly:
+Four service accounts, one per kind of access:
+
+* ``<name>-scheduler`` (token mounted): ``airflow scheduler`` runs the executor, which is the
+  Kubernetes API client of the platform.  Role ``<name>-scheduler`` in the platform namespace only:
 
   - ``pods``: create, get, list, watch, patch, delete - one pod per task, watched to completion,
-    labelled done (patch) and cleaned up;
+    labelled done (patch), adopted after a restart (list) and cleaned up;
   - ``pods/log``: get - the failure reason of a task pod;
   - ``events``: list - why a pod is Pending (FailedScheduling, image pull errors).
 
-* ``<name>-worker`` ServiceAccount for task pods: ``automountServiceAccountToken: false`` and no
-  Role at all - task code never gets an API credential.
+* ``<name>-api-server`` (token mounted): Role ``<name>-api-server-logs``, ``pods/log`` get and
+  nothing else.  Decision: Airflow 3's api-server reads the log of a *running* task through the
+  executor's ``get_task_log`` (``FileTaskHandler._read`` for a RUNNING task instance), which
+  reads the task's pod log by name (pod names are a function of the task key) from the Kubernetes
+  API; without this grant the UI shows no log until the task has finished and remote logging has
+  it.  Read-only, namespaced, not even ``get`` on pods: a compromised api-server can read task
+  output, which it serves to users anyway, and nothing more.  The alternative - Airflow's worker log server on
+  8793 in every task pod - would open an ingress port on every task pod instead.
+* ``<name>-airflow`` (no token, no Role): dag-processor, triggerer and the migration Job talk to
+  the database only.
+* ``<name>-worker`` for task pods: ``automountServiceAccountToken: false`` and no Role at all -
+  task code never gets an API credential (Airflow 3 workers call the Execution API only).
 
-Two optional grants, each its own object so it can be reviewed and revoked on its own:
+Two optional grants of the scheduler, each its own object so it can be reviewed and revoked:
 
 * ``capacityAwareTiers`` (default on): ClusterRole + ClusterRoleBinding ``<name>-node-reader``,
   ``nodes`` get/list.  Nodes are cluster-scoped, so no namespaced Role can grant this; it lets
@@ -41,6 +53,7 @@ SCHEDULER_RULES: tuple[dict[str, Any], ...] = (
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
 )
+API_SERVER_RULES: tuple[dict[str, Any], ...] = ({"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},)
 NODE_READER_RULES: tuple[dict[str, Any], ...] = ({"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]},)
 POD_METRICS_RULES: tuple[dict[str, Any], ...] = (
     {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["get", "list"]},
@@ -58,29 +71,33 @@ class ExecutorRbac(pulumi.ComponentResource):
     """Scheduler and worker service accounts plus the scheduler's grants (module docstring)."""
 
     scheduler_service_account: pulumi.Output[str]
+    api_server_service_account: pulumi.Output[str]
+    control_plane_service_account: pulumi.Output[str]
     worker_service_account: pulumi.Output[str]
 
     def __init__(self, name: str, args: RbacArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TOKEN_PREFIX}ExecutorRbac", name, None, opts)
         n, ns = args.names, args.namespace
         labels = n.common_labels("rbac")
-        scheduler_sa = k8s.core.v1.ServiceAccount(
-            f"{name}-scheduler",
-            metadata=raw(metadata(n.scheduler_service_account, ns, labels)),
-            automount_service_account_token=True,
-            opts=child(self),
-        )
-        worker_sa = k8s.core.v1.ServiceAccount(
-            f"{name}-worker",
-            metadata=raw(metadata(n.worker_service_account, ns, labels)),
-            automount_service_account_token=False,
-            opts=child(self),
-        )
-        self.scheduler_service_account = name_of(scheduler_sa)
-        self.worker_service_account = name_of(worker_sa)
+
+        def account(suffix: str, object_name: str, token: bool) -> pulumi.Output[str]:
+            sa = k8s.core.v1.ServiceAccount(
+                f"{name}-{suffix}",
+                metadata=raw(metadata(object_name, ns, labels)),
+                automount_service_account_token=token,
+                opts=child(self),
+            )
+            return name_of(sa)
+
+        self.scheduler_service_account = account("scheduler", n.scheduler_service_account, True)
+        self.api_server_service_account = account("api-server", n.api_server_service_account, True)
+        self.control_plane_service_account = account("control-plane", n.control_plane_service_account, False)
+        self.worker_service_account = account("worker", n.worker_service_account, False)
         subject = {"kind": "ServiceAccount", "name": self.scheduler_service_account, "namespace": ns}
+        api_subject = {"kind": "ServiceAccount", "name": self.api_server_service_account, "namespace": ns}
 
         self._role(name, "scheduler", n.scheduler_role, ns, labels, SCHEDULER_RULES, subject)
+        self._role(name, "api-server-logs", n.api_server_role, ns, labels, API_SERVER_RULES, api_subject)
         if args.spec.utilization_metrics:
             self._role(name, "pod-metrics", n.pod_metrics_reader, ns, labels, POD_METRICS_RULES, subject)
         if args.spec.capacity_aware_tiers:
@@ -100,6 +117,8 @@ class ExecutorRbac(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "schedulerServiceAccount": self.scheduler_service_account,
+                "apiServerServiceAccount": self.api_server_service_account,
+                "controlPlaneServiceAccount": self.control_plane_service_account,
                 "workerServiceAccount": self.worker_service_account,
             }
         )

@@ -1,12 +1,38 @@
-"""The platform Secret: database URL and (optionally) the Fernet key.
+"""The platform Secret: the control plane's credentials, and nothing any task pod may read.
 
-Values come from Pulumi *secret* config (``config.require_secret``) and stay wrapped as secret
-Outputs all the way: :func:`pulumi.Output.secret` is applied again here so that even a caller
-passing a plain string cannot produce a non-secret input, and ``additional_secret_outputs``
-marks ``data``/``stringData`` secret in state (pulumi-kubernetes does this for Secrets already;
-saying it twice costs nothing).  The component's outputs are the Secret's *name* and its *key
-names* - never a value.  Task pods read the values through ``secretKeyRef`` (see
-:mod:`airflow_k8s.infra.components.podtemplates`); nothing is ever copied into a ConfigMap.
+=================  ====================================  ===========================================
+key                env var of the control plane           who gets it
+=================  ====================================  ===========================================
+``database-url``   ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``  scheduler, api-server, dag-processor,
+                                                          triggerer, migration Job
+``fernet-key``     ``AIRFLOW__CORE__FERNET_KEY``           the same five (connections, variables)
+``jwt-secret``     ``AIRFLOW__API_AUTH__JWT_SECRET``       scheduler (signs task tokens), api-server
+                                                          (checks them) - Airflow asks to restrict it
+``api-secret-key`` ``AIRFLOW__API__SECRET_KEY``            api-server and triggerer (log-server
+                                                          requests for deferred tasks' logs)
+=================  ====================================  ===========================================
+
+Task pods get none of them: they reach only the Execution API with the short-lived token the
+scheduler puts into each workload.
+
+Where the values come from: the database URL is always Pulumi secret config (``databaseUrl``).
+The other three may be set as secret config (``fernetKey``, ``jwtSecret``, ``apiSecretKey``);
+each one that is not is **generated once** by a ``random:RandomBytes`` (32 bytes) child of this
+component.  The decision, and why:
+
+* the Fernet key encrypts connections and variables *in the database*: it must never change by
+  itself.  A ``RandomBytes`` lives in the stack state (encrypted, as a secret) and keeps its value
+  across every ``pulumi up``; deriving it from another secret would change it whenever that one
+  rotates (a database password rotation would make every stored connection unreadable);
+* the cost is the ``random`` provider plugin, which the Pulumi CLI installs on the first ``up``
+  like the kubernetes one (mocks need none);
+* rotating: set the new value with ``pulumi config set --secret <key>``, or ``pulumi up --replace``
+  the RandomBytes (for the Fernet key, first follow Airflow's ``rotate-fernet-key`` procedure).
+
+Values stay secret Outputs all the way (:func:`pulumi.Output.secret` again here, so a caller
+passing a plain string cannot produce a non-secret input; ``additional_secret_outputs`` marks
+``data``/``stringData`` secret in state).  The component's outputs are the Secret's name and key
+names - never a value, never in a ConfigMap, never in a log.
 """
 
 from __future__ import annotations
@@ -15,22 +41,39 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random
 
 from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
 
 DATABASE_URL_KEY = "database-url"
 FERNET_KEY_KEY = "fernet-key"
+JWT_SECRET_KEY = "jwt-secret"  # noqa: S105 - a key name, not a secret
+API_SECRET_KEY = "api-secret-key"  # noqa: S105 - a key name, not a secret
+SECRET_KEYS = (DATABASE_URL_KEY, FERNET_KEY_KEY, JWT_SECRET_KEY, API_SECRET_KEY)
+ENV_OF_KEY = {
+    DATABASE_URL_KEY: "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    FERNET_KEY_KEY: "AIRFLOW__CORE__FERNET_KEY",
+    JWT_SECRET_KEY: "AIRFLOW__API_AUTH__JWT_SECRET",
+    API_SECRET_KEY: "AIRFLOW__API__SECRET_KEY",
+}
 
 
 @dataclass(frozen=True)
 class PlatformSecrets:
-    """Secret inputs of the platform (Pulumi secret Outputs, normally from require_secret)."""
+    """Secret inputs of the platform (Pulumi secret Outputs, normally from ``require_secret``).
+
+    ``None`` for the optional three: generated once, kept in the stack state (module docstring).
+    """
 
     database_url: pulumi.Input[str]
     fernet_key: pulumi.Input[str] | None = None
+    jwt_secret: pulumi.Input[str] | None = None
+    api_secret_key: pulumi.Input[str] | None = None
 
-    def keys(self) -> tuple[str, ...]:
-        return (DATABASE_URL_KEY,) + ((FERNET_KEY_KEY,) if self.fernet_key is not None else ())
+
+def fernet_from_base64(value: str) -> str:
+    """A Fernet key (url-safe base64 of 32 bytes) from standard base64 of 32 random bytes."""
+    return value.replace("+", "-").replace("/", "_")
 
 
 @dataclass(frozen=True)
@@ -42,14 +85,28 @@ class AirflowSecretArgs:
 
 
 class AirflowSecret(pulumi.ComponentResource):
+    """The Secret (module docstring); ``generated`` names the keys that were generated."""
+
     secret_name: pulumi.Output[str]
     keys: tuple[str, ...]
+    generated: tuple[str, ...]
 
     def __init__(self, name: str, args: AirflowSecretArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TOKEN_PREFIX}AirflowSecret", name, None, opts)
+        given = {
+            FERNET_KEY_KEY: args.secrets.fernet_key,
+            JWT_SECRET_KEY: args.secrets.jwt_secret,
+            API_SECRET_KEY: args.secrets.api_secret_key,
+        }
         values: dict[str, pulumi.Input[str]] = {DATABASE_URL_KEY: pulumi.Output.secret(args.secrets.database_url)}
-        if args.secrets.fernet_key is not None:
-            values[FERNET_KEY_KEY] = pulumi.Output.secret(args.secrets.fernet_key)
+        generated = []
+        for key, configured in given.items():
+            value = configured
+            if value is None:
+                random_bytes = pulumi_random.RandomBytes(f"{name}-{key}", length=32, opts=child(self))
+                value = random_bytes.base64.apply(fernet_from_base64) if key == FERNET_KEY_KEY else random_bytes.base64
+                generated.append(key)
+            values[key] = pulumi.Output.secret(value)
         secret = k8s.core.v1.Secret(
             f"{name}-secret",
             metadata=raw(metadata(args.secret_name, args.namespace, args.labels)),
@@ -58,5 +115,6 @@ class AirflowSecret(pulumi.ComponentResource):
             opts=child(self, additional_secret_outputs=["data", "stringData"]),
         )
         self.secret_name = name_of(secret)
-        self.keys = args.secrets.keys()
+        self.keys = SECRET_KEYS
+        self.generated = tuple(generated)
         self.register_outputs({"secretName": self.secret_name, "keys": list(self.keys)})

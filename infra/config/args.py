@@ -11,15 +11,11 @@ same value, in ``Pulumi.yaml`` (a test keeps the two in step).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from airflow_k8s.executor.contract.config import DEFAULT_TEMPLATE_DIR
 
 NODE_POOL_BACKENDS = ("karpenter", "existing-nodes", "none")
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
-PERSISTENT_VOLUME_CLAIM = "persistentVolumeClaim"
-EMPTY_DIR = "emptyDir"
-INTAKE_VOLUMES = (PERSISTENT_VOLUME_CLAIM, EMPTY_DIR)
 CAPACITY_TYPES = ("on-demand", "spot", "reserved")
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -28,15 +24,15 @@ GPU_RESOURCE = "nvidia.com/gpu"
 class QuotaSpec:
     """ResourceQuota of the namespace: caps what the executor may ever request in total.
 
-    ``pods`` must leave room for N_max task pods plus the scheduler; placeholder pods count
-    too, but the executor deletes them as tasks arrive, so they never push task pods out.
+    Quota is charged on requests *and* limits: :mod:`airflow_k8s.infra.config.quota` checks that it
+    holds N_max task pods of the largest tier, the N_min placeholders and the control plane.
     """
 
-    requests_cpu: str = "16"
-    requests_memory: str = "32Gi"
-    limits_cpu: str = "32"
-    limits_memory: str = "64Gi"
-    pods: int = 40
+    requests_cpu: str = "20"
+    requests_memory: str = "48Gi"
+    limits_cpu: str = "40"
+    limits_memory: str = "96Gi"
+    pods: int = 20
     gpus: int = 1
 
     def hard(self) -> dict[str, str]:
@@ -68,13 +64,22 @@ class LimitRangeSpec:
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """Allowances on top of the namespace's default-deny NetworkPolicy."""
+    """Allowances on top of the default-deny NetworkPolicy (:mod:`~airflow_k8s.infra.components.network`).
+
+    ``task_egress_cidrs``: extra egress of task pods and the triggerer (which runs task code too),
+    any port; the database CIDR is always cut out of them.  ``ui_ingress_namespace``: namespace of
+    the ingress controller that may reach the api-server (empty: none; ``kubectl port-forward``
+    works regardless).  ``remote_log_cidr``: HTTPS egress of task pods and the api-server to the
+    remote log store, used only when remote logging is on.
+    """
 
     api_server_cidr: str = "0.0.0.0/0"
     database_cidr: str = "0.0.0.0/0"
     database_port: int = 5432
     monitoring_namespace: str = "monitoring"
-    worker_log_port: int = 8793
+    ui_ingress_namespace: str | None = None
+    task_egress_cidrs: tuple[str, ...] = ()
+    remote_log_cidr: str = "0.0.0.0/0"
 
 
 @dataclass(frozen=True)
@@ -90,49 +95,17 @@ class RbacSpec:
     utilization_metrics: bool = True
 
 
-class ClaimSettings(Protocol):
-    """What a PersistentVolumeClaim is made from (see :func:`airflow_k8s.infra.components.storage.claim_spec`)."""
-
-    @property
-    def size(self) -> str: ...
-    @property
-    def storage_class(self) -> str | None: ...
-    @property
-    def access_mode(self) -> str: ...
-
-
 @dataclass(frozen=True)
 class DagsStorageSpec:
-    """The DAGs PersistentVolumeClaim; ``storage_class`` None means the cluster default."""
+    """The DAGs PersistentVolumeClaim; ``storage_class`` None means the cluster default.
+
+    Storage class and access mode are immutable on a claim (pulumi-kubernetes replaces it): with
+    :class:`ProtectionSpec` on, such a change fails the update instead of deleting the DAGs.
+    """
 
     size: str = "10Gi"
     storage_class: str | None = None
     access_mode: str = "ReadWriteMany"
-
-
-@dataclass(frozen=True)
-class IntakeStorageSpec:
-    """The scheduler's task intake spool (airflow.cfg ``task_intake_dir``).
-
-    The executor loses no task and runs none twice across scheduler restarts only while the spool
-    survives, so by default it is a ``ReadWriteOnce`` PersistentVolumeClaim (one scheduler pod
-    mounts it; ``storage_class`` None means the cluster default).  ``volume = "emptyDir"`` is for
-    throwaway clusters: queued tasks and recorded results are lost whenever the scheduler pod is
-    rescheduled to another node (drain, eviction, upgrade).  ``size`` is the claim's request, or
-    the emptyDir's ``sizeLimit``.
-    """
-
-    volume: str = PERSISTENT_VOLUME_CLAIM
-    size: str = "1Gi"
-    storage_class: str | None = None
-
-    @property
-    def durable(self) -> bool:
-        return self.volume == PERSISTENT_VOLUME_CLAIM
-
-    @property
-    def access_mode(self) -> str:
-        return "ReadWriteOnce"  # a single scheduler replica; its Deployment uses strategy Recreate
 
 
 @dataclass(frozen=True)
@@ -216,25 +189,96 @@ class PrioritySpec:
 
 
 @dataclass(frozen=True)
-class SchedulerSpec:
-    image: str = "ghcr.io/airflow-k8s/executor:0.1.0"
+class ResourcesSpec:
+    """requests and limits of one control-plane container (all four are set: the quota needs them)."""
+
+    cpu_request: str
+    memory_request: str
+    cpu_limit: str
+    memory_limit: str
+
+    def to_k8s(self) -> dict[str, dict[str, str]]:
+        return {
+            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
+            "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
+        }
+
+
+# The control plane's roles, in the order the stack keys list them (``<role>CpuRequest``...).
+CONTROL_PLANE_ROLES = ("scheduler", "apiServer", "dagProcessor", "triggerer", "migration")
+DEFAULT_RESOURCES: dict[str, ResourcesSpec] = {
+    "scheduler": ResourcesSpec("500m", "1Gi", "1", "2Gi"),
+    "apiServer": ResourcesSpec("250m", "1Gi", "1", "2Gi"),
+    "dagProcessor": ResourcesSpec("250m", "1Gi", "1", "2Gi"),
+    "triggerer": ResourcesSpec("250m", "512Mi", "500m", "1Gi"),
+    "migration": ResourcesSpec("250m", "512Mi", "1", "1Gi"),
+}
+
+
+@dataclass(frozen=True)
+class ControlPlaneSpec:
+    """The Airflow 3 control plane: one image, per-role resources, replicas, optional triggerer.
+
+    ``image`` is the platform image (Dockerfile: apache/airflow 3.x plus this package's executor),
+    run by the scheduler, api-server, dag-processor, triggerer and the migration Job alike.
+    ``api_base_url`` empty means the api-server Service's in-cluster URL.
+    """
+
+    image: str = "ghcr.io/airflow-k8s/airflow:0.1.0"
     # Always: every start re-checks the registry and the pull credentials (a cached private image
-    # is not reusable without them); the scheduler restarts rarely, so the cost is nil.
+    # is not reusable without them); control-plane pods restart rarely, so the cost is nil.
     image_pull_policy: str = "Always"
-    cpu_request: str = "100m"
-    memory_request: str = "256Mi"
-    cpu_limit: str = "500m"
-    memory_limit: str = "512Mi"
+    resources: tuple[tuple[str, ResourcesSpec], ...] = tuple(DEFAULT_RESOURCES.items())
+    api_server_replicas: int = 1
+    triggerer: bool = True
+    api_base_url: str = ""
+
+    def resources_of(self, role: str) -> ResourcesSpec:
+        return dict(self.resources)[role]
+
+
+@dataclass(frozen=True)
+class LoggingSpec:
+    """Task logs after the pod is gone: Airflow's remote logging (off while ``remote_base_log_folder`` is "").
+
+    While a task runs, the api-server reads its log from the pod (the executor's ``get_task_log``);
+    afterwards only remote logging keeps it.  The folder's scheme picks Airflow's handler
+    (``s3://``, ``gs://``, ``wasb://``...; the matching provider package must be in the image) and
+    ``remote_log_conn_id`` names the Airflow connection holding its credentials.
+    """
+
+    remote_base_log_folder: str = ""
+    remote_log_conn_id: str = ""
+
+    @property
+    def remote(self) -> bool:
+        return bool(self.remote_base_log_folder)
+
+
+@dataclass(frozen=True)
+class ProtectionSpec:
+    """Pulumi ``protect`` + ``retainOnDelete`` on the objects that hold data (off: throwaway stacks)."""
+
+    namespace: bool = True
+    dags_volume: bool = True
+
+
+@dataclass(frozen=True)
+class MonitoringSpec:
+    """A prometheus-operator PodMonitor for the scheduler's metrics port (needs the operator's CRDs)."""
+
+    pod_monitor: bool = False
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
 class ExecutorSettings:
     """The airflow.cfg settings that come from stack config (names come from resources)."""
 
-    worker_image: str = "apache/airflow:2.8.0"
+    worker_image: str = "apache/airflow:3.3.2"
     image_pull_policy: str = "IfNotPresent"
     worker_pods_min: int = 0
-    worker_pods_max: int = 32
+    worker_pods_max: int = 8
     pod_creation_timeout: int = 600
     max_pod_pending_timeout: int = 600
     delete_worker_pods: bool = True
@@ -256,8 +300,10 @@ class PlatformConfig:
     network: NetworkSpec = field(default_factory=NetworkSpec)
     rbac: RbacSpec = field(default_factory=RbacSpec)
     storage: DagsStorageSpec = field(default_factory=DagsStorageSpec)
-    intake: IntakeStorageSpec = field(default_factory=IntakeStorageSpec)
     node_pools: NodePoolsSpec = field(default_factory=NodePoolsSpec)
     priority: PrioritySpec = field(default_factory=PrioritySpec)
-    scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
+    control_plane: ControlPlaneSpec = field(default_factory=ControlPlaneSpec)
+    logging: LoggingSpec = field(default_factory=LoggingSpec)
+    protection: ProtectionSpec = field(default_factory=ProtectionSpec)
+    monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)

@@ -11,14 +11,15 @@ set, and their values are never shown.  The keys themselves are :data:`airflow_k
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from airflow_k8s.executor.contract import k8snames, quantity
-from airflow_k8s.executor.contract.config import DEFAULT_TIERS
 from airflow_k8s.executor.contract.errors import QuantityError
 from airflow_k8s.infra.config import args as a
+from airflow_k8s.infra.config.problem import Problem
+from airflow_k8s.infra.config.rules import cross_checks, open_cidr_warnings
 from airflow_k8s.infra.config.stack_keys import (
     INSTANCE_TYPE,
     KEYS,
@@ -31,6 +32,7 @@ from airflow_k8s.infra.config.stack_keys import (
     StackKey,
     parse_value,
     raw_default,
+    resource_key,
     to_raw,
 )
 
@@ -47,18 +49,6 @@ __all__ = [
     "raw_default",
     "to_raw",
 ]
-
-
-@dataclass(frozen=True)
-class Problem:
-    key: str
-    value: object
-    reason: str
-    secret: bool = False
-
-    def __str__(self) -> str:
-        shown = "" if self.value is None else (" = <secret>" if self.secret else f" = {self.value!r}")
-        return f"{PROJECT}:{self.key}{shown}: {self.reason}"
 
 
 class StackConfigError(ValueError):
@@ -117,13 +107,9 @@ def parse_stack_config(raw: Mapping[str, str | None], *, secrets_set: Collection
         raise StackConfigError(problems)
     warnings: list[str] = []
     pools = _node_pools(values, problems, warnings)
-    config = _platform_config(values, pools)
-    _cross_checks(config, values, problems)
-    if not config.intake.durable:
-        warnings.append(
-            f"{PROJECT}:intakeStorage is {config.intake.volume}: queued tasks and recorded results are lost "
-            "whenever the scheduler pod is rescheduled to another node (use it on throwaway clusters only)"
-        )
+    config = _platform_config(values, pools, problems)
+    cross_checks(config, values, problems)
+    warnings.extend(open_cidr_warnings(config))
     if problems:
         raise StackConfigError(problems)
     return StackConfig(values["platformName"], values["podTemplatesDir"], config, tuple(warnings))
@@ -206,7 +192,24 @@ def _node_pools(values: Mapping[str, Any], problems: list[Problem], warnings: li
     return a.NodePoolsSpec(backend=backend, node_class=values["karpenterNodeClass"], pools=tuple(pools))
 
 
-def _platform_config(v: Mapping[str, Any], pools: a.NodePoolsSpec) -> a.PlatformConfig:
+def _resources(v: Mapping[str, Any], role: str) -> a.ResourcesSpec:
+    return a.ResourcesSpec(
+        *(v[resource_key(role, suffix)] for suffix in ("CpuRequest", "MemoryRequest", "CpuLimit", "MemoryLimit"))
+    )
+
+
+def _labels(values: Mapping[str, Any], key: str, problems: list[Problem]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for item in values[key]:
+        name, found, value = item.partition("=")
+        if not found or not k8snames.is_label_key(name) or not k8snames.is_label_value(value):
+            problems.append(Problem(key, item, 'expected "<label key>=<label value>"'))
+        else:
+            out.append((name, value))
+    return tuple(out)
+
+
+def _platform_config(v: Mapping[str, Any], pools: a.NodePoolsSpec, problems: list[Problem]) -> a.PlatformConfig:
     return a.PlatformConfig(
         namespace=v["namespace"],
         quota=a.QuotaSpec(
@@ -217,16 +220,25 @@ def _platform_config(v: Mapping[str, Any], pools: a.NodePoolsSpec) -> a.Platform
             v["limitDefaultCpu"], v["limitDefaultMemory"], v["limitDefaultRequestCpu"],
             v["limitDefaultRequestMemory"], v["limitMaxCpu"], v["limitMaxMemory"],
         ),
-        network=a.NetworkSpec(v["apiServerCidr"], v["databaseCidr"], v["databasePort"], v["monitoringNamespace"]),
+        network=a.NetworkSpec(
+            v["apiServerCidr"], v["databaseCidr"], v["databasePort"], v["monitoringNamespace"],
+            v["uiIngressNamespace"], v["taskEgressCidrs"], v["remoteLogCidr"],
+        ),
         rbac=a.RbacSpec(v["capacityAwareTiers"], v["utilizationMetrics"]),
         storage=a.DagsStorageSpec(v["dagsStorageSize"], v["dagsStorageClass"], v["dagsAccessMode"]),
-        intake=a.IntakeStorageSpec(v["intakeStorage"], v["intakeStorageSize"], v["intakeStorageClass"]),
         node_pools=pools,
         priority=a.PrioritySpec(v["taskPriority"], v["placeholderPriority"]),
-        scheduler=a.SchedulerSpec(
-            v["schedulerImage"], v["schedulerImagePullPolicy"], v["schedulerCpuRequest"],
-            v["schedulerMemoryRequest"], v["schedulerCpuLimit"], v["schedulerMemoryLimit"],
+        control_plane=a.ControlPlaneSpec(
+            image=v["airflowImage"],
+            image_pull_policy=v["airflowImagePullPolicy"],
+            resources=tuple((role, _resources(v, role)) for role in a.CONTROL_PLANE_ROLES),
+            api_server_replicas=v["apiServerReplicas"],
+            triggerer=v["triggererEnabled"],
+            api_base_url=v["apiBaseUrl"],
         ),
+        logging=a.LoggingSpec(v["remoteBaseLogFolder"], v["remoteLogConnId"]),
+        protection=a.ProtectionSpec(v["protectNamespace"], v["protectDagsVolume"]),
+        monitoring=a.MonitoringSpec(v["podMonitor"], _labels(v, "podMonitorLabels", problems)),
         executor=a.ExecutorSettings(
             worker_image=v["workerImage"],
             image_pull_policy=v["workerImagePullPolicy"],
@@ -242,61 +254,3 @@ def _platform_config(v: Mapping[str, Any], pools: a.NodePoolsSpec) -> a.Platform
             placeholder_image=v["placeholderImage"],
         ),
     )  # fmt: skip
-
-
-def _not_above(
-    problems: list[Problem], key: str, low: str, high: str, high_key: str, parse: Callable[[str], Any]
-) -> None:
-    if parse(low) > parse(high):
-        problems.append(Problem(key, low, f"is greater than {PROJECT}:{high_key} = {high!r}"))
-
-
-def _cross_checks(c: a.PlatformConfig, v: Mapping[str, Any], problems: list[Problem]) -> None:
-    e = c.executor
-    if e.worker_pods_min > e.worker_pods_max:
-        problems.append(
-            Problem(
-                "workerPodsMin",
-                e.worker_pods_min,
-                f"N_min is greater than {PROJECT}:workerPodsMax = {e.worker_pods_max}",
-            )
-        )
-    if c.quota.pods < e.worker_pods_max + 1:
-        problems.append(
-            Problem(
-                "quotaPods",
-                c.quota.pods,
-                f"must be >= workerPodsMax + 1 = {e.worker_pods_max + 1} (task pods + scheduler)",
-            )
-        )
-    if not c.intake.durable and c.intake.storage_class is not None:
-        problems.append(
-            Problem(
-                "intakeStorageClass",
-                c.intake.storage_class,
-                f"only used with {PROJECT}:intakeStorage {a.PERSISTENT_VOLUME_CLAIM}, not {c.intake.volume}",
-            )
-        )
-    cpu, mem = quantity.cpu, quantity.memory
-    s = c.scheduler
-    _not_above(problems, "schedulerCpuRequest", s.cpu_request, s.cpu_limit, "schedulerCpuLimit", cpu)
-    _not_above(problems, "schedulerMemoryRequest", s.memory_request, s.memory_limit, "schedulerMemoryLimit", mem)
-    q = c.quota
-    _not_above(problems, "quotaRequestsCpu", q.requests_cpu, q.limits_cpu, "quotaLimitsCpu", cpu)
-    _not_above(problems, "quotaRequestsMemory", q.requests_memory, q.limits_memory, "quotaLimitsMemory", mem)
-    lr = c.limit_range
-    _not_above(problems, "limitDefaultRequestCpu", lr.default_request_cpu, lr.default_cpu, "limitDefaultCpu", cpu)
-    _not_above(
-        problems, "limitDefaultRequestMemory", lr.default_request_memory, lr.default_memory, "limitDefaultMemory", mem
-    )
-    _not_above(problems, "limitDefaultCpu", lr.default_cpu, lr.max_cpu, "limitMaxCpu", cpu)
-    _not_above(problems, "limitDefaultMemory", lr.default_memory, lr.max_memory, "limitMaxMemory", mem)
-    _not_above(problems, "schedulerCpuLimit", s.cpu_limit, lr.max_cpu, "limitMaxCpu", cpu)
-    _not_above(problems, "schedulerMemoryLimit", s.memory_limit, lr.max_memory, "limitMaxMemory", mem)
-    for tier in DEFAULT_TIERS:
-        for limit, key, ceiling, parse in (
-            (tier.limit_cpu, "limitMaxCpu", lr.max_cpu, cpu),
-            (tier.limit_memory, "limitMaxMemory", lr.max_memory, mem),
-        ):
-            if limit is not None and parse(limit) > parse(ceiling):
-                problems.append(Problem(key, ceiling, f"does not admit tier {tier.name!r} (limit {limit})"))

@@ -38,23 +38,54 @@ POOL_LIMIT_RESOURCES = ("cpu", "memory", a.GPU_RESOURCE)
 
 @dataclass(frozen=True)
 class StackKey:
-    """One config key: Pulumi.yaml type, default (YAML value, None = no default), description."""
+    """One config key: Pulumi.yaml type, default (YAML value, None = no default), description.
+
+    ``declared`` False: documented here and in the README but not declared in Pulumi.yaml - the
+    CLI treats every declared key without a default as required, which an optional secret is not.
+    """
 
     name: str
     type: str
     default: Any
     description: str
     secret: bool = False
+    declared: bool = True
 
 
-def _k(name: str, type_: str, default: Any, description: str, secret: bool = False) -> StackKey:
-    return StackKey(name, type_, default, description, secret)
+def _k(name: str, type_: str, default: Any, description: str, secret: bool = False, declared: bool = True) -> StackKey:
+    return StackKey(name, type_, default, description, secret, declared)
 
 
 POOLS = {p.name: p for p in a.DEFAULT_NODE_POOLS}
 _DEFAULT_INSTANCE_TYPES = [f"{p.name}={t}" for p in a.DEFAULT_NODE_POOLS for t in p.instance_types]
 _DEFAULT_CAPACITY_TYPES = [f"{p.name}={t}" for p in a.DEFAULT_NODE_POOLS for t in p.capacity_types]
 _DEFAULT_LIMITS = [f"{p.name}.{r}={q}" for p in a.DEFAULT_NODE_POOLS for r, q in p.limits]
+
+_ROLE_TEXT = {
+    "scheduler": "the scheduler",
+    "apiServer": "the api-server (per replica)",
+    "dagProcessor": "the dag-processor",
+    "triggerer": "the triggerer",
+    "migration": "the database migration Job",
+}
+_RESOURCE_KEYS = (("CpuRequest", "CPU request"), ("MemoryRequest", "Memory request"),
+                  ("CpuLimit", "CPU limit"), ("MemoryLimit", "Memory limit"))  # fmt: skip
+
+
+def resource_key(role: str, suffix: str) -> str:
+    """``schedulerCpuRequest`` for ("scheduler", "CpuRequest")."""
+    return f"{role}{suffix}"
+
+
+def _resource_keys() -> tuple[StackKey, ...]:
+    out = []
+    for role in a.CONTROL_PLANE_ROLES:
+        spec = a.DEFAULT_RESOURCES[role]
+        defaults = (spec.cpu_request, spec.memory_request, spec.cpu_limit, spec.memory_limit)
+        for (suffix, text), default in zip(_RESOURCE_KEYS, defaults, strict=True):
+            out.append(_k(resource_key(role, suffix), "string", default, f"{text} of {_ROLE_TEXT[role]}."))
+    return tuple(out)
+
 
 KEYS: tuple[StackKey, ...] = (
     _k(
@@ -67,7 +98,7 @@ KEYS: tuple[StackKey, ...] = (
         "namespace",
         "string",
         "airflow",
-        "Namespace of the scheduler and the task pods (created, PSS restricted; not default or kube-*).",
+        "Namespace of the control plane and the task pods (created, PSS restricted; not default or kube-*).",
     ),
     _k(
         "podTemplatesDir",
@@ -75,12 +106,55 @@ KEYS: tuple[StackKey, ...] = (
         "pod_templates",
         "Directory (relative to the project) of the pod template files to publish.",
     ),
-    # airflow.cfg [kubernetes]
+    _k(
+        "protectNamespace",
+        "boolean",
+        True,
+        "Pulumi protect + retainOnDelete on the namespace (false only for throwaway stacks).",
+    ),
+    _k(
+        "protectDagsVolume",
+        "boolean",
+        True,
+        "Pulumi protect + retainOnDelete on the DAGs claim: a storage class or access mode change fails "
+        "instead of deleting it (false only for throwaway stacks).",
+    ),
+    # the Airflow 3 control plane
+    _k(
+        "airflowImage",
+        "string",
+        "ghcr.io/airflow-k8s/airflow:0.1.0",
+        "Image of the control plane: apache/airflow 3.x plus this package (the Dockerfile); pin a tag or a digest.",
+    ),
+    _k(
+        "airflowImagePullPolicy",
+        "string",
+        "Always",
+        "imagePullPolicy of the control plane (Always: a pull re-checks registry credentials).",
+    ),
+    *_resource_keys(),
+    _k("apiServerReplicas", "integer", 1, "Replicas of the api-server (the UI and the Execution API task pods call)."),
+    _k("triggererEnabled", "boolean", True, "Run the triggerer (deferrable operators need it)."),
+    _k(
+        "apiBaseUrl",
+        "string",
+        "",
+        "[api] base_url: the URL users reach the UI at; empty means the api-server Service's in-cluster URL.",
+    ),
+    _k(
+        "remoteBaseLogFolder",
+        "string",
+        "",
+        "[logging] remote_base_log_folder (s3://..., gs://...): task logs after the pod is gone; empty turns "
+        "remote logging off.",
+    ),
+    _k("remoteLogConnId", "string", "", "[logging] remote_log_conn_id: Airflow connection of the remote log store."),
+    # airflow.cfg [kubernetes_executor]
     _k(
         "workerImage",
         "string",
-        "apache/airflow:2.8.0",
-        "Image of task pods (worker_container_image; templates carry none).",
+        "apache/airflow:3.3.2",
+        "Image of task pods (Airflow 3, the same version as airflowImage).",
     ),
     _k(
         "workerImagePullPolicy",
@@ -89,32 +163,15 @@ KEYS: tuple[StackKey, ...] = (
         "image_pull_policy of task pods: Always, IfNotPresent or Never.",
     ),
     _k("workerPodsMin", "integer", 0, "N_min: warm capacity kept by low-priority placeholder pods."),
-    _k("workerPodsMax", "integer", 32, "N_max: task pods allowed at once."),
+    _k("workerPodsMax", "integer", 8, "N_max: task pods allowed at once (the ResourceQuota must hold them)."),
     _k("podCreationTimeout", "integer", 600, "Seconds until the API server must have accepted a task pod."),
     _k("maxPodPendingTimeout", "integer", 600, "Seconds a task pod may stay Pending before the task fails."),
     _k("deleteWorkerPods", "boolean", True, "Delete pods of succeeded tasks."),
     _k("deleteWorkerPodsOnFailure", "boolean", False, "Delete pods of failed tasks too (keep them to debug)."),
     _k("finishedPodMaxAgeHours", "integer", 24, "Age after which kept finished pods are cleaned up."),
     _k("defaultTier", "string", "medium", "Tier used for cost when a pod names none (light, medium, heavy, gpu)."),
-    _k("metricsPort", "integer", 9102, "Port of the scheduler's metrics and health endpoints."),
+    _k("metricsPort", "integer", 9102, "Port of the executor's metrics endpoint in the scheduler pod."),
     _k("placeholderImage", "string", "registry.k8s.io/pause:3.10", "Image of the N_min placeholder pods."),
-    # scheduler Deployment
-    _k(
-        "schedulerImage",
-        "string",
-        "ghcr.io/airflow-k8s/executor:0.1.0",
-        "Image of the executor scheduler (pin a tag or a digest).",
-    ),
-    _k(
-        "schedulerImagePullPolicy",
-        "string",
-        "Always",
-        "imagePullPolicy of the scheduler container (Always: a pull re-checks registry credentials).",
-    ),
-    _k("schedulerCpuRequest", "string", "100m", "CPU request of the scheduler."),
-    _k("schedulerMemoryRequest", "string", "256Mi", "Memory request of the scheduler."),
-    _k("schedulerCpuLimit", "string", "500m", "CPU limit of the scheduler."),
-    _k("schedulerMemoryLimit", "string", "512Mi", "Memory limit of the scheduler."),
     # priority classes
     _k("taskPriority", "integer", 1000, "PriorityClass value of task pods (0..1000000000)."),
     _k(
@@ -124,12 +181,17 @@ KEYS: tuple[StackKey, ...] = (
         "PriorityClass value of placeholder pods (negative, preemptionPolicy Never).",
     ),
     # ResourceQuota / LimitRange
-    _k("quotaRequestsCpu", "string", "16", "ResourceQuota requests.cpu of the namespace."),
-    _k("quotaRequestsMemory", "string", "32Gi", "ResourceQuota requests.memory of the namespace."),
-    _k("quotaLimitsCpu", "string", "32", "ResourceQuota limits.cpu of the namespace."),
-    _k("quotaLimitsMemory", "string", "64Gi", "ResourceQuota limits.memory of the namespace."),
-    _k("quotaPods", "integer", 40, "ResourceQuota pods (>= workerPodsMax + 1 for the scheduler)."),
-    _k("quotaGpus", "integer", 1, "ResourceQuota requests.nvidia.com/gpu of the namespace."),
+    _k("quotaRequestsCpu", "string", "20", "ResourceQuota requests.cpu of the namespace."),
+    _k("quotaRequestsMemory", "string", "48Gi", "ResourceQuota requests.memory of the namespace."),
+    _k("quotaLimitsCpu", "string", "40", "ResourceQuota limits.cpu of the namespace."),
+    _k("quotaLimitsMemory", "string", "96Gi", "ResourceQuota limits.memory of the namespace."),
+    _k(
+        "quotaPods",
+        "integer",
+        20,
+        "ResourceQuota pods: workerPodsMax task pods + workerPodsMin placeholders + the control plane's pods.",
+    ),
+    _k("quotaGpus", "integer", 1, "ResourceQuota requests.nvidia.com/gpu of the namespace (0: no GPU tasks)."),
     _k("limitDefaultCpu", "string", "500m", "LimitRange default CPU limit of containers that set none."),
     _k("limitDefaultMemory", "string", "1Gi", "LimitRange default memory limit of containers that set none."),
     _k("limitDefaultRequestCpu", "string", "250m", "LimitRange default CPU request of containers that set none."),
@@ -143,16 +205,34 @@ KEYS: tuple[StackKey, ...] = (
         "apiServerCidr",
         "string",
         "0.0.0.0/0",
-        "Scheduler egress to the Kubernetes API (TCP 443/6443): narrow this to the API server's CIDR.",
+        "Scheduler and api-server egress to the Kubernetes API (TCP 443/6443): set the API server's CIDR.",
     ),
     _k(
         "databaseCidr",
         "string",
         "0.0.0.0/0",
-        "Task pod egress to the Airflow database: narrow this to the database's CIDR.",
+        "Control-plane egress to the metadata database (task pods never): set the database's CIDR.",
     ),
-    _k("databasePort", "integer", 5432, "TCP port of the Airflow database."),
+    _k("databasePort", "integer", 5432, "TCP port of the metadata database."),
     _k("monitoringNamespace", "string", "monitoring", "Namespace whose pods may scrape the scheduler's metrics port."),
+    _k(
+        "uiIngressNamespace",
+        "string",
+        "",
+        "Namespace of the ingress controller allowed to reach the api-server; empty: none (port-forward works).",
+    ),
+    _k(
+        "taskEgressCidrs",
+        "array",
+        [],
+        "Extra egress of task pods and the triggerer (any port); the database CIDR is always excluded.",
+    ),
+    _k(
+        "remoteLogCidr",
+        "string",
+        "0.0.0.0/0",
+        "HTTPS egress of task pods and the api-server to the remote log store (only with remoteBaseLogFolder).",
+    ),
     # RBAC options
     _k("capacityAwareTiers", "boolean", True, "Grant the scheduler get/list on nodes (cluster-wide) for tier: auto."),
     _k(
@@ -170,25 +250,13 @@ KEYS: tuple[StackKey, ...] = (
         "ReadWriteMany",
         "Access mode of the DAGs claim (task pods on many nodes need ReadWriteMany or ReadOnlyMany).",
     ),
-    # the scheduler's task intake spool (task_intake_dir)
+    # Prometheus operator
+    _k("podMonitor", "boolean", False, "Create a prometheus-operator PodMonitor for the scheduler's metrics port."),
     _k(
-        "intakeStorage",
-        "string",
-        a.PERSISTENT_VOLUME_CLAIM,
-        "Volume of the scheduler's task intake spool: persistentVolumeClaim (durable, ReadWriteOnce) or emptyDir "
-        "(throwaway clusters only: queued tasks and results are lost whenever the scheduler pod changes node).",
-    ),
-    _k(
-        "intakeStorageSize",
-        "string",
-        "1Gi",
-        "Size of the task intake claim (with intakeStorage emptyDir: the emptyDir's sizeLimit).",
-    ),
-    _k(
-        "intakeStorageClass",
-        "string",
-        "",
-        "StorageClass of the task intake claim (must offer ReadWriteOnce); empty means the cluster default.",
+        "podMonitorLabels",
+        "array",
+        [],
+        'Labels of the PodMonitor (what your Prometheus selects), as "<key>=<value>".',
     ),
     # node pools
     _k(
@@ -212,7 +280,8 @@ KEYS: tuple[StackKey, ...] = (
         [],
         'Existing nodes to label and taint (existing-nodes backend), as "<pool>=<node name>".',
     ),
-    # secrets
+    # secrets: only the required one is declared in Pulumi.yaml (the CLI requires every declared
+    # key without a default, so declaring an optional one would break every preview).
     _k(
         "databaseUrl",
         "string",
@@ -224,8 +293,25 @@ KEYS: tuple[StackKey, ...] = (
         "fernetKey",
         "string",
         None,
-        "Optional Airflow Fernet key (secret); when set, task pods get AIRFLOW__CORE__FERNET_KEY.",
+        "Optional [core] fernet_key (secret); unset: generated once and kept in the stack state.",
         secret=True,
+        declared=False,
+    ),
+    _k(
+        "jwtSecret",
+        "string",
+        None,
+        "Optional [api_auth] jwt_secret (secret); unset: generated once and kept in the stack state.",
+        secret=True,
+        declared=False,
+    ),
+    _k(
+        "apiSecretKey",
+        "string",
+        None,
+        "Optional [api] secret_key (secret; signs log-server requests); unset: generated once and kept in the state.",
+        secret=True,
+        declared=False,
     ),
 )
 KEYS_BY_NAME = {key.name: key for key in KEYS}
@@ -335,8 +421,40 @@ def _executor(name: str) -> Callable[[int], int]:
     return lambda value: int(parse(str(value)))
 
 
+def _exact_text(value: str) -> str:
+    """One line of text, taken as given: ``"pod_templates\n"`` is an error, not ``pod_templates``."""
+    if value != config_keys.text(value):
+        raise ValueError("expected a single line without surrounding whitespace")
+    return value
+
+
 def _optional_subdomain(value: str) -> str | None:
     return config_keys.dns_subdomain(value) if value else None
+
+
+def _optional_label(value: str) -> str | None:
+    return config_keys.dns_label(value) if value else None
+
+
+def _optional_url(value: str) -> str:
+    if value and not (value.isascii() and re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value, re.ASCII)):
+        raise ValueError("expected an http(s) URL such as https://airflow.example.com")
+    return value.rstrip("/")
+
+
+_LOG_FOLDER = re.compile(r"[a-z][a-z0-9+.-]*://[!-~]+", re.ASCII)  # whole value: no trailing newline
+
+
+def _optional_log_folder(value: str) -> str:
+    if value and not _LOG_FOLDER.fullmatch(value):
+        raise ValueError("expected a remote folder URL such as s3://bucket/logs (empty: remote logging off)")
+    return value
+
+
+def _optional_conn_id(value: str) -> str:
+    if value and not re.fullmatch(r"[A-Za-z0-9_.-]{1,250}", value):
+        raise ValueError("expected an Airflow connection id (letters, digits, _ . -)")
+    return value
 
 
 _tiers = tuple(t.name for t in DEFAULT_TIERS)
@@ -347,7 +465,18 @@ _memory = config_keys.memory
 _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "platformName": _platform_name,
     "namespace": _namespace,
-    "podTemplatesDir": config_keys.text,
+    "podTemplatesDir": _exact_text,
+    "airflowImage": config_keys.image,
+    "airflowImagePullPolicy": config_keys.pull_policy,
+    **{
+        resource_key(role, suffix): (_cpu if suffix.startswith("Cpu") else _memory)
+        for role in a.CONTROL_PLANE_ROLES
+        for suffix, _ in _RESOURCE_KEYS
+    },
+    "apiServerReplicas": _range(1, 10),
+    "apiBaseUrl": _optional_url,
+    "remoteBaseLogFolder": _optional_log_folder,
+    "remoteLogConnId": _optional_conn_id,
     "workerImage": config_keys.image,
     "workerImagePullPolicy": config_keys.pull_policy,
     "workerPodsMin": _executor("worker_pods_min"),
@@ -358,12 +487,6 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "defaultTier": _one_of(*_tiers),
     "metricsPort": _range(1024, 65535),
     "placeholderImage": config_keys.image,
-    "schedulerImage": config_keys.image,
-    "schedulerImagePullPolicy": config_keys.pull_policy,
-    "schedulerCpuRequest": _cpu,
-    "schedulerMemoryRequest": _memory,
-    "schedulerCpuLimit": _cpu,
-    "schedulerMemoryLimit": _memory,
     "taskPriority": _range(0, 1_000_000_000),
     "placeholderPriority": _range(-2_147_483_648, -1),
     "quotaRequestsCpu": _cpu,
@@ -382,12 +505,12 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "databaseCidr": _cidr,
     "databasePort": _range(1, 65535),
     "monitoringNamespace": config_keys.dns_label,
+    "uiIngressNamespace": _optional_label,
+    "taskEgressCidrs": lambda items: tuple(_cidr(item) for item in items),
+    "remoteLogCidr": _cidr,
     "dagsStorageSize": _memory,
     "dagsStorageClass": _optional_subdomain,
     "dagsAccessMode": _one_of(*a.ACCESS_MODES),
-    "intakeStorage": _one_of(*a.INTAKE_VOLUMES),
-    "intakeStorageSize": _memory,
-    "intakeStorageClass": _optional_subdomain,
     "nodePoolBackend": _one_of(*a.NODE_POOL_BACKENDS),
     "karpenterNodeClass": config_keys.dns_subdomain,
 }

@@ -33,17 +33,25 @@ class Skip:
 
 SKIPS: tuple[Skip, ...] = (
     Skip(
+        "CKV_K8S_35",
+        r"(Deployment|Job)\.[^.]+\.[^.]+-(scheduler|api-server|dag-processor|triggerer|db-migrate)",
+        "Airflow reads its sensitive settings (database URL, Fernet key, JWT secret, [api] secret_key) from "
+        "AIRFLOW__<SECTION>__<KEY> environment variables, which keeps them out of airflow.cfg; each role gets "
+        "only the Secret keys it needs (secrets.py), and task pods get none.",
+    ),
+    Skip(
         "CKV_K8S_38",
-        r"Deployment\.[^.]+\.[^.]+-scheduler",
-        "The scheduler is the executor's Kubernetes API client, so it must mount its service account "
-        "token; that account's Role is namespaced and least-privilege. Task pods mount no token.",
+        r"Deployment\.[^.]+\.[^.]+-(scheduler|api-server)",
+        "Service account tokens are mounted only where the Kubernetes API is used: the scheduler runs the "
+        "executor (creates and watches task pods), the api-server reads running task pods' logs. Each "
+        "account's Role is namespaced and least-privilege (rbac.py); every other pod mounts no token.",
     ),
     Skip(
         "CKV_K8S_43",
-        r"Deployment\.[^.]+\.[^.]+-scheduler",
-        "The scheduler image comes from stack config (schedulerImage); the dev stack pins a version "
-        "tag because no digest exists before the image is built. schedulerImage accepts "
-        "name@sha256:<digest>, which production stacks should use.",
+        r"(Deployment|Job)\.[^.]+\.[^.]+-(scheduler|api-server|dag-processor|triggerer|db-migrate)",
+        "The control-plane image comes from stack config (airflowImage); the dev stack pins a version tag "
+        "because no digest exists before the image is built. airflowImage accepts name@sha256:<digest>, "
+        "which production stacks should use.",
     ),
 )
 

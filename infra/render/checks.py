@@ -3,8 +3,10 @@
 Every file is checked on its own merits (so a hand-edited or broken file is caught too):
 
 * **schema** - strict validation against the pinned Kubernetes version
-  (:func:`airflow_k8s.executor.pods.schema.validate_manifest`); custom resources (karpenter.sh NodePool) get the
-  basic checks there plus :func:`airflow_k8s.infra.components.nodepools.nodepool_problems`;
+  (:func:`airflow_k8s.executor.pods.schema.validate_manifest`); custom resources get the basic
+  checks there plus their own: karpenter.sh NodePool
+  (:func:`airflow_k8s.infra.components.nodepools.nodepool_problems`), prometheus-operator
+  PodMonitor strictly against the operator's CRD schema (:mod:`airflow_k8s.infra.render.crd_schemas`);
 * **pss** / **hardening** - every object with a pod (Deployment...) must pass Pod Security
   "restricted" and the platform's hardening policy; a pod may mount an API token only when its
   ServiceAccount explicitly sets ``automountServiceAccountToken: true`` in the same render;
@@ -35,6 +37,7 @@ from airflow_k8s.infra.components.configmaps import AIRFLOW_CFG_KEY
 from airflow_k8s.infra.components.names import TEMPLATES_LABEL
 from airflow_k8s.infra.components.namespace import pss_labels
 from airflow_k8s.infra.components.nodepools import nodepool_problems
+from airflow_k8s.infra.render.crd_schemas import crd_problems
 from airflow_k8s.infra.render.manifests import REDACTED
 
 
@@ -91,6 +94,8 @@ def _check_one(obj: dict[str, Any], token_accounts: set[tuple[Any, Any]]) -> Ite
         yield "schema", str(exc)
     if custom and kind == "NodePool":
         yield from (("nodepool", problem) for problem in nodepool_problems(obj))
+    if custom:
+        yield from (("crd", f"{kind}: {problem}") for problem in crd_problems(obj) or [])
     if schema.find_pod_template(obj) is not None:
         yield from (("pss", v) for v in security.restricted_violations(obj))
         pod = schema.find_pod_template(obj)

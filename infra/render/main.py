@@ -10,7 +10,8 @@
    (:mod:`airflow_k8s.infra.render.offline`).
 3. Every object is written as ``<kind>-<namespace>-<name>.yaml`` (:mod:`airflow_k8s.infra.render.manifests`: floats
    from the mock round trip back to ints, Secret values redacted), plus ``stack-outputs.json``
-   with the plain stack outputs.  Stale files of a previous render are removed first.
+   with the plain stack outputs.  The files of the previous render in ``--out`` are removed first -
+   only those: a directory holding anything else is refused (:mod:`airflow_k8s.infra.render.outdir`).
 4. ``--diff OLD_DIR``: per-resource unified diff against an earlier render (:mod:`airflow_k8s.infra.render.diff`).
 5. ``--check``: :mod:`airflow_k8s.infra.render.checks` on every file, a secret-leak check on the evaluation and
    checkov (:mod:`airflow_k8s.infra.render.checkov`).  Any failure -> exit code 1.
@@ -30,7 +31,7 @@ from typing import TextIO
 from airflow_k8s.infra.config.stack_config import Problem, StackConfigError, parse_stack_config
 from airflow_k8s.infra.config.stack_file import load_stack_file
 from airflow_k8s.infra.config.stack_keys import PROJECT, REQUIRED_SECRETS, SECRET_KEYS, to_raw
-from airflow_k8s.infra.render import checkov
+from airflow_k8s.infra.render import checkov, outdir
 from airflow_k8s.infra.render.checks import Finding, check_directory
 from airflow_k8s.infra.render.diff import diff_dirs
 from airflow_k8s.infra.render.manifests import REDACTED, Manifest, manifests
@@ -132,14 +133,15 @@ class RenderResult:
 
 
 def write_render(result_manifests: list[Manifest], evaluation: Evaluation, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in [*out.glob("*.yaml"), out / OUTPUTS_FILE]:
-        if stale.is_file():
-            stale.unlink()
+    """Replace the render in ``out`` (only files an earlier render wrote: :mod:`.outdir`)."""
+    outdir.prepare(out)
+    written = []
     for manifest in result_manifests:
         (out / manifest.file_name).write_text(manifest.text(), encoding="utf-8")
+        written.append(manifest.file_name)
     outputs = {key: (REDACTED if value.secret else value.value) for key, value in sorted(evaluation.outputs.items())}
     (out / OUTPUTS_FILE).write_text(json.dumps(outputs, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    outdir.record(out, [*written, OUTPUTS_FILE])
 
 
 def leak_findings(result_manifests: list[Manifest], evaluation: Evaluation) -> list[Finding]:
@@ -169,7 +171,7 @@ def render(
     evaluation = evaluate(inputs.config, secret_keys=inputs.secret_keys, project=inputs.project, stack=stack)
     rendered = manifests(evaluation)
     snapshot = None
-    if diff is not None and diff.resolve() == out.resolve():
+    if diff is not None and out.exists() and diff.resolve() == out.resolve():
         snapshot = Path(tempfile.mkdtemp(prefix="render-old-"))
         for path in diff.glob("*"):
             if path.is_file():
@@ -196,6 +198,7 @@ def _summary(inputs: StackInputs, result: RenderResult, out: Path) -> str:
     lines = [f"Rendered stack {inputs.project}/{inputs.stack}: {len(result.manifests)} objects -> {out}"]
     lines += [f"  {count:3d} {kind}" for kind, count in sorted(kinds.items())]
     lines += [f"  note: {note}" for note in inputs.notes]
+    lines += [f"  warning: {warning}" for warning in result.evaluation.warnings]
     lines.append("Stack outputs:")
     for key, value in sorted(result.evaluation.outputs.items()):
         lines.append(f"  {key} = {'[secret]' if value.secret else json.dumps(value.value)}")

@@ -8,6 +8,10 @@
 * File names: ``<kind>-<namespace>-<name>.yaml``, lowercase, ``cluster`` for cluster-scoped
   objects; the kind is the Pulumi type's (``nodepatch`` for a Node patch), so one object always
   lands in the same file and a diff between two renders is per object.
+* Header comments: the Pulumi type and name, the fields whose change makes ``pulumi up`` replace
+  the object (``# pulumi-replace-on:``, :mod:`airflow_k8s.infra.render.replacement`) and the
+  lifecycle options in force (``# pulumi-options: protect retainOnDelete deleteBeforeReplace``),
+  which ``render --diff`` reads to tell an update from a replacement.
 """
 
 from __future__ import annotations
@@ -18,8 +22,13 @@ from typing import Any
 
 from airflow_k8s.infra.render import yamlio
 from airflow_k8s.infra.render.offline import Evaluation, Recorded, is_secret_value, unwrap, walk_secrets
+from airflow_k8s.infra.render.replacement import ProviderFlags, option_paths, provider_force_new
 
 REDACTED = "<redacted>"
+REPLACE_ON_HEADER = "# pulumi-replace-on:"
+OPTIONS_HEADER = "# pulumi-options:"
+KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
+DEFAULT_FLAGS = ProviderFlags()
 _SAFE = re.compile(r"[^a-z0-9.-]+")
 
 
@@ -30,14 +39,27 @@ class Manifest:
     obj: dict[str, Any]
     resource: Recorded
     leaks: list[str] = field(default_factory=list)
+    replace_on: tuple[str, ...] = ()
 
     @property
     def is_patch(self) -> bool:
         return self.kind.endswith("Patch")
 
+    @property
+    def options(self) -> tuple[str, ...]:
+        r = self.resource
+        flags = (("protect", r.protect), ("retainOnDelete", r.retain_on_delete),
+                 ("deleteBeforeReplace", r.delete_before_replace))  # fmt: skip
+        return tuple(name for name, on in flags if on)
+
     def text(self) -> str:
-        header = f"# pulumi: {self.resource.type} {self.resource.name} (parent {self.resource.parent_name})\n"
-        return header + yamlio.dump(self.obj)
+        r = self.resource
+        header = [
+            f"# pulumi: {r.type} {r.name} (parent {r.parent_name})",
+            f"{REPLACE_ON_HEADER} {' '.join(self.replace_on) or '-'}",
+            f"{OPTIONS_HEADER} {' '.join(self.options) or '-'}",
+        ]
+        return "\n".join(header) + "\n" + yamlio.dump(self.obj)
 
 
 def normalize_numbers(value: Any) -> Any:
@@ -74,7 +96,7 @@ def _redact_all(value: Any) -> Any:
     return value
 
 
-def to_manifest(resource: Recorded) -> Manifest:
+def to_manifest(resource: Recorded, flags: ProviderFlags = DEFAULT_FLAGS) -> Manifest:
     kind = resource.type.rsplit(":", 1)[-1]
     inputs = dict(resource.inputs)
     leaks: list[str] = []
@@ -90,12 +112,23 @@ def to_manifest(resource: Recorded) -> Manifest:
     meta = ordered.get("metadata") or {}
     namespace = meta.get("namespace") or "cluster"
     stem = "-".join(_SAFE.sub("-", part.lower()) for part in (kind, namespace, str(meta.get("name") or resource.name)))
-    return Manifest(f"{stem}.yaml", kind, ordered, resource, leaks)
+    replace_on = provider_force_new(ordered, flags) + option_paths(resource.replace_on_changes)
+    return Manifest(f"{stem}.yaml", kind, ordered, resource, leaks, tuple(dict.fromkeys(replace_on)))
+
+
+def provider_flags(evaluation: Evaluation, resource: Recorded) -> ProviderFlags:
+    """The replace-relevant settings of the provider ``resource`` is managed by."""
+    for provider in evaluation.of_type(KUBERNETES_PROVIDER):
+        if resource.provider and resource.provider.startswith(provider.urn + "::"):
+            return ProviderFlags.from_config(unwrap(provider.inputs))
+    return ProviderFlags.from_config(evaluation.provider_flags, prefix="kubernetes:")
 
 
 def manifests(evaluation: Evaluation) -> list[Manifest]:
     """Every Kubernetes object of ``evaluation``, sorted by file name (names must be unique)."""
-    out = sorted((to_manifest(r) for r in evaluation.kubernetes()), key=lambda m: m.file_name)
+    out = sorted(
+        (to_manifest(r, provider_flags(evaluation, r)) for r in evaluation.kubernetes()), key=lambda m: m.file_name
+    )
     seen: dict[str, Manifest] = {}
     for manifest in out:
         if manifest.file_name in seen:

@@ -9,12 +9,23 @@ secretness.  Tests and the offline render both use it, so they look at the same 
 
 The mock echoes inputs back as outputs: a resource's ``metadata.name`` output is the name the
 program asked for, which is also what the Kubernetes provider returns for an explicit name.
+``random:RandomBytes`` gets a fixed, obviously fake value derived from its name (the render never
+sees a real generated secret).  ``unknown_outputs=True`` runs a *preview* in which every resource
+output is unknown - what ``pulumi preview`` sees on a new cluster or with a provider built from
+another resource's output - to prove that names and metadata are known without outputs.
+
+Each :class:`Recorded` also keeps the resource options that decide what ``pulumi up`` does to
+the object (``protect``, ``retainOnDelete``, ``deleteBeforeReplace``, ``replaceOnChanges``,
+``dependsOn``), read from the registration request like the engine reads them.
 Numbers come back through protobuf as floats (``replicas: 1.0``); :mod:`airflow_k8s.infra.render.manifests`
 normalizes them.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +48,11 @@ class Recorded:
     custom: bool
     inputs: dict[str, Any]
     provider: str = ""
+    protect: bool = False
+    retain_on_delete: bool = False
+    delete_before_replace: bool = False
+    replace_on_changes: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()
 
     @property
     def parent_name(self) -> str:
@@ -53,6 +69,9 @@ class OutputValue:
 class Evaluation:
     resources: list[Recorded] = field(default_factory=list)
     outputs: dict[str, OutputValue] = field(default_factory=dict)
+    # the default Kubernetes provider's update-in-place flags it ran with (nothing else of the config)
+    provider_flags: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what `pulumi preview` would print as warnings
 
     def of_type(self, type_: str) -> list[Recorded]:
         return [r for r in self.resources if r.type == type_]
@@ -71,9 +90,39 @@ class Evaluation:
         return {k: v.value for k, v in self.outputs.items() if not v.secret}
 
 
+LOGGER = "airflow_k8s.offline"  # the program's pulumi.log messages (propagated to the root logger too)
+RANDOM_BYTES = "random:index/randomBytes:RandomBytes"
+
+
+class _WarningCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+PROVIDER_FLAG_KEYS = ("kubernetes:enableConfigMapMutable", "kubernetes:enableSecretMutable")
+
+
+def fake_random_bytes(name: str) -> dict[str, str]:
+    """Fixed 32 "random" bytes for a RandomBytes called ``name`` (mocks only; never a real secret)."""
+    raw = hashlib.sha256(f"offline-render-fake:{name}".encode()).digest()
+    return {"base64": base64.b64encode(raw).decode(), "hex": raw.hex()}
+
+
 class _Mocks(pulumi.runtime.Mocks):
+    def __init__(self, unknown_outputs: bool = False) -> None:
+        self.unknown_outputs = unknown_outputs
+
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
-        return f"{args.name}-id", dict(args.inputs)
+        if self.unknown_outputs:
+            return None, {}  # in a preview, outputs the provider does not return are unknown
+        outputs = dict(args.inputs)
+        if args.typ == RANDOM_BYTES:
+            outputs.update(fake_random_bytes(args.name))
+        return f"{args.name}-id", outputs
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
         return {}, None
@@ -98,6 +147,11 @@ class _RecordingMonitor(mocks.MockMonitor):
                     bool(request.custom),
                     dict(inputs),
                     request.provider,
+                    protect=bool(request.protect),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
+                    replace_on_changes=tuple(request.replaceOnChanges),
+                    depends_on=tuple(request.dependencies),
                 )
             )
         return response
@@ -137,19 +191,29 @@ def evaluate(
     project: str = "airflow-k8s",
     stack: str = "dev",
     program: Callable[[], Any] | None = None,
+    unknown_outputs: bool = False,
 ) -> Evaluation:
-    """Run ``program`` (default: the stack program) under mocks with ``config`` (full keys)."""
+    """Run ``program`` (default: the stack program) under mocks with ``config`` (full keys).
+
+    ``unknown_outputs``: a preview in which no resource output is known (module docstring).
+    """
     if program is None:
         from airflow_k8s.infra.stack import main as stack_main
 
         program = stack_main
     run: Callable[[], Any] = program
-    mocks_ = _Mocks()
+    mocks_ = _Mocks(unknown_outputs)
     monitor = _RecordingMonitor(mocks_)
     settings.ROOT.set(None)  # a fresh root Stack for every evaluation
-    pulumi.runtime.set_mocks(mocks_, project=project, stack=stack, preview=False, monitor=monitor)
+    logger = logging.getLogger(LOGGER)
+    collector = _WarningCollector()
+    logger.addHandler(collector)
+    pulumi.runtime.set_mocks(
+        mocks_, project=project, stack=stack, preview=unknown_outputs, monitor=monitor, logger=logger
+    )
     pulumi.runtime.set_all_config(dict(config), list(secret_keys))
-    result = Evaluation()
+    flags = {key: value for key, value in config.items() if key in PROVIDER_FLAG_KEYS}
+    result = Evaluation(provider_flags=flags)
 
     async def resolve(exported: dict[str, Any]) -> bool:
         for key, value in exported.items():
@@ -164,6 +228,10 @@ def evaluate(
         exported = dict(getattr(root, "outputs", {}) or {})
         return pulumi.Output.from_input(resolve(exported))
 
-    _main()
+    try:
+        _main()
+    finally:
+        logger.removeHandler(collector)
     result.resources = list(monitor.recorded)
+    result.warnings = collector.messages
     return result

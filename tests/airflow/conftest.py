@@ -41,18 +41,13 @@ from airflow_k8s.executor.airflow.instances import QUEUED, InstanceState  # noqa
 from airflow_k8s.executor.contract.config import ExecutorConfig  # noqa: E402
 from airflow_k8s.executor.engine.core import EngineOptions  # noqa: E402
 from airflow_k8s.executor.kube.retry import RetryPolicy  # noqa: E402
-from tests.conftest import ROOT  # noqa: E402
-from tests.fakekube import FakeKubeServer, NodeSpec, Taint  # noqa: E402
+from tests.conftest import ROOT, write_kubeconfig  # noqa: E402
+from tests.engine.conftest import POOLS  # noqa: E402
+from tests.fakekube import FakeKubeServer  # noqa: E402
 
 NAMESPACE = "airflow"
 API_URL = "http://airflow-api.airflow.svc.cluster.local:8080/execution/"
 JOB_ID = 7
-WORKERS = {"node-type": "worker"}
-COMPUTE = {"node-type": "compute-optimized"}
-POOLS = (
-    NodeSpec("worker-1", cpu="16", memory="64Gi", labels=WORKERS, taints=(Taint("dedicated", "worker"),)),
-    NodeSpec("compute-1", cpu="32", memory="128Gi", labels=COMPUTE, taints=(Taint("workload", "heavy"),)),
-)
 FAST = EngineOptions(
     tick=0.01,
     timeout_check_interval=0.05,
@@ -105,23 +100,6 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def kubeconfig(directory: Path, server: str) -> str:
-    path = directory / "kubeconfig"
-    path.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "fake", "cluster": {"server": server}}],
-                "users": [{"name": "dev", "user": {"token": "not-a-real-token"}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "dev"}}],
-                "current-context": "fake",
-            }
-        )
-    )
-    return str(path)
-
-
 @pytest.fixture
 def cluster() -> Iterator[FakeKubeServer]:
     server = FakeKubeServer(POOLS).start()
@@ -137,7 +115,7 @@ def settings(cluster: FakeKubeServer, tmp_path: Path) -> ExecutorConfig:
     return ExecutorConfig(
         namespace=NAMESPACE,
         in_cluster=False,
-        config_file=kubeconfig(tmp_path, cluster.url),
+        config_file=write_kubeconfig(tmp_path / "kubeconfig", cluster.url),
         pod_template_dir=str(ROOT / "pod_templates"),
         pod_template_file=str(ROOT / "pod_templates" / "default_template.yaml"),
         worker_container_image="apache/airflow:3.3.2",

@@ -18,16 +18,25 @@ from airflow_k8s.infra.render.offline import Evaluation, evaluate
 
 SECRET_DB_URL = "postgresql://airflow:Zq8-very-secret-PW-77@db.internal:5432/airflow"
 SECRET_FERNET = "dGhpcy1pcy1hLWZlcm5ldC1rZXktdGVzdC12YWx1ZTE9"
+SECRET_JWT = "jwt-Secret-Value-For-Tests-0123456789abcdef"
+SECRET_API_KEY = "api-Secret-Key-For-Tests-0123456789abcdef"
+# The default provider must update ConfigMaps and Secrets in place (the stack program requires it).
+PROVIDER_FLAGS = {"kubernetes:enableConfigMapMutable": "true", "kubernetes:enableSecretMutable": "true"}
 RESOURCE_GROUP_PREFIX = "kubernetes:"
 
 
 def stack_config(fernet: bool = False, **overrides: Any) -> tuple[dict[str, str], list[str]]:
-    """(config with full keys, secret keys) as the Pulumi CLI would pass them."""
-    config = {f"{PROJECT}:databaseUrl": SECRET_DB_URL}
+    """(config with full keys, secret keys) as the Pulumi CLI would pass them.
+
+    ``fernet=True`` sets all three optional secrets (Fernet key, JWT secret, [api] secret_key)
+    from config instead of letting the platform generate them.
+    """
+    config = {f"{PROJECT}:databaseUrl": SECRET_DB_URL, **PROVIDER_FLAGS}
     secret_keys = [f"{PROJECT}:databaseUrl"]
     if fernet:
-        config[f"{PROJECT}:fernetKey"] = SECRET_FERNET
-        secret_keys.append(f"{PROJECT}:fernetKey")
+        for key, value in (("fernetKey", SECRET_FERNET), ("jwtSecret", SECRET_JWT), ("apiSecretKey", SECRET_API_KEY)):
+            config[f"{PROJECT}:{key}"] = value
+            secret_keys.append(f"{PROJECT}:{key}")
     for key, value in overrides.items():
         raw = to_raw(value)
         assert raw is not None

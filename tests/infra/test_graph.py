@@ -19,34 +19,37 @@ COMPONENTS = {
     "AirflowSecret": "secrets",
     "ExecutorConfigMaps": "config",
     "NodePools": "nodepools",
+    "DatabaseMigration": "db-migrate",
     "SchedulerDeployment": "scheduler",
+    "ApiServerDeployment": "api-server",
+    "DagProcessorDeployment": "dag-processor",
+    "TriggererDeployment": "triggerer",
 }
+DEPLOYMENT = {"apps/v1:Deployment": 1, "policy/v1:PodDisruptionBudget": 1}
 EXPECTED_CHILDREN = {
     "PlatformNamespace": Counter({"core/v1:Namespace": 1, "core/v1:ResourceQuota": 1, "core/v1:LimitRange": 1}),
-    "NetworkPolicies": Counter({"networking.k8s.io/v1:NetworkPolicy": 6}),
+    "NetworkPolicies": Counter({"networking.k8s.io/v1:NetworkPolicy": 9}),
     "ExecutorRbac": Counter(
         {
-            "core/v1:ServiceAccount": 2,
-            "rbac.authorization.k8s.io/v1:Role": 2,
-            "rbac.authorization.k8s.io/v1:RoleBinding": 2,
+            "core/v1:ServiceAccount": 4,
+            "rbac.authorization.k8s.io/v1:Role": 3,
+            "rbac.authorization.k8s.io/v1:RoleBinding": 3,
             "rbac.authorization.k8s.io/v1:ClusterRole": 1,
             "rbac.authorization.k8s.io/v1:ClusterRoleBinding": 1,
         }
     ),
     "PriorityClasses": Counter({"scheduling.k8s.io/v1:PriorityClass": 2}),
     "DagsVolume": Counter({"core/v1:PersistentVolumeClaim": 1}),
-    "AirflowSecret": Counter({"core/v1:Secret": 1}),
+    "AirflowSecret": Counter({"core/v1:Secret": 1}),  # + three random:RandomBytes (not Kubernetes objects)
     "ExecutorConfigMaps": Counter({"core/v1:ConfigMap": 2}),
     "NodePools": Counter({"karpenter.sh/v1:NodePool": 3}),
-    "SchedulerDeployment": Counter(
-        {
-            "apps/v1:Deployment": 1,
-            "core/v1:Service": 1,
-            "policy/v1:PodDisruptionBudget": 1,
-            "core/v1:PersistentVolumeClaim": 1,  # the task intake spool
-        }
-    ),
+    "DatabaseMigration": Counter({"batch/v1:Job": 1}),
+    "SchedulerDeployment": Counter({**DEPLOYMENT, "core/v1:Service": 1}),  # the metrics Service
+    "ApiServerDeployment": Counter({**DEPLOYMENT, "core/v1:Service": 1}),
+    "DagProcessorDeployment": Counter(DEPLOYMENT),
+    "TriggererDeployment": Counter(DEPLOYMENT),
 }
+KUBERNETES_OBJECTS = 44
 
 
 def _children(evaluation: Evaluation, parent_urn: str) -> list:
@@ -70,13 +73,13 @@ def test_each_component_owns_exactly_its_kubernetes_objects(default_eval: Evalua
     seen = 0
     for component in _children(default_eval, platform.urn):
         kind = component.type.removeprefix(TOKEN)
-        children = _children(default_eval, component.urn)
+        children = [r for r in _children(default_eval, component.urn) if r.type.startswith("kubernetes:")]
         assert Counter(r.type.removeprefix("kubernetes:") for r in children) == EXPECTED_CHILDREN[kind], kind
         for resource in children:
             assert resource.custom
             assert resource.name.startswith(f"{component.name}-"), resource.name  # derived from the component
         seen += len(children)
-    assert seen == len(default_eval.kubernetes()) == 30
+    assert seen == len(default_eval.kubernetes()) == KUBERNETES_OBJECTS
 
 
 def test_kubernetes_objects_are_named_from_the_platform_and_labelled(etl_eval: Evaluation) -> None:
@@ -108,14 +111,20 @@ def test_stack_outputs_are_the_created_names_and_all_plain(etl_eval: Evaluation)
         "airflowConfigMapName": "etl-config",
         "podTemplatesConfigMapName": "etl-pod-templates",
         "dagsPvcName": "etl-dags",
-        "intakePvcName": "etl-executor-state",
         "secretName": "etl-secrets",
         "nodePoolBackend": "karpenter",
         "nodePoolNames": ["etl-workers", "etl-compute", "etl-gpu"],
         "taskPriorityClassName": "etl-task",
         "placeholderPriorityClassName": "etl-placeholder",
         "schedulerDeploymentName": "etl-scheduler",
+        "apiServerDeploymentName": "etl-api-server",
+        "apiServerServiceName": "etl-api-server",
+        "executionApiUrl": "http://etl-api-server.etl-jobs.svc.cluster.local:8080/execution/",
+        "dagProcessorDeploymentName": "etl-dag-processor",
+        "triggererDeploymentName": "etl-triggerer",
+        "migrationJobName": "etl-db-migrate",
         "metricsServiceName": "etl-scheduler-metrics",
+        "podMonitorName": None,
         "configChecksum": plain["configChecksum"],
     }
     assert len(plain["configChecksum"]) == 64
@@ -129,11 +138,13 @@ def test_stack_outputs_are_the_created_names_and_all_plain(etl_eval: Evaluation)
     assert ("ConfigMap", plain["podTemplatesConfigMapName"]) in names
     assert ("Secret", plain["secretName"]) in names
     claims = {o["metadata"]["name"] for o in objects(etl_eval, "PersistentVolumeClaim")}
-    assert claims == {plain["dagsPvcName"], plain["intakePvcName"]}
+    assert claims == {plain["dagsPvcName"]}  # no task spool: Airflow's database is the queue
+    services = {o["metadata"]["name"] for o in objects(etl_eval, "Service")}
+    assert {plain["apiServerServiceName"], plain["metricsServiceName"]} == services
 
 
 def test_resource_counts_follow_the_rbac_flags(stack) -> None:
     evaluation = stack(capacityAwareTiers=False, utilizationMetrics=False)
     kinds = Counter(r.type.rsplit(":", 1)[-1] for r in evaluation.kubernetes())
     assert kinds["ClusterRole"] == kinds["ClusterRoleBinding"] == 0
-    assert kinds["Role"] == kinds["RoleBinding"] == 1
+    assert kinds["Role"] == kinds["RoleBinding"] == 2  # the scheduler's and the api-server's

@@ -1,13 +1,21 @@
-"""Namespace (PSS restricted, pinned), quota, limits, and the NetworkPolicies."""
+"""Namespace (PSS restricted, pinned, protected), quota, limits, and the Airflow 3 NetworkPolicies."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pulumi
+import pytest
+
 from airflow_k8s.executor.pods.security import PSS_VERSION
+from airflow_k8s.infra.config.network import without_database
 from airflow_k8s.infra.render.offline import Evaluation
 
 from .conftest import objects, one
 
 NOT_A_TASK = {"key": "kubernetes_executor", "operator": "DoesNotExist"}
+TASKS = {"matchLabels": {"kubernetes_executor": "True"}}
+ROLE_LABEL = "app.kubernetes.io/component"
 
 
 def test_namespace_enforces_restricted_at_a_pinned_version(default_eval: Evaluation) -> None:
@@ -19,13 +27,13 @@ def test_namespace_enforces_restricted_at_a_pinned_version(default_eval: Evaluat
 
 
 def test_quota_and_limit_range_from_config(stack) -> None:
-    evaluation = stack(quotaRequestsCpu="10", quotaPods=12, quotaGpus=0, workerPodsMax=8, limitMaxMemory="20Gi")
+    evaluation = stack(quotaRequestsCpu="30", quotaPods=30, quotaGpus=0, workerPodsMax=8, limitMaxMemory="20Gi")
     assert one(evaluation, "ResourceQuota")["spec"]["hard"] == {
-        "limits.cpu": "32",
-        "limits.memory": "64Gi",
-        "pods": "12",
-        "requests.cpu": "10",
-        "requests.memory": "32Gi",
+        "limits.cpu": "40",
+        "limits.memory": "96Gi",
+        "pods": "30",
+        "requests.cpu": "30",
+        "requests.memory": "48Gi",
         "requests.nvidia.com/gpu": "0",
     }
     (limits,) = one(evaluation, "LimitRange")["spec"]["limits"]
@@ -37,104 +45,155 @@ def test_quota_and_limit_range_from_config(stack) -> None:
     }
 
 
-def test_network_policies(default_eval: Evaluation) -> None:
-    policies = {p["metadata"]["name"]: p["spec"] for p in objects(default_eval, "NetworkPolicy")}
-    scheduler = {
-        "matchExpressions": [NOT_A_TASK],
-        "matchLabels": {
-            "app.kubernetes.io/component": "scheduler",
-            "app.kubernetes.io/instance": "airflow",
-            "app.kubernetes.io/name": "airflow-k8s",
-        },
-    }
-    tasks = {"matchLabels": {"kubernetes_executor": "True"}}
-    assert policies == {
-        "airflow-default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
-        "airflow-allow-dns": {
-            "egress": [
-                {
-                    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
-                    "to": [
-                        {
-                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-                        }
-                    ],
-                }
-            ],
-            "podSelector": {},
-            "policyTypes": ["Egress"],
-        },
-        "airflow-scheduler-api": {
-            "egress": [
-                {
-                    "ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}],
-                    "to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
-                }
-            ],
-            "podSelector": scheduler,
-            "policyTypes": ["Egress"],
-        },
-        "airflow-worker-database": {
-            "egress": [{"ports": [{"port": 5432, "protocol": "TCP"}], "to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}],
-            "podSelector": tasks,
-            "policyTypes": ["Egress"],
-        },
-        "airflow-scheduler-metrics": {
-            "ingress": [
-                {
-                    "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
-                    "ports": [{"port": 9102, "protocol": "TCP"}],
-                }
-            ],
-            "podSelector": scheduler,
-            "policyTypes": ["Ingress"],
-        },
-        "airflow-worker-logs": {
-            "ingress": [
-                {
-                    "from": [
-                        {
-                            "podSelector": {
-                                "matchExpressions": [
-                                    {"key": "component", "operator": "In", "values": ["scheduler", "webserver"]},
-                                    NOT_A_TASK,
-                                ]
-                            }
-                        }
-                    ],
-                    "ports": [{"port": 8793, "protocol": "TCP"}],
-                }
-            ],
-            "podSelector": tasks,
-            "policyTypes": ["Ingress"],
-        },
-    }
+def _policies(evaluation: Evaluation) -> dict[str, dict[str, Any]]:
+    return {p["metadata"]["name"].removeprefix("airflow-"): p["spec"] for p in objects(evaluation, "NetworkPolicy")}
 
 
-def test_network_allowances_from_config(stack) -> None:
-    evaluation = stack(
-        apiServerCidr="10.0.0.0/16", databaseCidr="10.1.2.0/24", databasePort=6432, monitoringNamespace="prom"
-    )
-    policies = {p["metadata"]["name"]: p["spec"] for p in objects(evaluation, "NetworkPolicy")}
-    assert policies["airflow-scheduler-api"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "10.0.0.0/16"}}]
-    assert policies["airflow-worker-database"]["egress"][0] == {
-        "ports": [{"port": 6432, "protocol": "TCP"}],
-        "to": [{"ipBlock": {"cidr": "10.1.2.0/24"}}],
+def _pod_labels(evaluation: Evaluation) -> dict[str, dict[str, str]]:
+    """Pod labels of every control-plane role, as the Deployments and the Job give them."""
+    out = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in objects(evaluation, "Deployment")
     }
-    assert policies["airflow-scheduler-metrics"]["ingress"][0]["from"] == [
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "prom"}}}
+    out["airflow-db-migrate"] = one(evaluation, "Job")["spec"]["template"]["metadata"]["labels"]
+    return {name.removeprefix("airflow-"): labels for name, labels in out.items()}
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if not selector:
+        return True
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator = expression["key"], expression["operator"]
+        if operator == "In" and labels.get(key) not in expression["values"]:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def egress(evaluation: Evaluation, labels: dict[str, str]) -> list[dict[str, Any]]:
+    """Every egress rule that applies to a pod with ``labels``."""
+    return [
+        rule
+        for spec in _policies(evaluation).values()
+        if "Egress" in spec["policyTypes"] and _selects(spec["podSelector"], labels)
+        for rule in spec.get("egress", [])
     ]
 
 
-def test_scheduler_pods_match_the_scheduler_policies_and_task_templates_do_not(default_eval: Evaluation) -> None:
-    labels = one(default_eval, "Deployment")["spec"]["template"]["metadata"]["labels"]
-    policy = one(default_eval, "NetworkPolicy", "airflow-scheduler-api")["spec"]["podSelector"]
-    assert policy["matchLabels"].items() <= labels.items()
-    assert "kubernetes_executor" not in labels
-    dags = one(default_eval, "PersistentVolumeClaim", "airflow-dags")
-    assert dags["spec"] == {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "10Gi"}}}
-    assert dags["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+def _cidrs(rules: list[dict[str, Any]], port: int | None = None) -> set[str]:
+    return {
+        peer["ipBlock"]["cidr"]
+        for rule in rules
+        if port is None or not rule.get("ports") or any(p["port"] == port for p in rule["ports"])
+        for peer in rule.get("to", [])
+        if "ipBlock" in peer
+    }
+
+
+TASK_POD = {"kubernetes_executor": "True", "app": "airflow-worker", ROLE_LABEL: "scheduler"}  # a task posing
+
+
+def test_task_pods_reach_the_api_server_and_dns_never_the_database(stack) -> None:
+    evaluation = stack(databaseCidr="10.1.2.0/24", apiServerCidr="10.0.0.0/16")
+    rules = egress(evaluation, TASK_POD)
+    assert _cidrs(rules) == set()  # no IP egress at all: not the database, not the Kubernetes API
+    targets = [(peer, rule["ports"]) for rule in rules for peer in rule["to"]]
+    api_server = _pod_labels(evaluation)["api-server"]
+    assert [p for p, ports in targets if "podSelector" in p and _selects(p["podSelector"], api_server)] != []
+    assert any(ports == [{"port": 8080, "protocol": "TCP"}] for p, ports in targets if "namespaceSelector" not in p)
+    assert any(p.get("podSelector") == {"matchLabels": {"k8s-app": "kube-dns"}} for p, _ in targets)
+
+
+def test_the_control_plane_reaches_the_database_and_only_scheduler_and_api_server_the_kubernetes_api(stack) -> None:
+    evaluation = stack(databaseCidr="10.1.2.0/24", databasePort=6432, apiServerCidr="10.0.0.0/16")
+    for role, labels in _pod_labels(evaluation).items():
+        rules = egress(evaluation, labels)
+        assert "10.1.2.0/24" in _cidrs(rules, 6432), role
+        kubernetes_api = "10.0.0.0/16" in _cidrs(rules, 443) and "10.0.0.0/16" in _cidrs(rules, 6443)
+        assert kubernetes_api is (role in ("scheduler", "api-server")), role
+
+
+def test_the_api_server_admits_task_pods_and_the_ui_ingress_namespace(stack, default_eval: Evaluation) -> None:
+    ingress = _policies(default_eval)["api-server-ingress"]
+    assert ingress["ingress"] == [{"from": [{"podSelector": TASKS}], "ports": [{"port": 8080, "protocol": "TCP"}]}]
+    with_ui = _policies(stack(uiIngressNamespace="ingress-nginx"))["api-server-ingress"]["ingress"]
+    assert with_ui[1]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    ]
+
+
+def test_deferred_task_logs_flow_from_the_triggerer_to_the_api_server_only(stack, default_eval: Evaluation) -> None:
+    policies = _policies(default_eval)
+    labels = _pod_labels(default_eval)
+    assert _selects(policies["trigger-logs"]["podSelector"], labels["triggerer"])
+    (rule,) = policies["trigger-logs"]["ingress"]
+    assert rule["ports"] == [{"port": 8794, "protocol": "TCP"}]
+    assert _selects(rule["from"][0]["podSelector"], labels["api-server"])
+    assert not _selects(rule["from"][0]["podSelector"], TASK_POD)
+    assert "trigger-logs" not in _policies(stack(triggererEnabled=False))
+
+
+def test_extra_task_egress_never_includes_the_database(stack) -> None:
+    evaluation = stack(databaseCidr="10.1.2.0/24", taskEgressCidrs=["0.0.0.0/0", "192.168.0.0/16"])
+    # the default databaseCidr 0.0.0.0/0 would swallow any extra egress: refused, not silently dropped
+    with pytest.raises(pulumi.RunError, match=r"taskEgressCidrs = '192\.168\.0\.0/16': lies inside"):
+        stack(taskEgressCidrs=["192.168.0.0/16"])
+    blocks = [
+        peer["ipBlock"] for rule in egress(evaluation, TASK_POD) for peer in rule.get("to", []) if "ipBlock" in peer
+    ]
+    assert blocks == [{"cidr": "0.0.0.0/0", "except": ["10.1.2.0/24"]}, {"cidr": "192.168.0.0/16"}]
+    triggerer = _pod_labels(evaluation)["triggerer"]
+    assert {"cidr": "0.0.0.0/0", "except": ["10.1.2.0/24"]} in [
+        peer["ipBlock"] for rule in egress(evaluation, triggerer) for peer in rule.get("to", []) if "ipBlock" in peer
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cidr", "expected"),
+    [
+        ("0.0.0.0/0", {"cidr": "0.0.0.0/0", "except": ["10.1.2.0/24"]}),
+        ("10.1.2.0/25", None),  # inside the database range: nothing left to allow
+        ("172.16.0.0/12", {"cidr": "172.16.0.0/12"}),
+        ("::/0", {"cidr": "::/0"}),
+    ],
+)
+def test_without_database(cidr: str, expected: dict[str, Any] | None) -> None:
+    assert without_database(cidr, "10.1.2.0/24") == expected
+
+
+def test_remote_logging_opens_https_for_task_pods_and_the_api_server_only(stack, default_eval: Evaluation) -> None:
+    assert not any("remote-logs" in name for name in _policies(default_eval))
+    evaluation = stack(remoteBaseLogFolder="s3://logs/airflow", remoteLogConnId="aws_logs", remoteLogCidr="52.0.0.0/8")
+    policies = _policies(evaluation)
+    assert sorted(name for name in policies if "remote-logs" in name) == ["api-server-remote-logs", "task-remote-logs"]
+    assert "52.0.0.0/8" in _cidrs(egress(evaluation, TASK_POD), 443)
+    assert "52.0.0.0/8" in _cidrs(egress(evaluation, _pod_labels(evaluation)["api-server"]), 443)
+    assert "52.0.0.0/8" not in _cidrs(egress(evaluation, _pod_labels(evaluation)["scheduler"]))
+
+
+def test_metrics_are_scraped_from_the_monitoring_namespace_only(stack) -> None:
+    policies = _policies(stack(monitoringNamespace="prom", metricsPort=9200))
+    assert policies["scheduler-metrics"]["ingress"] == [
+        {
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "prom"}}}],
+            "ports": [{"port": 9200, "protocol": "TCP"}],
+        }
+    ]
+
+
+def test_default_deny_and_dns_cover_every_pod(default_eval: Evaluation) -> None:
+    policies = _policies(default_eval)
+    assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    assert policies["allow-dns"]["podSelector"] == {}
+
+
+def test_a_task_labelled_like_the_control_plane_gets_none_of_its_allowances(default_eval: Evaluation) -> None:
+    for name, spec in _policies(default_eval).items():
+        selector = spec["podSelector"]
+        if selector and NOT_A_TASK not in selector.get("matchExpressions", []):
+            assert selector == TASKS, name
 
 
 def test_dags_claim_from_config(stack) -> None:
@@ -148,3 +207,4 @@ def test_dags_claim_from_config(stack) -> None:
         "resources": {"requests": {"storage": "5Gi"}},
         "storageClassName": "efs-sc",
     }
+    assert claim["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}

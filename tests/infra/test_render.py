@@ -16,9 +16,12 @@ from airflow_k8s.infra.render import checkov
 from airflow_k8s.infra.render.checks import check_directory
 from airflow_k8s.infra.render.diff import diff_dirs
 from airflow_k8s.infra.render.main import OUTPUTS_FILE, PLACEHOLDER, RenderResult, load_stack_inputs, main, render
+from airflow_k8s.infra.render.outdir import MANIFEST
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRE_CHECKOV = os.environ.get("REQUIRE_CHECKOV") == "1"
+OBJECTS = 47  # Kubernetes objects of the dev stack
+ROLES = ("api-server", "dag-processor", "scheduler", "triggerer")
 
 
 def _project(tmp_path: Path, **overrides: object) -> Path:
@@ -36,8 +39,6 @@ def _project(tmp_path: Path, **overrides: object) -> Path:
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RenderResult, str]:
     out = tmp_path_factory.mktemp("render") / "dev"
-    out.mkdir()
-    (out / "stale-object.yaml").write_text("kind: Stale\n")
     stream = io.StringIO()
     result = render("dev", out, check=True, stream=stream)
     return out, result, stream.getvalue()
@@ -45,19 +46,22 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RenderResult, s
 
 def test_dev_render_writes_one_file_per_object(dev: tuple[Path, RenderResult, str]) -> None:
     out, result, summary = dev
-    files = sorted(p.name for p in out.iterdir())
-    assert "stale-object.yaml" not in files
-    assert len(files) == len(result.manifests) + 1 == 31
-    assert "deployment-airflow-dev-airflow-scheduler.yaml" in files
+    files = sorted(p.name for p in out.iterdir() if p.name != MANIFEST)
+    assert len(files) == len(result.manifests) + 1 == OBJECTS + 1
+    for role in ("scheduler", "api-server", "dag-processor", "triggerer"):
+        assert f"deployment-airflow-dev-airflow-{role}.yaml" in files
+    assert "job-airflow-dev-airflow-db-migrate.yaml" in files
+    assert "podmonitor-airflow-dev-airflow-scheduler.yaml" in files
     assert "nodepool-cluster-airflow-gpu.yaml" in files
     assert "namespace-cluster-airflow-dev.yaml" in files
-    assert "Rendered stack airflow-k8s/dev: 30 objects" in summary
+    assert not any("executor-state" in f for f in files)  # no task spool claim any more
+    assert f"Rendered stack airflow-k8s/dev: {OBJECTS} objects" in summary
     assert "placeholder used" in summary
     outputs = json.loads((out / OUTPUTS_FILE).read_text())
     assert outputs["namespace"] == "airflow-dev"
     assert outputs["nodePoolNames"] == ["airflow-workers", "airflow-compute", "airflow-gpu"]
-    assert outputs["intakePvcName"] == "airflow-executor-state"
-    assert "persistentvolumeclaim-airflow-dev-airflow-executor-state.yaml" in files
+    assert outputs["executionApiUrl"] == "http://airflow-api-server.airflow-dev.svc.cluster.local:8080/execution/"
+    assert json.loads((out / MANIFEST).read_text())["files"] == files
 
 
 def test_dev_render_passes_every_check(dev: tuple[Path, RenderResult, str]) -> None:
@@ -70,9 +74,21 @@ def test_dev_render_passes_every_check(dev: tuple[Path, RenderResult, str]) -> N
         pytest.skip("checkov not installed")
     assert report.error is None, report.error
     assert report.failed == []
-    assert sorted(f.check_id for f, _ in report.skipped) == ["CKV_K8S_38", "CKV_K8S_43"]
-    assert report.passed > 100
-    assert "checkov: " in summary and " 0 failed, 2 skipped" in summary
+    skipped = sorted((f.check_id, f.resource.rsplit(".", 1)[-1]) for f, _ in report.skipped)
+    roles = [
+        "airflow-api-server",
+        "airflow-dag-processor",
+        "airflow-db-migrate",
+        "airflow-scheduler",
+        "airflow-triggerer",
+    ]
+    assert skipped == sorted(
+        [("CKV_K8S_35", r) for r in roles]  # Airflow's sensitive settings as env vars from the Secret
+        + [("CKV_K8S_38", "airflow-api-server"), ("CKV_K8S_38", "airflow-scheduler")]  # API tokens
+        + [("CKV_K8S_43", r) for r in roles]  # image digest: set by production stacks
+    )
+    assert report.passed > 400
+    assert "checkov: " in summary and " 0 failed, 12 skipped" in summary
     assert result.ok
 
 
@@ -82,7 +98,7 @@ def test_numbers_are_ints_again_and_secrets_redacted(dev: tuple[Path, RenderResu
     assert "replicas: 1\n" in deployment and ": 1.0\n" not in deployment
     assert "containerPort: 9102\n" in deployment
     quota = yaml.safe_load((out / "resourcequota-airflow-dev-airflow-quota.yaml").read_text())
-    assert quota["spec"]["hard"]["pods"] == "12"
+    assert quota["spec"]["hard"]["pods"] == "16"
     secret = (out / "secret-airflow-dev-airflow-secrets.yaml").read_text()
     assert "database-url: <redacted>" in secret
     assert PLACEHOLDER not in "".join(p.read_text() for p in out.iterdir())
@@ -94,7 +110,7 @@ def test_render_is_deterministic(dev: tuple[Path, RenderResult, str], tmp_path: 
     render("dev", again, stream=io.StringIO())
     difference = diff_dirs(out, again)
     assert difference.empty, difference.render()
-    assert difference.unchanged == 31
+    assert difference.unchanged == OBJECTS + 1
 
 
 def test_diff_reports_changed_added_and_removed(dev: tuple[Path, RenderResult, str], tmp_path: Path) -> None:
@@ -109,21 +125,70 @@ def test_diff_reports_changed_added_and_removed(dev: tuple[Path, RenderResult, s
         "clusterrole-cluster-airflow-node-reader.yaml",
         "clusterrolebinding-cluster-airflow-node-reader.yaml",
     ]
-    assert difference.changed == [
-        "configmap-airflow-dev-airflow-config.yaml",
-        "deployment-airflow-dev-airflow-scheduler.yaml",
-        OUTPUTS_FILE,
-    ]
+    rolled = [f"deployment-airflow-dev-airflow-{role}.yaml" for role in ROLES]
+    assert difference.changed == ["configmap-airflow-dev-airflow-config.yaml", *rolled, OUTPUTS_FILE]
+    assert difference.replaced == []  # airflow.cfg and the Deployments are updated in place
     patch = difference.patches["configmap-airflow-dev-airflow-config.yaml"]
     assert "-    worker_pods_max = 8\n+    worker_pods_max = 6\n" in patch
     assert difference.patches["clusterrole-cluster-airflow-node-reader.yaml"].startswith(
         "--- old/clusterrole-cluster-airflow-node-reader.yaml\n+++ /dev/null\n"
     )
     printed = stream.getvalue()
-    assert "Diff against the previous render: 0 added, 2 removed, 3 changed, 26 unchanged" in printed
+    assert "Diff against the previous render: 0 added, 2 removed, 6 changed (0 replaced)" in printed
     assert "- removed: clusterrole-cluster-airflow-node-reader.yaml" in printed
-    assert "~ changed: deployment-airflow-dev-airflow-scheduler.yaml" in printed
+    assert "~ changed: configmap-airflow-dev-airflow-config.yaml (update)" in printed
     assert "+    worker_pods_max = 6" in printed
+
+
+@pytest.mark.parametrize(
+    ("change", "file", "action"),
+    [
+        # PriorityClass value is immutable: replace_on_changes + delete_before_replace (pinned name)
+        ({"taskPriority": 2000}, "priorityclass-cluster-airflow-task.yaml", "replace, delete-first (.value changed)"),
+        # a storage class change would delete the DAGs claim: protected, pulumi up stops
+        (
+            {"dagsStorageClass": "gp3"},
+            "persistentvolumeclaim-airflow-dev-airflow-dags.yaml",
+            "replace BLOCKED: protected, pulumi up stops (.spec.storageClassName changed)",
+        ),
+        (
+            {"dagsStorageClass": "gp3", "protectDagsVolume": False},
+            "persistentvolumeclaim-airflow-dev-airflow-dags.yaml",
+            "replace, delete-first (.spec.storageClassName changed)",
+        ),
+        # a new release re-runs the migration: a Job's pod template is immutable
+        (
+            {"airflowImage": "ghcr.io/airflow-k8s/airflow:0.2.0"},
+            "job-airflow-dev-airflow-db-migrate.yaml",
+            "replace, delete-first (.spec.template.spec.containers[*].image changed)",
+        ),
+        # ConfigMaps and Secrets are updated in place (Pulumi.yaml sets the provider's mutable flags)
+        ({"workerPodsMax": 6}, "configmap-airflow-dev-airflow-config.yaml", "update"),
+        ({"dagsStorageSize": "20Gi"}, "persistentvolumeclaim-airflow-dev-airflow-dags.yaml", "update"),
+    ],
+)
+def test_diff_says_replace_where_pulumi_preview_would(
+    dev: tuple[Path, RenderResult, str], tmp_path: Path, change: dict[str, object], file: str, action: str
+) -> None:
+    out, _, _ = dev
+    new = tmp_path / "new"
+    render("dev", new, project_dir=_project(tmp_path, **change), stream=io.StringIO())
+    assert diff_dirs(out, new).actions[file] == action
+
+
+def test_config_maps_and_secrets_are_replaced_without_the_providers_mutable_flags(tmp_path: Path) -> None:
+    """What pulumi-kubernetes does by default; the stack program refuses it, other programs may not."""
+    from airflow_k8s.infra.render.manifests import manifests
+
+    from .conftest import run_stack
+
+    by_kind = {m.kind: m.replace_on for m in manifests(run_stack())}
+    assert ".data" not in by_kind["ConfigMap"] and ".stringData" not in by_kind["Secret"]
+    evaluation = run_stack()
+    evaluation.provider_flags.clear()  # as if the provider had no enableConfigMapMutable/enableSecretMutable
+    by_kind = {m.kind: m.replace_on for m in manifests(evaluation)}
+    assert {".data", ".binaryData"} <= set(by_kind["ConfigMap"])
+    assert {".data", ".stringData", ".type"} <= set(by_kind["Secret"])
 
 
 def test_diff_against_itself_and_added_files(dev: tuple[Path, RenderResult, str], tmp_path: Path) -> None:
@@ -134,7 +199,7 @@ def test_diff_against_itself_and_added_files(dev: tuple[Path, RenderResult, str]
     difference = diff_dirs(out, copy)
     assert difference.added == ["extra.yaml"]
     assert difference.patches["extra.yaml"] == "--- /dev/null\n+++ new/extra.yaml\n@@ -0,0 +1 @@\n+a: 1\n"
-    assert diff_dirs(tmp_path / "missing", out).added == sorted(p.name for p in out.iterdir())
+    assert diff_dirs(tmp_path / "missing", out).added == sorted(p.name for p in out.iterdir() if p.name != MANIFEST)
 
 
 def _broken_copy(out: Path, tmp_path: Path) -> Path:
@@ -193,8 +258,18 @@ def test_check_catches_policy_drift_in_other_objects(dev: tuple[Path, RenderResu
             {"light_task.yaml": o["data"]["light_task.yaml"].replace("runAsNonRoot: true", "runAsNonRoot: false")}
         ),
     )
-    checks = sorted(f.check for f in check_directory(broken))
-    assert checks == ["airflow.cfg", "namespace", "nodepool", "nodepool", "nodepool", "secrets", "templates"], checks
+    edit(
+        "podmonitor-airflow-dev-airflow-scheduler.yaml",
+        lambda o: o["spec"]["podMetricsEndpoints"][0].update({"intervall": "30s", "scheme": "ftp"}),
+    )
+    findings = check_directory(broken)
+    checks = sorted(f.check for f in findings)
+    assert checks == [
+        "airflow.cfg", "crd", "crd", "namespace", "nodepool", "nodepool", "nodepool", "secrets", "templates",
+    ], checks  # fmt: skip
+    crd = "\n".join(str(f) for f in findings if f.check == "crd")
+    assert "spec.podMetricsEndpoints.0: Additional properties are not allowed ('intervall' was unexpected)" in crd
+    assert "spec.podMetricsEndpoints.0.scheme: 'ftp' is not one of" in crd
 
 
 def test_checkov_fails_a_broken_manifest(dev: tuple[Path, RenderResult, str], tmp_path: Path) -> None:
@@ -239,6 +314,7 @@ def test_stack_inputs_never_carry_secrets(tmp_path: Path) -> None:
     assert sorted(inputs.secret_keys) == ["airflow-k8s:databaseUrl", "airflow-k8s:fernetKey"]
     assert inputs.config["airflow-k8s:workerPodsMax"] == "8"  # from the stack file
     assert inputs.config["airflow-k8s:metricsPort"] == "9102"  # from Pulumi.yaml defaults
+    assert inputs.config["kubernetes:enableConfigMapMutable"] == "true"  # Pulumi.yaml's provider setting
     assert json.loads(inputs.config["airflow-k8s:nodePoolLimits"])[0] == "workers.cpu=8"
 
 
@@ -285,9 +361,59 @@ def test_every_backend_renders_valid_manifests(tmp_path: Path) -> None:
 
     from .conftest import run_stack
 
-    for backend, extra in (("existing-nodes", {"existingNodes": ["workers=n1", "compute=n2", "gpu=n3"]}), ("none", {})):
+    for backend, extra in (
+        ("existing-nodes", {"existingNodes": ["workers=n1", "compute=n2", "gpu=n3"], "podMonitor": True}),
+        ("none", {"triggererEnabled": False, "remoteBaseLogFolder": "gs://b/logs"}),
+    ):
         evaluation = run_stack(nodePoolBackend=backend, fernet=True, **extra)
         out = tmp_path / backend
         write_render(manifests(evaluation), evaluation, out)
         assert check_directory(out) == [], backend
     assert len(list((tmp_path / "existing-nodes").glob("nodepatch-cluster-n*.yaml"))) == 3
+
+
+def test_the_render_warns_about_allowances_open_to_the_world(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    render("dev", tmp_path / "o", project_dir=_project(tmp_path, databaseCidr="0.0.0.0/0"), stream=stream)
+    assert "  warning: airflow-k8s:databaseCidr is 0.0.0.0/0: the control plane may reach any address" in (
+        stream.getvalue()
+    )
+
+
+def test_render_refuses_a_directory_it_did_not_write_and_deletes_nothing(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    before = sorted(p.name for p in project.iterdir())
+    code = main(["render", "--stack", "dev", "--out", str(project), "--project-dir", str(project)], environ={})
+    assert code == 1  # `--out .` in a project must never delete Pulumi.yaml or Pulumi.dev.yaml
+    assert sorted(p.name for p in project.iterdir()) == before
+
+
+def test_render_replaces_only_its_own_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    render("dev", out, stream=io.StringIO())
+    own = sorted(p.name for p in out.iterdir())
+    (out / own[-1]).unlink()  # no harm in fewer files
+    render("dev", out, stream=io.StringIO())  # the earlier render's files are replaced
+    assert sorted(p.name for p in out.iterdir()) == own
+    (out / "notes.yaml").write_text("mine: true\n")  # a file the render did not write
+    code = main(["render", "--stack", "dev", "--out", str(out)], environ={})
+    assert code == 1
+    assert "holds files the render did not write: notes.yaml" in capsys.readouterr().err
+    assert (out / "notes.yaml").read_text() == "mine: true\n"
+    assert sorted(p.name for p in out.iterdir()) == sorted([*own, "notes.yaml"])  # nothing removed
+
+
+def test_render_takes_over_a_render_from_before_the_manifest_existed(tmp_path: Path) -> None:
+    out = tmp_path / "old-render"
+    out.mkdir()
+    (out / "deployment-airflow-dev-airflow-scheduler.yaml").write_text("# pulumi: kubernetes:apps/v1:Deployment x\n")
+    (out / OUTPUTS_FILE).write_text("{}\n")
+    render("dev", out, stream=io.StringIO())
+    assert (out / MANIFEST).is_file()
+    # ...but not a directory where anything else lies beside such files
+    other = tmp_path / "mixed"
+    other.mkdir()
+    (other / OUTPUTS_FILE).write_text("{}\n")
+    (other / "Pulumi.yaml").write_text("# Pulumi project\nname: x\n")
+    assert main(["render", "--stack", "dev", "--out", str(other)], environ={}) == 1
+    assert (other / "Pulumi.yaml").exists() and (other / OUTPUTS_FILE).exists()

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from pathlib import Path
 
 import pytest
-import yaml
 
+from airflow_k8s.infra.components.secrets import fernet_from_base64
 from airflow_k8s.infra.render.main import write_render
 from airflow_k8s.infra.render.manifests import REDACTED, manifests
-from airflow_k8s.infra.render.offline import Evaluation, is_secret_value, unwrap
+from airflow_k8s.infra.render.offline import RANDOM_BYTES, Evaluation, fake_random_bytes, is_secret_value, unwrap
 
-from .conftest import SECRET_DB_URL, SECRET_FERNET, objects, run_stack
+from .conftest import SECRET_API_KEY, SECRET_DB_URL, SECRET_FERNET, SECRET_JWT, objects, run_stack
 
-SECRETS = (SECRET_DB_URL, SECRET_FERNET)
+SECRETS = (SECRET_DB_URL, SECRET_FERNET, SECRET_JWT, SECRET_API_KEY)
+GENERATED = tuple(fake_random_bytes(f"airflow-secrets-{key}")["base64"] for key in ("jwt-secret", "api-secret-key"))
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,13 @@ def test_secret_values_enter_only_the_secret_and_stay_wrapped(evaluation: Evalua
     (secret,) = evaluation.of_type("kubernetes:core/v1:Secret")
     string_data = secret.inputs["stringData"]
     assert is_secret_value(string_data)  # marked secret for the provider and the state
-    assert unwrap(string_data) == {"database-url": SECRET_DB_URL, "fernet-key": SECRET_FERNET}
+    assert unwrap(string_data) == {
+        "database-url": SECRET_DB_URL,
+        "fernet-key": SECRET_FERNET,
+        "jwt-secret": SECRET_JWT,
+        "api-secret-key": SECRET_API_KEY,
+    }
+    assert evaluation.of_type(RANDOM_BYTES) == []  # all three were given: nothing generated
     for resource in evaluation.resources:
         if resource is secret:
             continue
@@ -58,22 +66,32 @@ def test_rendered_directory_holds_no_secret(evaluation: Evaluation, tmp_path: Pa
     rendered = manifests(evaluation)
     assert all(not m.leaks for m in rendered)
     write_render(rendered, evaluation, tmp_path)
-    files = list(tmp_path.iterdir())
+    files = [p for p in tmp_path.iterdir() if p.suffix in (".yaml", ".json") and not p.name.startswith(".")]
     assert len(files) == len(rendered) + 1
     for path in files:
         text = path.read_text()
         assert not any(value in text for value in SECRETS), path.name
     secret_file = next(p for p in files if p.name.startswith("secret-"))
-    assert f"database-url: {REDACTED}" in secret_file.read_text()
-    assert f"fernet-key: {REDACTED}" in secret_file.read_text()
+    for key in ("database-url", "fernet-key", "jwt-secret", "api-secret-key"):
+        assert f"{key}: {REDACTED}" in secret_file.read_text()
 
 
-def test_templates_read_secrets_by_reference(evaluation: Evaluation) -> None:
-    (templates,) = [o for o in objects(evaluation, "ConfigMap") if o["metadata"]["name"].endswith("pod-templates")]
-    for text in templates["data"].values():
-        (base,) = yaml.safe_load(text)["spec"]["containers"]
-        refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in base["env"] if "valueFrom" in e}
-        assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in refs  # task pods never get the database
+def test_unset_optional_secrets_are_generated_once_and_stay_secret(default_eval: Evaluation) -> None:
+    """fernetKey, jwtSecret, apiSecretKey unset: RandomBytes children (stable in state), never outside the Secret."""
+    generated = {r.name: r for r in default_eval.of_type(RANDOM_BYTES)}
+    assert set(generated) == {f"airflow-secrets-{key}" for key in ("fernet-key", "jwt-secret", "api-secret-key")}
+    assert all(r.inputs == {"length": 32} for r in generated.values())
+    (secret,) = default_eval.of_type("kubernetes:core/v1:Secret")
+    assert is_secret_value(secret.inputs["stringData"])
+    values = unwrap(secret.inputs["stringData"])
+    fernet = values["fernet-key"]
+    assert fernet == fernet_from_base64(fake_random_bytes("airflow-secrets-fernet-key")["base64"])
+    assert len(base64.urlsafe_b64decode(fernet)) == 32 and "+" not in fernet and "/" not in fernet  # a Fernet key
+    assert (values["jwt-secret"], values["api-secret-key"]) == GENERATED
+    for resource in default_eval.resources:
+        if resource is not secret and resource.type != RANDOM_BYTES:
+            assert not any(value in _text(resource.inputs) for value in (*GENERATED, fernet)), resource.urn
+    assert not any(value in json.dumps(default_eval.plain_outputs()) for value in (*GENERATED, fernet))
 
 
 def test_program_logs_no_secret(caplog: pytest.LogCaptureFixture) -> None:

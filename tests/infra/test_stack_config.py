@@ -41,13 +41,14 @@ def test_defaults_parse_to_the_default_model() -> None:
     assert stack.templates_dir == "pod_templates"
     assert stack.platform == PlatformConfig()
     assert stack.platform.node_pools.pools == DEFAULT_NODE_POOLS
-    assert stack.warnings == ()
+    # the open-to-the-world defaults are allowed, with a warning each
+    assert [w.split(" is ")[0] for w in stack.warnings] == [f"{PROJECT}:databaseCidr", f"{PROJECT}:apiServerCidr"]
 
 
 def test_values_are_typed() -> None:
-    stack = parse(workerPodsMax=8, quotaPods=12, capacityAwareTiers=False, dagsStorageClass="efs-sc")
-    assert stack.platform.executor.worker_pods_max == 8
-    assert stack.platform.quota.pods == 12
+    stack = parse(workerPodsMax=6, quotaPods=14, capacityAwareTiers=False, dagsStorageClass="efs-sc")
+    assert stack.platform.executor.worker_pods_max == 6
+    assert stack.platform.quota.pods == 14
     assert stack.platform.rbac.capacity_aware_tiers is False
     assert stack.platform.storage.storage_class == "efs-sc"
     assert parse().platform.storage.storage_class is None  # "" means the cluster default
@@ -68,8 +69,14 @@ def test_values_are_typed() -> None:
         ("apiServerCidr", "10.0.0.1/8", "CIDR"),
         ("databasePort", "70000", "must be <= 65535"),
         ("dagsAccessMode", "ReadWriteSome", "expected one of"),
-        ("intakeStorage", "hostPath", "expected one of persistentVolumeClaim, emptyDir"),
-        ("intakeStorageSize", "1GB", "1GB"),
+        ("airflowImage", "Airflow 3", "container image reference"),
+        ("apiServerReplicas", "0", "must be >= 1"),
+        ("apiBaseUrl", "airflow.example.com", "expected an http(s) URL"),
+        ("remoteBaseLogFolder", "my-bucket/logs", "expected a remote folder URL"),
+        ("remoteLogConnId", "aws logs", "expected an Airflow connection id"),
+        ("uiIngressNamespace", "Ingress_NGINX", "DNS-1123 label"),
+        ("remoteLogCidr", "10.0.0.1/8", "CIDR"),
+        ("triggererMemoryLimit", "1GB", "1GB"),
         ("nodePoolBackend", "terraform", "karpenter, existing-nodes, none"),
         ("placeholderPriority", "5", "must be <= -1"),
         ("taskPriority", "2000000000", "must be <= 1000000000"),
@@ -164,8 +171,13 @@ def test_secret_passed_as_plain_config_is_refused_without_echoing_it() -> None:
             {"workerPodsMin": 9, "workerPodsMax": 8},
             "workerPodsMin = 9: N_min is greater than airflow-k8s:workerPodsMax = 8",
         ),
-        ({"workerPodsMax": 40}, "quotaPods = 40: must be >= workerPodsMax + 1 = 41"),
+        ({"workerPodsMax": 20}, "quotaPods = 20: ResourceQuota pods 20 < 26 = workerPodsMax 20"),
         ({"schedulerCpuRequest": "2", "schedulerCpuLimit": "1"}, "schedulerCpuRequest = '2': is greater than"),
+        ({"apiServerMemoryLimit": "32Gi"}, "apiServerMemoryLimit = '32Gi': is greater than airflow-k8s:limitMaxMemory"),
+        (
+            {"remoteLogConnId": "aws_logs"},
+            "remoteLogConnId = 'aws_logs': only used with airflow-k8s:remoteBaseLogFolder",
+        ),
         ({"limitMaxCpu": "2"}, "does not admit tier 'heavy' (limit 4)"),
         (
             {"quotaRequestsMemory": "128Gi"},
@@ -192,7 +204,7 @@ def test_existing_nodes_backend() -> None:
     pools = {p.name: p for p in stack.platform.node_pools.pools}
     assert pools["workers"].nodes == ("node-a", "node-b")
     assert pools["compute"].nodes == ("node-c",)
-    assert stack.warnings == ("node pool 'gpu' has no nodes (existingNodes): its templates' pods will stay Pending",)
+    assert stack.warnings[0] == "node pool 'gpu' has no nodes (existingNodes): its templates' pods will stay Pending"
 
 
 def test_existing_nodes_errors() -> None:
@@ -222,9 +234,11 @@ def test_pulumi_yaml_declares_exactly_the_keys_of_the_table() -> None:
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
     assert project["name"] == PROJECT
     assert project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": ".venv"}}
-    declared = project["config"]
-    assert list(declared) == [f"{PROJECT}:{key.name}" for key in KEYS]
+    declared = {key: decl for key, decl in project["config"].items() if key.startswith(f"{PROJECT}:")}
+    assert list(declared) == [f"{PROJECT}:{key.name}" for key in KEYS if key.declared]
     for key in KEYS:
+        if not key.declared:
+            continue
         decl = declared[f"{PROJECT}:{key.name}"]
         assert decl["type"] == key.type, key.name
         assert decl["description"] == key.description, key.name
@@ -235,8 +249,27 @@ def test_pulumi_yaml_declares_exactly_the_keys_of_the_table() -> None:
         assert set(decl) <= {"type", "items", "description", "default", "secret"}
 
 
+def test_pulumi_yaml_declares_no_key_the_cli_would_require_but_the_stack_may_leave_unset() -> None:
+    """The CLI fails every preview on a declared key with a type and no default that the stack lacks."""
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    required = {
+        key.split(":", 1)[1]
+        for key, decl in project["config"].items()
+        if isinstance(decl, dict) and decl.get("default") is None
+    }
+    assert required == {"databaseUrl"}  # the one secret nothing can default
+    optional_secrets = {key.name for key in KEYS if key.secret and not key.declared}
+    assert optional_secrets == {"fernetKey", "jwtSecret", "apiSecretKey"}
+
+
+def test_pulumi_yaml_makes_the_default_provider_update_config_maps_and_secrets_in_place() -> None:
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["config"]["kubernetes:enableConfigMapMutable"] is True
+    assert project["config"]["kubernetes:enableSecretMutable"] is True
+
+
 def test_every_default_is_valid_and_as_pulumi_passes_it() -> None:
-    assert raw_default(KEYS_BY_NAME["workerPodsMax"]) == "32"
+    assert raw_default(KEYS_BY_NAME["workerPodsMax"]) == "8"
     assert raw_default(KEYS_BY_NAME["deleteWorkerPods"]) == "true"
     assert json.loads(raw_default(KEYS_BY_NAME["existingNodes"]) or "") == []
     assert raw_default(KEYS_BY_NAME["databaseUrl"]) is None
@@ -253,5 +286,26 @@ def test_dev_stack_file_is_valid() -> None:
     assert stack.platform.executor.worker_pods_min == 0
     assert stack.platform.executor.worker_pods_max == 8
     assert stack.platform.quota.pods <= 20
-    assert stack.platform.intake.durable  # the dev cluster keeps queued tasks across node drains
-    assert stack.platform.intake.storage_class == "gp3"
+    assert stack.platform.protection.namespace and stack.platform.protection.dags_volume
+    assert stack.platform.network.database_cidr != "0.0.0.0/0" and stack.platform.network.api_server_cidr != "0.0.0.0/0"
+
+
+def test_every_integer_key_is_bounded_and_no_string_key_takes_a_trailing_newline() -> None:
+    """What validates must run: no integer without an upper bound, no name with a hidden newline."""
+    from airflow_k8s.infra.config.stack_keys import parse_value
+
+    unbounded, lenient = [], []
+    for key in KEYS:
+        if key.type == "integer":
+            try:
+                parse_value(key, str(2**63 - 1))
+                unbounded.append(key.name)
+            except ValueError:
+                pass
+        elif key.type == "string" and not key.secret:
+            try:
+                parse_value(key, f"{key.default or 'x'}\n")
+                lenient.append(key.name)
+            except ValueError:
+                pass
+    assert (unbounded, lenient) == ([], [])

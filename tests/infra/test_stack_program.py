@@ -10,7 +10,7 @@ from airflow_k8s.infra.components.secrets import PlatformSecrets
 from airflow_k8s.infra.config.stack_config import parse_stack_config
 from airflow_k8s.infra.render.offline import evaluate
 
-from .conftest import SECRET_DB_URL, objects, run_stack
+from .conftest import PROVIDER_FLAGS, SECRET_DB_URL, objects, run_stack
 
 
 def test_bad_config_is_a_run_error_naming_key_and_value() -> None:
@@ -29,11 +29,26 @@ def test_unknown_key_in_the_stack_is_reported() -> None:
 
 def test_missing_database_url_is_reported() -> None:
     with pytest.raises(pulumi.RunError, match="airflow-k8s:databaseUrl: is not set: pulumi config set --secret"):
-        evaluate({})
+        evaluate(dict(PROVIDER_FLAGS))
+
+
+def test_a_provider_that_would_replace_config_maps_and_secrets_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PULUMI_K8S_ENABLE_CONFIGMAP_MUTABLE", raising=False)
+    monkeypatch.delenv("PULUMI_K8S_ENABLE_SECRET_MUTABLE", raising=False)
+    config = {"airflow-k8s:databaseUrl": SECRET_DB_URL, "kubernetes:enableSecretMutable": "true"}
+    with pytest.raises(pulumi.RunError) as info:
+        evaluate(config, secret_keys=["airflow-k8s:databaseUrl"])
+    assert (
+        "kubernetes:enableConfigMapMutable must be true (pulumi config set kubernetes:enableConfigMapMutable true)"
+        in (str(info.value))
+    )
+    assert "enableSecretMutable" not in str(info.value)
+    monkeypatch.setenv("PULUMI_K8S_ENABLE_CONFIGMAP_MUTABLE", "true")  # the provider's own fallback counts too
+    assert evaluate(config, secret_keys=["airflow-k8s:databaseUrl"]).plain_outputs()["namespace"] == "airflow"
 
 
 def test_other_namespaces_are_left_alone(stack) -> None:
-    config = {"airflow-k8s:databaseUrl": SECRET_DB_URL, "kubernetes:context": "dev-cluster"}
+    config = {"airflow-k8s:databaseUrl": SECRET_DB_URL, "kubernetes:context": "dev-cluster", **PROVIDER_FLAGS}
     assert evaluate(config, secret_keys=["airflow-k8s:databaseUrl"]).plain_outputs()["namespace"] == "airflow"
 
 
@@ -56,6 +71,8 @@ def test_platform_is_importable_and_usable_from_another_program() -> None:
     assert evaluation.plain_outputs() == {"ns": "team-a"}
     assert {o["metadata"]["name"] for o in objects(evaluation, "ServiceAccount")} == {
         "team-a-scheduler",
+        "team-a-api-server",
+        "team-a-control-plane",
         "team-a-worker",
     }
     (platform,) = evaluation.of_type("airflow-k8s:index:AirflowK8sPlatform")
@@ -85,5 +102,5 @@ def test_providers_are_passed_by_the_caller_not_created() -> None:
     providers = [r for r in evaluation.resources if r.type.startswith("pulumi:providers:")]
     assert [p.name for p in providers] == ["cluster-b"]  # only the caller's
     objects_ = evaluation.kubernetes()
-    assert len(objects_) == 30
+    assert len(objects_) == 44
     assert all(r.provider.startswith(providers[0].urn) for r in objects_)

@@ -11,10 +11,10 @@ import yaml
 
 from airflow_k8s.executor.contract.errors import PodPolicyError, TemplateError
 from airflow_k8s.executor.pods.templates import TemplateStore
-from airflow_k8s.infra.components.podtemplates import FERNET_ENV, RewireError, TemplateWiring, render_template, rewire
+from airflow_k8s.infra.components.podtemplates import RewireError, TemplateWiring, render_template, rewire
 
 ROOT = Path(__file__).resolve().parents[2]
-WIRING = TemplateWiring("etl-config", "etl-dags", "etl-secrets", "etl-worker")
+WIRING = TemplateWiring("etl-config", "etl-dags", "etl-worker")
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +48,6 @@ def test_rewire_replaces_exactly_the_references(default: dict[str, Any]) -> None
     spec["serviceAccountName"] = "airflow-worker"
     spec["volumes"][0]["configMap"]["name"] = "airflow-config"
     spec["volumes"][1]["persistentVolumeClaim"]["claimName"] = "airflow-dags"
-    for env in spec["containers"][0]["env"]:
-        if "valueFrom" in env:
-            assert env["valueFrom"]["secretKeyRef"]["name"] == "etl-secrets"
-            env["valueFrom"]["secretKeyRef"]["name"] = "airflow-secrets"
     assert pod == original
 
 
@@ -63,25 +59,51 @@ def test_rewire_is_structural_not_textual(default: dict[str, Any]) -> None:
     assert pod["spec"]["containers"][0]["env"][-1]["value"] == "see airflow-secrets and airflow-dags"
 
 
-def test_rewire_covers_env_from_projected_and_secret_volumes(default: dict[str, Any]) -> None:
+def test_rewire_covers_env_from_and_projected_config_maps(default: dict[str, Any]) -> None:
     spec = default["spec"]
     spec["containers"][0]["envFrom"] = [{"configMapRef": {"name": "airflow-config"}}]
-    spec["volumes"].append(
-        {
-            "name": "p",
-            "projected": {
-                "sources": [{"secret": {"name": "airflow-secrets"}}, {"configMap": {"name": "airflow-config"}}]
-            },
-        }
-    )
-    spec["volumes"].append({"name": "s", "secret": {"secretName": "airflow-secrets"}})
+    spec["volumes"].append({"name": "p", "projected": {"sources": [{"configMap": {"name": "airflow-config"}}]}})
     pod = rewire(default, WIRING, source="t")
     assert pod["spec"]["containers"][0]["envFrom"] == [{"configMapRef": {"name": "etl-config"}}]
-    assert pod["spec"]["volumes"][-2]["projected"]["sources"] == [
-        {"secret": {"name": "etl-secrets"}},
-        {"configMap": {"name": "etl-config"}},
-    ]
-    assert pod["spec"]["volumes"][-1]["secret"] == {"secretName": "etl-secrets"}
+    assert pod["spec"]["volumes"][-1]["projected"]["sources"] == [{"configMap": {"name": "etl-config"}}]
+
+
+def test_shipped_templates_give_task_pods_no_credentials_and_no_executor_setting(
+    templates: dict[str, dict[str, Any]],
+) -> None:
+    """Airflow 3 workers call the Execution API with their workload's token: no DB URL, no Secret."""
+    for name, template in templates.items():
+        (base,) = template["spec"]["containers"]
+        env = {e["name"]: e for e in base.get("env", [])}
+        assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env, name
+        assert "AIRFLOW__CORE__EXECUTOR" not in env, name
+        assert not any("valueFrom" in e or "secretKeyRef" in str(e) for e in env.values()), name
+        assert "secret" not in str(template["spec"].get("volumes")).lower(), name
+        mounts = {m["name"]: m for m in base["volumeMounts"]}
+        assert mounts["airflow-config"]["readOnly"] is True and mounts["dags"]["readOnly"] is True
+        volumes = {v["name"]: v for v in template["spec"]["volumes"]}
+        assert "emptyDir" in volumes["logs"] and "emptyDir" in volumes["tmp"]
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        {"env": {"name": "DB", "valueFrom": {"secretKeyRef": {"name": "airflow-secrets", "key": "database-url"}}}},
+        {"envFrom": {"secretRef": {"name": "etl-secrets"}}},
+        {"volume": {"name": "s", "secret": {"secretName": "airflow-secrets"}}},
+        {"volume": {"name": "p", "projected": {"sources": [{"secret": {"name": "anything"}}]}}},
+    ],
+)
+def test_a_template_reading_any_secret_is_refused(default: dict[str, Any], reference: dict[str, Any]) -> None:
+    container, spec = default["spec"]["containers"][0], default["spec"]
+    if "env" in reference:
+        container["env"].append(reference["env"])
+    if "envFrom" in reference:
+        container["envFrom"] = [reference["envFrom"]]
+    if "volume" in reference:
+        spec["volumes"].append(reference["volume"])
+    with pytest.raises(RewireError, match="task pods read no Secret"):
+        rewire(default, WIRING, source="pod_templates/x.yaml")
 
 
 def test_rewire_is_idempotent(default: dict[str, Any]) -> None:
@@ -91,9 +113,7 @@ def test_rewire_is_idempotent(default: dict[str, Any]) -> None:
 
 def test_foreign_references_are_errors(default: dict[str, Any]) -> None:
     default["spec"]["volumes"][1]["persistentVolumeClaim"]["claimName"] = "someone-elses-pvc"
-    default["spec"]["containers"][0]["env"].append(
-        {"name": "X", "valueFrom": {"secretKeyRef": {"name": "airflow-secrets", "key": "password"}}}
-    )
+    default["spec"]["volumes"][0]["configMap"]["name"] = "another-config"
     with pytest.raises(RewireError) as info:
         rewire(default, WIRING, source="pod_templates/x.yaml")
     message = str(info.value)
@@ -102,7 +122,7 @@ def test_foreign_references_are_errors(default: dict[str, Any]) -> None:
         "PersistentVolumeClaim 'someone-elses-pvc' is not created by the platform (templates say 'airflow-dags')"
         in message
     )
-    assert "the platform Secret has no key 'password'" in message
+    assert "ConfigMap 'another-config' is not created by the platform" in message
 
 
 def test_service_account_is_always_the_workers(default: dict[str, Any]) -> None:
@@ -111,16 +131,6 @@ def test_service_account_is_always_the_workers(default: dict[str, Any]) -> None:
     pod = rewire(default, WIRING, source="t")
     assert pod["spec"]["serviceAccountName"] == "etl-worker"
     assert "serviceAccount" not in pod["spec"]
-
-
-def test_fernet_env_is_added_once(default: dict[str, Any]) -> None:
-    wiring = TemplateWiring("c", "p", "s", "w", ("database-url", "fernet-key"), "fernet-key")
-    pod = rewire(default, wiring, source="t")
-    again = rewire(pod, wiring, source="t")
-    names = [e["name"] for e in again["spec"]["containers"][0]["env"]]
-    assert names.count(FERNET_ENV) == 1
-    without = [e["name"] for e in rewire(default, WIRING, source="t")["spec"]["containers"][0]["env"]]
-    assert FERNET_ENV not in without  # no Fernet key configured, no env var
 
 
 def test_published_text_is_revalidated_with_the_executor(default: dict[str, Any]) -> None:

@@ -42,7 +42,7 @@ def test_airflow_cfg_loads_and_names_the_created_objects(etl_eval: Evaluation) -
 def test_template_dir_matches_the_scheduler_mount_and_holds_every_tier_template(etl_eval: Evaluation) -> None:
     cfg_map, templates = _config_maps(etl_eval)
     config = parse_config(cfg_map["data"]["airflow.cfg"], environ={})
-    deployment = one(etl_eval, "Deployment")
+    deployment = one(etl_eval, "Deployment", "etl-scheduler")
     pod = deployment["spec"]["template"]["spec"]
     mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -55,8 +55,7 @@ def test_template_dir_matches_the_scheduler_mount_and_holds_every_tier_template(
         "subPath": "airflow.cfg",
     }
     assert volumes["airflow-cfg"]["configMap"]["name"] == cfg_map["metadata"]["name"]
-    assert mounts["task-intake"]["mountPath"] == config.task_intake_dir
-    assert volumes["task-intake"]["persistentVolumeClaim"] == {"claimName": "etl-executor-state"}  # durable spool
+    assert config.task_intake_dir not in {m["mountPath"] for m in mounts.values()}  # no spool: the database queues
     assert config.pod_template_file == f"{config.pod_template_dir}/default_template.yaml"
     published = set(templates["data"])
     assert {t.pod_template for t in DEFAULT_TIERS} <= published
@@ -80,8 +79,8 @@ def test_checksum_output_is_the_hash_of_the_published_config(etl_eval: Evaluatio
     cfg_map, templates = _config_maps(etl_eval)
     expected = config_checksum(cfg_map["data"]["airflow.cfg"], templates["data"])
     assert etl_eval.plain_outputs()["configChecksum"] == expected
-    annotations = one(etl_eval, "Deployment")["spec"]["template"]["metadata"]["annotations"]
-    assert annotations == {"airflow-k8s/config-sha256": expected}
+    for deployment in objects(etl_eval, "Deployment"):
+        assert deployment["spec"]["template"]["metadata"]["annotations"] == {"airflow-k8s/config-sha256": expected}
 
 
 def test_every_template_is_rewired_to_the_created_objects(etl_eval: Evaluation) -> None:
@@ -93,15 +92,14 @@ def test_every_template_is_rewired_to_the_created_objects(etl_eval: Evaluation) 
         volumes = {v["name"]: v for v in spec["volumes"]}
         assert volumes["airflow-config"]["configMap"]["name"] == "etl-config"
         assert volumes["dags"]["persistentVolumeClaim"]["claimName"] == "etl-dags"
-        env = {e["name"]: e for e in spec["containers"][0]["env"]}
-        assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env
-        assert "airflow-secrets" not in text and "airflow-dags" not in text
+        assert "secretKeyRef" not in text and "etl-secrets" not in text  # task pods read no Secret
+        assert "airflow-dags" not in text
         assert yaml.safe_load(text) == pod
 
 
 def test_created_objects_match_the_references(etl_eval: Evaluation) -> None:
     claims = {o["metadata"]["name"] for o in objects(etl_eval, "PersistentVolumeClaim")}
-    assert claims == {"etl-dags", "etl-executor-state"}
+    assert claims == {"etl-dags"}
     secret = one(etl_eval, "Secret")
     assert secret["metadata"]["name"] == "etl-secrets"
-    assert set(secret["stringData"]) == {"database-url", "fernet-key"}
+    assert set(secret["stringData"]) == {"database-url", "fernet-key", "jwt-secret", "api-secret-key"}

@@ -1,0 +1,180 @@
+"""The pod every control-plane role runs: one image, hardened, credentials only where needed.
+
+:func:`control_plane_pod` builds the pod spec of a :class:`Role` (scheduler, api-server,
+dag-processor, triggerer, migration Job).  What every role shares, and why:
+
+* the platform image (``airflowImage``: apache/airflow 3.x + this package) running as the image's
+  ``airflow`` user (UID 50000, group 0 owns its files - the image's convention) with PSS
+  restricted, a read-only root filesystem, no privilege escalation, all capabilities dropped,
+  RuntimeDefault seccomp, requests and limits from the role's stack keys;
+* ``args`` only (the image's entrypoint - tini and Airflow's own - stays in charge);
+* airflow.cfg mounted read-only with ``subPath`` at ``$AIRFLOW_HOME/airflow.cfg`` (a subPath
+  mount never sees ConfigMap updates: the ``airflow-k8s/config-sha256`` pod annotation rolls the
+  pods instead), emptyDirs for the only paths Airflow writes (``/opt/airflow/logs``, ``/tmp``);
+* secrets as env vars from the platform Secret, only the keys the role needs
+  (:data:`airflow_k8s.infra.components.secrets.ENV_OF_KEY`), never a file in a ConfigMap;
+* no service-account token unless the role talks to the Kubernetes API (scheduler: creates task
+  pods; api-server: reads running task pods' logs) - ``automountServiceAccountToken`` is set
+  explicitly either way;
+* long-running roles wait for the schema first: an init container runs ``airflow db
+  check-migrations``, so a pod restarted outside Pulumi (node drain, manual rollout) never runs
+  against a database the migration Job has not upgraded yet.
+
+The result is checked against PSS restricted and the platform hardening policy before it is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_k8s.executor.contract.errors import PodPolicyError
+from airflow_k8s.executor.pods import security
+from airflow_k8s.infra.components.airflowcfg import AIRFLOW_HOME, DAGS_FOLDER, LOGS_FOLDER
+from airflow_k8s.infra.components.configmaps import AIRFLOW_CFG_KEY
+from airflow_k8s.infra.components.secrets import ENV_OF_KEY
+from airflow_k8s.infra.config.args import ResourcesSpec
+
+AIRFLOW_CFG_PATH = f"{AIRFLOW_HOME}/airflow.cfg"
+RUN_AS_USER = 50000
+RUN_AS_GROUP = 0
+MIGRATION_WAIT_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class Role:
+    """The static facts of one control-plane role."""
+
+    name: str  # the component label and object name suffix: scheduler, api-server...
+    args: tuple[str, ...]
+    secret_keys: tuple[str, ...]
+    token: bool = False
+    dags: bool = False
+    templates: bool = False
+    ports: tuple[tuple[str, int], ...] = ()
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    wait_for_migrations: bool = True
+    termination_grace_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class PodWiring:
+    """Resolved names a control-plane pod refers to."""
+
+    service_account: str
+    airflow_config_map: str
+    templates_config_map: str
+    dags_claim: str
+    secret: str
+    template_dir: str
+
+
+@dataclass(frozen=True)
+class Runtime:
+    image: str
+    image_pull_policy: str
+    resources: ResourcesSpec
+
+
+def _env(role: Role, secret: str) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        {"name": "AIRFLOW_HOME", "value": AIRFLOW_HOME},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+        {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+    ]
+    env += [
+        {"name": ENV_OF_KEY[key], "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for key in role.secret_keys
+    ]
+    return env
+
+
+def _security_context() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def _mounts(role: Role, wiring: PodWiring) -> list[dict[str, Any]]:
+    mounts: list[dict[str, Any]] = [
+        {"name": "airflow-cfg", "mountPath": AIRFLOW_CFG_PATH, "subPath": AIRFLOW_CFG_KEY, "readOnly": True},
+        {"name": "logs", "mountPath": LOGS_FOLDER},
+        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, private to the pod
+    ]
+    if role.dags:
+        mounts.append({"name": "dags", "mountPath": DAGS_FOLDER, "readOnly": True})
+    if role.templates:
+        mounts.append({"name": "pod-templates", "mountPath": wiring.template_dir, "readOnly": True})
+    return mounts
+
+
+def _volumes(role: Role, wiring: PodWiring) -> list[dict[str, Any]]:
+    volumes: list[dict[str, Any]] = [
+        {"name": "airflow-cfg", "configMap": {"name": wiring.airflow_config_map}},
+        {"name": "logs", "emptyDir": {"sizeLimit": "1Gi"}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "512Mi"}},
+    ]
+    if role.dags:
+        volumes.append({"name": "dags", "persistentVolumeClaim": {"claimName": wiring.dags_claim, "readOnly": True}})
+    if role.templates:
+        volumes.append({"name": "pod-templates", "configMap": {"name": wiring.templates_config_map}})
+    return volumes
+
+
+def control_plane_pod(role: Role, runtime: Runtime, wiring: PodWiring) -> dict[str, Any]:
+    """The pod spec of ``role`` (module docstring), checked: PSS restricted + hardening."""
+    container: dict[str, Any] = {
+        "name": role.name,
+        "image": runtime.image,
+        "imagePullPolicy": runtime.image_pull_policy,
+        "args": list(role.args),
+        "env": _env(role, wiring.secret),
+        "resources": runtime.resources.to_k8s(),
+        "securityContext": _security_context(),
+        "volumeMounts": _mounts(role, wiring),
+    }
+    if role.ports:
+        container["ports"] = [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in role.ports]
+    container.update(role.probes)
+    spec: dict[str, Any] = {
+        "serviceAccountName": wiring.service_account,
+        "automountServiceAccountToken": role.token,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": role.termination_grace_seconds,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_GROUP,
+            "fsGroup": RUN_AS_GROUP,
+            "fsGroupChangePolicy": "OnRootMismatch",
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": _volumes(role, wiring),
+    }
+    if role.wait_for_migrations:
+        spec["initContainers"] = [
+            {
+                "name": "wait-for-migrations",
+                "image": runtime.image,
+                "imagePullPolicy": runtime.image_pull_policy,
+                "args": ["airflow", "db", "check-migrations", "--migration-wait-timeout", str(MIGRATION_WAIT_SECONDS)],
+                "env": _env(Role(role.name, (), ("database-url",)), wiring.secret),
+                "resources": runtime.resources.to_k8s(),
+                "securityContext": _security_context(),
+                "volumeMounts": _mounts(Role(role.name, (), ()), wiring),
+            }
+        ]
+    return spec
+
+
+def check_pod(kind: str, name: str, obj: dict[str, Any], *, token: bool) -> dict[str, Any]:
+    """``obj`` if it passes PSS restricted and the hardening policy, else :class:`PodPolicyError`."""
+    violations = security.restricted_violations(obj) + security.hardening_violations(obj, allow_token=token)
+    if violations:
+        lines = "\n".join(f"  - {v}" for v in violations)
+        raise PodPolicyError(f"{kind} {name}: policy violations:\n{lines}")
+    return obj

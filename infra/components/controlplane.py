@@ -1,0 +1,160 @@
+"""One control-plane role as a component: Deployment, optional Service, PodDisruptionBudget.
+
+:class:`SchedulerDeployment`, :class:`ApiServerDeployment`, :class:`DagProcessorDeployment` and
+:class:`TriggererDeployment` differ only in their :class:`~airflow_k8s.infra.components.airflowpod.Role`
+(:mod:`airflow_k8s.infra.components.roles`), replicas, rollout strategy and Service.
+
+* ``metadata`` is built from known strings (name, labels) plus the namespace Input, never from an
+  ``apply`` over other resources' outputs: ``pulumi preview`` shows the name even when every
+  output is unknown (a new cluster, a provider built from another resource's output).
+* Single-replica roles (scheduler, dag-processor, triggerer) use ``strategy: Recreate``: two
+  schedulers of this executor would launch pods for the same queue, and the old pod must stop
+  before the new one starts.  The api-server rolls with ``maxSurge: 1, maxUnavailable: 0`` so the
+  Execution API task pods call never goes away (the quota check counts the surge pod).
+* The pod-template annotation ``airflow-k8s/config-sha256`` (airflow.cfg + templates) rolls the
+  pods on any config change, which a subPath mount would otherwise never see.
+* ``after`` (the migration Job) orders the rollout: Pulumi updates a Deployment only once the
+  Job has completed, so a new release never runs against an old schema.
+* PodDisruptionBudget ``maxUnavailable: 1`` + ``unhealthyPodEvictionPolicy: AlwaysAllow``: every
+  role is restart-safe (the executor relists and adopts its pods; Airflow's jobs recover from the
+  database), so a node drain or cluster upgrade must never hang on these pods, and a
+  crash-looping pod never blocks one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from airflow_k8s.infra.components.airflowpod import PodWiring, Role, Runtime, check_pod, control_plane_pod
+from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
+from airflow_k8s.infra.components.names import CONFIG_HASH_ANNOTATION, ROLE_LABEL, PlatformNames
+
+RECREATE = {"type": "Recreate"}
+ROLLING = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    name: str
+    port: int
+
+
+@dataclass(frozen=True)
+class DeploymentArgs:
+    names: PlatformNames
+    role: Role
+    runtime: Runtime
+    namespace: pulumi.Input[str]
+    service_account: pulumi.Input[str]
+    airflow_config_map: pulumi.Input[str]
+    templates_config_map: pulumi.Input[str]
+    dags_claim: pulumi.Input[str]
+    secret: pulumi.Input[str]
+    template_dir: str
+    checksum: pulumi.Input[str]
+    replicas: int = 1
+    service: tuple[str, ServicePort] | None = None  # (Service name, port)
+    after: Sequence[pulumi.Resource] = ()
+
+
+def pod_labels(names: PlatformNames, role: str) -> dict[str, str]:
+    return {**names.common_labels(role), **names.selector(role), ROLE_LABEL: role}
+
+
+def deployment_spec(args: DeploymentArgs, wiring: PodWiring, checksum: str) -> dict[str, Any]:
+    """The Deployment's ``spec`` (checked: PSS restricted + hardening)."""
+    n, role = args.names, args.role
+    spec = {
+        "replicas": args.replicas,
+        "revisionHistoryLimit": 3,
+        "strategy": ROLLING if args.replicas > 1 or role.name == "api-server" else RECREATE,
+        "selector": {"matchLabels": n.selector(role.name)},
+        "template": {
+            "metadata": {"labels": pod_labels(n, role.name), "annotations": {CONFIG_HASH_ANNOTATION: checksum}},
+            "spec": control_plane_pod(role, args.runtime, wiring),
+        },
+    }
+    obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": n.deployment(role.name)}, "spec": spec}
+    check_pod("Deployment", n.deployment(role.name), obj, token=role.token)
+    return spec
+
+
+def resolve_wiring(args: DeploymentArgs) -> pulumi.Output[tuple[PodWiring, str]]:
+    return pulumi.Output.all(
+        args.service_account, args.airflow_config_map, args.templates_config_map, args.dags_claim, args.secret,
+        args.checksum,
+    ).apply(lambda v: (PodWiring(v[0], v[1], v[2], v[3], v[4], args.template_dir), v[5]))  # fmt: skip
+
+
+class AirflowDeployment(pulumi.ComponentResource):
+    """A control-plane role (module docstring); subclasses only name the type."""
+
+    TYPE = "AirflowDeployment"
+    deployment_name: pulumi.Output[str]
+    service_name: pulumi.Output[str] | None
+
+    def __init__(self, name: str, args: DeploymentArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(f"{TOKEN_PREFIX}{self.TYPE}", name, None, opts)
+        n, role = args.names, args.role
+        labels = n.common_labels(role.name)
+        spec = resolve_wiring(args).apply(lambda v: deployment_spec(args, v[0], v[1]))
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=raw(metadata(n.deployment(role.name), args.namespace, labels)),
+            spec=raw(spec),
+            opts=child(self, depends_on=list(args.after)),
+        )
+        self.deployment_name = name_of(deployment)
+        self.service_name = None
+        if args.service is not None:
+            service_name, port = args.service
+            service = k8s.core.v1.Service(
+                f"{name}-service",
+                metadata=raw(metadata(service_name, args.namespace, labels)),
+                spec=raw(
+                    {
+                        "type": "ClusterIP",
+                        "selector": n.selector(role.name),
+                        "ports": [{"name": port.name, "port": port.port, "targetPort": port.name, "protocol": "TCP"}],
+                    }
+                ),
+                opts=child(self),
+            )
+            self.service_name = name_of(service)
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=raw(metadata(n.deployment(role.name), args.namespace, labels)),
+            spec=raw(
+                {
+                    "maxUnavailable": 1,
+                    "selector": {"matchLabels": n.selector(role.name)},
+                    "unhealthyPodEvictionPolicy": "AlwaysAllow",
+                }
+            ),
+            opts=child(self),
+        )
+        outputs: dict[str, Any] = {"deploymentName": self.deployment_name}
+        if self.service_name is not None:
+            outputs["serviceName"] = self.service_name
+        self.register_outputs(outputs)
+
+
+class SchedulerDeployment(AirflowDeployment):
+    TYPE = "SchedulerDeployment"
+
+
+class ApiServerDeployment(AirflowDeployment):
+    TYPE = "ApiServerDeployment"
+
+
+class DagProcessorDeployment(AirflowDeployment):
+    TYPE = "DagProcessorDeployment"
+
+
+class TriggererDeployment(AirflowDeployment):
+    TYPE = "TriggererDeployment"
