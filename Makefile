@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CHECKOV_VENV ?= .venv-checkov
 AIRFLOW_VENV ?= .venv-airflow
 AF := $(AIRFLOW_VENV)/bin/python
-AIRFLOW_PACKAGES := 'apache-airflow==3.3.2' 'apache-airflow-providers-cncf-kubernetes==10.25.0' psycopg2-binary \
+AIRFLOW_PACKAGES := 'apache-airflow==3.3.2' 'apache-airflow-providers-cncf-kubernetes==10.25.0' psycopg2-binary asyncpg \
 	kubernetes-validate prometheus-client orjson pytest pytest-timeout hypothesis
 STACK ?= dev
 OUT ?= build/$(STACK)

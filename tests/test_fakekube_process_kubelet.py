@@ -268,6 +268,16 @@ def test_stopping_the_server_kills_every_process_group_it_started(mode):
     wait_for(lambda: gone(grandchild), message="the process group outlived the server")
 
 
+def test_processes_left_behind_die_with_the_main_one_even_in_a_process_group_of_their_own(server, core):
+    # A Task SDK supervisor's task process does this: same session, a process group of its own.
+    orphan = "import subprocess, sys; c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'],"
+    code = orphan + " process_group=0); print(c.pid, flush=True); sys.exit(137)"
+    core.create_namespaced_pod(NS, process_pod("leaver", code))
+    assert server.cluster.wait_for_phase(NS, "leaver", "Succeeded", "Failed", timeout=20) == "Failed"
+    child = int(server.cluster.logs(NS, "leaver")[0])
+    wait_for(lambda: gone(child), timeout=10, message="a process of the pod outlived its main process")
+
+
 def test_the_mode_is_off_by_default(fake_kube, core_v1, tmp_path):
     marker = tmp_path / "ran"
     core_v1.create_namespaced_pod(NS, process_pod("inert", f"open({str(marker)!r}, 'w')"))

@@ -105,3 +105,17 @@ def test_a_relaunch_replaces_the_kept_pod_of_a_failed_launch(cluster, make_engin
     pod = cluster.cluster.pod(NAMESPACE, identity.pod_name(task.key))
     assert pod is not None and pod["metadata"]["uid"] != first_uid
     assert cluster.stats.creates()[(NAMESPACE, identity.pod_name(task.key))] == 2
+
+
+def test_a_relaunch_asked_for_while_the_failed_pod_is_still_being_cleaned_up_is_not_lost(cluster, make_engine):
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    task = make_task("flaky", annotations=behave("fail"))
+    name = identity.pod_name(task.key)
+    cluster.faults.add_latency(1.0, method="PATCH", path=rf"/pods/{name}$", times=1)  # the 'done' label lands late
+    engine.submit(task)
+    cluster.cluster.wait_for(lambda: task.key in sink.results, timeout=10)
+    engine.submit(task, relaunch=True)  # as Airflow's adapter does as soon as it reads the failure
+    assert engine.wait_idle(15)
+    assert len(sink.recorded) == 2
+    assert cluster.stats.creates()[(NAMESPACE, name)] == 2
