@@ -26,9 +26,13 @@ from airflow_k8s.executor.pods.templates import TemplateStore
 from airflow_k8s.executor.tasks.results import MemorySink, ResultSink
 from airflow_k8s.executor.tasks.task import Task
 from tests.fakekube import FakeKubeServer, NodeSpec, Taint
+from tests.fakekube.cluster import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "airflow"
+WAIT = 60.0
+"""Deadline of every wait for the engine: generous, so a loaded 2-core machine never fails a passing
+test; a condition met sooner returns at once.  Assertions are on outcomes, never on elapsed time."""
 
 # The node pools infra provisions, as the fake cluster's nodes (labels and taints the templates target).
 POOLS = (
@@ -85,6 +89,8 @@ worker_pods_creation_burst = 100
 worker_pods_creation_workers = 8
 watch_timeout_seconds = 5
 kube_request_timeout = 5
+# test images that the fake kubelet fails to pull
+task_allowed_registries = registry.example
 """
 
 FAST = EngineOptions(
@@ -193,6 +199,19 @@ def make_engine(kube: KubeClient, templates: TemplateStore) -> Iterator[EngineFa
     yield factory
     for engine in engines:
         engine.stop(timeout=2)
+
+
+def loop_passes(engine: Engine, passes: int = 30) -> None:
+    """Wait until the engine's loop has run ``passes`` more times (each pass dispatches, checks
+    timeouts and reconciles placeholders when due): a window defined by the engine's progress, not
+    the wall clock, for checks that something does *not* happen."""
+    seen = {engine._heartbeat}
+
+    def advanced() -> bool:
+        seen.add(engine._heartbeat)
+        return len(seen) > passes
+
+    wait_for(advanced, WAIT, interval=0.001, message=f"the engine loop did not run {passes} times")
 
 
 def results_by_key(sink: MemorySink) -> dict[Any, Any]:

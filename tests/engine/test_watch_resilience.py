@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from airflow_k8s.executor.tasks.results import SUCCESS, MemorySink
-from tests.engine.conftest import behave, make_config, make_task
+from tests.engine.conftest import WAIT, behave, make_config, make_task
 
 
 def run_with_disruption(cluster, engine, sink, disrupt, *, tasks=30, every=0.15, rounds=8):
@@ -21,7 +21,7 @@ def run_with_disruption(cluster, engine, sink, disrupt, *, tasks=30, every=0.15,
     for _ in range(rounds):
         time.sleep(every)
         disrupt()
-    assert engine.wait_idle(30), engine.snapshot()
+    assert engine.wait_idle(WAIT), engine.snapshot()
     recorded = Counter(result.key for result in sink.recorded)
     assert set(recorded) == {t.key for t in submitted}, "a task was lost"
     assert max(recorded.values()) == 1, "a completion was counted twice"
@@ -117,7 +117,7 @@ def test_completions_while_no_watch_is_open_are_found_by_the_relist(cluster, mak
     cluster.cluster.complete("airflow", identity.pod_name(name), "succeed")
     cluster.faults.compact()
     cluster.faults.remove(rule)
-    assert engine.wait_idle(20)
+    assert engine.wait_idle(WAIT)
     assert sink.results[task.key].state == SUCCESS
     assert len(sink.recorded) == 1
 
