@@ -20,7 +20,6 @@ here; :mod:`airflow_k8s.executor.kube.retry` decides what to retry.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import socket
 import threading
@@ -31,11 +30,11 @@ from urllib.parse import urlencode
 
 import urllib3
 from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from airflow_k8s.executor.contract import jsonfast
-from airflow_k8s.executor.contract.errors import ConfigError, KubeApiError, api_error
+from airflow_k8s.executor.contract.errors import KubeApiError, api_error
+from airflow_k8s.executor.kube import connection
 
 if TYPE_CHECKING:
     from airflow_k8s.executor.contract.config import ExecutorConfig
@@ -123,7 +122,7 @@ class KubeClient:
         """A client for an unauthenticated API URL (tests, ``kubectl proxy``)."""
         configuration = k8s_client.Configuration()
         configuration.host = host
-        return cls(_tuned(configuration, pool_size), request_timeout=request_timeout)
+        return cls(connection.tuned(configuration, pool_size), request_timeout=request_timeout)
 
     @classmethod
     def from_settings(
@@ -136,23 +135,25 @@ class KubeClient:
         request_timeout: float | tuple[float, float] = 60.0,
     ) -> KubeClient:
         """In-cluster service account, or a kubeconfig (``$KUBECONFIG`` / ~/.kube/config)."""
-        return cls(_tuned(_load(in_cluster, config_file, context), pool_size), request_timeout=request_timeout)
+        configuration = connection.load(in_cluster, config_file, context)
+        return cls(connection.tuned(configuration, pool_size), request_timeout=request_timeout)
 
     @classmethod
     def from_config(cls, config: ExecutorConfig, *, pool_size: int = 16) -> KubeClient:
         """The client airflow.cfg describes (module docstring); ``verify_ssl = False`` is logged loudly."""
         if config.client_factory:
-            configuration = _from_factory(config.client_factory)
+            configuration = connection.from_factory(config.client_factory)
         else:
-            configuration = _load(config.in_cluster, config.config_file, config.cluster_context)
+            configuration = connection.load(config.in_cluster, config.config_file, config.cluster_context)
         if config.ssl_ca_cert:
             configuration.ssl_ca_cert = config.ssl_ca_cert
         if not config.verify_ssl:
             log.warning("[kubernetes_executor] verify_ssl = False: the API server's certificate is not checked")
             configuration.verify_ssl = False
         if config.enable_tcp_keepalive:
-            configuration.socket_options = _keepalive(config.tcp_keep_idle, config.tcp_keep_intvl, config.tcp_keep_cnt)
-        return cls(_tuned(configuration, pool_size), request_timeout=config.request_timeout())
+            timers = (config.tcp_keep_idle, config.tcp_keep_intvl, config.tcp_keep_cnt)
+            configuration.socket_options = connection.keepalive(*timers)
+        return cls(connection.tuned(configuration, pool_size), request_timeout=config.request_timeout())
 
     def close(self) -> None:
         self.api.close()
@@ -337,50 +338,6 @@ class KubeClient:
         """metrics.k8s.io PodMetrics (KubeApiError 404 when the metrics API is not installed)."""
         path = f"/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods"
         return list(self.request("GET", path).get("items") or [])
-
-
-def _load(in_cluster: bool, config_file: str | None, context: str | None) -> k8s_client.Configuration:
-    configuration = k8s_client.Configuration()
-    try:
-        if in_cluster:
-            k8s_config.load_incluster_config(client_configuration=configuration)
-        else:
-            k8s_config.load_kube_config(config_file=config_file, context=context, client_configuration=configuration)
-    except (k8s_config.ConfigException, OSError) as exc:
-        where = "in-cluster service account" if in_cluster else f"kubeconfig {config_file or '(default)'}"
-        raise KubeApiError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
-    return configuration
-
-
-def _from_factory(path: str) -> k8s_client.Configuration:
-    """The configuration of the ``CoreV1Api`` Airflow's ``client_factory`` callable returns."""
-    module_name, _, attribute = path.rpartition(".")
-    where = {"section": "kubernetes_executor", "key": "client_factory", "value": path}
-    try:
-        factory = getattr(importlib.import_module(module_name), attribute)
-        api = factory()
-    except Exception as exc:  # an import or a factory failure: report it naming the setting
-        raise ConfigError(f"cannot build a client: {type(exc).__name__}: {exc}", **where) from exc
-    configuration = getattr(getattr(api, "api_client", None), "configuration", None)
-    if not isinstance(configuration, k8s_client.Configuration):
-        raise ConfigError("the factory must return a kubernetes.client.CoreV1Api", **where)
-    return configuration
-
-
-def _keepalive(idle: int, interval: int, count: int) -> list[tuple[int, int, int]]:
-    """Socket options for TCP keepalive, as Airflow sets them (options the platform lacks are skipped)."""
-    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
-    for name, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", interval), ("TCP_KEEPCNT", count)):
-        if hasattr(socket, name):
-            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
-    return [*urllib3.connection.HTTPConnection.default_socket_options, *options]
-
-
-def _tuned(configuration: k8s_client.Configuration, pool_size: int) -> k8s_client.ApiClient:
-    """Pool size for the concurrent launchers; urllib3's own retries off (ours count and log them)."""
-    configuration.connection_pool_maxsize = pool_size
-    configuration.retries = False
-    return k8s_client.ApiClient(configuration)
 
 
 def _status_error(what: str, response: Any) -> KubeApiError:
