@@ -5,12 +5,12 @@ PY := $(VENV)/bin/python
 CHECKOV_VENV ?= .venv-checkov
 AIRFLOW_VENV ?= .venv-airflow
 AF := $(AIRFLOW_VENV)/bin/python
-AIRFLOW_PACKAGES := 'apache-airflow==3.3.2' 'apache-airflow-providers-cncf-kubernetes==10.25.0' psycopg2-binary \
+AIRFLOW_PACKAGES := 'apache-airflow==3.3.2' 'apache-airflow-providers-cncf-kubernetes==10.25.0' psycopg2-binary asyncpg \
 	kubernetes-validate prometheus-client orjson pytest pytest-timeout hypothesis
 STACK ?= dev
 OUT ?= build/$(STACK)
 
-.PHONY: setup render test lint typecheck unit test-airflow bench bench-airflow checkov clean
+.PHONY: setup render test test-stress lint typecheck unit test-airflow bench bench-airflow checkov clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ test-airflow: $(AIRFLOW_VENV)/.installed
 
 ## The test command CI runs: lint, types, the whole test suite, the Airflow tier.
 test: lint typecheck unit test-airflow
+
+## The whole suite three times in a row with a CPU hog on one core: no test may depend on timing.
+test-stress: $(VENV)/.installed
+	timeout 1800 sh -c 'while :; do :; done' & hog=$$!; status=0; \
+	for i in 1 2 3; do $(PY) -m pytest -q -p no:cacheprovider || { status=1; break; }; done; \
+	kill $$hog; exit $$status
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_engine.py

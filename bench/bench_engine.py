@@ -1,7 +1,9 @@
 """Push N tasks (default 10,000) through the executor engine against the fake API server.
 
 The fake Kubernetes API runs in its own process (``python -m tests.fakekube``), so this
-process's CPU time and memory are the scheduler's alone.  Prints:
+process's CPU time and memory are the scheduler's alone.  It runs the fake's ``strict`` preset
+(server-side defaults, apiserver-shaped bookmarks once a minute, graceful deletion...) unless
+``--fake kind`` asks for the kinder defaults.  Prints:
 
 * launch throughput: pod creates per second, from the first create to the last;
 * scheduler CPU per task lifecycle: this process's CPU time / N (submit, build, create,
@@ -69,11 +71,11 @@ max_pod_pending_timeout = 600
 """
 
 
-def start_fake(run_seconds: float) -> tuple[subprocess.Popen[str], str]:
+def start_fake(run_seconds: float, *, strict: bool = True) -> tuple[subprocess.Popen[str], str]:
     command = [
         sys.executable, "-m", "tests.fakekube", "--port", "0", "--nodes-json", json.dumps([NODE]),
         "--schedule-delay", "0.001", "--start-delay", "0.005", "--run-seconds", str(run_seconds),
-        "--history-size", "500000", "--no-events", "--no-metrics",
+        "--history-size", "500000", "--no-events", "--no-metrics", *(["--strict"] if strict else []),
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
@@ -116,7 +118,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    fake, url = start_fake(args.run_seconds)
+    fake, url = start_fake(args.run_seconds, strict=args.fake == "strict")
     try:
         config = parse_config(
             CONFIG.format(n_max=args.n_max, qps=args.qps, burst=args.burst, workers=args.workers),
@@ -177,6 +179,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     recorded = Counter(r.key for r in sink.recorded)
     return {
         "tasks": args.tasks,
+        "fake": args.fake,
         "arrival": f"{args.rate:g}/s" if args.rate else "burst",
         "finished": finished,
         "startup_sync_ms": round(startup_ms, 1),
@@ -209,6 +212,7 @@ def main() -> int:
     parser.add_argument("--run-seconds", type=float, default=0.2, help="simulated task runtime")
     parser.add_argument("--rate", type=float, default=0.0, help="submit N tasks/s (default: all at once)")
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--fake", choices=("strict", "kind"), default="strict", help="the fake API server's preset")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     figures = run(args)

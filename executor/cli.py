@@ -19,8 +19,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
@@ -28,10 +27,12 @@ import yaml
 from airflow_k8s.executor.contract.config import ExecutorConfig
 from airflow_k8s.executor.contract.config_loader import load_config
 from airflow_k8s.executor.contract.errors import ExecutorError, KubeApiError
+from airflow_k8s.executor.contract.parsers import float_parser, int_parser
 from airflow_k8s.executor.engine import logs
 from airflow_k8s.executor.kube.client import KubeClient
 from airflow_k8s.executor.pods.podfactory import build_pod
 from airflow_k8s.executor.pods.templates import TemplateStore
+from airflow_k8s.executor.tasks import taskfile
 from airflow_k8s.executor.tasks.identity import instance_selector
 from airflow_k8s.executor.tasks.task import Task
 
@@ -40,23 +41,24 @@ BAD_INPUT = 2
 
 
 def _read_task(value: str) -> Task:
-    """``--task``: inline JSON, a file path, or ``-`` for stdin."""
-    source = "--task"
+    """``--task``: inline JSON, a file path, or ``-`` for stdin (the intake's size and depth limits)."""
     if value == "-":
-        text, source = sys.stdin.read(), "<stdin>"
-    elif value.lstrip().startswith("{"):
-        text = value
-    else:
-        path = Path(value)
+        return taskfile.parse_task_json(sys.stdin.read(taskfile.MAX_TASK_BYTES + 1), source="<stdin>")
+    if value.lstrip().startswith("{"):
+        return taskfile.parse_task_json(value, source="--task")
+    return taskfile.read_task_file(value)
+
+
+def _bounded(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from a config parser: the same bounds as airflow.cfg, argparse's message."""
+
+    def checked(raw: str) -> Any:
         try:
-            text, source = path.read_text(encoding="utf-8"), str(path)
-        except OSError as exc:
-            raise ExecutorError(f"cannot read task file {path}: {exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ExecutorError(f"{source}: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
-    return Task.from_dict(data, source=source)
+            return parse(raw)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{raw!r}: {exc}") from exc
+
+    return checked
 
 
 def _templates(args: argparse.Namespace, config: ExecutorConfig) -> TemplateStore:
@@ -192,7 +194,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
 # -- parser --------------------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m airflow_k8s.executor", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
     parser.add_argument("--plain-logs", action="store_true", help="human-readable logs instead of JSON lines")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -217,10 +219,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--spool", help="intake directory (default: the config's task_intake_dir)")
     p = command("run", cmd_run, "run the scheduler", cluster=True)
     p.add_argument("--spool", help="intake directory (default: the config's task_intake_dir)")
-    p.add_argument("--port", type=int, help="metrics/probe port (default: the config's metrics_port)")
+    p.add_argument(
+        "--port", type=_bounded(int_parser(0, 65535)), help="metrics/probe port (default: the config's metrics_port)"
+    )
     command("pods", cmd_pods, "list this executor's pods", cluster=True)
     p = command("cleanup", cmd_cleanup, "delete finished pods older than N hours", cluster=True)
-    p.add_argument("--max-age-hours", type=float, help="default: the config's finished_pod_max_age_hours")
+    p.add_argument(
+        "--max-age-hours",
+        type=_bounded(float_parser(0.0, 8760.0)),
+        help="hours, up to 8760 (default: the config's finished_pod_max_age_hours)",
+    )
     p.add_argument("--dry-run", action="store_true")
     p = command("cost", cmd_cost, "cost and utilization report", cluster=True)
     p.add_argument("--by", default="tier", choices=("task", "dag", "tier"))

@@ -21,7 +21,7 @@ def test_the_engine_benchmark_runs_and_reports_its_figures():
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     figures = json.loads(completed.stdout.strip().splitlines()[-1])
-    assert figures["finished"] is True
+    assert figures["finished"] is True and figures["fake"] == "strict"
     assert (figures["lost"], figures["recorded_twice"], figures["created_twice"]) == (0, 0, 0)
     assert figures["creates"] == figures["succeeded"] == 300
     for name in (

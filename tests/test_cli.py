@@ -60,6 +60,37 @@ def test_bad_input_exits_2_with_the_reason(capsys, task, fragment):
     assert fragment in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("run", "--port", "70000"),
+        ("run", "--port", "٩٠٠٠"),  # Arabic-Indic digits: int() would accept them
+        ("cleanup", "--max-age-hours", "1e308"),
+        ("cleanup", "--max-age-hours", "nan"),
+        ("cleanup", "--max-age-hours", "-1"),
+    ],
+)
+def test_numeric_options_are_bounded_like_their_config_keys(capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        run(argv[0], "--config", str(EXAMPLES / "airflow.cfg"), *argv[1:])
+    assert info.value.code == 2 and argv[-1] in capsys.readouterr().err
+
+
+def test_a_task_argument_naming_a_fifo_is_refused_without_blocking(tmp_path, capsys):
+    import os
+
+    os.mkfifo(tmp_path / "task.json")
+    assert run("render-pod", "--config", str(EXAMPLES / "airflow.cfg"), "--templates", TEMPLATES,
+               "--task", str(tmp_path / "task.json")) == 2  # fmt: skip
+    assert "a FIFO; task files must be regular files" in capsys.readouterr().err
+
+
+def test_deeply_nested_task_json_exits_2_not_with_a_traceback(capsys):
+    task = BASE_TASK + ', "kubernetes_config": {"pod_override": ' + "[" * 50_000 + "]" * 50_000 + "}}"
+    assert run("render-pod", "--config", str(EXAMPLES / "airflow.cfg"), "--templates", TEMPLATES, "--task", task) == 2
+    assert "nested more than 32 levels" in capsys.readouterr().err
+
+
 def test_a_bad_config_file_exits_2_naming_the_key(tmp_path, capsys):
     cfg = tmp_path / "airflow.cfg"
     cfg.write_text("[kubernetes]\nworker_pods_max = 0\n")

@@ -146,7 +146,7 @@ def test_graceful_deletion_shows_deletion_timestamp_before_removal():
         assert marked.metadata.deletion_timestamp is not None
         assert marked.metadata.deletion_grace_period_seconds == 30
         assert core.read_namespaced_pod("slow", NS).metadata.deletion_timestamp is not None
-        server.wait_for(lambda: server.cluster.pod(NS, "slow") is None, 3)
+        server.wait_for(lambda: server.cluster.pod(NS, "slow") is None)
         reasons = [e["reason"] for e in server.cluster.events(NS)]
         assert "Killing" in reasons
 

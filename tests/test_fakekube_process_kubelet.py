@@ -83,7 +83,7 @@ SLEEPER = "import time; print('ready', flush=True); time.sleep(600)"
 def test_the_base_container_runs_with_its_environment_and_its_output_is_the_log(server, core):
     code = "print('hi'); import os; print(os.environ['X'])"
     core.create_namespaced_pod(NS, process_pod("hello", code, env=[{"name": "X", "value": "there"}]))
-    assert server.cluster.wait_for_phase(NS, "hello", "Succeeded", "Failed", timeout=20) == "Succeeded"
+    assert server.cluster.wait_for_phase(NS, "hello", "Succeeded", "Failed") == "Succeeded"
     assert core.read_namespaced_pod_log("hello", NS) == "hi\nthere\n"
     terminated = container_state(core, "hello").terminated
     assert (terminated.exit_code, terminated.reason, terminated.message) == (0, "Completed", None)
@@ -92,7 +92,7 @@ def test_the_base_container_runs_with_its_environment_and_its_output_is_the_log(
 
 def test_an_exit_code_fails_the_pod_with_that_code(server, core):
     core.create_namespaced_pod(NS, process_pod("three", "import sys; print('bye'); sys.exit(3)"))
-    assert server.cluster.wait_for_phase(NS, "three", "Succeeded", "Failed", timeout=20) == "Failed"
+    assert server.cluster.wait_for_phase(NS, "three", "Succeeded", "Failed") == "Failed"
     terminated = container_state(core, "three").terminated
     assert (terminated.exit_code, terminated.reason) == (3, "Error")
     assert server.stats.pod(NS, "three").exit_code == 3
@@ -127,7 +127,7 @@ def test_a_process_ignoring_sigterm_is_killed_when_the_grace_period_ends(started
     pid = started(process_pod("stubborn", stubborn + "time.sleep(600)"))
     asked = time.monotonic()
     core.delete_namespaced_pod("stubborn", NS, grace_period_seconds=1)
-    server.wait_for(lambda: server.cluster.pod(NS, "stubborn") is None, timeout=15)
+    server.wait_for(lambda: server.cluster.pod(NS, "stubborn") is None)
     assert time.monotonic() - asked >= 1.0  # SIGTERM alone did not end it: SIGKILL came after the grace period
     assert gone(pid)
 
@@ -149,7 +149,7 @@ def test_env_comes_from_field_refs_secrets_config_maps_and_the_base_environment(
     pod["spec"]["containers"][0]["args"] = ["$(LEVEL)", "$$(LEVEL)"]
     pod["spec"]["containers"][0]["envFrom"] = [{"configMapRef": {"name": "settings"}, "prefix": "CM_"}]
     core.create_namespaced_pod(NS, pod)
-    server.cluster.wait_for_phase(NS, "envy", "Succeeded", "Failed", timeout=20)
+    server.cluster.wait_for_phase(NS, "envy", "Succeeded", "Failed")
     seen = json.loads(core.read_namespaced_pod_log("envy", NS))
     uid = core.read_namespaced_pod("envy", NS).metadata.uid
     expected = {
@@ -182,7 +182,7 @@ def test_a_missing_secret_keeps_the_pod_waiting_until_the_secret_exists(server, 
     assert (reason.reason, reason.message) == ("CreateContainerConfigError", 'secret "late" not found')
     assert core.read_namespaced_pod("waits", NS).status.phase == "Pending"
     core.create_namespaced_secret(NS, {"metadata": {"name": "late"}, "data": {"token": "dG9rZW4="}})
-    assert server.cluster.wait_for_phase(NS, "waits", "Succeeded", "Failed", timeout=20) == "Succeeded"
+    assert server.cluster.wait_for_phase(NS, "waits", "Succeeded", "Failed") == "Succeeded"
     assert core.read_namespaced_pod_log("waits", NS) == "token\n"
 
 
@@ -212,7 +212,7 @@ def test_a_bare_program_name_is_found_through_the_base_path(server, core):
     pod = pod_manifest("bare")
     pod["spec"]["containers"][0].update(command=[os.path.basename(PYTHON)], args=["-c", "print('found')"])
     core.create_namespaced_pod(NS, pod)
-    assert server.cluster.wait_for_phase(NS, "bare", "Succeeded", "Failed", timeout=20) == "Succeeded"
+    assert server.cluster.wait_for_phase(NS, "bare", "Succeeded", "Failed") == "Succeeded"
     assert core.read_namespaced_pod_log("bare", NS) == "found\n"
 
 
@@ -224,7 +224,7 @@ def test_the_working_directory_is_fresh_per_pod_unless_the_container_names_an_ex
     own["spec"]["containers"][0]["workingDir"] = str(tmp_path)
     core.create_namespaced_pod(NS, own)
     for name in ("one", "two", "own"):
-        server.cluster.wait_for_phase(NS, name, "Succeeded", "Failed", timeout=20)
+        server.cluster.wait_for_phase(NS, name, "Succeeded", "Failed")
     one, two, mine = (core.read_namespaced_pod_log(n, NS).strip() for n in ("one", "two", "own"))
     assert one != two and os.path.basename(one) == "work"
     assert mine == str(tmp_path)
@@ -234,7 +234,7 @@ def test_a_failed_container_with_fallback_to_logs_reports_its_log_tail(server, c
     pod = process_pod("fallback", "import sys; print('a'); print('b'); sys.exit(2)")
     pod["spec"]["containers"][0]["terminationMessagePolicy"] = "FallbackToLogsOnError"
     core.create_namespaced_pod(NS, pod)
-    server.cluster.wait_for_phase(NS, "fallback", "Failed", timeout=20)
+    server.cluster.wait_for_phase(NS, "fallback", "Failed")
     assert container_state(core, "fallback").terminated.message == "a\nb\n"
 
 
@@ -246,7 +246,7 @@ def test_restart_policy_on_failure_backs_off_instead_of_failing(server, core):
         waiting = statuses and statuses[0].state.waiting
         return statuses[0] if waiting and waiting.reason == "CrashLoopBackOff" else None
 
-    status = server.wait_for(backing_off, timeout=20)
+    status = server.wait_for(backing_off)
     assert (status.restart_count, status.last_state.terminated.exit_code) == (1, 1)
     assert core.read_namespaced_pod("crashy", NS).status.phase == "Running"
 
@@ -259,13 +259,23 @@ def test_stopping_the_server_kills_every_process_group_it_started(mode):
     try:
         core = client.CoreV1Api(server.api_client())
         core.create_namespaced_pod(NS, process_pod("parent", child + " print(c.pid, flush=True); time.sleep(600)"))
-        lines = server.wait_for(lambda: server.cluster.logs(NS, "parent"), timeout=20)
+        lines = server.wait_for(lambda: server.cluster.logs(NS, "parent"))
         grandchild, pid = int(lines[0]), server.cluster.process_pid(NS, "parent")
         assert pid is not None and not gone(pid) and not gone(grandchild)
     finally:
         server.stop()
     assert gone(pid)
     wait_for(lambda: gone(grandchild), message="the process group outlived the server")
+
+
+def test_processes_left_behind_die_with_the_main_one_even_in_a_process_group_of_their_own(server, core):
+    # A Task SDK supervisor's task process does this: same session, a process group of its own.
+    orphan = "import subprocess, sys; c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'],"
+    code = orphan + " process_group=0); print(c.pid, flush=True); sys.exit(137)"
+    core.create_namespaced_pod(NS, process_pod("leaver", code))
+    assert server.cluster.wait_for_phase(NS, "leaver", "Succeeded", "Failed", timeout=20) == "Failed"
+    child = int(server.cluster.logs(NS, "leaver")[0])
+    wait_for(lambda: gone(child), timeout=10, message="a process of the pod outlived its main process")
 
 
 def test_the_mode_is_off_by_default(fake_kube, core_v1, tmp_path):
@@ -291,13 +301,13 @@ def test_the_out_of_process_server_runs_pods_as_processes(tmp_path):
         cfg.host = url
         core = client.CoreV1Api(client.ApiClient(cfg))
         core.create_namespaced_pod(NS, process_pod("remote", "import os; print(os.environ['GREETING'])"))
-        wait_for(lambda: core.read_namespaced_pod("remote", NS).status.phase == "Succeeded", timeout=20)
+        wait_for(lambda: core.read_namespaced_pod("remote", NS).status.phase == "Succeeded")
         assert core.read_namespaced_pod_log("remote", NS) == "hello from the base env\n"
         core.create_namespaced_pod(
             NS, process_pod("asleep", "import os, time; print(os.getpid(), flush=True); " + "time.sleep(600)")
         )
-        wait_for(lambda: core.read_namespaced_pod("asleep", NS).status.phase == "Running", timeout=20)
-        pid = int(wait_for(lambda: core.read_namespaced_pod_log("asleep", NS), timeout=20))
+        wait_for(lambda: core.read_namespaced_pod("asleep", NS).status.phase == "Running")
+        pid = int(wait_for(lambda: core.read_namespaced_pod_log("asleep", NS)))
         assert not gone(pid)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -328,4 +338,4 @@ def test_a_missing_config_map_key_is_reported_and_flushing_does_not_spin_on_it(s
     assert container_state(core, "keyless").waiting.message == f"couldn't find key level in ConfigMap {NS}/settings"
     assert server.cluster.flush() < 100  # waiting for config queues nothing to retry on a timer
     core.patch_namespaced_config_map("settings", NS, {"data": {"level": "debug"}})
-    assert server.cluster.wait_for_phase(NS, "keyless", "Succeeded", "Failed", timeout=20) == "Succeeded"
+    assert server.cluster.wait_for_phase(NS, "keyless", "Succeeded", "Failed") == "Succeeded"

@@ -80,7 +80,7 @@ def test_a_second_delete_with_a_shorter_grace_period_brings_removal_forward(slow
     slow_kubelet.cluster.wait_for_phase(NS, "p", "Running")
     core.delete_namespaced_pod("p", NS)
     assert core.delete_namespaced_pod("p", NS, grace_period_seconds=1).metadata.deletion_grace_period_seconds == 1
-    slow_kubelet.wait_for(lambda: slow_kubelet.cluster.pod(NS, "p") is None, timeout=10)
+    slow_kubelet.wait_for(lambda: slow_kubelet.cluster.pod(NS, "p") is None)
 
 
 def test_grace_period_zero_and_never_bound_pods_are_removed_at_once(slow_kubelet):

@@ -110,7 +110,7 @@ def test_no_bookmarks_unless_asked_and_stream_ends_cleanly_at_timeout(core_v1):
         response = open_watch(core, resource_version=str(server.store.rv), timeout_seconds=1)
         assert list(watch_events(response)) == []  # no ProtocolError: the terminating chunk was sent
         assert 0.9 <= time.monotonic() - started < 3
-        server.wait_for(lambda: server.open_watches == 0, 2)
+        server.wait_for(lambda: server.open_watches == 0)
 
 
 def test_compaction_makes_old_resource_versions_expire_with_a_410_error_event(paused, core_v1):
@@ -197,7 +197,7 @@ def test_server_notices_when_a_client_abandons_a_watch(paused, core_v1):
     paused.wait_for(lambda: paused.open_watches == 1)
     response.close()  # what Watch.stream does when it stops: close, then release
     response.release_conn()
-    paused.wait_for(lambda: paused.open_watches == 0, 2)
+    paused.wait_for(lambda: paused.open_watches == 0)
 
 
 def test_label_selected_watch_sees_objects_enter_and_leave_the_selection(paused, core_v1):

@@ -102,3 +102,25 @@ def test_tcp_keepalive_is_set_on_api_connections(fake_kube, tmp_path):
 def test_the_request_timeout_comes_from_kube_client_request_args(fake_kube, tmp_path):
     config = outside(tmp_path / "config", fake_kube.url, kube_client_request_args=(("_request_timeout", (3.0, 9.0)),))
     assert KubeClient.from_config(config).request_timeout == (3.0, 9.0)
+
+
+def test_closing_a_quiet_watch_from_another_thread_ends_it_at_once(fake_kube):
+    import threading
+    import time
+
+    fake_kube.configure(bookmark_interval=60)  # a real server's watch cache: no event for a minute
+    client = KubeClient.for_host(fake_kube.url)
+    rv = client.list_pods("airflow").resource_version
+    stream = client.watch_pods("airflow", label_selector=None, resource_version=rv, timeout_seconds=30, read_timeout=40)
+    events: list[dict] = []
+    reader = threading.Thread(target=lambda: events.extend(stream), daemon=True)
+    reader.start()
+    reader.join(0.3)
+    assert reader.is_alive()  # blocked on the silent socket
+    started = time.monotonic()
+    stream.close()
+    reader.join(5)
+    assert not reader.is_alive() and time.monotonic() - started < 1.0
+    assert events == []  # ended quietly: no error, no event
+    stream.close()  # idempotent
+    assert client.list_pods("airflow").items == []  # the pool still works after the closed watch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -188,22 +189,25 @@ def test_a_request_above_the_merged_limit_is_rejected(seed_config, templates):
         build_pod(task({"resources": {"requests": {"cpu": "3"}}}), seed_config, templates)
 
 
-def test_node_selector_overrides_replace_per_key_and_tolerations_append_once(build):
+def test_node_selector_overrides_replace_per_key_and_tolerations_append_once(seed_config, build):
+    config = dataclasses.replace(seed_config, task_allowed_node_selectors=(("zone", ("a",)),))
+    heavy_pool = {"key": "workload", "operator": "Equal", "value": "heavy", "effect": "NoSchedule"}
     pod = build(
         task(
             {
-                "node_selector": {"node-type": "special", "zone": "a"},
+                "node_selector": {"node-type": "compute-optimized", "zone": "a"},
                 "tolerations": [
                     {"key": "dedicated", "operator": "Equal", "value": "worker", "effect": "NoSchedule"},
-                    {"key": "spot", "operator": "Exists", "effect": "NoSchedule"},
+                    heavy_pool,
                 ],
             }
-        )
+        ),
+        config,
     )
-    assert pod["spec"]["nodeSelector"] == {"node-type": "special", "zone": "a"}
+    assert pod["spec"]["nodeSelector"] == {"node-type": "compute-optimized", "zone": "a"}
     assert pod["spec"]["tolerations"] == [
         {"key": "dedicated", "operator": "Equal", "value": "worker", "effect": "NoSchedule"},
-        {"key": "spot", "operator": "Exists", "effect": "NoSchedule"},
+        heavy_pool,
     ]
 
 
@@ -283,16 +287,16 @@ def test_pod_override_merges_containers_by_name_appends_volumes_and_null_deletes
         "metadata": {"labels": {"extra": "yes"}},
         "spec": {
             "terminationGracePeriodSeconds": 7,
-            "nodeSelector": None,
+            "tolerations": None,
             "containers": [
                 {"name": "base", "env": [{"name": "LOG_LEVEL", "value": "debug"}]},
             ],
             "volumes": [{"name": "scratch", "emptyDir": {}}],
         },
     }
-    pod = build(task({"pod_override": override, "tolerations": []}))
+    pod = build(task({"pod_override": override}))
     assert pod["spec"]["terminationGracePeriodSeconds"] == 7
-    assert "nodeSelector" not in pod["spec"]
+    assert "tolerations" not in pod["spec"]
     assert len(pod["spec"]["containers"]) == 1
     assert {"name": "LOG_LEVEL", "value": "debug"} in base(pod)["env"]
     assert {"name": "scratch", "emptyDir": {}} in pod["spec"]["volumes"]

@@ -73,10 +73,7 @@ def _adopt_one(executor: KubernetesPlatformExecutor, ti: Any, pods: dict[TaskKey
     key = task_key(ti)
     pod = pods.get(key)
     if pod is None:
-        if key in executor._unclaimed:  # finished while no scheduler ran; sync reports it
-            executor._outcomes.record(executor._unclaimed.pop(key))
-            return True
-        return False
+        return executor.outcomes.claim(key)  # finished while no scheduler ran: sync reports it
     metadata = pod.get("metadata") or {}
     pod_ti_id = (metadata.get("annotations") or {}).get(identity.ANNOTATION_TI_ID)
     if pod_ti_id and str(getattr(ti, "id", "") or "") not in ("", pod_ti_id):
@@ -86,7 +83,7 @@ def _adopt_one(executor: KubernetesPlatformExecutor, ti: Any, pods: dict[TaskKey
     try:
         executor.kube.patch_pod_metadata(metadata["namespace"], metadata["name"], labels=labels)
     except NotFound:
-        return key in executor._unclaimed
+        return executor.outcomes.claim(key)
     except KubeApiError as exc:
         log.warning("cannot adopt pod %s: %s", metadata.get("name"), exc)
         return False

@@ -33,7 +33,6 @@ through the Execution API, so nothing is lost (see docs/executor.md).
 from __future__ import annotations
 
 import logging
-import queue
 from collections import Counter, deque
 from collections.abc import Sequence
 from typing import Any
@@ -43,6 +42,7 @@ from airflow.models.taskinstancekey import TaskInstanceKey
 
 from airflow_k8s.executor.airflow import adoption
 from airflow_k8s.executor.airflow.instances import QUEUED, DatabaseInstances, TaskInstances
+from airflow_k8s.executor.airflow.outcomes import Outcomes, airflow_key, failure_info
 from airflow_k8s.executor.airflow.settings import load_settings
 from airflow_k8s.executor.airflow.workloads import task_from_workload, task_key
 from airflow_k8s.executor.contract.config import ExecutorConfig
@@ -58,56 +58,10 @@ from airflow_k8s.executor.tasks.results import SUCCESS, TaskResult
 from airflow_k8s.executor.tasks.task import Task
 
 log = logging.getLogger(__name__)
-UNCLAIMED_MAX = 10_000  # outcomes kept for try_adopt_task_instances after a restart
 # Failures the engine decided for reasons a new pod cannot fix: never relaunched.
 NOT_LAUNCH_FAILURES = frozenset(
     {"StartDeadlineExceeded", "QuotaExceeded", "PolicyViolation", "InvalidTask", "NameConflict", "Forbidden", "Invalid"}
 )
-
-
-def airflow_key(key: TaskKey) -> TaskInstanceKey:
-    return TaskInstanceKey(key.dag_id, key.task_id, key.run_id, key.try_number, key.map_index)
-
-
-def failure_info(result: TaskResult) -> str:
-    """What Airflow records about a failed pod (the 'state mismatch' log's extra info)."""
-    exit_code = f", exit code {result.exit_code}" if result.exit_code is not None else ""
-    parts = [f"pod {result.pod_name} failed: {result.reason}{exit_code}"]
-    if result.message:
-        parts.append(result.message.strip())
-    if result.log_tail:
-        parts.append("last log lines:\n" + "\n".join(result.log_tail))
-    return "; ".join(parts)[:4000]
-
-
-class _Outcomes:
-    """The engine's result sink inside Airflow: outcomes go to ``sync`` through a queue.
-
-    Airflow's database is the durable record (Airflow 3 tasks report their own state through the
-    Execution API), so ``has_result`` is always False and ``sync`` filters what Airflow asked for.
-    """
-
-    def __init__(self) -> None:
-        self.results: queue.SimpleQueue[TaskResult] = queue.SimpleQueue()
-        self.started: queue.SimpleQueue[tuple[TaskKey, str]] = queue.SimpleQueue()
-
-    def has_result(self, key: TaskKey) -> bool:
-        return False
-
-    def record(self, result: TaskResult) -> None:
-        self.results.put(result)
-
-    def running(self, key: TaskKey, pod_name: str) -> None:
-        self.started.put((key, pod_name))
-
-
-def _drain(source: queue.SimpleQueue[Any]) -> list[Any]:
-    items = []
-    while True:
-        try:
-            items.append(source.get_nowait())
-        except queue.Empty:
-            return items
 
 
 class KubernetesPlatformExecutor(BaseExecutor):
@@ -123,10 +77,9 @@ class KubernetesPlatformExecutor(BaseExecutor):
         self.engine: Engine | None = None
         self.kube: KubeClient | None = None
         self.instances: TaskInstances = DatabaseInstances()
-        self._outcomes = _Outcomes()
+        self.outcomes = Outcomes()
         self._backlog: deque[tuple[TaskInstanceKey, Task]] = deque()
         self._tasks: dict[TaskKey, Task] = {}
-        self._unclaimed: dict[TaskKey, TaskResult] = {}
         self._relaunches: Counter[TaskKey] = Counter()
         self._status: StatusServer | None = None
         self._log_client: KubeClient | None = None
@@ -167,8 +120,8 @@ class KubernetesPlatformExecutor(BaseExecutor):
             config,
             templates,
             self.kube,
-            sink=self._outcomes,
-            on_running=self._outcomes.running,
+            sink=self.outcomes,
+            on_running=self.outcomes.running,
             options=self.engine_options,
         )
         self.engine.start()
@@ -266,14 +219,14 @@ class KubernetesPlatformExecutor(BaseExecutor):
 
     # -- engine -> Airflow ----------------------------------------------------------------------
     def _report(self) -> None:
-        for key, pod_name in _drain(self._outcomes.started):
+        for key, pod_name in self.outcomes.started():
             if airflow_key(key) in self.running:
                 self.running_state(airflow_key(key), info=pod_name)
         failed = []
-        for result in _drain(self._outcomes.results):
+        for result in self.outcomes.results():
             key = airflow_key(result.key)
             if key not in self.running:
-                self._keep_unclaimed(result)
+                self.outcomes.keep_unclaimed(result)
             elif result.state == SUCCESS:
                 self._tasks.pop(result.key, None)
                 self._relaunches.pop(result.key, None)
@@ -282,12 +235,6 @@ class KubernetesPlatformExecutor(BaseExecutor):
                 failed.append(result)
         if failed:
             self._fail_or_relaunch(failed)
-
-    def _keep_unclaimed(self, result: TaskResult) -> None:
-        """An outcome for a task Airflow has not (yet) handed us: after a restart, adoption claims it."""
-        self._unclaimed[result.key] = result
-        while len(self._unclaimed) > UNCLAIMED_MAX:
-            self._unclaimed.pop(next(iter(self._unclaimed)))
 
     def _fail_or_relaunch(self, failed: list[TaskResult]) -> None:
         """Relaunch pods that failed before their task started (still queued); report the rest."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from airflow_k8s.executor.contract import quantity
+from airflow_k8s.executor.contract.task_policy import DEFAULT_POD_FIELDS, TaskPodPolicy
 
 DEFAULT_TEMPLATE_DIR = "/opt/airflow/pod_templates"
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
@@ -194,6 +195,16 @@ class ExecutorConfig:
     task_publish_max_retries: int | None = None
     pod_launch_failure_retries: int = 1
     pod_launch_failure_excluded_container_reasons: tuple[str, ...] = ("Error",)
+    # -- what a task may change in its pod (contract.task_policy) -------------------------------
+    task_allowed_pod_fields: tuple[str, ...] = DEFAULT_POD_FIELDS
+    task_allowed_service_accounts: tuple[str, ...] = ()
+    task_allowed_priority_classes: tuple[str, ...] = ()
+    task_allowed_secrets: tuple[str, ...] = ()
+    task_allowed_config_maps: tuple[str, ...] = ()
+    task_allowed_claims: tuple[str, ...] = ()
+    task_allowed_registries: tuple[str, ...] = ()
+    task_allowed_node_selectors: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    task_allowed_tolerations: tuple[Toleration, ...] = ()
     tiers: tuple[Tier, ...] = field(default=DEFAULT_TIERS)
 
     def node_selector(self) -> dict[str, str]:
@@ -239,6 +250,20 @@ class ExecutorConfig:
     def delete_failed_pods(self) -> bool:
         """Airflow's rule: failed pods are deleted only when both delete switches are on."""
         return self.delete_worker_pods and self.delete_worker_pods_on_failure
+
+    def task_policy(self) -> TaskPodPolicy:
+        """The operator's additions to what a task may change in its pod (the ``task_allowed_*`` keys)."""
+        return TaskPodPolicy(
+            pod_fields=self.task_allowed_pod_fields,
+            service_accounts=self.task_allowed_service_accounts,
+            priority_classes=self.task_allowed_priority_classes,
+            secrets=self.task_allowed_secrets,
+            config_maps=self.task_allowed_config_maps,
+            claims=self.task_allowed_claims,
+            registries=self.task_allowed_registries,
+            node_selectors=self.task_allowed_node_selectors,
+            tolerations=self.task_allowed_tolerations,
+        )
 
     def namespaces(self) -> tuple[str, ...] | None:
         """Namespaces task pods may run in; ``None`` means any (multi-namespace mode, no list)."""

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_k8s.executor.contract import policy_keys
 from airflow_k8s.executor.contract.config import DELETE_PROPAGATION_POLICIES
 from airflow_k8s.executor.contract.parsers import (
     absolute_path,
@@ -221,6 +222,26 @@ KUBERNETES_KEYS: tuple[Key, ...] = (
     Key("metrics_port", _ints(1, 65535), str, "Port of the Prometheus metrics endpoint."),
     Key("finished_pod_max_age_hours", _ints(1, 8760), str, "Age after which kept pods are cleaned up."),
     Key("default_tier", dns_label, str, "Tier used for cost when a pod names none."),
+    # -- what a task may change in its pod (docs/executor.md "Task pod policy") -----------------
+    Key("task_allowed_pod_fields", policy_keys.pod_fields, render_comma_list,
+        "Pod spec fields a task may set at all (comma-separated)."),
+    Key("task_allowed_service_accounts", policy_keys.names, render_comma_list,
+        "Service accounts a task may switch to, besides the worker's."),
+    Key("task_allowed_priority_classes", policy_keys.priority_classes, render_comma_list,
+        "PriorityClasses a task may use, besides those of templates and config."),
+    Key("task_allowed_secrets", policy_keys.names, render_comma_list,
+        "Secrets a task may use in volumes, env, envFrom and imagePullSecrets (default: none)."),
+    Key("task_allowed_config_maps", policy_keys.names, render_comma_list,
+        "ConfigMaps a task may use, besides those the templates use."),
+    Key("task_allowed_claims", policy_keys.names, render_comma_list,
+        "PersistentVolumeClaims a task may mount read-only, besides those the templates mount."),
+    Key("task_allowed_registries", policy_keys.registries, render_comma_list,
+        "Registries (or repository prefixes) of task images, besides those of the configured images."),
+    Key("task_allowed_node_selectors", policy_keys.node_selector_allowance,
+        policy_keys.render_node_selector_allowance,
+        "JSON object of node label key -> values a task may select, besides the pools' own."),
+    Key("task_allowed_tolerations", tolerations, render_tolerations,
+        "JSON array of tolerations a task may add, besides the pools' own."),
 )  # fmt: skip
 
 CORE_KEYS: tuple[Key, ...] = (

@@ -31,3 +31,17 @@ def dumps(value: Any) -> bytes:
 def clone(value: Any) -> Any:
     """A deep copy of a JSON-compatible document (much faster than copy.deepcopy)."""
     return loads(dumps(value))
+
+
+def depth(value: Any) -> int:
+    """Nesting depth of a JSON document (a scalar is 0, ``[]`` and ``{}`` are 1), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((child, level + 1) for child in item.values())
+            deepest = max(deepest, level + 1)
+        elif isinstance(item, list):
+            stack.extend((child, level + 1) for child in item)
+            deepest = max(deepest, level + 1)
+    return deepest

@@ -136,6 +136,32 @@ def image(raw: str) -> str:
     return value
 
 
+DOCKER_HUB = "docker.io"
+
+
+def image_repository(reference: str) -> str:
+    """The fully qualified repository of an image reference, as container runtimes resolve it.
+
+    ``apache/airflow:3.3.2`` -> ``docker.io/apache/airflow``, ``busybox`` -> ``docker.io/library/busybox``,
+    ``ghcr.io/org/img@sha256:...`` -> ``ghcr.io/org/img`` (distribution's ``splitDockerDomain``: the
+    first component is a registry only if it has a ``.`` or ``:``, is ``localhost`` or has uppercase).
+    Raises ``ValueError`` for a reference that is not valid.
+    """
+    match = _REFERENCE.fullmatch(image(reference))
+    assert match is not None  # image() checked it
+    name = match["name"]
+    first, slash, rest = name.partition("/")
+    if slash and (any(c in first for c in ".:") or first == "localhost" or first != first.lower()):
+        domain, path = first, rest
+    else:
+        domain, path = DOCKER_HUB, name
+    if domain == "index.docker.io":
+        domain = DOCKER_HUB
+    if domain == DOCKER_HUB and "/" not in path:
+        path = f"library/{path}"
+    return f"{domain}/{path}"
+
+
 def dns_label(raw: str) -> str:
     value = raw
     if not k8snames.is_dns1123_label(value):

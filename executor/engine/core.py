@@ -120,6 +120,7 @@ class Engine:
         self._heartbeat = clock()
         self._last_timeouts = self._last_placeholders = 0.0
         self._intake_busy, self._intake_scans = False, 0
+        self.intake_stalled = False  # the last intake read raised (e.g. its directory is unreadable)
         self.effects = PodEffects(
             kube,
             post=self.post,
@@ -223,7 +224,12 @@ class Engine:
         return not self._stop.is_set() and self.clock() - self._heartbeat < max_silence
 
     def ready(self) -> bool:
-        return self.synced.is_set() and all(watcher.connected.is_set() for watcher in self.watchers)
+        """Synced, watching, and the intake readable (a stalled intake would silently run nothing)."""
+        return (
+            self.synced.is_set()
+            and all(watcher.connected.is_set() for watcher in self.watchers)
+            and not self.intake_stalled
+        )
 
     def idle(self) -> bool:
         """Nothing queued, active, finishing or being cleaned up, and the intake has been read."""
@@ -293,7 +299,9 @@ class Engine:
             try:
                 for task in self.intake():
                     self.submit(task)
+                self.intake_stalled = False
             except Exception:
+                self.intake_stalled = True
                 log.exception("task intake failed")
             finally:
                 self._intake_busy = False

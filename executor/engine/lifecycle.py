@@ -13,6 +13,8 @@ Exactly once:
   cleaned up.
 * A pod given up on while not terminal (pending timeout, fatal image error, creation timeout,
   start deadline, revocation) is always deleted, so it can never start behind our back.
+* A relaunch (Airflow's ``pod_launch_failure_retries``) asked for while the failed pod is still
+  being cleaned up waits for that cleanup, then replaces the pod; it is never dropped.
 """
 
 from __future__ import annotations
@@ -66,11 +68,15 @@ class TaskLifecycle:
         self.on_running = on_running
         self.log_tail_lines = log_tail_lines
         self.book = TaskBook()
+        self.relaunch_after_cleanup: dict[TaskKey, Task] = {}  # relaunches waiting for the old record to go
         self.fatal_reasons = frozenset(config.worker_pod_pending_fatal_container_state_reasons)
 
     # -- intake ---------------------------------------------------------------------------
     def submit(self, task: Task, *, relaunch: bool = False) -> None:
-        if self.book.knows(task.key):
+        known = self.book.by_key.get(task.key)
+        if known is not None:
+            if relaunch and known.state in FINAL:  # its failed pod is still being cleaned up: relaunch after
+                self.relaunch_after_cleanup[task.key] = task
             return
         if not relaunch and self.sink.has_result(task.key):
             log.info("task %s already has a result; not relaunching", task.key)
@@ -84,6 +90,7 @@ class TaskLifecycle:
 
     def revoke(self, key: TaskKey) -> None:
         """Forget ``key`` without a result; delete its pod if one may exist (also one still being created)."""
+        self.relaunch_after_cleanup.pop(key, None)
         rec = self.book.by_key.get(key)
         if rec is None:  # e.g. adopted but not yet seen: delete by name, harmless if absent
             self.effects.cleanup(self.config.namespace, identity.pod_name(key), delete=True)
@@ -96,7 +103,7 @@ class TaskLifecycle:
         if had_pod:
             self.cleanup(rec, delete=True)
         else:
-            self.book.forget(rec)
+            self._forget(rec)
 
     # -- observations -----------------------------------------------------------------------
     def observe(self, pod: dict[str, Any], *, deleted: bool = False) -> None:
@@ -250,7 +257,7 @@ class TaskLifecycle:
         if reason == "CreationTimeout":  # it may have landed anyway: delete by name
             self.cleanup(rec, delete=True)
         elif not rec.cleaning:
-            self.book.forget(rec)
+            self._forget(rec)
 
     # -- outcomes ---------------------------------------------------------------------------
     def _finish(self, rec: Record, pod: dict[str, Any], status: PodStatus) -> None:
@@ -280,7 +287,7 @@ class TaskLifecycle:
         success = result.state == SUCCESS
         self.book.set_state(rec, State.SUCCEEDED if success else State.FAILED)
         if rec.give_up == "forget" and not rec.launch_pending:
-            self.book.forget(rec)
+            self._forget(rec)
         else:
             self.cleanup(rec, delete=rec.give_up == "delete" or self._should_delete(success))
 
@@ -327,6 +334,12 @@ class TaskLifecycle:
         rec.cleaning = True
         self.effects.cleanup(self._namespace(rec), rec.pod_name, delete=delete)
 
+    def _forget(self, rec: Record) -> None:
+        self.book.forget(rec)
+        waiting = self.relaunch_after_cleanup.pop(rec.key, None)
+        if waiting is not None:
+            self.submit(waiting, relaunch=True)
+
     def cleaned(self, name: str) -> None:
         rec = self.book.get(name)
         if rec is not None and rec.cleaning:
@@ -335,4 +348,4 @@ class TaskLifecycle:
             # A record whose create is still in flight stays until it answers (launched /
             # launch_abandoned), so the pod it may yet create is deleted, not adopted.
             if rec.state in FINAL and not rec.launch_pending:
-                self.book.forget(rec)
+                self._forget(rec)

@@ -2,7 +2,8 @@
 
 ``/metrics``  Prometheus text format from the engine's registry.
 ``/healthz``  200 while the engine loop is alive (liveness: restart a wedged scheduler).
-``/readyz``   200 once the initial pod list is reconciled and the watch is connected.
+``/readyz``   200 once the initial pod list is reconciled and the watch is connected, while the
+            task intake can be read.
 """
 
 from __future__ import annotations

@@ -19,9 +19,10 @@ here; :mod:`airflow_k8s.executor.kube.retry` decides what to retry.
 
 from __future__ import annotations
 
-import importlib
+import contextlib
 import logging
 import socket
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,11 +30,11 @@ from urllib.parse import urlencode
 
 import urllib3
 from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from airflow_k8s.executor.contract import jsonfast
-from airflow_k8s.executor.contract.errors import ConfigError, KubeApiError, api_error
+from airflow_k8s.executor.contract.errors import KubeApiError, api_error
+from airflow_k8s.executor.kube import connection
 
 if TYPE_CHECKING:
     from airflow_k8s.executor.contract.config import ExecutorConfig
@@ -47,6 +48,52 @@ _MERGE_PATCH = {"Accept": "application/json", "Content-Type": "application/merge
 class PodList:
     items: list[dict[str, Any]]
     resource_version: str
+
+
+class WatchStream:
+    """The events of one open watch, iterated once; :meth:`close` ends it from any thread.
+
+    Closing shuts the socket down, so a read blocked on a quiet watch returns at once and the
+    iteration simply ends (no error: the caller asked for it).
+    """
+
+    def __init__(self, response: Any, path: str) -> None:
+        self._response = response
+        self._path = path
+        self._closed = threading.Event()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        response = self._response
+        try:
+            buffer = b""
+            for chunk in response.stream(amt=None, decode_content=False):
+                data = buffer + chunk if buffer else chunk
+                *lines, buffer = data.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield jsonfast.loads(line)
+            if buffer.strip() and not self._closed.is_set():
+                yield jsonfast.loads(buffer)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if self._closed.is_set():
+                return
+            raise KubeApiError(f"watch {self._path}: connection lost: {exc}", status=0) from exc
+        except ValueError as exc:  # JSONDecodeError / orjson.JSONDecodeError
+            if self._closed.is_set():  # a line cut short by close()
+                return
+            raise KubeApiError(f"watch {self._path}: malformed event: {exc}", status=0) from exc
+        finally:
+            response.release_conn()
+
+    def close(self) -> None:
+        """End the watch now; safe from any thread, more than once, and after the stream ended."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        sock = getattr(getattr(self._response, "connection", None), "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class KubeClient:
@@ -75,7 +122,7 @@ class KubeClient:
         """A client for an unauthenticated API URL (tests, ``kubectl proxy``)."""
         configuration = k8s_client.Configuration()
         configuration.host = host
-        return cls(_tuned(configuration, pool_size), request_timeout=request_timeout)
+        return cls(connection.tuned(configuration, pool_size), request_timeout=request_timeout)
 
     @classmethod
     def from_settings(
@@ -88,23 +135,25 @@ class KubeClient:
         request_timeout: float | tuple[float, float] = 60.0,
     ) -> KubeClient:
         """In-cluster service account, or a kubeconfig (``$KUBECONFIG`` / ~/.kube/config)."""
-        return cls(_tuned(_load(in_cluster, config_file, context), pool_size), request_timeout=request_timeout)
+        configuration = connection.load(in_cluster, config_file, context)
+        return cls(connection.tuned(configuration, pool_size), request_timeout=request_timeout)
 
     @classmethod
     def from_config(cls, config: ExecutorConfig, *, pool_size: int = 16) -> KubeClient:
         """The client airflow.cfg describes (module docstring); ``verify_ssl = False`` is logged loudly."""
         if config.client_factory:
-            configuration = _from_factory(config.client_factory)
+            configuration = connection.from_factory(config.client_factory)
         else:
-            configuration = _load(config.in_cluster, config.config_file, config.cluster_context)
+            configuration = connection.load(config.in_cluster, config.config_file, config.cluster_context)
         if config.ssl_ca_cert:
             configuration.ssl_ca_cert = config.ssl_ca_cert
         if not config.verify_ssl:
             log.warning("[kubernetes_executor] verify_ssl = False: the API server's certificate is not checked")
             configuration.verify_ssl = False
         if config.enable_tcp_keepalive:
-            configuration.socket_options = _keepalive(config.tcp_keep_idle, config.tcp_keep_intvl, config.tcp_keep_cnt)
-        return cls(_tuned(configuration, pool_size), request_timeout=config.request_timeout())
+            timers = (config.tcp_keep_idle, config.tcp_keep_intvl, config.tcp_keep_cnt)
+            configuration.socket_options = connection.keepalive(*timers)
+        return cls(connection.tuned(configuration, pool_size), request_timeout=config.request_timeout())
 
     def close(self) -> None:
         self.api.close()
@@ -254,12 +303,14 @@ class KubeClient:
         resource_version: str,
         timeout_seconds: int,
         read_timeout: float,
-    ) -> Iterator[dict[str, Any]]:
-        """Raw watch events (``{"type": ..., "object": {...}}``), bookmarks included.
+    ) -> WatchStream:
+        """An open watch: raw events (``{"type": ..., "object": {...}}``), bookmarks included.
 
         The server ends the stream after ``timeout_seconds``; ``read_timeout`` bounds silence on
         the socket (the client library's ``_request_timeout``), so a half-dead connection cannot
-        hang the watcher forever.  Bookmarks keep the socket busy when nothing changes.
+        hang the watcher forever.  A real server may stay silent for most of ``timeoutSeconds``
+        (its watch cache bookmarks about once a minute), so :meth:`WatchStream.close` exists to
+        end a watch from another thread without waiting for the next event.
         """
         query: list[tuple[str, Any]] = [
             ("watch", "true"),
@@ -271,22 +322,7 @@ class KubeClient:
             query.append(("labelSelector", label_selector))
         path = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
         response = self.request("GET", path, query=query, stream=True, timeout=(10.0, read_timeout))
-        try:
-            buffer = b""
-            for chunk in response.stream(amt=None, decode_content=False):
-                data = buffer + chunk if buffer else chunk
-                *lines, buffer = data.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        yield jsonfast.loads(line)
-            if buffer.strip():
-                yield jsonfast.loads(buffer)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise KubeApiError(f"watch {path}: connection lost: {exc}", status=0) from exc
-        except ValueError as exc:  # JSONDecodeError / orjson.JSONDecodeError
-            raise KubeApiError(f"watch {path}: malformed event: {exc}", status=0) from exc
-        finally:
-            response.release_conn()
+        return WatchStream(response, path)
 
     def read_pod_log(self, namespace: str, name: str, *, container: str = "base", tail_lines: int = 20) -> str:
         query = [("container", container), ("tailLines", tail_lines)]
@@ -302,50 +338,6 @@ class KubeClient:
         """metrics.k8s.io PodMetrics (KubeApiError 404 when the metrics API is not installed)."""
         path = f"/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods"
         return list(self.request("GET", path).get("items") or [])
-
-
-def _load(in_cluster: bool, config_file: str | None, context: str | None) -> k8s_client.Configuration:
-    configuration = k8s_client.Configuration()
-    try:
-        if in_cluster:
-            k8s_config.load_incluster_config(client_configuration=configuration)
-        else:
-            k8s_config.load_kube_config(config_file=config_file, context=context, client_configuration=configuration)
-    except (k8s_config.ConfigException, OSError) as exc:
-        where = "in-cluster service account" if in_cluster else f"kubeconfig {config_file or '(default)'}"
-        raise KubeApiError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
-    return configuration
-
-
-def _from_factory(path: str) -> k8s_client.Configuration:
-    """The configuration of the ``CoreV1Api`` Airflow's ``client_factory`` callable returns."""
-    module_name, _, attribute = path.rpartition(".")
-    where = {"section": "kubernetes_executor", "key": "client_factory", "value": path}
-    try:
-        factory = getattr(importlib.import_module(module_name), attribute)
-        api = factory()
-    except Exception as exc:  # an import or a factory failure: report it naming the setting
-        raise ConfigError(f"cannot build a client: {type(exc).__name__}: {exc}", **where) from exc
-    configuration = getattr(getattr(api, "api_client", None), "configuration", None)
-    if not isinstance(configuration, k8s_client.Configuration):
-        raise ConfigError("the factory must return a kubernetes.client.CoreV1Api", **where)
-    return configuration
-
-
-def _keepalive(idle: int, interval: int, count: int) -> list[tuple[int, int, int]]:
-    """Socket options for TCP keepalive, as Airflow sets them (options the platform lacks are skipped)."""
-    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
-    for name, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", interval), ("TCP_KEEPCNT", count)):
-        if hasattr(socket, name):
-            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
-    return [*urllib3.connection.HTTPConnection.default_socket_options, *options]
-
-
-def _tuned(configuration: k8s_client.Configuration, pool_size: int) -> k8s_client.ApiClient:
-    """Pool size for the concurrent launchers; urllib3's own retries off (ours count and log them)."""
-    configuration.connection_pool_maxsize = pool_size
-    configuration.retries = False
-    return k8s_client.ApiClient(configuration)
 
 
 def _status_error(what: str, response: Any) -> KubeApiError:

@@ -12,6 +12,9 @@ Protocol (the informer pattern of client-go, reduced to what the executor needs)
    the engine's view whole again; handlers are idempotent, so objects seen twice are harmless.
 5. On connection errors, 429 and 5xx, back off exponentially (capped) and retry; if the version
    survives, the watch resumes where it left off, otherwise 410 sends us to 1.
+
+:meth:`Watcher.stop` closes the open watch: a real server's watch may be silent for most of its
+``timeoutSeconds`` (bookmarks come about once a minute), and a stop must not wait for it.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow_k8s.executor.contract.errors import Gone, KubeApiError, api_error
-from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.kube.client import KubeClient, WatchStream
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,7 @@ class Watcher:
         self.connected = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stream: WatchStream | None = None
         self._failures = 0
 
     def start(self) -> None:
@@ -66,6 +70,9 @@ class Watcher:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()  # a quiet watch would otherwise hold the thread until its next event
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -78,6 +85,8 @@ class Watcher:
                 self._failures = 0
             except KubeApiError as error:
                 self.connected.clear()
+                if self._stop.is_set():
+                    return
                 if isinstance(error, Gone):
                     log.info("watch expired, relisting", extra={"event": "watch_expired"})
                     self.resource_version = None
@@ -105,6 +114,9 @@ class Watcher:
             timeout_seconds=self.timeout_seconds,
             read_timeout=self.read_timeout,
         )
+        self._stream = events
+        if self._stop.is_set():  # stop() ran while the watch was being opened
+            events.close()
         self.connected.set()
         for event in events:
             if self._stop.is_set():

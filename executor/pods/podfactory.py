@@ -29,13 +29,14 @@ Merge order, each step applied on top of the previous one:
    task command as the base container's ``args``, ``AIRFLOW_IS_K8S_EXECUTOR_POD=True`` (as Airflow's
    own pods carry).  Applied last, so nothing can forge them.
 
-Then the result is checked, before any API call: requests <= limits on every container, an
-image is set, the pod passes Pod Security Standards "restricted", and overrides did not change
-the service account, the namespace or token automounting (a task that could run as the
-scheduler's service account could create pods itself), and no container gets database
+The task's changes (step 4) are judged by the task pod policy (:mod:`airflow_k8s.executor.pods.policy`)
+against the pod steps 1-3 built, after the typed overrides and again after ``pod_override``
+(which is first validated against the pinned Kubernetes schema, being free-form).  Then the
+result is checked, before any API call: requests <= limits on every container, an image is set,
+the pod passes Pod Security Standards "restricted" and the platform hardening (read-only root
+filesystems, requests and limits everywhere, no API token), and no container gets database
 credentials, the JWT signing secret or the Fernet key (Airflow 3 workers reach only the
-Execution API, with their workload's token).  With ``pod_override`` (free-form), the
-pod is also validated against the pinned Kubernetes schema.
+Execution API, with their workload's token).
 """
 
 from __future__ import annotations
@@ -47,15 +48,15 @@ from typing import Any
 from airflow_k8s.executor.contract import k8snames
 from airflow_k8s.executor.contract.config import ExecutorConfig, Tier
 from airflow_k8s.executor.contract.errors import PodPolicyError, TaskSpecError
-from airflow_k8s.executor.pods import schema, security
+from airflow_k8s.executor.pods import policy, schema, security
+from airflow_k8s.executor.pods.allowances import store_templates
 from airflow_k8s.executor.pods.templates import TemplateStore
 from airflow_k8s.executor.tasks import identity
-from airflow_k8s.executor.tasks.task import AUTO_TIER, Task
+from airflow_k8s.executor.tasks.task import AUTO_TIER, KubernetesOverrides, Task
 
 BASE_CONTAINER = "base"
 _NAMED_LIST_KEYS = {"containers": "name", "initContainers": "name", "volumes": "name", "env": "name",
                     "volumeMounts": "mountPath", "ports": "containerPort"}  # fmt: skip
-_PROTECTED_SPEC = ("serviceAccountName", "serviceAccount", "automountServiceAccountToken")
 EXECUTION_API_ENV = "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"
 # Control-plane secrets a task pod must never see, in every form Airflow reads them.
 _SECRET_SETTINGS = ("DATABASE__SQL_ALCHEMY_CONN", "CORE__SQL_ALCHEMY_CONN", "API_AUTH__JWT_SECRET", "CORE__FERNET_KEY")
@@ -95,27 +96,34 @@ def build_pod(
     """The Pod manifest for ``task``; see the module docstring for the merge semantics.
 
     ``tier_name`` is the scheduler's choice for ``tier: auto`` tasks.  ``validate_schema``
-    defaults to "only when the task has a pod_override" (templates are validated when loaded and
-    typed overrides cannot produce schema errors; strict validation costs milliseconds).
+    forces a schema validation of the final pod; a ``pod_override`` is always validated once
+    merged (templates are validated when loaded and typed overrides cannot produce schema errors;
+    strict validation costs milliseconds).
     """
     tier = resolve_tier(task, config, tier_name)
     pod, template_file = templates.load_named(choose_template(task, config, tier))
-    spec = pod.setdefault("spec", {})
+    pod.setdefault("spec", {})
     base = _base_container(pod, task)
     namespace = choose_namespace(task, pod.get("metadata") or {}, config)
 
     _apply_config(pod, base, config, namespace)
-    protected = {k: spec.get(k) for k in _PROTECTED_SPEC}
     if tier is not None:
         _set_resources(base, tier.requests(), tier.limits())
-    _apply_overrides(pod, task)
+    judge = policy.TaskPodJudge(pod, config, store_templates(templates)) if _changes_pod(task.overrides) else None
+    _apply_overrides(pod, task, judge)
     billed = tier.name if tier is not None else tier_of_template(template_file, config)
     _apply_identity(pod, task, config, billed, namespace)
 
-    _check(pod, task, protected, namespace)
-    if validate_schema or (validate_schema is None and task.overrides.pod_override is not None):
+    _check(pod, task, namespace)
+    if validate_schema:
         schema.validate_manifest(pod, where=f"pod for task {task.key}")
     return pod
+
+
+def _changes_pod(o: KubernetesOverrides) -> bool:
+    """The task changes the operator's pod (choosing a template or tier does not)."""
+    typed = (o.requests, o.limits, o.node_selector, o.tolerations, o.env, o.labels, o.annotations)
+    return o.image is not None or o.pod_override is not None or any(typed)
 
 
 def _base_container(pod: dict[str, Any], task: Task) -> dict[str, Any]:
@@ -198,7 +206,7 @@ def _append_tolerations(spec: dict[str, Any], extra: list[dict[str, Any]]) -> No
             tolerations.append(item)
 
 
-def _apply_overrides(pod: dict[str, Any], task: Task) -> None:
+def _apply_overrides(pod: dict[str, Any], task: Task, judge: policy.TaskPodJudge | None) -> None:
     o = task.overrides
     spec = pod["spec"]
     base = _base_container(pod, task)
@@ -215,6 +223,8 @@ def _apply_overrides(pod: dict[str, Any], task: Task) -> None:
         metadata.setdefault("labels", {}).update(dict(o.labels))
     if o.annotations:
         metadata.setdefault("annotations", {}).update(dict(o.annotations))
+    if judge is not None:
+        judge.check(pod, where=str(task.key), step="kubernetes_config")
     if o.pod_override is not None:
         override = copy.deepcopy(dict(o.pod_override))
         override.pop("apiVersion", None)
@@ -223,6 +233,9 @@ def _apply_overrides(pod: dict[str, Any], task: Task) -> None:
         merged = deep_merge(pod, override)
         pod.clear()
         pod.update(merged)
+        schema.validate_manifest(pod, where=f"pod for task {task.key} (with its pod_override)")
+        if judge is not None:
+            judge.check(pod, where=str(task.key), step="pod_override")
 
 
 def _reject_reserved_metadata(metadata: Mapping[str, Any], task: Task) -> None:
@@ -286,11 +299,8 @@ def tier_of_template(file_name: str, config: ExecutorConfig) -> str:
     return config.default_tier
 
 
-def _check(pod: dict[str, Any], task: Task, protected: Mapping[str, Any], namespace: str) -> None:
+def _check(pod: dict[str, Any], task: Task, namespace: str) -> None:
     spec = pod["spec"]
-    for key, before in protected.items():
-        if spec.get(key) != before:
-            raise PodPolicyError(f"{task.key}: overrides may not change spec.{key} (was {before!r})")
     if pod["metadata"].get("namespace") != namespace:  # pragma: no cover - identity sets it last
         raise PodPolicyError(f"{task.key}: pod namespace must be {namespace!r}")
     for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
@@ -311,3 +321,4 @@ def _check(pod: dict[str, Any], task: Task, protected: Mapping[str, Any], namesp
     if problems:
         raise TaskSpecError(f"{task.key}: {problems[0]} (after merging template, config, tier and task overrides)")
     security.check_restricted(pod, where=f"pod for task {task.key}")
+    security.check_hardened(pod, where=f"pod for task {task.key}")

@@ -4,12 +4,22 @@ Layout under ``task_intake_dir``::
 
     incoming/<id>.json   tasks waiting to run or running (written by submitters)
     results/<id>.json    outcomes (written by the executor)
-    rejected/<id>.json   files that are not valid tasks, with <id>.error saying why
+    rejected/<name>      entries that are not valid tasks, with <name>.error saying why
 
 ``<id>`` is derived from the task key, so submitting the same task try twice is harmless.
 Submitters must write atomically (``submit`` does: a temporary file, then ``os.replace``).
 The executor removes an incoming file only *after* writing the task's result, so a crash at
 any point leaves either the task (to be re-read and reconciled against its pod) or its result.
+
+The intake cannot be jammed: every entry of ``incoming/`` is judged on its own
+(:mod:`~airflow_k8s.executor.tasks.taskfile`: regular files only, size and depth caps, no
+blocking opens), and anything that is not a valid task - a FIFO, a device, a symlink, a
+directory, an oversized, deeply nested or malformed file, a name without ``.json`` - is moved to
+``rejected/`` with a ``.error`` file saying why, while every valid task around it still runs.
+Hidden names (``.tmp-*``: a submitter's file being written) are left alone.  When ``incoming/``
+itself cannot be listed, :meth:`Spool.scan` raises, so the engine reports the intake stalled on
+``/readyz`` instead of quietly reading nothing.  An entry that cannot even be moved is logged
+once and skipped until it changes.
 """
 
 from __future__ import annotations
@@ -17,13 +27,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 
-from airflow_k8s.executor.contract.errors import ExecutorError, TaskSpecError
+from airflow_k8s.executor.contract.errors import ExecutorError
 from airflow_k8s.executor.tasks.key import TaskKey
 from airflow_k8s.executor.tasks.results import TaskResult
 from airflow_k8s.executor.tasks.task import Task
+from airflow_k8s.executor.tasks.taskfile import kind_of, read_task_file
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +71,7 @@ class Spool:
         except OSError as exc:
             raise ExecutorError(f"task intake directory {self.root} is not usable: {exc}") from exc
         self._seen: set[str] = set()
+        self._stuck: dict[str, tuple[int, int, int]] = {}  # name -> (inode, size, mtime) of an unmovable entry
 
     # -- submitters -----------------------------------------------------------------------
     def submit(self, task: Task) -> Path:
@@ -68,38 +81,69 @@ class Spool:
 
     # -- the executor ---------------------------------------------------------------------
     def scan(self) -> list[Task]:
-        """Tasks in incoming/ not returned by an earlier scan; invalid files go to rejected/."""
-        found: list[Task] = []
+        """Tasks in incoming/ not returned by an earlier scan; everything else goes to rejected/.
+
+        Raises :class:`ExecutorError` when incoming/ cannot be listed (the intake is stalled).
+        """
         try:
-            entries = sorted(os.scandir(self.incoming), key=lambda e: e.name)
+            with os.scandir(self.incoming) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
         except OSError as exc:
-            log.error("cannot scan %s: %s", self.incoming, exc)
-            return found
+            raise ExecutorError(f"task intake {self.incoming} cannot be listed: {exc.strerror or exc}") from exc
+        found: list[Task] = []
         for entry in entries:
-            if not entry.name.endswith(".json") or entry.name.startswith(".") or entry.name in self._seen:
-                continue
-            path = Path(entry.path)
-            if (self.results / entry.name).exists():
-                # The result was written but the crash came before the task file was removed.
-                path.unlink(missing_ok=True)
+            if entry.name.startswith(".") or entry.name in self._seen or self._still_stuck(entry):
                 continue
             try:
-                task = Task.from_dict(json.loads(path.read_text(encoding="utf-8")), source=str(path))
-            except (OSError, ValueError, TaskSpecError) as exc:
-                self._reject(path, exc)
+                task = self._read(entry)
+            except Exception as exc:  # one bad entry never stops the scan
+                self._reject(entry, exc)
                 continue
-            self._seen.add(entry.name)
-            found.append(task)
+            if task is not None:
+                self._seen.add(entry.name)
+                found.append(task)
         return found
 
-    def _reject(self, path: Path, error: Exception) -> None:
-        log.error("rejected task file %s: %s", path, error, extra={"event": "task_rejected"})
-        target = self.rejected / path.name
+    def _read(self, entry: os.DirEntry[str]) -> Task | None:
+        """The task of one entry; None for an entry already done; raises with the reason to reject it."""
+        mode = entry.stat(follow_symlinks=False).st_mode
+        if not stat.S_ISREG(mode):
+            raise ExecutorError(f"{entry.path}: {kind_of(mode)}; task files must be regular files")
+        if not entry.name.endswith(".json"):
+            raise ExecutorError(f"{entry.path}: task files are named <id>.json")
+        if (self.results / entry.name).exists():
+            # The result was written but the crash came before the task file was removed.
+            Path(entry.path).unlink(missing_ok=True)
+            return None
+        return read_task_file(entry.path)
+
+    def _still_stuck(self, entry: os.DirEntry[str]) -> bool:
+        if entry.name not in self._stuck:
+            return False
         try:
-            os.replace(path, target)
-            _atomic_write(target.with_suffix(".error"), f"{error}\n")
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            return True
+        if self._stuck[entry.name] == (info.st_ino, info.st_size, info.st_mtime_ns):
+            return True
+        del self._stuck[entry.name]
+        return False
+
+    def _reject(self, entry: os.DirEntry[str], error: Exception) -> None:
+        log.error("rejected task file %s: %s", entry.path, error, extra={"event": "task_rejected"})
+        target = self.rejected / entry.name
+        try:
+            if target.is_dir() and not target.is_symlink():
+                target = self.rejected / f"{entry.name}.{os.urandom(4).hex()}"
+            os.replace(entry.path, target)
+            _atomic_write(target.with_name(f"{target.name}.error"), f"{error}\n")
         except OSError as exc:
-            log.error("cannot move %s to %s: %s", path, target, exc)
+            log.error("cannot move %s to %s: %s", entry.path, target, exc, extra={"event": "task_reject_failed"})
+            try:
+                info = entry.stat(follow_symlinks=False)
+                self._stuck[entry.name] = (info.st_ino, info.st_size, info.st_mtime_ns)
+            except OSError:
+                self._stuck[entry.name] = (0, 0, 0)
 
     def has_result(self, key: TaskKey) -> bool:
         return (self.results / f"{task_file_id(key)}.json").exists()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow_k8s.executor.contract import config_keys, k8snames, quantity
+from airflow_k8s.executor.contract import config_keys, jsonfast, k8snames, quantity
 from airflow_k8s.executor.contract.config import Toleration
 from airflow_k8s.executor.contract.errors import QuantityError, TaskSpecError
 from airflow_k8s.executor.tasks import identity
@@ -46,6 +46,7 @@ _OVERRIDE_FIELDS = (
     "pod_override",
 )
 AUTO_TIER = "auto"
+MAX_OVERRIDE_DEPTH = 24  # a Pod's deepest fields (affinity match expressions) are about 10 levels down
 
 
 Pairs = tuple[tuple[str, str], ...]
@@ -220,7 +221,9 @@ def parse_overrides(data: object, *, source: str = "kubernetes_config") -> Kuber
         values["tier"] = tier
     if "image" in data:
         try:
-            values["image"] = config_keys.image(str(data["image"]))
+            if not isinstance(data["image"], str):
+                raise ValueError("expected an image reference (a string)")
+            values["image"] = config_keys.image(data["image"])
         except ValueError as exc:
             raise TaskSpecError(f"{source}.image = {data['image']!r}: {exc}") from exc
     if "resources" in data:
@@ -265,8 +268,24 @@ def parse_overrides(data: object, *, source: str = "kubernetes_config") -> Kuber
         if not isinstance(override, dict):
             raise TaskSpecError(f"{source}.pod_override must be a partial Pod manifest (an object)")
         _reject_unknown(override, ("apiVersion", "kind", "metadata", "spec"), f"{source}.pod_override")
+        _check_pod_override(override, f"{source}.pod_override")
         values["pod_override"] = json.loads(json.dumps(override))  # a private, JSON-clean copy
     return KubernetesOverrides(**values)
+
+
+def _check_pod_override(override: Mapping[str, Any], source: str) -> None:
+    """The shape the merge relies on (the schema checks the rest once merged), and a depth bound."""
+    for part in ("metadata", "spec"):
+        value = override.get(part)
+        if value is not None and not isinstance(value, dict):
+            raise TaskSpecError(f"{source}.{part} must be an object, got {type(value).__name__}")
+    metadata = override.get("metadata") or {}
+    for part in ("labels", "annotations"):
+        value = metadata.get(part)
+        if value is not None and not isinstance(value, dict):
+            raise TaskSpecError(f"{source}.metadata.{part} must be an object, got {type(value).__name__}")
+    if jsonfast.depth(override) > MAX_OVERRIDE_DEPTH:
+        raise TaskSpecError(f"{source} is nested more than {MAX_OVERRIDE_DEPTH} levels deep (no pod field is)")
 
 
 def overrides_to_dict(overrides: KubernetesOverrides) -> dict[str, Any]:

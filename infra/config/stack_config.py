@@ -52,12 +52,18 @@ __all__ = [
 
 
 class StackConfigError(ValueError):
-    """One or more stack config values are invalid; ``problems`` lists each of them."""
+    """One or more stack config values are invalid; ``problems`` lists each of them.
 
-    def __init__(self, problems: list[Problem]) -> None:
+    ``source`` names the file the values came from, when known (the offline render reads
+    ``Pulumi.<stack>.yaml`` itself; under the Pulumi CLI the stack is named by Pulumi).
+    """
+
+    def __init__(self, problems: list[Problem], *, source: str | None = None) -> None:
         self.problems = problems
+        self.source = source
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"invalid stack configuration ({len(problems)} problem(s)):\n{lines}")
+        where = f" in {source}" if source else ""
+        super().__init__(f"invalid stack configuration{where} ({len(problems)} problem(s)):\n{lines}")
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,7 @@ def _node_pools(values: Mapping[str, Any], problems: list[Problem], warnings: li
     backend = values["nodePoolBackend"]
     fields: dict[str, dict[str, list[Any]]] = {name: {"it": [], "ct": [], "lim": [], "nodes": []} for name in POOLS}
     for pool, rest, item in _pairs(values, "nodePoolInstanceTypes", problems):
-        if not INSTANCE_TYPE.match(rest):
+        if not INSTANCE_TYPE.fullmatch(rest):
             problems.append(Problem("nodePoolInstanceTypes", item, "not an instance type name"))
         fields[pool]["it"].append(rest)
     for pool, rest, item in _pairs(values, "nodePoolCapacityTypes", problems):

@@ -27,8 +27,12 @@ from airflow_k8s.infra.config import args as a
 
 PROJECT = "airflow-k8s"
 MAX_PLATFORM_NAME = 40  # leaves room for the longest suffix ("-pod-metrics-reader") within 63
-_PLATFORM_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")  # DNS-1035: Service names start with a letter
-INSTANCE_TYPE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+# Whole-value ASCII patterns (used with fullmatch): "$" would accept a trailing newline.
+_PLATFORM_NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?", re.ASCII)  # DNS-1035: Service names start with a letter
+INSTANCE_TYPE = re.compile(r"[a-z0-9][a-z0-9.-]{0,62}", re.ASCII)
+# The platform takes its namespace over (PSS labels, quota, limits, default-deny network policies):
+# never one Kubernetes or other workloads already live in.
+RESERVED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 POOL_LIMIT_RESOURCES = ("cpu", "memory", a.GPU_RESOURCE)
 
 
@@ -90,7 +94,12 @@ KEYS: tuple[StackKey, ...] = (
         "airflow",
         "Name of this platform: prefix of every object name (cluster-scoped ones too, so unique per cluster).",
     ),
-    _k("namespace", "string", "airflow", "Namespace of the control plane and the task pods (created, PSS restricted)."),
+    _k(
+        "namespace",
+        "string",
+        "airflow",
+        "Namespace of the control plane and the task pods (created, PSS restricted; not default or kube-*).",
+    ),
     _k(
         "podTemplatesDir",
         "string",
@@ -331,7 +340,7 @@ def to_raw(value: Any) -> str | None:
 
 def _integer(raw: str) -> int:
     text = raw.strip()
-    if not re.fullmatch(r"[+-]?\d+", text):
+    if not re.fullmatch(r"[+-]?[0-9]{1,19}", text, re.ASCII):  # \d would take Arabic-Indic digits
         raise ValueError("expected a whole number")
     return int(text)
 
@@ -354,7 +363,7 @@ def _array(raw: str) -> list[str]:
 
 
 _TYPE_PARSERS: dict[str, Callable[[str], Any]] = {
-    "string": lambda raw: raw.strip(),
+    "string": lambda raw: raw,  # verbatim: "x\n" is an invalid name, not "x"
     "integer": _integer,
     "boolean": _boolean,
     "array": _array,
@@ -369,7 +378,7 @@ def _cidr(value: str) -> str:
 
 
 def _platform_name(value: str) -> str:
-    if len(value) > MAX_PLATFORM_NAME or not _PLATFORM_NAME.match(value):
+    if len(value) > MAX_PLATFORM_NAME or not _PLATFORM_NAME.fullmatch(value):
         raise ValueError(
             f"expected a lowercase name starting with a letter (a-z, 0-9, '-'), at most {MAX_PLATFORM_NAME} chars"
         )
@@ -396,6 +405,29 @@ def _range(low: int | None, high: int | None) -> Callable[[int], int]:
     return check
 
 
+def _namespace(value: str) -> str:
+    config_keys.dns_label(value)
+    if value in RESERVED_NAMESPACES or value.startswith("kube-"):
+        raise ValueError(
+            f"{value!r} is a namespace Kubernetes or other workloads use; the platform takes its namespace over "
+            "(Pod Security labels, quota, default-deny network policies), so give it one of its own"
+        )
+    return value
+
+
+def _executor(name: str) -> Callable[[int], int]:
+    """The bounds of the airflow.cfg key ``name`` that this stack key is rendered into."""
+    parse = next(key.parse for key in config_keys.KUBERNETES_KEYS if key.name == name)
+    return lambda value: int(parse(str(value)))
+
+
+def _exact_text(value: str) -> str:
+    """One line of text, taken as given: ``"pod_templates\n"`` is an error, not ``pod_templates``."""
+    if value != config_keys.text(value):
+        raise ValueError("expected a single line without surrounding whitespace")
+    return value
+
+
 def _optional_subdomain(value: str) -> str | None:
     return config_keys.dns_subdomain(value) if value else None
 
@@ -405,16 +437,16 @@ def _optional_label(value: str) -> str | None:
 
 
 def _optional_url(value: str) -> str:
-    if value and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+    if value and not (value.isascii() and re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value, re.ASCII)):
         raise ValueError("expected an http(s) URL such as https://airflow.example.com")
     return value.rstrip("/")
 
 
-_LOG_FOLDER = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
+_LOG_FOLDER = re.compile(r"[a-z][a-z0-9+.-]*://[!-~]+", re.ASCII)  # whole value: no trailing newline
 
 
 def _optional_log_folder(value: str) -> str:
-    if value and not _LOG_FOLDER.match(value):
+    if value and not _LOG_FOLDER.fullmatch(value):
         raise ValueError("expected a remote folder URL such as s3://bucket/logs (empty: remote logging off)")
     return value
 
@@ -432,8 +464,8 @@ _memory = config_keys.memory
 # Extra validation per key, applied to the type-parsed value.
 _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "platformName": _platform_name,
-    "namespace": config_keys.dns_label,
-    "podTemplatesDir": config_keys.text,
+    "namespace": _namespace,
+    "podTemplatesDir": _exact_text,
     "airflowImage": config_keys.image,
     "airflowImagePullPolicy": config_keys.pull_policy,
     **{
@@ -447,11 +479,11 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "remoteLogConnId": _optional_conn_id,
     "workerImage": config_keys.image,
     "workerImagePullPolicy": config_keys.pull_policy,
-    "workerPodsMin": _range(0, None),
-    "workerPodsMax": _range(1, None),
-    "podCreationTimeout": _range(1, None),
-    "maxPodPendingTimeout": _range(1, None),
-    "finishedPodMaxAgeHours": _range(1, None),
+    "workerPodsMin": _executor("worker_pods_min"),
+    "workerPodsMax": _executor("worker_pods_max"),
+    "podCreationTimeout": _executor("pod_creation_timeout"),
+    "maxPodPendingTimeout": _executor("max_pod_pending_timeout"),
+    "finishedPodMaxAgeHours": _executor("finished_pod_max_age_hours"),
     "defaultTier": _one_of(*_tiers),
     "metricsPort": _range(1024, 65535),
     "placeholderImage": config_keys.image,
@@ -461,8 +493,8 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "quotaRequestsMemory": _memory,
     "quotaLimitsCpu": _cpu,
     "quotaLimitsMemory": _memory,
-    "quotaPods": _range(2, None),
-    "quotaGpus": _range(0, None),
+    "quotaPods": _range(2, 1_000_000),
+    "quotaGpus": _range(0, 100_000),
     "limitDefaultCpu": _cpu,
     "limitDefaultMemory": _memory,
     "limitDefaultRequestCpu": _cpu,

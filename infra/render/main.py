@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import yaml
-
+from airflow_k8s.infra.config.stack_config import Problem, StackConfigError, parse_stack_config
+from airflow_k8s.infra.config.stack_file import load_stack_file
 from airflow_k8s.infra.config.stack_keys import PROJECT, REQUIRED_SECRETS, SECRET_KEYS, to_raw
 from airflow_k8s.infra.render import checkov, outdir
 from airflow_k8s.infra.render.checks import Finding, check_directory
@@ -56,14 +56,19 @@ def _full_key(key: str, project: str) -> str:
 
 
 def load_stack_inputs(stack: str, project_dir: Path = PROJECT_DIR) -> StackInputs:
-    """Config for ``stack`` from Pulumi.yaml defaults and Pulumi.<stack>.yaml (secrets -> placeholder)."""
-    project_file = yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8")) or {}
+    """Config for ``stack`` from Pulumi.yaml defaults and Pulumi.<stack>.yaml (secrets -> placeholder).
+
+    Both files are read strictly (:mod:`airflow_k8s.infra.config.stack_file`); a secret key given
+    in plain text and every invalid value are :class:`StackConfigError` naming the stack file.
+    """
+    project_file = load_stack_file(project_dir / "Pulumi.yaml")
     project = str(project_file.get("name", PROJECT))
     stack_path = project_dir / f"Pulumi.{stack}.yaml"
     if not stack_path.exists():
         raise FileNotFoundError(f"no stack file {stack_path.name} in {project_dir}")
-    stack_file = yaml.safe_load(stack_path.read_text(encoding="utf-8")) or {}
+    stack_file = load_stack_file(stack_path)
     inputs = StackInputs(project, stack, {}, [])
+    plain_secrets: list[Problem] = []
     declared_secret = set()
     for key, decl in (project_file.get("config") or {}).items():
         full = _full_key(key, project)
@@ -81,11 +86,13 @@ def load_stack_inputs(stack: str, project_dir: Path = PROJECT_DIR) -> StackInput
             inputs.secret_keys.append(full)
             inputs.notes.append(f"{full}: encrypted value replaced by a placeholder")
         elif full in declared_secret or (full.startswith(f"{project}:") and full.split(":", 1)[1] in SECRET_KEYS):
-            inputs.notes.append(f"{full}: secret given in plain text in {stack_path.name}; replaced by a placeholder")
-            inputs.config[full] = PLACEHOLDER
-            inputs.secret_keys.append(full)
+            name = full.split(":", 1)[1]
+            reason = f"secret given in plain text; remove it and run `pulumi config set --secret {name} <value>`"
+            plain_secrets.append(Problem(name, None, reason, secret=True))
         else:
             inputs.config[full] = str(to_raw(value))
+    if plain_secrets:
+        raise StackConfigError(plain_secrets, source=stack_path.name)
     for name in REQUIRED_SECRETS:
         full = f"{project}:{name}"
         if full not in inputs.config:
@@ -94,7 +101,23 @@ def load_stack_inputs(stack: str, project_dir: Path = PROJECT_DIR) -> StackInput
             inputs.notes.append(
                 f"{full}: not set (set it with `pulumi config set --secret {name} ...`); placeholder used"
             )
+    _validate(inputs, stack_path.name)
     return inputs
+
+
+def _validate(inputs: StackInputs, source: str) -> None:
+    """The stack's own keys, validated before the program runs, so errors name the stack file."""
+    prefix = f"{inputs.project}:"
+    raw = {
+        key[len(prefix) :]: value
+        for key, value in inputs.config.items()
+        if key.startswith(prefix) and key not in inputs.secret_keys
+    }
+    secrets = {key[len(prefix) :] for key in inputs.secret_keys if key.startswith(prefix)}
+    try:
+        parse_stack_config(raw, secrets_set=secrets)
+    except StackConfigError as exc:
+        raise StackConfigError(exc.problems, source=source) from exc
 
 
 @dataclass

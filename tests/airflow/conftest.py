@@ -128,6 +128,7 @@ def settings(cluster: FakeKubeServer, tmp_path: Path) -> ExecutorConfig:
         kube_request_timeout=5,
         pod_creation_timeout=20,
         max_pod_pending_timeout=60,
+        task_allowed_registries=("registry.example",),  # test images that the fake kubelet fails to pull
     )
 
 
@@ -165,7 +166,7 @@ def run(executor: KubernetesPlatformExecutor, *workloads: ExecuteTask, queued: b
 
 
 def events_until(
-    executor: KubernetesPlatformExecutor, done: Callable[[dict[Any, Any]], bool], timeout: float = 20.0
+    executor: KubernetesPlatformExecutor, done: Callable[[dict[Any, Any]], bool], timeout: float = 60.0
 ) -> dict[Any, Any]:
     """Heartbeat like the scheduler loop and collect event-buffer entries until ``done(events)``."""
     events: dict[Any, Any] = {}

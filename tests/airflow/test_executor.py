@@ -196,7 +196,7 @@ def test_revoking_a_task_deletes_its_pod_and_reports_nothing(cluster, make_execu
     events_until(executor, lambda e: RUNNING in states(e, item))
     executor.revoke_task(ti=item.ti)
     assert item.ti.key not in executor.running
-    cluster.cluster.wait_for(lambda: pod_of(cluster, item) is None, timeout=10)
+    cluster.cluster.wait_for(lambda: pod_of(cluster, item) is None)
     executor.heartbeat()
     assert item.ti.key not in executor.get_event_buffer()
 
@@ -215,12 +215,12 @@ def test_the_log_of_a_running_task_comes_from_its_pod(cluster, make_executor):
 
 def test_a_pod_that_cannot_start_before_its_token_expires_fails_saying_so(cluster, make_executor):
     executor = make_executor()
-    stuck = workload("stuck", executor_config={"kubernetes_config": {"node_selector": {"node-type": "nowhere"}}},
-                     expires_in=31)  # fmt: skip
+    no_toleration = {"kubernetes_config": {"node_selector": {"node-type": "gpu"}}}  # the GPU pool, never scheduled
+    stuck = workload("stuck", executor_config=no_toleration, expires_in=31)
     run(executor, stuck)
-    events = events_until(executor, lambda e: FAILED in states(e, stuck), timeout=30)
+    events = events_until(executor, lambda e: FAILED in states(e, stuck))
     assert "StartDeadlineExceeded" in events[stuck.ti.key][-1][1]
-    cluster.cluster.wait_for(lambda: pod_of(cluster, stuck) is None, timeout=10)
+    cluster.cluster.wait_for(lambda: pod_of(cluster, stuck) is None)
 
 
 def test_sharing_a_scheduler_with_airflows_kubernetes_executor_is_refused(make_executor):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.results import SUCCESS, MemorySink
-from tests.engine.conftest import NAMESPACE, behave, make_config, make_task
+from tests.engine.conftest import NAMESPACE, WAIT, behave, make_config, make_task
 
 TEAM = "team-b"
 
@@ -20,7 +20,7 @@ def test_a_pod_override_namespace_runs_the_task_there_and_it_is_followed(cluster
     home = make_task("home")
     engine.submit(elsewhere)
     engine.submit(home)
-    assert engine.wait_idle(15)
+    assert engine.wait_idle(WAIT)
     assert sink.results[elsewhere.key].state == SUCCESS and sink.results[home.key].state == SUCCESS
     creates = cluster.stats.creates()
     assert creates[(TEAM, identity.pod_name(elsewhere.key))] == 1
@@ -32,7 +32,7 @@ def test_a_failed_pod_in_another_namespace_is_kept_there_labelled_done(cluster, 
     engine = make_engine(multi(), sink=sink)
     task = make_task("broken", annotations=behave("fail"), pod_override={"metadata": {"namespace": TEAM}})
     engine.submit(task)
-    assert engine.wait_idle(15)
+    assert engine.wait_idle(WAIT)
     pod = cluster.cluster.pod(TEAM, identity.pod_name(task.key))
     assert pod is not None and pod["metadata"]["labels"][identity.LABEL_DONE] == "True"
 
@@ -42,7 +42,7 @@ def test_a_namespace_outside_the_list_fails_the_task_before_any_api_call(cluster
     engine = make_engine(multi(), sink=sink)
     task = make_task("stray", pod_override={"metadata": {"namespace": "team-c"}})
     engine.submit(task)
-    assert engine.wait_idle(10)
+    assert engine.wait_idle(WAIT)
     result = sink.results[task.key]
     assert result.reason == "PolicyViolation" and "team-c" in result.message
     assert cluster.stats.count(method="POST", resource="pods") == 0
@@ -54,5 +54,5 @@ def test_without_a_list_every_namespace_is_watched_with_one_cluster_wide_watch(c
     assert [watcher.namespace for watcher in engine.watchers] == [None]
     task = make_task("anywhere", pod_override={"metadata": {"namespace": "team-z"}})
     engine.submit(task)
-    assert engine.wait_idle(15)
+    assert engine.wait_idle(WAIT)
     assert sink.results[task.key].state == SUCCESS

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +14,9 @@ from airflow_k8s.executor.contract.config_render import render_config
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.results import SUCCESS, MemorySink
 from airflow_k8s.executor.tasks.spool import Spool
-from tests.engine.conftest import NAMESPACE, ROOT, behave, make_config, make_task
+from tests.engine.conftest import NAMESPACE, SMALL_RESOURCES, WAIT, behave, make_config, make_task
+from tests.fakekube.cluster import wait_for
+from tests.scheduler_process import log_events, start_scheduler
 
 
 def assert_exactly_once(cluster, spool: Spool, tasks) -> None:
@@ -40,7 +39,7 @@ def test_a_restarted_scheduler_adopts_pending_pods_instead_of_recreating_them(cl
     first.stop()
     cluster.cluster.resume()
     second = make_engine(sink=Spool(tmp_path / "spool"), intake=Spool(tmp_path / "spool").scan)
-    assert second.wait_idle(20)
+    assert second.wait_idle(WAIT)
     assert_exactly_once(cluster, spool, tasks)
 
 
@@ -52,10 +51,10 @@ def test_pods_finished_while_no_scheduler_ran_are_recorded_once(cluster, make_en
     first = make_engine(sink=spool, intake=spool.scan)
     cluster.cluster.wait_for(lambda: len(cluster.stats.creates()) == 5)
     first.stop()
-    cluster.cluster.wait_for(lambda: all(r.phase == "Succeeded" for r in cluster.stats.pods()), timeout=10)
+    cluster.cluster.wait_for(lambda: all(r.phase == "Succeeded" for r in cluster.stats.pods()))
     second_spool = Spool(tmp_path / "spool")
     second = make_engine(sink=second_spool, intake=second_spool.scan)
-    assert second.wait_idle(20)
+    assert second.wait_idle(WAIT)
     assert_exactly_once(cluster, spool, tasks)
     assert cluster.cluster.pods(NAMESPACE) == []  # and they were cleaned up
 
@@ -65,12 +64,12 @@ def test_a_result_recorded_before_the_crash_is_not_run_again(cluster, make_engin
     task = make_task("done-before")
     spool.submit(task)
     first = make_engine(sink=spool, intake=spool.scan)
-    assert first.wait_idle(10)
+    assert first.wait_idle(WAIT)
     first.stop()
     spool.submit(task)  # a submitter retries after the crash
     second_spool = Spool(tmp_path / "spool")
     second = make_engine(sink=second_spool, intake=second_spool.scan)
-    assert second.wait_idle(10)
+    assert second.wait_idle(WAIT)
     assert_exactly_once(cluster, spool, [task])
 
 
@@ -82,7 +81,7 @@ def test_pods_of_an_earlier_scheduler_without_task_files_are_adopted(cluster, ma
         kube.create_pod(NAMESPACE, build_pod(task, make_config(), templates))
     sink = MemorySink()
     engine = make_engine(sink=sink)
-    assert engine.wait_idle(10)
+    assert engine.wait_idle(WAIT)
     assert {r.key for r in sink.recorded} == {t.key for t in tasks}
     assert len(sink.recorded) == 3
 
@@ -92,29 +91,18 @@ def test_foreign_pods_in_the_namespace_are_left_alone(cluster, make_engine, kube
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "someone-elses", "labels": {"app": "other"}},
-        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "resources": SMALL_RESOURCES}]},
     }
     cluster.admission.enforce_pod_security(False)  # a hand-made, non-hardened pod
     kube.create_pod(NAMESPACE, foreign)
     cluster.admission.enforce_pod_security()
     engine = make_engine()
     engine.submit(make_task("mine"))
-    assert engine.wait_idle(10)
+    assert engine.wait_idle(WAIT)
     assert cluster.cluster.pod(NAMESPACE, "someone-elses") is not None
 
 
 # -- SIGKILL: a real scheduler process, killed at random moments ------------------------------------
-def _scheduler(cfg: Path, spool: Path, url: str, log: Path) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable, "-m", "airflow_k8s.executor", "run", "--config", str(cfg),
-        "--templates", str(ROOT / "pod_templates"),
-        "--api-url", url, "--spool", str(spool), "--port", "0",
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with log.open("ab") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-
-
 def _kill_and_restart(cluster, tmp_path: Path, *, tasks: int, kills: int, seed: int) -> None:
     rng = random.Random(seed)
     cfg = tmp_path / "airflow.cfg"
@@ -128,21 +116,32 @@ def _kill_and_restart(cluster, tmp_path: Path, *, tasks: int, kills: int, seed: 
         spool.submit(task)
     log = tmp_path / "scheduler.log"
     for _ in range(kills):
-        process = _scheduler(cfg, spool.root, cluster.url, log)
-        time.sleep(rng.uniform(0.8, 2.5))
+        process = start_scheduler(cfg, spool.root, log, api_url=cluster.url)
+        time.sleep(rng.uniform(0.8, 2.5))  # a random moment to kill at: the point of the test, not a wait
         process.send_signal(signal.SIGKILL)
         process.wait(10)
-    process = _scheduler(cfg, spool.root, cluster.url, log)
-    started = time.monotonic()
+
+    def starts() -> int:  # a scheduler killed early may never have logged its start
+        return sum(e.get("event") == "started" for e in log_events(log))
+
+    earlier = starts()
+    process = start_scheduler(cfg, spool.root, log, api_url=cluster.url)
+
+    def finished() -> bool:
+        """The last scheduler is up (its SIGTERM handler installed), every task has its result, no task
+        file is left (a file whose result a killed scheduler wrote is removed by the next scan) and every
+        pod is cleaned up."""
+        assert process.poll() is None, log.read_text()[-3000:]
+        if starts() <= earlier:
+            return False
+        pods = [p for p in cluster.cluster.pods(NAMESPACE) if identity.LABEL_EXECUTOR in p["metadata"]["labels"]]
+        return len(list(spool.results.glob("*.json"))) == tasks and not list(spool.incoming.glob("*.json")) and not pods
+
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and len(list(spool.results.glob("*.json"))) < tasks:
-            assert process.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.1)
-        time.sleep(max(0.5, 3.0 - (time.monotonic() - started)))  # past start-up; cleanup of the last pods done
+        wait_for(finished, 300, interval=0.1, message="the last scheduler did not finish every task")
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(15) == 0, log.read_text()[-3000:]
+        assert process.wait(WAIT) == 0, log.read_text()[-3000:]
     assert_exactly_once(cluster, spool, submitted)
     assert not list(spool.rejected.glob("*")), json.dumps([p.name for p in spool.rejected.glob("*")])
 
@@ -162,7 +161,7 @@ def test_a_restart_does_not_reset_the_pending_timeout_of_adopted_pods(cluster, m
 
     from airflow_k8s.executor.pods.podfactory import build_pod
 
-    task = make_task("stuck", node_selector={"node-type": "nowhere"})
+    task = make_task("stuck", node_selector={"node-type": "gpu"})  # without the GPU toleration
     kube.create_pod(NAMESPACE, build_pod(task, make_config(), templates))
     name = identity.pod_name(task.key)
     # The pod has been pending for ten minutes already (as if the previous scheduler ran that long).
@@ -175,5 +174,5 @@ def test_a_restart_does_not_reset_the_pending_timeout_of_adopted_pods(cluster, m
     cluster.store.update("pods", NAMESPACE, name, backdate)
     sink = MemorySink()
     engine = make_engine(make_config(max_pod_pending_timeout=300), sink=sink)
-    assert engine.wait_idle(10)  # far sooner than a fresh 300 s
+    assert engine.wait_idle(WAIT)  # far sooner than a fresh 300 s
     assert sink.results[task.key].reason == "PendingTimeout"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
-import time
 
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.results import SUCCESS, MemorySink
-from tests.engine.conftest import NAMESPACE, POOLS, behave, make_config, make_task
+from tests.engine.conftest import NAMESPACE, POOLS, WAIT, behave, loop_passes, make_config, make_task
 from tests.fakekube import NodeSpec
 
 
@@ -29,17 +29,22 @@ def test_no_more_than_n_max_task_pods_run_at_once(cluster, make_engine):
     engine = make_engine(make_config(worker_pods_max=3), sink=sink)
     peak, stop = [0], threading.Event()
 
-    def sample() -> None:
+    def sample() -> None:  # an invariant monitor: it can miss nothing that would pass wrongly
         while not stop.wait(0.005):
             peak[0] = max(peak[0], len(task_pods(cluster)))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    cluster.cluster.pause()  # the pods exist but do not progress: N_max is reached deterministically
     tasks = [make_task(f"t{i}", annotations=behave("succeed", run_seconds=0.15)) for i in range(12)]
     for task in tasks:
         engine.submit(task)
     try:
-        assert engine.wait_idle(20)
+        cluster.cluster.wait_for(lambda: len(task_pods(cluster)) == 3 and engine.snapshot()["queued"] == 9)
+        loop_passes(engine)
+        assert len(task_pods(cluster)) == 3
+        cluster.cluster.resume()
+        assert engine.wait_idle(WAIT)
     finally:
         stop.set()
         sampler.join()
@@ -51,27 +56,36 @@ def test_creations_respect_the_configured_rate(cluster, make_engine):
     engine = make_engine(make_config(worker_pods_creation_qps=10.0, worker_pods_creation_burst=1))
     for i in range(11):
         engine.submit(make_task(f"r{i}"))
-    assert engine.wait_idle(20)
+    assert engine.wait_idle(WAIT)
     created = sorted(record.created_at for record in cluster.stats.pods())
     assert len(created) == 11
     assert created[-1] - created[0] >= 0.9  # 10 intervals at 10/s, give or take the clock
 
 
-def test_creates_are_concurrent_not_one_per_loop(cluster, make_engine):
-    cluster.faults.add_latency(0.3, method="POST", path=r"/pods$", times=None)
-    engine = make_engine(make_config(worker_pods_creation_workers=8))
-    started = time.monotonic()
+def test_creates_are_concurrent_not_one_per_loop(cluster, make_engine, kube):
+    """The first 8 creates meet at a barrier: they all pass only if 8 are in flight at once."""
+    barrier, create = threading.Barrier(8, timeout=WAIT), kube.create_pod
+    calls = itertools.count()
+
+    def create_together(namespace: str, pod: dict) -> dict:
+        if next(calls) < 8:
+            barrier.wait()  # BrokenBarrierError (a failed task) unless 8 creates run concurrently
+        return create(namespace, pod)
+
+    kube.create_pod = create_together  # type: ignore[method-assign]
+    sink = MemorySink()
+    engine = make_engine(make_config(worker_pods_creation_workers=8), sink=sink)
     for i in range(16):
         engine.submit(make_task(f"c{i}"))
-    assert engine.wait_idle(20)
-    # 16 creates of 0.3 s each take 4.8 s one at a time; 8 in flight take about 0.6 s.
-    assert time.monotonic() - started < 3.0
+    assert engine.wait_idle(WAIT)
+    assert len(sink.recorded) == 16 and all(r.state == SUCCESS for r in sink.recorded)
+    assert not barrier.broken
 
 
 def test_placeholders_keep_n_min_warm_and_make_way_for_tasks(cluster, make_engine):
     config = make_config(worker_pods_min=3, worker_pods_max=5, placeholder_priority_class="airflow-placeholder")
     engine = make_engine(config)
-    cluster.cluster.wait_for(lambda: len(placeholder_pods(cluster)) == 3, timeout=10)
+    cluster.cluster.wait_for(lambda: len(placeholder_pods(cluster)) == 3)
     pod = placeholder_pods(cluster)[0]
     assert pod["spec"]["priorityClassName"] == "airflow-placeholder"
     assert pod["spec"]["containers"][0]["image"] == config.placeholder_image
@@ -79,26 +93,27 @@ def test_placeholders_keep_n_min_warm_and_make_way_for_tasks(cluster, make_engin
     tasks = [make_task(f"p{i}", annotations=behave("hang")) for i in range(2)]
     for task in tasks:
         engine.submit(task)
-    cluster.cluster.wait_for(lambda: len(placeholder_pods(cluster)) == 1, timeout=10)  # N_min - P(t)
+    cluster.cluster.wait_for(lambda: len(placeholder_pods(cluster)) == 1)  # N_min - P(t)
     for task in tasks:
         cluster.cluster.complete(NAMESPACE, identity.pod_name(task.key), "succeed")
-    cluster.cluster.wait_for(lambda: len(placeholder_pods(cluster)) == 3, timeout=10)
+    cluster.cluster.wait_for(lambda: len(placeholder_pods(cluster)) == 3)
 
 
 def test_placeholders_never_push_the_total_above_n_max(cluster, make_engine):
     engine = make_engine(make_config(worker_pods_min=4, worker_pods_max=2))
-    cluster.cluster.wait_for(lambda: len(placeholder_pods(cluster)) == 2, timeout=10)
-    time.sleep(0.3)
+    cluster.cluster.wait_for(lambda: len(placeholder_pods(cluster)) == 2)
+    loop_passes(engine)
     assert len(placeholder_pods(cluster)) == 2
     assert engine.snapshot()["placeholders"] == 2
 
 
 def test_restarted_schedulers_reuse_existing_placeholders(cluster, make_engine):
     first = make_engine(make_config(worker_pods_min=2))
-    cluster.cluster.wait_for(lambda: len(placeholder_pods(cluster)) == 2, timeout=10)
+    cluster.cluster.wait_for(lambda: len(placeholder_pods(cluster)) == 2)
     first.stop()
-    make_engine(make_config(worker_pods_min=2))
-    time.sleep(0.5)
+    second = make_engine(make_config(worker_pods_min=2))
+    cluster.cluster.wait_for(second.synced.is_set)
+    loop_passes(second)
     assert len(placeholder_pods(cluster)) == 2
     assert sum(cluster.stats.creates().values()) == 2
 
@@ -108,10 +123,10 @@ def run_auto_tier_task(cluster, make_engine, *, wait_for_nodes: bool = True):
     sink = MemorySink()
     engine = make_engine(sink=sink)
     if wait_for_nodes:
-        cluster.cluster.wait_for(lambda: engine.nodes is not None, timeout=5)
+        cluster.cluster.wait_for(lambda: engine.nodes is not None)
     task = make_task("adaptive", tier="auto")
     engine.submit(task)
-    assert engine.wait_idle(10)
+    assert engine.wait_idle(WAIT)
     return sink.results[task.key]
 
 

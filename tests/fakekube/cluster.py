@@ -26,7 +26,14 @@ from .store import Store
 T = TypeVar("T")
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.005, message: str = "") -> T:
+WAIT_TIMEOUT = 60.0
+"""Default deadline of the wait helpers: generous, so a loaded 2-core machine never fails a test that
+would pass (a condition met sooner returns at once)."""
+
+
+def wait_for(
+    predicate: Callable[[], T], timeout: float = WAIT_TIMEOUT, interval: float = 0.005, message: str = ""
+) -> T:
     """Poll ``predicate`` until it returns something truthy (returned); ``TimeoutError`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
@@ -197,10 +204,10 @@ class Cluster:
         stored = self.store.get("pods", namespace, name)
         return None if stored is None else self.kubelet.process_pid(stored.uid)
 
-    def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0, message: str = "") -> T:
+    def wait_for(self, predicate: Callable[[], T], timeout: float = WAIT_TIMEOUT, message: str = "") -> T:
         return wait_for(predicate, timeout, message=message)
 
-    def wait_for_phase(self, namespace: str, name: str, *phases: str, timeout: float = 5.0) -> str:
+    def wait_for_phase(self, namespace: str, name: str, *phases: str, timeout: float = WAIT_TIMEOUT) -> str:
         """Wait until the pod's phase is one of ``phases``; returns it."""
         reached = wait_for(
             lambda: phase if (phase := self.phase(namespace, name)) in phases else None,

@@ -12,9 +12,9 @@ one) really runs (see :mod:`.podenv` for argv and environment, :mod:`.processes`
 
 The container's Behavior, image and other containers are ignored (the others are reported like the main one).
 Deleting the pod gracefully sends SIGTERM to the process group and SIGKILL after the grace period; the pod object
-is removed (DELETED) only once the process has exited.  A forced delete (grace 0) removes the object at once and
-kills the group.  Process exits are applied on the simulation's clock: a paused kubelet applies them on resume,
-step or flush.
+is removed (DELETED) only once the process has exited, and whatever it left in its session is killed then.  A
+forced delete (grace 0) removes the object at once and kills the processes.  Process exits are applied on the
+simulation's clock: a paused kubelet applies them on resume, step or flush.
 """
 
 from __future__ import annotations

@@ -6,9 +6,11 @@ Enabled with ``FakeKubeServer(process_mode=ProcessMode(allowed=[sys.executable],
 * **Safety**: only executables on the explicit allow-list run.  ``argv[0]`` is resolved like ``execvp`` (a bare
   name through the process's ``PATH``) and compared with the allow-list after resolving symlinks (so an
   allow-listed venv ``python`` also admits the interpreter it links to); anything else is refused before a
-  process exists.  Each process leads its own session/process group; when it exits the rest of its group is
-  killed (a container's processes die with its init process), and :meth:`ProcessRunner.stop_all` -- called when
-  the server stops, and at interpreter exit as a last resort -- kills every group.
+  process exists.  Each process leads its own session and process group.  When it exits, everything left in its
+  session is killed, process groups of their own included (a Task SDK supervisor's task process moves to one):
+  a container's processes die with its init process, as when its PID namespace ends.  Only a process that
+  starts a session of its own escapes.  :meth:`ProcessRunner.stop_all` -- called when the server stops, and at
+  interpreter exit as a last resort -- kills every session the same way.
 * **Files**: every pod gets a fresh temporary directory holding ``log`` (stdout and stderr, interleaved as written)
   and ``work/``, the working directory unless the container's ``workingDir`` exists locally.  It is removed when the
   pod object is deleted or the server stops.
@@ -94,6 +96,34 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)  # the child leads its own group: pgid == pid
 
 
+def session_members(sid: int) -> list[int]:
+    """The processes of session ``sid`` other than its leader (from ``/proc``; none where there is no ``/proc``)."""
+    members = []
+    with contextlib.suppress(OSError):
+        entries = os.listdir("/proc")
+        for entry in entries:
+            if not entry.isdigit() or int(entry) == sid:
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as stat:
+                    data = stat.read()
+            except OSError:
+                continue  # gone meanwhile
+            fields = data[data.rindex(b")") + 2 :].split()  # state ppid pgrp session ...
+            if len(fields) > 3 and int(fields[3]) == sid:
+                members.append(int(entry))
+    return members
+
+
+def _kill_container(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process's group and everything else in its session (the leader must not be reaped yet, or be
+    ours still: a zombie leader keeps its pid, and so the session id, from being reused)."""
+    _signal_group(proc, signal.SIGKILL)
+    for pid in session_members(proc.pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
 class ProcessRunner:
     """Runs and tracks one process per pod uid; ``on_exit(uid, exit_code)`` is called from a waiter thread."""
 
@@ -134,8 +164,10 @@ class ProcessRunner:
         return running
 
     def _wait(self, running: PodProcess) -> None:
+        with contextlib.suppress(ChildProcessError):  # exited but not reaped: its pid is still the session's id
+            os.waitid(os.P_PID, running.proc.pid, os.WEXITED | os.WNOWAIT)
+        _kill_container(running.proc)  # whatever the container's init process left behind
         running.exit_code = code = exit_code(running.proc.wait())
-        _signal_group(running.proc, signal.SIGKILL)  # whatever the container's init process left behind
         self._on_exit(running.uid, code)
 
     def get(self, uid: str) -> PodProcess | None:
@@ -184,7 +216,7 @@ class ProcessRunner:
                     stopping.wait(FOLLOW_POLL_SECONDS)
 
     def discard(self, uid: str) -> None:
-        """Kill the pod's process group (if still running) and delete its directory."""
+        """Kill the pod's processes (if still running) and delete its directory."""
         with self._lock:
             running = self._procs.pop(uid, None)
         if running is not None:
@@ -193,7 +225,7 @@ class ProcessRunner:
     @staticmethod
     def _dispose(running: PodProcess) -> None:
         if running.proc.poll() is None:  # once reaped, its pid (and group id) may belong to someone else
-            _signal_group(running.proc, signal.SIGKILL)
+            _kill_container(running.proc)
         with contextlib.suppress(subprocess.TimeoutExpired):
             running.proc.wait(timeout=10)
         shutil.rmtree(running.directory, ignore_errors=True)

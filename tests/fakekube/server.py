@@ -24,7 +24,7 @@ from .api_objects import register_objects
 from .api_other import OtherApi
 from .api_pods import PodApi
 from .behavior import BehaviorPolicy
-from .cluster import Cluster, wait_for
+from .cluster import WAIT_TIMEOUT, Cluster, wait_for
 from .config import ClusterConfig
 from .control import ControlApi
 from .discovery import DiscoveryApi
@@ -171,7 +171,7 @@ class FakeKubeServer:
     def compact(self) -> int:
         return self.faults.compact()
 
-    def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0, message: str = "") -> T:
+    def wait_for(self, predicate: Callable[[], T], timeout: float = WAIT_TIMEOUT, message: str = "") -> T:
         return wait_for(predicate, timeout, message=message)
 
     def api_client(self) -> Any:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from airflow_k8s.infra.config.stack_config import StackConfigError
 from airflow_k8s.infra.render import checkov
 from airflow_k8s.infra.render.checks import check_directory
 from airflow_k8s.infra.render.diff import diff_dirs
@@ -306,16 +307,52 @@ def test_missing_checkov_is_an_error_only_when_required(tmp_path: Path, monkeypa
 
 
 def test_stack_inputs_never_carry_secrets(tmp_path: Path) -> None:
-    project = _project(tmp_path, databaseUrl={"secure": "v1:abc"}, fernetKey="plain-text-key")
+    project = _project(tmp_path, databaseUrl={"secure": "v1:abc"}, fernetKey={"secure": "v1:def"})
     inputs = load_stack_inputs("dev", project)
     assert inputs.config["airflow-k8s:databaseUrl"] == PLACEHOLDER
     assert inputs.config["airflow-k8s:fernetKey"] == PLACEHOLDER
     assert sorted(inputs.secret_keys) == ["airflow-k8s:databaseUrl", "airflow-k8s:fernetKey"]
-    assert any("secret given in plain text" in note for note in inputs.notes)
     assert inputs.config["airflow-k8s:workerPodsMax"] == "8"  # from the stack file
     assert inputs.config["airflow-k8s:metricsPort"] == "9102"  # from Pulumi.yaml defaults
     assert inputs.config["kubernetes:enableConfigMapMutable"] == "true"  # Pulumi.yaml's provider setting
     assert json.loads(inputs.config["airflow-k8s:nodePoolLimits"])[0] == "workers.cpu=8"
+
+
+def test_a_plain_text_secret_in_the_stack_file_is_an_error_naming_file_and_key(tmp_path: Path) -> None:
+    project = _project(tmp_path, databaseUrl={"secure": "v1:abc"}, fernetKey="plain-text-key")
+    with pytest.raises(StackConfigError) as info:
+        load_stack_inputs("dev", project)
+    message = str(info.value)
+    assert "in Pulumi.dev.yaml" in message and "airflow-k8s:fernetKey" in message
+    assert "pulumi config set --secret fernetKey" in message and "plain-text-key" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("config:\n  airflow-k8s:workerPodsMax: 8\n  airflow-k8s:workerPodsMax: 800\n", "line 3: duplicate key"),
+        ("base: &b\n  airflow-k8s:workerPodsMax: 8\nconfig: *b\n", "line 3: YAML aliases are not allowed"),
+        ("config:\n  <<: {airflow-k8s:workerPodsMax: 8}\n", "line 2: YAML merge keys are not allowed"),
+        ("- a list\n", "expected a mapping at the top"),
+        ("config: [\n", "invalid YAML"),
+    ],
+)
+def test_stack_files_with_duplicate_keys_or_aliases_are_errors_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, fragment: str
+) -> None:
+    project = _project(tmp_path)
+    (project / "Pulumi.dev.yaml").write_text(text)
+    code = main(["render", "--stack", "dev", "--out", str(tmp_path / "o"), "--project-dir", str(project)], environ={})
+    err = capsys.readouterr().err
+    assert code == 1 and "Pulumi.dev.yaml" in err and fragment in err, err
+    assert "Traceback" not in err
+
+
+def test_a_bad_stack_value_names_the_stack_file_key_and_value(tmp_path: Path) -> None:
+    with pytest.raises(StackConfigError) as info:
+        load_stack_inputs("dev", _project(tmp_path, namespace="kube-system"))
+    assert "invalid stack configuration in Pulumi.dev.yaml" in str(info.value)
+    assert "airflow-k8s:namespace = 'kube-system': " in str(info.value)
 
 
 def test_every_backend_renders_valid_manifests(tmp_path: Path) -> None:

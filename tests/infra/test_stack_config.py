@@ -82,6 +82,26 @@ def test_values_are_typed() -> None:
         ("taskPriority", "2000000000", "must be <= 1000000000"),
         ("defaultTier", "huge", "light, medium, heavy, gpu"),
         ("nodePoolLimits", "not json", "array of strings"),
+        # bounded by what the scheduler can honour (the airflow.cfg key's bounds)
+        ("workerPodsMax", "100000", "must be <= 50000"),
+        ("workerPodsMin", "99999999999", "must be <= 10000"),
+        ("podCreationTimeout", "9223372036854775807", "must be <= 604800"),
+        ("maxPodPendingTimeout", "604801", "must be <= 604800"),
+        ("finishedPodMaxAgeHours", "1000000", "must be <= 8760"),
+        ("quotaPods", "10000001", "must be <= 1000000"),
+        ("quotaGpus", "100001", "must be <= 100000"),
+        ("databasePort", "٥٤٣٢", "expected a whole number"),  # Arabic-Indic digits
+        # names are exact: no trailing newline, ASCII only
+        ("namespace", "airflow\n", "DNS-1123 label"),
+        ("platformName", "airflow\n", "starting with a letter"),
+        ("karpenterNodeClass", "default\n", "DNS-1123"),
+        ("monitoringNamespace", "monitoring\n", "DNS-1123 label"),
+        ("workerImage", "apache/airflow:3.0.0\n", "container image reference"),
+        ("schedulerCpuRequest", "100m\n", "100m"),
+        # the platform takes its namespace over
+        ("namespace", "default", "takes its namespace over"),
+        ("namespace", "kube-system", "takes its namespace over"),
+        ("namespace", "kube-flannel", "takes its namespace over"),
     ],
 )
 def test_bad_values_name_key_and_value(key: str, value: str, reason: str) -> None:
@@ -99,6 +119,7 @@ def test_bad_values_name_key_and_value(key: str, value: str, reason: str) -> Non
         ("nodePoolInstanceTypes", "tiny=m6i.large", "unknown pool 'tiny'"),
         ("nodePoolInstanceTypes", "workers", 'expected "<pool>=<value>"'),
         ("nodePoolCapacityTypes", "gpu=cheap", "on-demand, spot, reserved"),
+        ("nodePoolInstanceTypes", "workers=m6i.large\n", "not an instance type name"),
     ],
 )
 def test_bad_array_items_name_key_and_item(key: str, item: str, reason: str) -> None:
@@ -267,3 +288,24 @@ def test_dev_stack_file_is_valid() -> None:
     assert stack.platform.quota.pods <= 20
     assert stack.platform.protection.namespace and stack.platform.protection.dags_volume
     assert stack.platform.network.database_cidr != "0.0.0.0/0" and stack.platform.network.api_server_cidr != "0.0.0.0/0"
+
+
+def test_every_integer_key_is_bounded_and_no_string_key_takes_a_trailing_newline() -> None:
+    """What validates must run: no integer without an upper bound, no name with a hidden newline."""
+    from airflow_k8s.infra.config.stack_keys import parse_value
+
+    unbounded, lenient = [], []
+    for key in KEYS:
+        if key.type == "integer":
+            try:
+                parse_value(key, str(2**63 - 1))
+                unbounded.append(key.name)
+            except ValueError:
+                pass
+        elif key.type == "string" and not key.secret:
+            try:
+                parse_value(key, f"{key.default or 'x'}\n")
+                lenient.append(key.name)
+            except ValueError:
+                pass
+    assert (unbounded, lenient) == ([], [])

@@ -1,0 +1,262 @@
+"""Opt-in: the scheduler against a real kube-apiserver 1.20 (``../shared/real-apiserver/``), for API behaviour.
+
+    .venv/bin/python -m pytest -m realapi tests/realapi -s    # -s prints each run's figures
+
+The platform's namespace, quota, LimitRange, ServiceAccounts, RBAC and PriorityClasses come from the infra
+offline render (see :mod:`tests.realapi.platform` for what is applied and what is skipped); the scheduler runs as
+a process authenticated only by its ServiceAccount's token; a stand-in kubelet binds and runs the pods
+(:mod:`tests.realapi.kubelet`).  What is checked is what the fake cannot prove by itself: that the engine behaves
+right against the real quota admission and controller, real RBAC, a real watch cache and its 410s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.tasks import identity
+from airflow_k8s.executor.tasks.results import FAILED, SUCCESS
+from airflow_k8s.executor.tasks.spool import Spool
+from airflow_k8s.executor.tasks.task import Task
+from tests.engine.conftest import behave, make_task
+from tests.realapi.conftest import Platform
+from tests.realapi.kubelet import StandInKubelet
+from tests.scheduler_process import log_events, metric, metrics_port, scrape, start_scheduler
+
+pytestmark = pytest.mark.realapi
+
+
+class Run:
+    """One scheduler process (restartable) on the platform, fed through a spool."""
+
+    def __init__(self, platform: Platform, name: str, **config: Any) -> None:
+        self.platform = platform
+        self.cfg = platform.write_config(**config)
+        self.spool = Spool(platform.tmp / f"spool-{name}")
+        self.log = platform.tmp / f"scheduler-{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started = time.monotonic()
+
+    def submit(self, tasks: list[Task]) -> None:
+        for task in tasks:
+            self.spool.submit(task)
+
+    def start(self) -> None:
+        self.process = start_scheduler(
+            self.cfg, self.spool.root, self.log, kubeconfig=self.platform.scheduler_kubeconfig
+        )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def results(self) -> int:
+        return len(list(self.spool.results.glob("*.json")))
+
+    def wait(self, predicate, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(
+                    f"scheduler exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s; log tail:\n{self.log.read_text()[-2000:]}")
+            time.sleep(0.1)
+
+    def running(self) -> int:
+        """Pods of this executor in phase Running."""
+        pods = self.platform.admin.list_pods(self.platform.namespace).items
+        return sum(
+            p["status"].get("phase") == "Running" and identity.LABEL_EXECUTOR in (p["metadata"].get("labels") or {})
+            for p in pods
+        )
+
+    def pods_left(self) -> list[str]:
+        """Pods of this executor still in the namespace and not labelled done."""
+        listing = self.platform.admin.list_pods(self.platform.namespace)
+        labels = [(p["metadata"]["name"], p["metadata"].get("labels") or {}) for p in listing.items]
+        return [
+            name for name, lab in labels if identity.LABEL_EXECUTOR in lab and lab.get(identity.LABEL_DONE) != "True"
+        ]
+
+    def finish(self, tasks: int, timeout: float) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Wait for every result and the cleanup after it; scrape the metrics; stop with SIGTERM."""
+        try:
+            self.wait(lambda: self.results() >= tasks, timeout)
+            self.wait(lambda: not self.pods_left() and not list(self.spool.incoming.glob("*.json")), 60)
+            port = metrics_port(self.log)
+            assert port is not None
+            return scrape(port)
+        finally:
+            assert self.process is not None
+            self.process.send_signal(signal.SIGTERM)
+            assert self.process.wait(20) == 0, self.log.read_text()[-3000:]
+
+    def forbidden_lines(self) -> list[str]:
+        """Log lines that report a 403 other than the quota's."""
+        lines = []
+        for event in log_events(self.log):
+            text = json.dumps(event).lower()
+            if "forbidden" in text and "exceeded quota" not in text:
+                lines.append(text[:300])
+        return lines
+
+
+def assert_exactly_once(run: Run, tasks: list[Task], kubelet: StandInKubelet) -> dict[str, int]:
+    recorded = {r.key: r for r in run.spool.read_results()}
+    lost = {t.key for t in tasks} - set(recorded)
+    failed = [(r.key, r.reason, r.message) for r in recorded.values() if r.state != SUCCESS]
+    creates = kubelet.creates()
+    duplicated = {identity.pod_name(t.key): creates.get(identity.pod_name(t.key), 0) for t in tasks}
+    duplicated = {name: n for name, n in duplicated.items() if n != 1}
+    assert not lost, f"{len(lost)} task(s) lost"
+    assert not failed, failed[:5]
+    assert not duplicated, f"pods created other than once (seen by the stand-in kubelet): {duplicated}"
+    return {"succeeded": len(recorded), "false_failures": 0, "lost": 0, "duplicated_pods": 0}
+
+
+def tasks_named(prefix: str, count: int, seed: int) -> list[Task]:
+    rng = random.Random(seed)
+    return [
+        make_task(f"{prefix}{i}", annotations=behave("succeed", run_seconds=round(rng.uniform(0.1, 0.6), 2)))
+        for i in range(count)
+    ]
+
+
+# -- RBAC -----------------------------------------------------------------------------------------
+SCHEDULER_NEEDS = [  # (verb, resource, subresource, namespaced): every call the scheduler makes
+    ("create", "pods", "", True),
+    ("get", "pods", "", True),
+    ("list", "pods", "", True),
+    ("watch", "pods", "", True),
+    ("patch", "pods", "", True),
+    ("delete", "pods", "", True),
+    ("get", "pods", "log", True),
+    ("list", "nodes", "", False),
+]
+SCHEDULER_MUST_NOT = [
+    ("get", "secrets", "", True),
+    ("create", "pods", "exec", True),
+    ("update", "pods", "status", True),
+]
+
+
+def can_i(client: KubeClient, namespace: str, verb: str, resource: str, subresource: str, namespaced: bool) -> bool:
+    attributes = {"verb": verb, "resource": resource, "subresource": subresource}
+    if namespaced:
+        attributes["namespace"] = namespace
+    body = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": attributes},
+    }
+    answer = client.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=body)
+    return bool(answer["status"].get("allowed"))
+
+
+def test_the_rendered_scheduler_role_is_enough_and_nothing_the_scheduler_does_is_forbidden(platform, kubelet):
+    platform.set_quota(platform.room_for(40))  # no quota pressure here: every 403 would be RBAC's
+    run = Run(platform, "rbac")
+    ok = tasks_named("ok", 10, seed=1)
+    bad = [make_task(f"bad{i}", annotations=behave("fail", exit_code="3", run_seconds=0.2)) for i in range(2)]
+    run.submit([*ok, *bad])
+    run.start()
+    samples = run.finish(len(ok) + len(bad), 180)
+
+    results = {r.key: r for r in run.spool.read_results()}
+    assert all(results[t.key].state == SUCCESS for t in ok)
+    assert all((results[t.key].state, results[t.key].exit_code) == (FAILED, 3) for t in bad)
+    kept = {p["metadata"]["name"]: p for p in platform.admin.list_pods(platform.namespace).items}
+    assert all(kept[identity.pod_name(t.key)]["metadata"]["labels"][identity.LABEL_DONE] == "True" for t in bad)
+    assert metric(samples, "airflow_executor_api_errors_total", code="403") == 0
+    assert metric(samples, "airflow_executor_api_errors_total", code="401") == 0
+    assert run.forbidden_lines() == []
+    assert not any(e.get("msg", "").startswith("cannot list nodes") for e in log_events(run.log))
+    # The same token, asked directly: every verb the scheduler uses is granted; secrets, exec and status are not.
+    scheduler = KubeClient.from_settings(in_cluster=False, config_file=str(platform.scheduler_kubeconfig))
+    try:
+        denied = [need for need in SCHEDULER_NEEDS if not can_i(scheduler, platform.namespace, *need)]
+        granted = [extra for extra in SCHEDULER_MUST_NOT if can_i(scheduler, platform.namespace, *extra)]
+    finally:
+        scheduler.close()
+    assert denied == [] and granted == []
+    applied = sorted(Counter(o["kind"] for o in platform.applied).items())
+    print("rbac:", json.dumps({"applied": applied, "skipped": platform.skipped, "stand_in_binds": kubelet.binds}))
+
+
+# -- quota pressure -------------------------------------------------------------------------------
+def quota_figures(samples) -> dict[str, float]:
+    return {
+        "quota_refusals": metric(samples, "airflow_executor_quota_refusals_total"),
+        "api_403": metric(samples, "airflow_executor_api_errors_total", code="403"),
+        "api_409": metric(samples, "airflow_executor_api_errors_total", code="409"),
+    }
+
+
+def test_a_run_under_quota_pressure_has_no_false_failures(platform, kubelet):
+    """The quota holds half of what N_max wants: the real quota admission refuses creates while the quota
+    controller has not yet given back the share of pods that ended.  Every task must still succeed once."""
+    n_max = platform.config.worker_pods_max
+    platform.set_quota(platform.room_for(n_max // 2))
+    run = Run(platform, "pressure")
+    tasks = tasks_named("p", 60, seed=2)
+    run.submit(tasks)
+    run.start()
+    samples = run.finish(len(tasks), 300)
+    figures = assert_exactly_once(run, tasks, kubelet) | quota_figures(samples)
+    print("quota pressure:", json.dumps(figures | {"wall_s": round(time.monotonic() - run.started, 1)}))
+    assert figures["quota_refusals"] >= 1  # there was pressure...
+    assert figures["api_403"] == figures["quota_refusals"]  # ...and every 403 was the quota's, none RBAC's
+    assert run.forbidden_lines() == []
+
+
+def test_two_hundred_tasks_under_quota_pressure_with_a_kill_in_the_middle_all_succeed_exactly_once(platform, kubelet):
+    n_max = platform.config.worker_pods_max
+    platform.set_quota(platform.room_for(n_max // 2))
+    run = Run(platform, "kill")
+    tasks = tasks_named("k", 200, seed=3)
+    run.submit(tasks)
+    run.start()
+    run.wait(lambda: run.results() >= 80 and run.running(), 300)  # killed with pods in flight
+    run.kill()
+    killed_at = run.results()
+    run.start()
+    samples = run.finish(len(tasks), 600)
+    events = Counter(e.get("event") for e in log_events(run.log))
+    figures = assert_exactly_once(run, tasks, kubelet) | quota_figures(samples)
+    figures |= {"kills": 1, "results_at_kill": killed_at, "adopted_after_kill": events["adopted"]}
+    print("quota pressure + SIGKILL:", json.dumps(figures | {"wall_s": round(time.monotonic() - run.started, 1)}))
+    assert events["task_failed"] == 0
+    assert events["adopted"] >= 1  # the successor took over the pods running at the kill
+
+
+# -- 410 ------------------------------------------------------------------------------------------
+def test_a_watch_resumed_after_an_apiserver_restart_gets_410_and_the_scheduler_relists_losing_nothing(
+    platform, kubelet
+):
+    if not (platform.kas.started_here or os.environ.get("KAS_ALLOW_RESTART") == "1"):
+        pytest.skip("restarts the kube-apiserver: only done to a server this session started (or KAS_ALLOW_RESTART=1)")
+    platform.set_quota(platform.room_for(40))
+    run = Run(platform, "gone")
+    tasks = [make_task(f"g{i}", annotations=behave("succeed", run_seconds=1.5)) for i in range(24)]
+    run.submit(tasks)
+    run.start()
+    run.wait(lambda: run.results() >= 4, 120)
+    platform.kas.restart_apiserver()  # a rollout: its watch cache starts over from a fresh list
+    samples = run.finish(len(tasks), 300)
+    figures = assert_exactly_once(run, tasks, kubelet)
+    expired = metric(samples, "airflow_executor_watch_restarts_total", cause="expired")
+    print("410:", json.dumps(figures | {"watch_restarts_expired": expired, "stand_in_retries": kubelet.retries}))
+    assert expired >= 1
+    assert any(e.get("event") == "watch_expired" for e in log_events(run.log))
