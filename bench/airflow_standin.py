@@ -30,6 +30,7 @@ TaskTry = tuple[str, str, str, int, int]  # dag_id, task_id, run_id, map_index, 
 # Every pod is ADDED exactly once on a watch that resumes from the last version seen, so only those
 # lines are parsed (cheaply: this process shares the machine with the executor and the fake).
 _ADDED = b'{"type":"ADDED"'
+_ERROR = b'{"type":"ERROR"'
 _VERSION = re.compile(rb'"resourceVersion":"(\d+)"')
 
 
@@ -87,6 +88,10 @@ class TaskStandIn:
                             return
                         if line.startswith(_ADDED):  # a pod's creation: the only event read in full
                             self._added(json.loads(line)["object"])
+                        elif line.startswith(_ERROR):  # 410: history expired; the creations missed show as lost
+                            self.errors.append(f"watch: {line[:200]!r}")
+                            version = ""
+                            break
                         found = _VERSION.search(line)
                         version = found.group(1).decode() if found else version
             except TimeoutError:

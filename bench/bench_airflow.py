@@ -4,10 +4,11 @@
 
 Each executor runs in a fresh process of its own (:mod:`airflow_worker`), driven as Airflow's
 scheduler drives it (``queue_workload``, then ``heartbeat()`` in a loop), against a fresh fake
-API server in another process (:mod:`fakeproc`: one roomy node, pods that succeed
-``--run-seconds`` after they start) and the same SQLite metadata database, whose N task instances
-are reset to ``queued`` before every run (:mod:`airflow_home`; the job id is numeric, so both
-executors run their stale-workload check: the provider one query per task, ours one per batch).
+API server in another process (:mod:`fakeproc`: its ``strict`` preset unless ``--fake kind``,
+one roomy node, pods that succeed ``--run-seconds`` after they start) and the same SQLite
+metadata database, whose N task instances are reset to ``queued`` before every run
+(:mod:`airflow_home`; the job id is numeric, so both executors run their stale-workload check:
+the provider one query per task, ours one per batch).
 A stand-in for the tasks' own state reports marks each task instance ``success`` when its pod
 appears, and counts the pods created per task (:mod:`airflow_standin`).
 
@@ -115,7 +116,7 @@ def free_port() -> int:
 def run_one(home: AirflowHome, run: Run, args: argparse.Namespace, workdir: Path, index: int) -> dict[str, Any]:
     """One executor run against a fresh fake, the database reset to N queued task instances."""
     reset_queued(home)
-    fake = FakeApi(args.run_seconds)
+    fake = FakeApi(args.run_seconds, strict=args.fake == "strict")
     standin = TaskStandIn(fake.url, NAMESPACE, home.database).start()
     try:
         settings = dict(run.settings)
@@ -304,7 +305,8 @@ def print_report(report: dict[str, Any]) -> None:
     print()
     settings = report["settings"]
     print(
-        f"{settings['tasks']} tasks; pods run {settings['run_seconds']} s; scheduler loop at most every "
+        f"{settings['tasks']} tasks; the fake API server's {settings['fake']} preset; pods run "
+        f"{settings['run_seconds']} s; scheduler loop at most every "
         f"{settings['loop_period']} s; stale-workload check against SQLite, scheduler job id {settings['job_id']} "
         f"(numeric: both executors query the database); machine shared, figures are noisy: compare within one run."
     )
@@ -314,6 +316,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--run-seconds", type=float, default=0.5, help="how long each pod runs in the fake")
+    parser.add_argument("--fake", choices=("strict", "kind"), default="strict", help="the fake API server's preset")
     parser.add_argument("--loop-period", type=float, default=0.02, help="the scheduler loop runs at most this often")
     parser.add_argument(
         "--ours-qps", type=float, default=2000.0, help="add a run of ours with this creation QPS (0: no such run)"
@@ -344,7 +347,7 @@ def main() -> int:
             rows.extend(samples)
     report = {
         "settings": {
-            "tasks": args.tasks, "run_seconds": args.run_seconds, "loop_period": args.loop_period,
+            "tasks": args.tasks, "run_seconds": args.run_seconds, "loop_period": args.loop_period, "fake": args.fake,
             "job_id": home.job_id, "parallelism": args.tasks,
         },
         "runs": rows,

@@ -3,7 +3,8 @@
 Out of process so that its CPU time and memory are never counted as the executor's.  One node
 with room for any number of pods, labelled and tainted like the worker pool that
 ``pod_templates/default_template.yaml`` selects, and pods that succeed ``run_seconds`` after they
-start.
+start.  The ``strict`` preset by default, as ``bench_engine.py``: graceful deletion (a deleted pod
+lingers 2 s with a ``deletionTimestamp``), watch history that expires, the server's defaults.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ NODE = {
 class FakeApi:
     """``python -m tests.fakekube`` started with the benchmark's node and timings; stop() ends it."""
 
-    def __init__(self, run_seconds: float) -> None:
+    def __init__(self, run_seconds: float, *, strict: bool = True) -> None:
         command = [
             sys.executable, "-m", "tests.fakekube", "--port", "0", "--nodes-json", json.dumps([NODE]),
             "--schedule-delay", "0.001", "--start-delay", "0.005", "--run-seconds", str(run_seconds),
-            "--history-size", "500000", "--no-events", "--no-metrics",
+            "--history-size", "500000", "--no-events", "--no-metrics", *(["--strict"] if strict else []),
         ]  # fmt: skip
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
