@@ -297,7 +297,7 @@ def print_report(report: dict[str, Any]) -> None:
     for ratio in report["ratios"]:
         print(
             f"ours ({ratio['ours']}) vs provider ({ratio['provider']}): "
-            f"throughput x{ratio['throughput_ratio']:.1f}, CPU per task x{ratio['cpu_ratio']:.3f}"
+            f"throughput x{ratio['throughput_ratio']:.2f}, CPU per task x{ratio['cpu_ratio']:.3f}"
         )
         verdict = "PASS" if ratio["throughput_pass"] else "FAIL"
         print(f"  {verdict}  throughput >= {TARGET_THROUGHPUT:g}x the provider's")
