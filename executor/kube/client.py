@@ -20,6 +20,7 @@ here; :mod:`airflow_k8s.executor.kube.retry` decides what to retry.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import logging
 import socket
 import threading
@@ -34,7 +35,7 @@ from kubernetes.client.exceptions import ApiException
 
 from airflow_k8s.executor.contract import jsonfast
 from airflow_k8s.executor.contract.errors import KubeApiError, api_error
-from airflow_k8s.executor.kube import connection
+from airflow_k8s.executor.kube import connection, transport
 
 if TYPE_CHECKING:
     from airflow_k8s.executor.contract.config import ExecutorConfig
@@ -113,6 +114,9 @@ class KubeClient:
         self._pool = (
             None if configuration.proxy else api_client.rest_client.pool_manager.connection_from_url(self._origin)
         )
+        # Plain requests go over the standard library's keep-alive connections (kube/transport.py);
+        # streams and proxied clusters over the official client's urllib3 pool.
+        self._direct = None if configuration.proxy else transport.Connections(configuration)
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -156,6 +160,8 @@ class KubeClient:
         return cls(connection.tuned(configuration, pool_size), request_timeout=config.request_timeout())
 
     def close(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
         self.api.close()
 
     # -- transport ------------------------------------------------------------------------
@@ -179,6 +185,8 @@ class KubeClient:
         client's generic (and slow) serialisation layer.
         """
         what = f"{method} {path}"
+        if self._direct is not None and not stream:
+            return self._request_direct(method, path, query, body, headers, timeout, decode)
         try:
             url = f"{self._host}{path}?{urlencode(query)}" if query else f"{self._host}{path}"
             header_params = self._headers(headers)
@@ -207,7 +215,9 @@ class KubeClient:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise KubeApiError(f"{what}: connection error: {exc}", status=0) from exc
         if not 200 <= response.status <= 299:
-            raise _status_error(what, response)
+            raw = response.data or b""
+            response.release_conn()
+            raise _status_error(what, response.status, response.reason, response.headers.get("Retry-After"), raw)
         if stream:
             return response
         try:
@@ -216,11 +226,33 @@ class KubeClient:
             raise KubeApiError(f"{what}: connection error while reading: {exc}", status=0) from exc
         finally:
             response.release_conn()
-        if not decode:  # the caller only needs success (DELETE answers with the whole object)
-            return None
-        if "json" not in response.headers.get("content-type", ""):
-            return data.decode("utf-8", errors="replace")
-        return jsonfast.loads(data)
+        return _decoded(data, response.headers.get("content-type"), decode)
+
+    def _request_direct(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, Any]] | None,
+        body: Any,
+        headers: Mapping[str, str],
+        timeout: float | tuple[float, float] | None,
+        decode: bool,
+    ) -> Any:
+        assert self._direct is not None
+        what = f"{method} {path}"
+        value = timeout or self.request_timeout
+        pair = value if isinstance(value, tuple) else (value, value)
+        try:
+            target = f"{path}?{urlencode(query)}" if query else path
+            payload = None if body is None else jsonfast.dumps(body)
+            answer = self._direct.request(method, target, payload, self._headers(headers), pair)
+        except ApiException as exc:  # raised by the configuration's token refresh hooks
+            raise KubeApiError(f"{what}: {exc.reason}", status=exc.status or 0) from exc
+        except (http.client.HTTPException, OSError) as exc:
+            raise KubeApiError(f"{what}: connection error: {exc}", status=0) from exc
+        if not 200 <= answer.status <= 299:
+            raise _status_error(what, answer.status, answer.reason, answer.headers.get("Retry-After"), answer.data)
+        return _decoded(answer.data, answer.headers.get("content-type"), decode)
 
     def _headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         out = {**self.api.default_headers, **headers}
@@ -340,10 +372,18 @@ class KubeClient:
         return list(self.request("GET", path).get("items") or [])
 
 
-def _status_error(what: str, response: Any) -> KubeApiError:
+def _decoded(data: bytes, content_type: str | None, decode: bool) -> Any:
+    if not decode:  # the caller only needs success (DELETE answers with the whole object)
+        return None
+    if "json" not in (content_type or ""):
+        return data.decode("utf-8", errors="replace")
+    return jsonfast.loads(data)
+
+
+def _status_error(
+    what: str, status: int, http_reason: str | None, retry_header: str | None, raw: bytes
+) -> KubeApiError:
     """Turn a non-2xx response into KubeApiError with the Status reason and Retry-After."""
-    raw = response.data or b""
-    response.release_conn()
     reason, message, body = "", "", None
     try:
         body = jsonfast.loads(raw)
@@ -352,15 +392,14 @@ def _status_error(what: str, response: Any) -> KubeApiError:
     except (ValueError, AttributeError):
         message = raw[:200].decode("utf-8", errors="replace")
     retry_after = None
-    header = response.headers.get("Retry-After")
+    header = retry_header
     if header:
         try:
             retry_after = max(0.0, float(header))
         except ValueError:
             retry_after = None
-    status = int(response.status)
     return api_error(
-        f"{what}: HTTP {status} {reason or response.reason}: {message}".rstrip(": "),
+        f"{what}: HTTP {status} {reason or http_reason}: {message}".rstrip(": "),
         status=status,
         reason=reason,
         retry_after=retry_after,
