@@ -27,11 +27,9 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -39,6 +37,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from fakeproc import FakeApi, creation_span  # noqa: E402
 
 from airflow_k8s.executor.contract.config_loader import parse_config  # noqa: E402
 from airflow_k8s.executor.engine import scheduling as scheduling_module  # noqa: E402
@@ -49,14 +49,6 @@ from airflow_k8s.executor.tasks.results import MemorySink  # noqa: E402
 from airflow_k8s.executor.tasks.task import Task  # noqa: E402
 
 TARGETS = {"creates_per_s": 200.0, "cpu_ms_per_task": 1.0, "peak_rss_mb": 300.0}
-NODE = {
-    "name": "bench-worker",
-    "cpu": "1000000",
-    "memory": "100000Ti",
-    "pods": 1000000,
-    "labels": {"node-type": "worker"},
-    "taints": [{"key": "dedicated", "value": "worker", "effect": "NoSchedule"}],
-}
 CONFIG = """\
 [kubernetes]
 namespace = bench
@@ -69,26 +61,6 @@ watch_timeout_seconds = 300
 pod_creation_timeout = 600
 max_pod_pending_timeout = 600
 """
-
-
-def start_fake(run_seconds: float, *, strict: bool = True) -> tuple[subprocess.Popen[str], str]:
-    command = [
-        sys.executable, "-m", "tests.fakekube", "--port", "0", "--nodes-json", json.dumps([NODE]),
-        "--schedule-delay", "0.001", "--start-delay", "0.005", "--run-seconds", str(run_seconds),
-        "--history-size", "500000", "--no-events", "--no-metrics", *(["--strict"] if strict else []),
-    ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    line = process.stdout.readline().strip()
-    if not line.startswith("FAKEKUBE_URL="):
-        process.kill()
-        raise SystemExit(f"fake API server did not start: {line!r}")
-    return process, line.split("=", 1)[1]
-
-
-def fake_stats(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{url}/_fake/stats", timeout=30) as response:  # noqa: S310 - loopback only
-        return json.loads(response.read())  # type: ignore[no-any-return]
 
 
 def cpu_by_thread_group() -> dict[str, float]:
@@ -118,7 +90,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    fake, url = start_fake(args.run_seconds, strict=args.fake == "strict")
+    fake = FakeApi(args.run_seconds, strict=args.fake == "strict")
+    url = fake.url
     try:
         config = parse_config(
             CONFIG.format(n_max=args.n_max, qps=args.qps, burst=args.burst, workers=args.workers),
@@ -168,13 +141,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         threads = {k: v - threads0.get(k, 0.0) for k, v in cpu_by_thread_group().items()}
         engine.stop()
         scheduling_module.build_pod = real_build
-        stats = fake_stats(url)
+        stats = fake.stats()
     finally:
-        fake.terminate()
-        fake.wait(10)
+        fake.stop()
 
-    created = sorted(p["created_at"] for p in stats["pods"])
-    span = (created[-1] - created[0]) if len(created) > 1 else 0.0
+    creates, span = creation_span(stats)
     latencies = [(create_sent[k] - submitted[k]) * 1000 for k in submitted if k in create_sent]
     recorded = Counter(r.key for r in sink.recorded)
     return {
@@ -184,8 +155,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "finished": finished,
         "startup_sync_ms": round(startup_ms, 1),
         "wall_s": round(wall, 2),
-        "creates": len(created),
-        "creates_per_s": round(len(created) / span, 1) if span > 0 else None,
+        "creates": creates,
+        "creates_per_s": round(creates / span, 1) if span > 0 else None,
         "cpu_ms_per_task": round(cpu * 1000 / args.tasks, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "queued_to_create_p50_ms": round(percentile(latencies, 0.50), 1),
