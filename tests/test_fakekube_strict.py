@@ -13,7 +13,7 @@ from kubernetes.client.rest import ApiException
 from tests.fakekube import ClusterConfig, FakeKubeServer, NodeSpec
 from tests.fakekube.__main__ import build_server, parse_args
 from tests.fakekube.defaults import TOKEN_PATH
-from tests.fakekube.manifests import control, names, pod_manifest, watch_events
+from tests.fakekube.manifests import collect, control, names, pod_manifest, watch_events
 
 NS = "strict"
 
@@ -29,16 +29,6 @@ def list_rv(core: client.CoreV1Api) -> str:
 def open_watch(core: client.CoreV1Api, **kwargs):
     kwargs.setdefault("timeout_seconds", 5)
     return core.list_namespaced_pod(NS, watch=True, _preload_content=False, _request_timeout=(2, 10), **kwargs)
-
-
-def take(response, count: int) -> list[dict]:
-    events = []
-    for event in watch_events(response):
-        events.append(event)
-        if len(events) == count:
-            break
-    response.close()
-    return events
 
 
 @pytest.fixture
@@ -59,7 +49,7 @@ def test_deleting_a_running_pod_marks_it_and_only_the_kubelet_removes_it(slow_ku
     assert (still.status.phase, still.metadata.deletion_grace_period_seconds) == ("Running", 30)
     slow_kubelet.wait_for(lambda: slow_kubelet.cluster.kubelet.stage(NS, "p") == "terminating")
     assert slow_kubelet.cluster.step(NS, "p") == "terminating"  # the kubelet finishes: object removed
-    events = take(response, 2)
+    events = collect(response, 2)
     assert names(events) == [("MODIFIED", "p"), ("DELETED", "p")]
     assert events[0]["object"]["metadata"]["deletionTimestamp"] and events[0]["object"]["status"]["phase"] == "Running"
 
@@ -99,7 +89,7 @@ def test_grace_period_zero_and_never_bound_pods_are_removed_at_once(slow_kubelet
 def test_apiserver_shaped_bookmarks_are_empty_pods_and_the_stock_watch_accepts_them(fake_kube_factory):
     server = fake_kube_factory(bookmark_interval=0.05, bookmark_shape="apiserver")
     core = core_for(server)
-    [event] = take(open_watch(core, resource_version=list_rv(core), allow_watch_bookmarks=True), 1)
+    [event] = collect(open_watch(core, resource_version=list_rv(core), allow_watch_bookmarks=True), 1)
     assert event == {
         "type": "BOOKMARK",
         "object": {
@@ -146,7 +136,7 @@ def test_events_older_than_the_history_window_expire_and_newer_ones_replay(fake_
     expired = list(watch_events(open_watch(core, resource_version=before)))
     assert [(e["type"], e["object"]["code"], e["object"]["reason"]) for e in expired] == [("ERROR", 410, "Expired")]
     assert expired[0]["object"]["message"].startswith(f"too old resource version: {before} (")
-    assert names(take(open_watch(core, resource_version=after_old), 1)) == [("ADDED", "new")]
+    assert names(collect(open_watch(core, resource_version=after_old), 1)) == [("ADDED", "new")]
     with pytest.raises(ApiException) as info:
         list(watch.Watch().stream(core.list_namespaced_pod, NS, resource_version=before, timeout_seconds=2))
     assert info.value.status == 410
@@ -158,7 +148,7 @@ def test_history_can_be_aged_through_the_control_api(fake_kube_factory):
     core = core_for(server)
     before = list_rv(core)
     core.create_namespaced_pod(NS, pod_manifest("p"))
-    assert names(take(open_watch(core, resource_version=before), 1)) == [("ADDED", "p")]
+    assert names(collect(open_watch(core, resource_version=before), 1)) == [("ADDED", "p")]
     control(server.api_client(), "POST", "history/age", {"seconds": 80})
     [event] = watch_events(open_watch(core, resource_version=before))
     assert event["object"]["code"] == 410
@@ -170,7 +160,7 @@ def test_without_a_history_window_old_events_stay_replayable(fake_kube):
     before = list_rv(core)
     core.create_namespaced_pod(NS, pod_manifest("p"))
     fake_kube.store.age_history(10_000)
-    assert names(take(open_watch(core, resource_version=before), 1)) == [("ADDED", "p")]
+    assert names(collect(open_watch(core, resource_version=before), 1)) == [("ADDED", "p")]
 
 
 # ---------------------------------------------------------------------------------------- server defaults

@@ -18,7 +18,7 @@ from kubernetes.client.rest import ApiException
 from urllib3.exceptions import ProtocolError
 
 from tests.fakekube import FakeKubeServer
-from tests.fakekube.manifests import names, pod_manifest, watch_events
+from tests.fakekube.manifests import collect, names, pod_manifest, watch_events
 
 NS = "w"
 
@@ -37,16 +37,6 @@ def open_watch(core: client.CoreV1Api, *, namespace: str | None = NS, **kwargs):
     if namespace is None:
         return core.list_pod_for_all_namespaces(watch=True, _preload_content=False, **kwargs)
     return core.list_namespaced_pod(namespace, watch=True, _preload_content=False, **kwargs)
-
-
-def collect(response, count: int) -> list[dict]:
-    events = []
-    for event in watch_events(response):
-        events.append(event)
-        if len(events) == count:
-            break
-    response.close()
-    return events
 
 
 @pytest.fixture

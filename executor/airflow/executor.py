@@ -46,7 +46,7 @@ from airflow_k8s.executor.airflow.outcomes import Outcomes, airflow_key, failure
 from airflow_k8s.executor.airflow.settings import load_settings
 from airflow_k8s.executor.airflow.workloads import task_from_workload, task_key
 from airflow_k8s.executor.contract.config import ExecutorConfig
-from airflow_k8s.executor.contract.config_loader import EXECUTOR_CLASS_NAME
+from airflow_k8s.executor.contract.config_loader import EXECUTOR_CLASS_NAME, executor_class_names
 from airflow_k8s.executor.contract.errors import ConfigError, ExecutorError, KubeApiError, NotFound
 from airflow_k8s.executor.engine.core import Engine, EngineOptions
 from airflow_k8s.executor.engine.server import StatusServer
@@ -95,8 +95,7 @@ class KubernetesPlatformExecutor(BaseExecutor):
         return self.settings
 
     def _check_no_provider_executor(self, config: ExecutorConfig) -> None:
-        entries = [entry.strip().rpartition(":")[2] for entry in config.executor.split(",")]
-        if any(entry.rsplit(".", 1)[-1] == "KubernetesExecutor" for entry in entries):
+        if "KubernetesExecutor" in executor_class_names(config.executor):
             raise ConfigError(
                 f"Airflow's KubernetesExecutor and {EXECUTOR_CLASS_NAME} read the same [kubernetes_executor] "
                 "section and label pods alike, so each would act on the other's pods; use one of them",

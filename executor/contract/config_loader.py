@@ -183,11 +183,15 @@ def _parse(key: str, setting: Setting, table: Mapping[str, config_keys.Key]) -> 
         raise setting.error(str(exc)) from exc
 
 
+def executor_class_names(value: str) -> list[str]:
+    """The class names ``[core] executor`` lists: comma-separated, ``alias:module.Class`` entries allowed."""
+    return [entry.strip().rpartition(":")[2].rsplit(".", 1)[-1] for entry in value.split(",")]
+
+
 def _core_executor(setting: Setting) -> str:
     """``[core] executor``: a comma-separated list (``alias:path`` entries allowed) naming this executor."""
     value = setting.value.strip()
-    entries = [entry.strip().rpartition(":")[2].rsplit(".", 1)[-1] for entry in value.split(",")]
-    if EXECUTOR_CLASS_NAME not in entries:
+    if EXECUTOR_CLASS_NAME not in executor_class_names(value):
         raise setting.error(
             f"this platform's executor is not listed; set executor = {ExecutorConfig().executor}", key="executor"
         )

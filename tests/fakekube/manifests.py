@@ -76,6 +76,17 @@ def watch_events(response: Any) -> Iterator[dict[str, Any]]:
         yield json.loads(buffer)
 
 
+def collect(response: Any, count: int) -> list[dict[str, Any]]:
+    """The first ``count`` events of a watch response, then the response closed."""
+    events = []
+    for event in watch_events(response):
+        events.append(event)
+        if len(events) == count:
+            break
+    response.close()
+    return events
+
+
 def names(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """``[(type, metadata.name)]`` for compact assertions (BOOKMARK events have no name: ``""``)."""
     return [(e["type"], e["object"]["metadata"].get("name", "")) for e in events]
