@@ -4,8 +4,12 @@
 # run the plain apache/airflow image of the same version (workerImage), or one built from this.
 #
 # Pinned to one Airflow release and Python; pin the digest too in your registry mirror
-# (FROM apache/airflow:3.3.2-python3.11@sha256:<digest>) so a re-push of the tag changes nothing.
-FROM apache/airflow:3.3.2-python3.11
+# (--build-arg AIRFLOW_BASE=apache/airflow:3.3.2-python3.11@sha256:<digest>) so a re-push of the tag
+# changes nothing.  The base is a build argument so the same file builds on any image laid out like the
+# official one (user airflow, UID 50000, group 0; AIRFLOW_HOME=/opt/airflow; pip on PATH): the
+# real-cluster tier (tests/realcluster) builds it on a locally built Airflow base.
+ARG AIRFLOW_BASE=apache/airflow:3.3.2-python3.11
+FROM ${AIRFLOW_BASE}
 
 # The base image runs as its `airflow` user (UID 50000, group 0) - the user the platform's pods
 # run as (runAsUser 50000); pip installs into that user's site-packages, as the image expects.

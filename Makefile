@@ -10,7 +10,7 @@ AIRFLOW_PACKAGES := 'apache-airflow==3.3.2' 'apache-airflow-providers-cncf-kuber
 STACK ?= dev
 OUT ?= build/$(STACK)
 
-.PHONY: setup render test test-stress lint typecheck unit test-airflow bench bench-airflow checkov clean
+.PHONY: setup render test test-stress lint typecheck unit test-airflow test-cluster clean-cluster bench bench-airflow checkov clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,15 @@ unit: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 ## The Airflow tier: the executor inside a real Airflow 3.3.2 (adapter tests, then the end-to-end run).
 test-airflow: $(AIRFLOW_VENV)/.installed
 	$(AF) -m pytest -q -p no:cacheprovider tests/airflow
+
+## Opt-in, not part of `make test`: the whole platform on the real single-node Kubernetes of ../shared/real-cluster
+## (up, apply, tests, down; skips naming the commands when its binaries are not built).  See README.
+test-cluster: $(VENV)/.installed
+	bash tests/realcluster/run.sh
+
+## The tier's image build cache (buildah storage) and the images it imported stay for the next run; this drops them.
+clean-cluster:
+	rm -rf /tmp/kc/airflow-k8s
 
 ## The test command CI runs: lint, types, the whole test suite, the Airflow tier.
 test: lint typecheck unit test-airflow

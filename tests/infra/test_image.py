@@ -19,8 +19,12 @@ def _instructions() -> list[str]:
 
 
 def test_it_builds_from_a_pinned_airflow_3_image_of_the_same_version_task_pods_run() -> None:
-    (base,) = [line for line in _instructions() if line.startswith("FROM ")]
-    assert base == f"FROM apache/airflow:{AIRFLOW}-python3.11"
+    lines = _instructions()
+    (base,) = [line for line in lines if line.startswith("FROM ")]
+    assert base == "FROM ${AIRFLOW_BASE}"  # a build argument, so the real-cluster tier builds this very file
+    (default,) = [line for line in lines if line.startswith("ARG AIRFLOW_BASE")]
+    assert lines.index(default) < lines.index(base)  # declared before FROM, so FROM can use it
+    assert default == f"ARG AIRFLOW_BASE=apache/airflow:{AIRFLOW}-python3.11"  # what users build on
     assert ExecutorSettings().worker_image == KEYS_BY_NAME["workerImage"].default == f"apache/airflow:{AIRFLOW}"
 
 
