@@ -311,13 +311,31 @@ class Engine:
     def _node_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.post(m.NodesListed(capacity.nodes_from_api(self.kube.list_nodes())))
+                nodes = capacity.nodes_from_api(self.kube.list_nodes())
             except (Unauthorized, Forbidden) as exc:
                 log.warning("cannot list nodes (%s): tier 'auto' falls back to default_tier", exc)
                 return
             except KubeApiError as exc:
                 log.info("node list failed: %s", exc)
+            else:
+                self.post(m.NodesListed(nodes, self._other_pods()))
             self._stop.wait(self.options.node_refresh_interval)
+
+    def _other_pods(self) -> tuple[dict[str, Any], ...]:
+        """Bound, running pods of the executor's namespaces that are not its placeholders (:class:`m.NodesListed`).
+
+        The scheduler's Role may list pods there; pods of other namespaces stay unseen (the estimate is then
+        optimistic on nodes shared with them).  A failed list counts nothing rather than stopping ``auto``.
+        """
+        found: list[dict[str, Any]] = []
+        for namespace in self.config.namespaces() or (None,):
+            try:
+                listed = self.kube.list_pods(namespace)
+            except KubeApiError as exc:
+                log.info("pod list for node capacity failed: %s", exc)
+                continue
+            found += capacity.occupying(listed.items)
+        return tuple(found)
 
     # -- messages -------------------------------------------------------------------------------
     def _handle(self, message: m.Message) -> None:
@@ -339,8 +357,9 @@ class Engine:
                 life.revoke(key)
             case m.Relisted(scope, items, rv):
                 self._relisted(scope, items, rv)
-            case m.NodesListed(nodes):
+            case m.NodesListed(nodes, others):
                 self.dispatcher.nodes = nodes
+                self.dispatcher.other_pods = others
             case m.PlaceholderGone(name):
                 self.placeholders.delete_done(name)
             case m.Stop():

@@ -89,9 +89,14 @@ class Cleaned:
 
 @dataclass(frozen=True, slots=True)
 class NodesListed:
-    """Fresh node capacity for ``tier: auto``."""
+    """Fresh node capacity for ``tier: auto``: the nodes, and the other pods of the executor's namespaces.
+
+    ``others`` are the pods that are not the executor's own (the control plane, other workloads of the
+    namespace; never placeholders, which any task pod preempts): their requests occupy the nodes too.
+    """
 
     nodes: list[Node]
+    others: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,7 @@ class Dispatcher:
         self.placeholders = placeholders
         self.clock = clock
         self.nodes: list[capacity.Node] | None = None  # None until listed (or when forbidden)
+        self.other_pods: tuple[dict[str, Any], ...] = ()  # the namespaces' pods that are not ours, as listed
         self.placements: dict[str, capacity.Placement] = {}
         self.quota_paused: dict[str, float] = {}  # namespace -> no create before (monotonic)
 
@@ -106,7 +107,10 @@ class Dispatcher:
 
     def _auto_tier(self) -> str:
         launching = (rec.tier for rec in self.book.launching())
-        return capacity.auto_tier(self.config, self.nodes, self.placements, self.book.active_pods(), launching)
+        ours = list(self.book.active_pods())
+        names = {(pod.get("metadata") or {}).get("name") for pod in ours}
+        others = [pod for pod in self.other_pods if (pod.get("metadata") or {}).get("name") not in names]
+        return capacity.auto_tier(self.config, self.nodes, self.placements, [*ours, *others], launching)
 
     def _paused(self, namespace: str, now: float) -> bool:
         until = self.quota_paused.get(namespace)

@@ -7,9 +7,12 @@ before computing ``total - available`` (inverted).  Here:
     free(node) = allocatable(node) - sum(effective requests of non-terminal pods bound to it)
 
 where a pod's effective request is max(sum over containers, max over init containers), as the
-Kubernetes scheduler counts it.  The executor only sees its own namespace's pods (its Role is
-namespaced), so other workloads' requests are not subtracted: the estimate is optimistic on
-shared nodes; on the dedicated, tainted pools the platform provisions it is exact.
+Kubernetes scheduler counts it.  The pods counted are the executor's own and every other bound pod
+of its namespaces (:func:`occupying`: the control plane shares a node with task pods on an untainted
+cluster - found on a real single-node cluster, where ignoring it picked a tier that preempted the
+control plane); placeholders are not counted (any task pod preempts them).  Pods of other
+namespaces stay unseen (the scheduler's Role is namespaced), so the estimate is optimistic on
+nodes shared with them; on the dedicated, tainted pools the platform provisions it is exact.
 
 ``choose_tier`` picks, among the tiers marked ``auto``, the largest whose requests fit on some
 node the tier's pods may schedule on (nodeSelector matches, NoSchedule/NoExecute taints
@@ -27,6 +30,7 @@ from typing import Any
 from airflow_k8s.executor.contract import quantity
 from airflow_k8s.executor.contract.config import ExecutorConfig, Tier
 from airflow_k8s.executor.contract.errors import ExecutorError, QuantityError
+from airflow_k8s.executor.tasks import identity
 
 Resources = dict[str, Decimal]
 _TERMINAL = ("Succeeded", "Failed")
@@ -86,6 +90,19 @@ def pod_requests(pod: Mapping[str, Any]) -> Resources:
         for name, value in _parse_resources((container.get("resources") or {}).get("requests")).items():
             total[name] = max(total.get(name, Decimal(0)), value)
     return total
+
+
+def occupying(pods: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The pods of a listing that hold node capacity a task pod cannot take: bound, not terminal, not a
+    placeholder of this executor (those are preempted by any task pod)."""
+    out = []
+    for pod in pods:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        bound = (pod.get("spec") or {}).get("nodeName")
+        ended = (pod.get("status") or {}).get("phase") in _TERMINAL
+        if bound and not ended and identity.LABEL_PLACEHOLDER not in labels:
+            out.append(dict(pod))
+    return out
 
 
 def free_capacity(nodes: Sequence[Node], pods: Iterable[Mapping[str, Any]]) -> dict[str, Resources]:

@@ -16,6 +16,8 @@ dag-processor, triggerer, migration Job).  What every role shares, and why:
 * no service-account token unless the role talks to the Kubernetes API (scheduler: creates task
   pods; api-server: reads running task pods' logs) - ``automountServiceAccountToken`` is set
   explicitly either way;
+* the control plane's PriorityClass (:mod:`airflow_k8s.infra.components.priority`): no task pod
+  can preempt it;
 * long-running roles wait for the schema first: an init container runs ``airflow db
   check-migrations``, so a pod restarted outside Pulumi (node drain, manual rollout) never runs
   against a database the migration Job has not upgraded yet.
@@ -67,6 +69,7 @@ class PodWiring:
     dags_claim: str
     secret: str
     template_dir: str
+    priority_class: str = ""  # the control plane's PriorityClass (priority.py); empty: none
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,8 @@ def control_plane_pod(role: Role, runtime: Runtime, wiring: PodWiring) -> dict[s
         "containers": [container],
         "volumes": _volumes(role, wiring),
     }
+    if wiring.priority_class:
+        spec["priorityClassName"] = wiring.priority_class
     if role.wait_for_migrations:
         spec["initContainers"] = [
             {

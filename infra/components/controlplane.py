@@ -57,6 +57,7 @@ class DeploymentArgs:
     secret: pulumi.Input[str]
     template_dir: str
     checksum: pulumi.Input[str]
+    priority_class: pulumi.Input[str] = ""
     replicas: int = 1
     service: tuple[str, ServicePort] | None = None  # (Service name, port)
     after: Sequence[pulumi.Resource] = ()
@@ -87,8 +88,8 @@ def deployment_spec(args: DeploymentArgs, wiring: PodWiring, checksum: str) -> d
 def resolve_wiring(args: DeploymentArgs) -> pulumi.Output[tuple[PodWiring, str]]:
     return pulumi.Output.all(
         args.service_account, args.airflow_config_map, args.templates_config_map, args.dags_claim, args.secret,
-        args.checksum,
-    ).apply(lambda v: (PodWiring(v[0], v[1], v[2], v[3], v[4], args.template_dir), v[5]))  # fmt: skip
+        args.checksum, args.priority_class,
+    ).apply(lambda v: (PodWiring(v[0], v[1], v[2], v[3], v[4], args.template_dir, v[6]), v[5]))  # fmt: skip
 
 
 class AirflowDeployment(pulumi.ComponentResource):

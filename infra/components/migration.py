@@ -47,6 +47,7 @@ class MigrationArgs:
     service_account: pulumi.Input[str]
     airflow_config_map: pulumi.Input[str]
     secret: pulumi.Input[str]
+    priority_class: pulumi.Input[str] = ""
     after: Sequence[pulumi.Resource] = ()  # the NetworkPolicies: its database egress must exist first
 
 
@@ -73,8 +74,8 @@ class DatabaseMigration(pulumi.ComponentResource):
     def __init__(self, name: str, args: MigrationArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TOKEN_PREFIX}DatabaseMigration", name, None, opts)
         n = args.names
-        spec = pulumi.Output.all(args.service_account, args.airflow_config_map, args.secret).apply(
-            lambda v: job_spec(n, args.runtime, PodWiring(v[0], v[1], "", "", v[2], ""))
+        spec = pulumi.Output.all(args.service_account, args.airflow_config_map, args.secret, args.priority_class).apply(
+            lambda v: job_spec(n, args.runtime, PodWiring(v[0], v[1], "", "", v[2], "", v[3]))
         )
         self.job = k8s.batch.v1.Job(
             f"{name}-job",

@@ -102,6 +102,10 @@ class PlatformNames:
     def placeholder_priority_class(self) -> str:
         return self._n("placeholder")
 
+    @property
+    def control_plane_priority_class(self) -> str:
+        return self._n("control-plane")
+
     def deployment(self, role: str) -> str:
         """The Deployment of a control-plane role (``scheduler``, ``api-server``, ...)."""
         return self._n(role)

@@ -5,7 +5,7 @@ Composition (each a component of its own, all children of this one)::
     PlatformNamespace       namespace (PSS restricted, pinned; protected) + ResourceQuota + LimitRange
     NetworkPolicies         default deny + DNS, database, Kubernetes API, Execution API, logs, metrics
     ExecutorRbac            scheduler / api-server / control-plane / worker service accounts and Roles
-    PriorityClasses         task pods / N_min placeholders (replaced, never updated, on a value change)
+    PriorityClasses         task pods / N_min placeholders / control plane (replaced on a value change)
     DagsVolume              DAGs PersistentVolumeClaim (protected)
     AirflowSecret           database URL, Fernet key, JWT secret, [api] secret_key (given or generated)
     ExecutorConfigMaps      airflow.cfg (executor + control plane) + pod templates, wired to the names
@@ -152,7 +152,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
             f"{name}-db-migrate",
             MigrationArgs(
                 names, runtime("migration"), namespace, rbac.control_plane_service_account,
-                config_maps.airflow_config_map, secret.secret_name, after=[network],
+                config_maps.airflow_config_map, secret.secret_name, priority.control_plane_class, after=[network],
             ),
             opts=child(self),
         )  # fmt: skip
@@ -171,7 +171,8 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
                     service_account=service_account, airflow_config_map=config_maps.airflow_config_map,
                     templates_config_map=config_maps.templates_config_map, dags_claim=dags.claim_name,
                     secret=secret.secret_name, template_dir=c.executor.pod_template_dir,
-                    checksum=config_maps.checksum, after=[migration.job], **extra,
+                    checksum=config_maps.checksum, priority_class=priority.control_plane_class,
+                    after=[migration.job], **extra,
                 ),
                 opts=child(self),
             )  # fmt: skip

@@ -1,4 +1,4 @@
-"""PriorityClasses of task pods and of the N_min placeholder pods.
+"""PriorityClasses of task pods, of the N_min placeholder pods and of the control plane.
 
 Placeholders reserve warm capacity: they run at a *negative* priority so any task pod (at the
 task class's value, which must be >= 0) preempts them the moment it needs the room, and with
@@ -7,6 +7,15 @@ placeholder or a pod of another namespace at priority 0.  Neither class is ``glo
 other workloads of the cluster keep their own priority.
 
 Their names flow into airflow.cfg (``worker_priority_class``, ``placeholder_priority_class``).
+
+The control plane (scheduler, api-server, dag-processor, triggerer, migration Job) gets a class of its
+own at :data:`CONTROL_PLANE_PRIORITY`, the highest value a non-system class may have, with
+``preemptionPolicy: Never``.  Without it the control plane runs at priority 0, below every task pod:
+where they share nodes (untainted pools, a small cluster), a task pod that does not fit *preempts the
+scheduler or the api-server* - found on a real single-node cluster, where a ``tier: auto`` task evicted
+the whole control plane and then failed for want of the Execution API.  At the top value no task pod
+(at most the same value) can preempt it, and ``Never`` keeps it from evicting running tasks in turn: a
+control-plane pod that does not fit waits for room.
 
 ``value`` and ``preemptionPolicy`` are immutable in Kubernetes, and pulumi-kubernetes does not
 know it (its replace list has no PriorityClass): a changed ``taskPriority`` would be sent as an
@@ -28,6 +37,7 @@ from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name
 from airflow_k8s.infra.components.names import PlatformNames
 from airflow_k8s.infra.config.args import PrioritySpec
 
+CONTROL_PLANE_PRIORITY = 1_000_000_000  # the largest value of a non-system PriorityClass
 IMMUTABLE: dict[str, Any] = {"replace_on_changes": ["value", "preemptionPolicy"], "delete_before_replace": True}
 
 
@@ -40,6 +50,7 @@ class PriorityArgs:
 class PriorityClasses(pulumi.ComponentResource):
     task_class: pulumi.Output[str]
     placeholder_class: pulumi.Output[str]
+    control_plane_class: pulumi.Output[str]
 
     def __init__(self, name: str, args: PriorityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TOKEN_PREFIX}PriorityClasses", name, None, opts)
@@ -62,6 +73,22 @@ class PriorityClasses(pulumi.ComponentResource):
             description="N_min placeholder pods: warm capacity, preempted by any task pod, never preempt.",
             opts=child(self, **IMMUTABLE),
         )
+        control_plane = k8s.scheduling.v1.PriorityClass(
+            f"{name}-control-plane",
+            metadata=raw(metadata(args.names.control_plane_priority_class, None, labels)),
+            value=CONTROL_PLANE_PRIORITY,
+            global_default=False,
+            preemption_policy="Never",
+            description="Airflow control plane: never preempted by task pods, never preempts them.",
+            opts=child(self, **IMMUTABLE),
+        )
         self.task_class = name_of(task)
         self.placeholder_class = name_of(placeholder)
-        self.register_outputs({"taskClass": self.task_class, "placeholderClass": self.placeholder_class})
+        self.control_plane_class = name_of(control_plane)
+        self.register_outputs(
+            {
+                "taskClass": self.task_class,
+                "placeholderClass": self.placeholder_class,
+                "controlPlaneClass": self.control_plane_class,
+            }
+        )

@@ -147,3 +147,37 @@ def test_auto_tier_falls_back_when_the_compute_pool_is_full(cluster, make_engine
 def test_auto_tier_without_node_access_uses_the_default_tier(cluster, make_engine):
     cluster.faults.fail_next(method="GET", path=r"/nodes$", status=403, times=None)
     assert run_auto_tier_task(cluster, make_engine, wait_for_nodes=False).tier == "medium"
+
+
+def test_auto_tier_counts_the_other_pods_of_its_namespace_that_share_the_node(cluster, make_engine, kube):
+    """On an untainted cluster the control plane shares nodes with task pods: its requests occupy them too.
+
+    Found on a real single-node cluster: counting only its own pods, the executor chose a tier that did not fit,
+    and the kube-scheduler preempted the control plane to make room for the task pod.
+    """
+    worker, compute = POOLS[0], POOLS[1]
+    cluster.cluster.set_nodes(
+        [worker, NodeSpec(compute.name, "4", "16Gi", labels=compute.labels, taints=compute.taints)]
+    )
+    control_plane = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "airflow-scheduler-0", "labels": {"component": "scheduler"}},
+        "spec": {
+            "nodeSelector": dict(compute.labels),
+            "tolerations": [{"key": t.key, "operator": "Exists", "effect": t.effect} for t in compute.taints],
+            "containers": [
+                {
+                    "name": "scheduler",
+                    "image": "busybox",
+                    "resources": {"requests": {"cpu": "3", "memory": "1Gi"}, "limits": {"cpu": "3", "memory": "1Gi"}},
+                }
+            ],
+        },
+    }
+    cluster.admission.enforce_pod_security(False)  # a hand-made, non-hardened pod
+    kube.create_pod(NAMESPACE, control_plane)
+    cluster.admission.enforce_pod_security()
+    cluster.cluster.wait_for(lambda: kube.get_pod(NAMESPACE, "airflow-scheduler-0")["spec"].get("nodeName"))
+    result = run_auto_tier_task(cluster, make_engine)
+    assert (result.tier, result.node) == ("medium", "worker-1")  # heavy (2 CPUs) no longer fits the 1 CPU left

@@ -38,7 +38,7 @@ EXPECTED_CHILDREN = {
             "rbac.authorization.k8s.io/v1:ClusterRoleBinding": 1,
         }
     ),
-    "PriorityClasses": Counter({"scheduling.k8s.io/v1:PriorityClass": 2}),
+    "PriorityClasses": Counter({"scheduling.k8s.io/v1:PriorityClass": 3}),
     "DagsVolume": Counter({"core/v1:PersistentVolumeClaim": 1}),
     "AirflowSecret": Counter({"core/v1:Secret": 1}),  # + three random:RandomBytes (not Kubernetes objects)
     "ExecutorConfigMaps": Counter({"core/v1:ConfigMap": 2}),
@@ -49,7 +49,7 @@ EXPECTED_CHILDREN = {
     "DagProcessorDeployment": Counter(DEPLOYMENT),
     "TriggererDeployment": Counter(DEPLOYMENT),
 }
-KUBERNETES_OBJECTS = 44
+KUBERNETES_OBJECTS = 45
 
 
 def _children(evaluation: Evaluation, parent_urn: str) -> list:

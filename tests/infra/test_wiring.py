@@ -39,6 +39,22 @@ def test_airflow_cfg_loads_and_names_the_created_objects(etl_eval: Evaluation) -
     assert config.in_cluster is True
 
 
+def test_the_control_plane_runs_at_a_priority_no_task_pod_can_preempt(etl_eval: Evaluation) -> None:
+    """Found on a real cluster: at priority 0 the control plane was preempted by a task pod sharing its node."""
+    cfg_map, _ = _config_maps(etl_eval)
+    config = parse_config(cfg_map["data"]["airflow.cfg"], environ={})
+    priority = {o["metadata"]["name"]: o for o in objects(etl_eval, "PriorityClass")}
+    control_plane = priority["etl-control-plane"]
+    assert control_plane["value"] >= priority[config.worker_priority_class]["value"]  # preemption needs lower
+    assert control_plane["value"] == 1_000_000_000  # >= any taskPriority the stack accepts
+    assert control_plane["preemptionPolicy"] == "Never"  # nor does it evict running tasks
+    assert control_plane["globalDefault"] is False
+    pods = [d["spec"]["template"]["spec"] for d in objects(etl_eval, "Deployment")]
+    pods.append(one(etl_eval, "Job")["spec"]["template"]["spec"])
+    assert len(pods) == 5
+    assert {pod.get("priorityClassName") for pod in pods} == {"etl-control-plane"}
+
+
 def test_template_dir_matches_the_scheduler_mount_and_holds_every_tier_template(etl_eval: Evaluation) -> None:
     cfg_map, templates = _config_maps(etl_eval)
     config = parse_config(cfg_map["data"]["airflow.cfg"], environ={})

@@ -121,7 +121,20 @@ class AirflowApi:
     def import_errors(self) -> list[dict[str, Any]]:
         return self.request("GET", "/importErrors")["import_errors"]
 
-    def wait_for_dags(self, dag_ids: list[str], timeout: float = 900) -> None:
+    def unpause(self, dag_id: str) -> None:
+        self.request("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+
+    def scheduled_run(self, dag_id: str, timeout: float = 900) -> str:
+        """Unpause ``dag_id`` and return the run its schedule creates (``catchup=False``: the latest interval)."""
+        self.unpause(dag_id)
+
+        def created() -> str | None:
+            runs = self.request("GET", f"/dags/{dag_id}/dagRuns", run_type="scheduled", limit=10)["dag_runs"]
+            return str(runs[0]["dag_run_id"]) if runs else None
+
+        return wait_for(created, what=f"the scheduler to create a scheduled run of {dag_id}", timeout=timeout)
+
+    def wait_for_dags(self, dag_ids: list[str], timeout: float = 900, *, unpause: bool = True) -> None:
         def parsed() -> bool:
             return all(self.dag(d) is not None for d in dag_ids)
 
@@ -129,8 +142,9 @@ class AirflowApi:
             wait_for(parsed, what=f"the dag-processor to parse {dag_ids}", timeout=timeout, period=5)
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}; import errors: {self.import_errors()}") from None
-        for dag_id in dag_ids:
-            self.request("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+        if unpause:
+            for dag_id in dag_ids:
+                self.unpause(dag_id)
 
     def trigger(self, dag_id: str, run_id: str) -> str:
         run = self.request("POST", f"/dags/{dag_id}/dagRuns", {"dag_run_id": run_id, "logical_date": None})
