@@ -12,9 +12,12 @@ with (its output would make a cycle: the Service's pods roll on this ConfigMap's
 The templates ConfigMap has one key per template file, rewired to the created ConfigMap, PVC,
 Secret and worker service account and re-validated (:mod:`airflow_k8s.infra.components.podtemplates`).
 
-``checksum`` is a sha256 over airflow.cfg and every template; the scheduler Deployment carries it
-as a pod-template annotation, so any config change rolls the scheduler (a ``subPath`` mount
-never sees ConfigMap updates on its own).
+``checksum`` is a sha256 over airflow.cfg and every template (the stack output ``configChecksum``);
+``airflow_cfg_checksum`` over airflow.cfg alone.  Each control-plane Deployment carries the one over
+what it mounts as a pod-template annotation - the scheduler ``checksum`` (it reads the templates),
+the other roles ``airflow_cfg_checksum`` - so a change rolls exactly the roles that read it (a
+``subPath`` mount never sees ConfigMap updates on its own; a template-only change leaves the
+api-server, dag-processor and triggerer running).
 
 Neither ConfigMap ever holds a secret: the control plane's credentials reach its containers as
 env vars from the platform Secret, and task pods get none (:mod:`airflow_k8s.infra.components.secrets`).
@@ -121,6 +124,7 @@ class ExecutorConfigMaps(pulumi.ComponentResource):
     airflow_cfg: pulumi.Output[str]
     templates: pulumi.Output[dict[str, str]]
     checksum: pulumi.Output[str]
+    airflow_cfg_checksum: pulumi.Output[str]
     airflow_config_map: pulumi.Output[str]
     templates_config_map: pulumi.Output[str]
 
@@ -159,6 +163,7 @@ class ExecutorConfigMaps(pulumi.ComponentResource):
         )
         self.templates_config_map = name_of(templates_map)
         self.checksum = pulumi.Output.all(self.airflow_cfg, self.templates).apply(lambda v: config_checksum(v[0], v[1]))
+        self.airflow_cfg_checksum = self.airflow_cfg.apply(lambda text: config_checksum(text, {}))
         self.register_outputs(
             {
                 "airflowConfigMap": self.airflow_config_map,

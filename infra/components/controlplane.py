@@ -11,8 +11,10 @@
   schedulers of this executor would launch pods for the same queue, and the old pod must stop
   before the new one starts.  The api-server rolls with ``maxSurge: 1, maxUnavailable: 0`` so the
   Execution API task pods call never goes away (the quota check counts the surge pod).
-* The pod-template annotation ``airflow-k8s/config-sha256`` (airflow.cfg + templates) rolls the
-  pods on any config change, which a subPath mount would otherwise never see.
+* The pod-template annotations ``airflow-k8s/config-sha256`` (what the role mounts: airflow.cfg,
+  plus the templates for the scheduler) and ``airflow-k8s/secret-hmac-sha256`` (the Secret's values
+  the role reads) roll exactly the pods that read a changed value, which neither a subPath mount
+  nor an env var would otherwise ever see.
 * ``after`` (the migration Job) orders the rollout: Pulumi updates a Deployment only once the
   Job has completed, so a new release never runs against an old schema.
 * PodDisruptionBudget ``maxUnavailable: 1`` + ``unhealthyPodEvictionPolicy: AlwaysAllow``: every
@@ -32,7 +34,12 @@ import pulumi_kubernetes as k8s
 
 from airflow_k8s.infra.components.airflowpod import PodWiring, Role, Runtime, check_pod, control_plane_pod
 from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
-from airflow_k8s.infra.components.names import CONFIG_HASH_ANNOTATION, ROLE_LABEL, PlatformNames
+from airflow_k8s.infra.components.names import (
+    CONFIG_HASH_ANNOTATION,
+    ROLE_LABEL,
+    SECRET_HASH_ANNOTATION,
+    PlatformNames,
+)
 
 RECREATE = {"type": "Recreate"}
 ROLLING = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
@@ -58,6 +65,7 @@ class DeploymentArgs:
     template_dir: str
     checksum: pulumi.Input[str]
     priority_class: pulumi.Input[str] = ""
+    secret_digest: pulumi.Input[str] = ""  # AirflowSecret.digest of the keys the role reads
     replicas: int = 1
     service: tuple[str, ServicePort] | None = None  # (Service name, port)
     after: Sequence[pulumi.Resource] = ()
@@ -67,7 +75,15 @@ def pod_labels(names: PlatformNames, role: str) -> dict[str, str]:
     return {**names.common_labels(role), **names.selector(role), ROLE_LABEL: role}
 
 
-def deployment_spec(args: DeploymentArgs, wiring: PodWiring, checksum: str) -> dict[str, Any]:
+def rollout_annotations(checksum: str, secret_digest: str) -> dict[str, str]:
+    """What a pod template carries so it rolls when what it reads changes (config, secret values)."""
+    out = {CONFIG_HASH_ANNOTATION: checksum} if checksum else {}
+    if secret_digest:
+        out[SECRET_HASH_ANNOTATION] = secret_digest
+    return out
+
+
+def deployment_spec(args: DeploymentArgs, wiring: PodWiring, checksum: str, secret_digest: str = "") -> dict[str, Any]:
     """The Deployment's ``spec`` (checked: PSS restricted + hardening)."""
     n, role = args.names, args.role
     spec = {
@@ -76,7 +92,10 @@ def deployment_spec(args: DeploymentArgs, wiring: PodWiring, checksum: str) -> d
         "strategy": ROLLING if args.replicas > 1 or role.name == "api-server" else RECREATE,
         "selector": {"matchLabels": n.selector(role.name)},
         "template": {
-            "metadata": {"labels": pod_labels(n, role.name), "annotations": {CONFIG_HASH_ANNOTATION: checksum}},
+            "metadata": {
+                "labels": pod_labels(n, role.name),
+                "annotations": rollout_annotations(checksum, secret_digest),
+            },
             "spec": control_plane_pod(role, args.runtime, wiring),
         },
     }
@@ -85,11 +104,11 @@ def deployment_spec(args: DeploymentArgs, wiring: PodWiring, checksum: str) -> d
     return spec
 
 
-def resolve_wiring(args: DeploymentArgs) -> pulumi.Output[tuple[PodWiring, str]]:
+def resolve_wiring(args: DeploymentArgs) -> pulumi.Output[tuple[PodWiring, str, str]]:
     return pulumi.Output.all(
         args.service_account, args.airflow_config_map, args.templates_config_map, args.dags_claim, args.secret,
-        args.checksum, args.priority_class,
-    ).apply(lambda v: (PodWiring(v[0], v[1], v[2], v[3], v[4], args.template_dir, v[6]), v[5]))  # fmt: skip
+        args.checksum, args.priority_class, args.secret_digest,
+    ).apply(lambda v: (PodWiring(v[0], v[1], v[2], v[3], v[4], args.template_dir, v[6]), v[5], v[7]))  # fmt: skip
 
 
 class AirflowDeployment(pulumi.ComponentResource):
@@ -103,7 +122,7 @@ class AirflowDeployment(pulumi.ComponentResource):
         super().__init__(f"{TOKEN_PREFIX}{self.TYPE}", name, None, opts)
         n, role = args.names, args.role
         labels = n.common_labels(role.name)
-        spec = resolve_wiring(args).apply(lambda v: deployment_spec(args, v[0], v[1]))
+        spec = resolve_wiring(args).apply(lambda v: deployment_spec(args, v[0], v[1], v[2]))
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=raw(metadata(n.deployment(role.name), args.namespace, labels)),

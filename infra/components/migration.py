@@ -8,8 +8,9 @@ Why a Job, and how it behaves across ``pulumi up`` runs:
   ``airflow db check-migrations`` guards restarts that happen outside Pulumi);
 * a Job's pod template is immutable in Kubernetes, and pulumi-kubernetes replaces a Job whose
   ``spec.template`` changed.  The template holds the image, so a new release (``airflowImage``)
-  replaces the Job - which runs the migration again - and nothing else does: airflow.cfg changes
-  do not re-run it.  The name is pinned, so the replacement deletes the old Job first
+  replaces the Job - which runs the migration again - and so does a new database URL or Fernet key
+  (the template's ``airflow-k8s/secret-hmac-sha256``: a new database is migrated before the
+  Deployments roll); airflow.cfg changes do not re-run it.  The name is pinned, so the replacement deletes the old Job first
   (``delete_before_replace``; create-then-delete would collide on the name);
 * ``airflow db migrate`` is idempotent, so a re-run (``pulumi up --replace``, a changed resource
   setting) is harmless; ``backoffLimit: 2`` retries a transient database error, and
@@ -30,7 +31,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from airflow_k8s.infra.components.airflowpod import PodWiring, Runtime, check_pod, control_plane_pod
-from airflow_k8s.infra.components.controlplane import pod_labels
+from airflow_k8s.infra.components.controlplane import pod_labels, rollout_annotations
 from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
 from airflow_k8s.infra.components.names import MIGRATION, PlatformNames
 from airflow_k8s.infra.components.roles import migration
@@ -48,18 +49,18 @@ class MigrationArgs:
     airflow_config_map: pulumi.Input[str]
     secret: pulumi.Input[str]
     priority_class: pulumi.Input[str] = ""
+    secret_digest: pulumi.Input[str] = ""  # AirflowSecret.digest of the database URL and Fernet key
     after: Sequence[pulumi.Resource] = ()  # the NetworkPolicies: its database egress must exist first
 
 
-def job_spec(names: PlatformNames, runtime: Runtime, wiring: PodWiring) -> dict[str, Any]:
+def job_spec(names: PlatformNames, runtime: Runtime, wiring: PodWiring, secret_digest: str = "") -> dict[str, Any]:
     role = migration()
     pod = control_plane_pod(role, runtime, wiring)
     pod["restartPolicy"] = "Never"
-    spec = {
-        "backoffLimit": 2,
-        "activeDeadlineSeconds": DEADLINE_SECONDS,
-        "template": {"metadata": {"labels": pod_labels(names, MIGRATION)}, "spec": pod},
-    }
+    template: dict[str, Any] = {"metadata": {"labels": pod_labels(names, MIGRATION)}, "spec": pod}
+    if secret_digest:
+        template["metadata"]["annotations"] = rollout_annotations("", secret_digest)
+    spec = {"backoffLimit": 2, "activeDeadlineSeconds": DEADLINE_SECONDS, "template": template}
     obj = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": names.migration_job}, "spec": spec}
     check_pod("Job", names.migration_job, obj, token=False)
     return spec
@@ -74,9 +75,9 @@ class DatabaseMigration(pulumi.ComponentResource):
     def __init__(self, name: str, args: MigrationArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TOKEN_PREFIX}DatabaseMigration", name, None, opts)
         n = args.names
-        spec = pulumi.Output.all(args.service_account, args.airflow_config_map, args.secret, args.priority_class).apply(
-            lambda v: job_spec(n, args.runtime, PodWiring(v[0], v[1], "", "", v[2], "", v[3]))
-        )
+        spec = pulumi.Output.all(
+            args.service_account, args.airflow_config_map, args.secret, args.priority_class, args.secret_digest
+        ).apply(lambda v: job_spec(n, args.runtime, PodWiring(v[0], v[1], "", "", v[2], "", v[3]), v[4]))
         self.job = k8s.batch.v1.Job(
             f"{name}-job",
             metadata=raw(metadata(n.migration_job, args.namespace, n.common_labels(MIGRATION))),

@@ -34,6 +34,7 @@ MIGRATION = "db-migrate"
 EXECUTOR_POD_LABEL = identity.LABEL_EXECUTOR
 TEMPLATES_LABEL = f"{APP}/pod-templates"
 CONFIG_HASH_ANNOTATION = f"{APP}/config-sha256"
+SECRET_HASH_ANNOTATION = f"{APP}/secret-hmac-sha256"
 
 
 @dataclass(frozen=True)

@@ -152,7 +152,8 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
             f"{name}-db-migrate",
             MigrationArgs(
                 names, runtime("migration"), namespace, rbac.control_plane_service_account,
-                config_maps.airflow_config_map, secret.secret_name, priority.control_plane_class, after=[network],
+                config_maps.airflow_config_map, secret.secret_name, priority.control_plane_class,
+                secret.digest(roles.migration().secret_keys), after=[network],
             ),
             opts=child(self),
         )  # fmt: skip
@@ -171,7 +172,8 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
                     service_account=service_account, airflow_config_map=config_maps.airflow_config_map,
                     templates_config_map=config_maps.templates_config_map, dags_claim=dags.claim_name,
                     secret=secret.secret_name, template_dir=c.executor.pod_template_dir,
-                    checksum=config_maps.checksum, priority_class=priority.control_plane_class,
+                    checksum=config_maps.checksum if role.templates else config_maps.airflow_cfg_checksum,
+                    priority_class=priority.control_plane_class, secret_digest=secret.digest(role.secret_keys),
                     after=[migration.job], **extra,
                 ),
                 opts=child(self),

@@ -29,6 +29,15 @@ component.  The decision, and why:
 * rotating: set the new value with ``pulumi config set --secret <key>``, or ``pulumi up --replace``
   the RandomBytes (for the Fernet key, first follow Airflow's ``rotate-fernet-key`` procedure).
 
+**Pods roll when a value they read changes.**  A running container never sees a new value of an
+env var, so every control-plane pod template carries ``airflow-k8s/secret-hmac-sha256``:
+:meth:`AirflowSecret.digest` of exactly the keys its role reads (:data:`ENV_OF_KEY`), an
+HMAC-SHA256 keyed with the Fernet key (32 random bytes).  A changed ``apiSecretKey`` rolls the
+api-server and the triggerer and nothing else; a changed ``databaseUrl`` also replaces the
+migration Job, which migrates the new database before the Deployments roll.  The HMAC is the one
+value derived from secrets that leaves the Secret (declassified with ``Output.unsecret``): without
+its key it tells nothing about the values, not even whether two platforms share one.
+
 Values stay secret Outputs all the way (:func:`pulumi.Output.secret` again here, so a caller
 passing a plain string cannot produce a non-secret input; ``additional_secret_outputs`` marks
 ``data``/``stringData`` secret in state).  The component's outputs are the Secret's name and key
@@ -37,6 +46,10 @@ names - never a value, never in a ConfigMap, never in a log.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -117,4 +130,19 @@ class AirflowSecret(pulumi.ComponentResource):
         self.secret_name = name_of(secret)
         self.keys = SECRET_KEYS
         self.generated = tuple(generated)
+        self._values: dict[str, pulumi.Input[str]] = values
         self.register_outputs({"secretName": self.secret_name, "keys": list(self.keys)})
+
+    def digest(self, keys: Sequence[str]) -> pulumi.Output[str]:
+        """HMAC-SHA256 (keyed with the Fernet key) of the values of ``keys``: a plain, non-secret Output."""
+        wanted = [key for key in SECRET_KEYS if key in keys]
+        values = pulumi.Output.all(self._values[FERNET_KEY_KEY], *(self._values[key] for key in wanted))
+        return pulumi.Output.unsecret(
+            values.apply(lambda v: secret_digest(v[0], dict(zip(wanted, v[1:], strict=True))))
+        )
+
+
+def secret_digest(key: str, values: dict[str, str]) -> str:
+    """The pod-template annotation of :meth:`AirflowSecret.digest` (module docstring)."""
+    message = json.dumps(values, sort_keys=True).encode()
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()

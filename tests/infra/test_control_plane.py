@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pulumi.output import Unknown
 
 from airflow_k8s.executor.pods import security
-from airflow_k8s.infra.components.names import CONFIG_HASH_ANNOTATION
+from airflow_k8s.infra.components.names import CONFIG_HASH_ANNOTATION, SECRET_HASH_ANNOTATION
 from airflow_k8s.infra.render.offline import Evaluation, Recorded
 
 from .conftest import objects, one
+
+ROOT = Path(__file__).resolve().parents[2]
 
 ROLES = ("scheduler", "api-server", "dag-processor", "triggerer")
 
@@ -178,14 +181,54 @@ def _hashes(evaluation: Evaluation) -> dict[str, str]:
     }
 
 
-def test_config_changes_roll_every_role(stack, default_eval: Evaluation) -> None:
+def _secret_hashes(evaluation: Evaluation) -> dict[str, str]:
+    hashes = {
+        role: d["spec"]["template"]["metadata"]["annotations"][SECRET_HASH_ANNOTATION]
+        for role, d in deployments(evaluation).items()
+    }
+    hashes["db-migrate"] = one(evaluation, "Job")["spec"]["template"]["metadata"]["annotations"][SECRET_HASH_ANNOTATION]
+    return hashes
+
+
+def _rolled(before: dict[str, str], after: dict[str, str]) -> set[str]:
+    return {role for role in before if before[role] != after[role]}
+
+
+def test_config_changes_roll_exactly_the_roles_that_read_them(stack, default_eval: Evaluation) -> None:
     base = _hashes(default_eval)
-    assert len(set(base.values())) == 1  # one checksum for all
+    assert base["scheduler"] != base["api-server"] == base["dag-processor"] == base["triggerer"]
     assert _hashes(stack()) == base  # deterministic
+    every = {"scheduler", "api-server", "dag-processor", "triggerer"}
     for change in ({"workerPodsMax": 6}, {"workerImage": "apache/airflow:3.3.1"}, {"apiBaseUrl": "https://af.example"}):
-        assert set(_hashes(stack(**change)).values()).isdisjoint(base.values()), change
+        assert _rolled(base, _hashes(stack(**change))) == every, change  # airflow.cfg: every role reads it
     assert _hashes(stack(quotaPods=30)) == base  # nothing the pods read
     assert _hashes(stack(airflowImage="ghcr.io/airflow-k8s/airflow:0.2.0")) == base  # the image rolls them anyway
+
+
+def test_a_template_change_rolls_only_the_scheduler(stack, default_eval: Evaluation, tmp_path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    for path in (ROOT / "pod_templates").glob("*.yaml"):
+        (templates / path.name).write_text(path.read_text().replace("workload: light", "workload: light\n    x: y"))
+    assert _rolled(_hashes(default_eval), _hashes(stack(podTemplatesDir=str(templates)))) == {"scheduler"}
+
+
+def test_a_secret_value_change_rolls_exactly_the_roles_that_read_that_key(stack) -> None:
+    """Found on a real cluster: a rotated secret reached no running pod (env vars are read at start)."""
+    base = _secret_hashes(stack(fernet=True))
+    assert _secret_hashes(stack(fernet=True)) == base  # deterministic
+    expectations = {
+        "apiSecretKey": {"api-server", "triggerer"},
+        "jwtSecret": {"scheduler", "api-server"},
+        "fernetKey": {"scheduler", "api-server", "dag-processor", "triggerer", "db-migrate"},
+        "databaseUrl": {"scheduler", "api-server", "dag-processor", "triggerer", "db-migrate"},
+    }
+    for key, roles in expectations.items():
+        value = "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE=" if key == "fernetKey" else "postgresql://a:b@c/d-new"
+        changed = stack(fernet=True, **{key: value})
+        assert _rolled(base, _secret_hashes(changed)) == roles, key
+        for value_ in _secret_hashes(changed).values():
+            assert len(value_) == 64 and "new" not in value_  # an HMAC, never the value
 
 
 def test_triggerer_is_optional(stack) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from tests.realcluster.kit import BRIDGE_PREFIX, Kit, wait_for
 
-PASSWORDS_FILE = "/tmp/simple_auth_manager_passwords.json.generated"  # noqa: S108 - in the api-server pod
+PASSWORDS_FILE = "/tmp/simple_auth_manager_passwords.json.generated"
 TERMINAL = ("success", "failed")
 
 
@@ -54,7 +54,9 @@ class AirflowApi:
 
     def login(self) -> None:
         pods = self.kit.items("pods", self.namespace, "app.kubernetes.io/component=api-server")
-        running = [p for p in pods if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")]
+        running = [
+            p for p in pods if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+        ]
         last: Exception | None = None
         for pod in running:
             try:
@@ -64,12 +66,14 @@ class AirflowApi:
                 answer = self._call("POST", "/auth/token", {"username": "admin", "password": password}, auth=False)
                 self.token = answer["access_token"]
                 return
-            except Exception as exc:  # noqa: BLE001 - try the next pod, report the last failure
+            except Exception as exc:
                 last = exc
         raise RuntimeError(f"could not log in to the api-server ({len(running)} running pods): {last}")
 
     # -- requests --------------------------------------------------------------------------------------------------
-    def _call(self, method: str, path: str, body: Any = None, *, auth: bool = True, params: dict[str, Any] | None = None) -> Any:
+    def _call(
+        self, method: str, path: str, body: Any = None, *, auth: bool = True, params: dict[str, Any] | None = None
+    ) -> Any:
         if not self.base_url:
             self.endpoint()
         query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None}, doseq=True)

@@ -24,7 +24,7 @@ from airflow_k8s.infra.render.offline import Evaluation, evaluate
 from tests.realcluster import workload
 from tests.realcluster.airflow_api import AirflowApi
 from tests.realcluster.applier import Applier, Result
-from tests.realcluster.images import PlatformImage, build_platform_image
+from tests.realcluster.images import PlatformImage, build_platform_image, build_s3_image
 from tests.realcluster.kit import ROOT, Kit
 from tests.realcluster.pods import PodRecorder
 from tests.realcluster.stack import DB_NAMESPACE, NAMESPACE, STACK, TierStack, tier_values
@@ -103,7 +103,7 @@ class Deployed:
 
 def _clean(kit: Kit, evaluation: Evaluation | None = None) -> None:
     """Remove what a previous or this run deployed (namespaces, cluster-scoped objects, the PV, the label)."""
-    for namespace in (NAMESPACE, DB_NAMESPACE):
+    for namespace in (NAMESPACE, DB_NAMESPACE, workload.LOGS_NAMESPACE):
         kit.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=true", timeout=900)
     kit.kubectl("delete", "pv", "airflow-k8s-kc-dags", "--ignore-not-found", "--wait=true", timeout=300)
     for kind in ("clusterrolebinding", "clusterrole", "priorityclass"):
@@ -126,6 +126,7 @@ def deployed(kit: Kit, platform_image: PlatformImage, figures: dict[str, Any]) -
     workload.seed_dags(dags)
     templates = workload.single_node_templates(work / "templates")
     database_url = workload.start_postgres(kit)
+    log_endpoint = workload.start_log_store(kit, build_s3_image(kit))
     workload.label_node(kit)
     stack = TierStack(tier_values(platform_image.ref, templates), {"databaseUrl": database_url})
     inputs = stack.inputs(work / "project")
@@ -142,6 +143,7 @@ def deployed(kit: Kit, platform_image: PlatformImage, figures: dict[str, Any]) -
     figures["apply_ready_order"] = [(label, round(a, 1), round(r, 1)) for label, a, r in result.ready_order()]
     log(f"platform up in {result.seconds:.0f}s")
     api = AirflowApi(kit, NAMESPACE, outputs["apiServerServiceName"])
+    api.request("POST", "/connections", workload.log_connection(log_endpoint))
     deployment = Deployed(kit, applier, stack, work, evaluation, result, api, recorder, [result])
     yield deployment
     recorder.stop()

@@ -33,6 +33,8 @@ BASE_CONTAINERFILE = HERE / "images" / "base.Containerfile"
 REPOSITORY = "localhost/airflow-k8s/airflow"
 VERSION = "0.1.0"
 TIER_BASE = "localhost/airflow-k8s/airflow-base:3.3.2"
+S3_CONTAINERFILE = HERE / "images" / "s3.Containerfile"
+S3_REPOSITORY = "localhost/airflow-k8s/s3-log-store"
 # what the Dockerfile copies (its COPY lines; tests/realcluster/test_image.py keeps this list true)
 COPIED = ("pyproject.toml", "constraints.txt", "README.md", "airflow_k8s", "executor", "pod_templates")
 
@@ -52,7 +54,9 @@ class Buildah:
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
         completed = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=env)
         if completed.returncode != 0:
-            raise KitError(f"buildah {' '.join(args[:3])} failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}")
+            raise KitError(
+                f"buildah {' '.join(args[:3])} failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
+            )
         return completed.stdout
 
     def has(self, image: str) -> bool:
@@ -102,16 +106,7 @@ def build_platform_image(kit: Kit, *, log: Path | None = None) -> PlatformImage:
         return PlatformImage(ref, built=False)
     work = kit.root / "airflow-k8s" / "buildah"
     buildah = Buildah(work)
-    if not buildah.has(KIT_AIRFLOW_IMAGE):
-        with tempfile.TemporaryDirectory(dir=kit.root) as tmp:
-            archive = Path(tmp) / "kit-airflow.tar"
-            kit.ctr("images", "export", str(archive), KIT_AIRFLOW_IMAGE, timeout=1200)
-            pulled = buildah.run("pull", "--quiet", f"oci-archive:{archive}", timeout=1800).split()[-1]
-            buildah.run("tag", pulled, KIT_AIRFLOW_IMAGE)  # a ctr export carries no name buildah keeps
-    out = [buildah.run(
-        "build", "--pull-never", "--layers=false", "-f", str(BASE_CONTAINERFILE),
-        "--build-arg", f"KIT_AIRFLOW={KIT_AIRFLOW_IMAGE}", "-t", TIER_BASE, str(BASE_CONTAINERFILE.parent),
-    )]  # fmt: skip
+    out = [_build_base(kit, buildah)]
     out.append(buildah.run(
         "build", "--pull-never", "--layers=false", "-f", str(ROOT / "Dockerfile"), *_pip_trust(work),
         "--build-arg", f"AIRFLOW_BASE={TIER_BASE}", "-t", ref, str(ROOT),
@@ -125,6 +120,41 @@ def build_platform_image(kit: Kit, *, log: Path | None = None) -> PlatformImage:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("\n".join(out))
     return PlatformImage(ref, built=True)
+
+
+def _build_base(kit: Kit, buildah: Buildah) -> str:
+    """The tier base (module docstring, 1.), from the kit's image exported from containerd."""
+    if not buildah.has(KIT_AIRFLOW_IMAGE):
+        with tempfile.TemporaryDirectory(dir=kit.root) as tmp:
+            archive = Path(tmp) / "kit-airflow.tar"
+            kit.ctr("images", "export", str(archive), KIT_AIRFLOW_IMAGE, timeout=1200)
+            pulled = buildah.run("pull", "--quiet", f"oci-archive:{archive}", timeout=1800).split()[-1]
+            buildah.run("tag", pulled, KIT_AIRFLOW_IMAGE)  # a ctr export carries no name buildah keeps
+    return buildah.run(
+        "build", "--pull-never", "--layers=false", "-f", str(BASE_CONTAINERFILE), *_pip_trust(buildah.root),
+        "--build-arg", f"KIT_AIRFLOW={KIT_AIRFLOW_IMAGE}", "-t", TIER_BASE, str(BASE_CONTAINERFILE.parent),
+    )  # fmt: skip
+
+
+def build_s3_image(kit: Kit) -> str:
+    """The tier's S3-compatible log store (``images/s3.Containerfile``), on the tier base; built once."""
+    digest = hashlib.sha256(S3_CONTAINERFILE.read_bytes() + kit_image_id(kit).encode()).hexdigest()[:12]
+    ref = f"{S3_REPOSITORY}:{digest}"
+    if ref in kit.images():
+        return ref
+    buildah = Buildah(kit.root / "airflow-k8s" / "buildah")
+    if not buildah.has(TIER_BASE):
+        _build_base(kit, buildah)
+    buildah.run(
+        "build", "--pull-never", "--layers=false", "-f", str(S3_CONTAINERFILE), *_pip_trust(buildah.root),
+        "--build-arg", f"BASE={TIER_BASE}", "-t", ref, str(S3_CONTAINERFILE.parent),
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory(dir=kit.root) as tmp:
+        archive = Path(tmp) / "s3.tar"
+        buildah.run("push", ref, f"docker-archive:{archive}:{ref}", timeout=1800)
+        kit.ctr("images", "import", str(archive), timeout=1800)
+    buildah.run("rmi", ref)
+    return ref
 
 
 def _pip_trust(work: Path) -> list[str]:

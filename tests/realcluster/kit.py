@@ -76,7 +76,9 @@ class Kit:
     @classmethod
     def from_environment(cls) -> Kit:
         kas = Path(os.environ.get("KAS_ROOT", "/tmp/kas"))
-        return cls(_find_scripts(), Path(os.environ.get("KC_ROOT", "/tmp/kc")), Path(os.environ.get("KC_BIN", kas / "bin")))
+        return cls(
+            _find_scripts(), Path(os.environ.get("KC_ROOT", "/tmp/kc")), Path(os.environ.get("KC_BIN", kas / "bin"))
+        )
 
     # -- can it run here? ----------------------------------------------------------------------------------------
     def missing(self) -> str | None:
@@ -135,7 +137,9 @@ class Kit:
             env={**os.environ, "KC_ROOT": str(self.root), "KAS_ROOT": str(self.bin.parent), **(env or {})},
         )
         if completed.returncode != 0:
-            raise KitError(f"{name} failed ({completed.returncode}):\n{completed.stdout[-4000:]}\n{completed.stderr[-4000:]}")
+            raise KitError(
+                f"{name} failed ({completed.returncode}):\n{completed.stdout[-4000:]}\n{completed.stderr[-4000:]}"
+            )
         return completed.stdout
 
     # -- kubectl and containerd ------------------------------------------------------------------------------------

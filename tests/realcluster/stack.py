@@ -18,8 +18,8 @@ What the tier sets, and why (everything else is the default a user gets):
 * the DAGs claim: storage class ``airflow-k8s-kc-dags``, which only the tier's hostPath PV has;
 * node pools: ``nodePoolBackend: none`` (the pools exist out of band: the tier labels the single node) and
   ``podTemplatesDir`` pointing at the tier's single-node copies of the shipped templates (:mod:`.dags`);
-* ``deleteWorkerPods: false``: a finished task's log is read from its kept pod (the tier has no remote log
-  store, the only other place a log outlives its pod);
+* remote task logs on the tier's S3-compatible store (:mod:`.workload`), as a user's S3 setup;
+* ``deleteWorkerPods: false``: finished pods stay, so tests read their states and latencies;
 * sizes: control-plane CPU requests of 100m (a 2-core node hosts the control plane, Postgres and the task pods),
   ``workerPodsMax: 4`` and a quota that holds it; ``protectNamespace``/``protectDagsVolume`` off (throwaway).
 """
@@ -44,7 +44,7 @@ DAGS_STORAGE_CLASS = "airflow-k8s-kc-dags"
 CONTROL_PLANE_ROLES = ("scheduler", "apiServer", "dagProcessor", "triggerer", "migration")
 
 
-def tier_values(image: str, templates_dir: Path) -> dict[str, Any]:
+def tier_values(image: str, templates_dir: Path, log_folder: str = "s3://airflow-logs/task-logs") -> dict[str, Any]:
     values: dict[str, Any] = {
         "platformName": "airflow",
         "namespace": NAMESPACE,
@@ -71,6 +71,9 @@ def tier_values(image: str, templates_dir: Path) -> dict[str, Any]:
         "dagsStorageSize": "1Gi",
         "nodePoolBackend": "none",
         "podMonitor": False,
+        "remoteBaseLogFolder": log_folder,
+        "remoteLogConnId": "aws_logs",
+        "remoteLogCidr": "10.244.0.0/24",
     }
     for role in CONTROL_PLANE_ROLES:
         values[f"{role}CpuRequest"] = "100m"

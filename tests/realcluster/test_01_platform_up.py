@@ -41,7 +41,9 @@ def test_only_the_pod_disruption_budgets_needed_an_adaptation_to_kubernetes_1_20
 
 @pytest.mark.parametrize("role", ROLES)
 def test_each_control_plane_role_is_ready_with_its_probes_passing_and_never_restarted(deployed: Deployed, role: str):
-    (pod,) = [p for p in deployed.pods(f"app.kubernetes.io/component={role}") if not p["metadata"].get("deletionTimestamp")]
+    (pod,) = [
+        p for p in deployed.pods(f"app.kubernetes.io/component={role}") if not p["metadata"].get("deletionTimestamp")
+    ]
     container = next(c for c in pod["spec"]["containers"] if c["name"] == role)
     assert {"startupProbe", "livenessProbe", "readinessProbe"} <= set(container), sorted(container)
     conditions = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
@@ -57,12 +59,14 @@ def test_each_control_plane_role_is_ready_with_its_probes_passing_and_never_rest
 def test_each_control_plane_role_runs_as_airflow_on_a_root_filesystem_the_kubelet_made_read_only(
     deployed: Deployed, role: str
 ):
-    (pod,) = [p for p in deployed.pods(f"app.kubernetes.io/component={role}") if not p["metadata"].get("deletionTimestamp")]
+    (pod,) = [
+        p for p in deployed.pods(f"app.kubernetes.io/component={role}") if not p["metadata"].get("deletionTimestamp")
+    ]
     probe = (
         "import os, errno, pwd\n"
         "def w(d):\n"
         "    try:\n"
-        "        open(os.path.join(d, '.kc-probe'), 'w').close(); os.unlink(os.path.join(d, '.kc-probe')); return 'ok'\n"
+        "        f = os.path.join(d, '.kc-probe'); open(f, 'w').close(); os.unlink(f); return 'ok'\n"
         "    except OSError as e:\n"
         "        return errno.errorcode[e.errno]\n"
         "print(os.getuid(), os.getgid(), pwd.getpwuid(os.getuid()).pw_name, w('/'), w('/opt/airflow'), w('/tmp'),"

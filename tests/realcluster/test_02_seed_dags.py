@@ -87,7 +87,9 @@ def test_the_seed_dags_run_to_success_each_task_in_its_own_pod_from_its_template
     }
 
     url = d.outputs["executionApiUrl"]
-    assert re.fullmatch(rf"http://{d.outputs['apiServerServiceName']}\.{d.namespace}\.svc\.cluster\.local:8080/execution/", url)
+    assert re.fullmatch(
+        rf"http://{d.outputs['apiServerServiceName']}\.{d.namespace}\.svc\.cluster\.local:8080/execution/", url
+    )
     for pod in (heavy, light, auto_pod):
         assert pod["status"]["phase"] == "Succeeded" and exit_code(pod) == 0, pod["status"]
         assert pod["spec"]["nodeName"] == "kc-node"

@@ -31,6 +31,18 @@ def running_pod(d: Deployed, dag_id: str, run_id: str, task_id: str, try_number:
     return wait_for(running, what=f"{dag_id}.{task_id} try {try_number} running", timeout=900)
 
 
+def ended_pods(d: Deployed, dag_id: str, run_id: str) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """The run's pods once each has ended (a task reports its state before its process exits)."""
+
+    def ended() -> dict[tuple[str, int], list[dict[str, Any]]] | None:
+        pods = d.recorder.task_pods(dag_id, run_id)
+        done = all(p["status"].get("phase") in ("Succeeded", "Failed") or p["metadata"]["uid"] in d.recorder.deleted
+                   for found in pods.values() for p in found)  # fmt: skip
+        return pods if pods and done else None
+
+    return wait_for(ended, what=f"the pods of {dag_id} {run_id} to end", timeout=600)
+
+
 def pod_log(d: Deployed, pod: dict[str, Any]) -> str:
     return d.kit.kubectl("logs", pod["metadata"]["name"], "-n", d.namespace, "-c", "base", check=False)
 
@@ -47,13 +59,17 @@ def test_the_kubelet_enforced_the_task_pods_hardening_as_seen_from_inside_the_co
     assert seen["cap_eff"] == seen["cap_prm"] == NO_CAPABILITIES  # capabilities dropped
     assert seen["no_new_privs"] == "1"  # allowPrivilegeEscalation: false
     assert seen["seccomp"] == SECCOMP_FILTER  # RuntimeDefault seccomp profile
-    assert seen["secret_env"] == []  # no database URL, Fernet key or JWT secret
+    # no database URL, Fernet key or JWT secret: only the Task SDK's own guard against database access
+    assert seen["secret_env"] == {
+        "AIRFLOW__CORE__SQL_ALCHEMY_CONN": "airflow-db-not-allowed:///",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "airflow-db-not-allowed:///",
+    }, seen["secret_env"]
     (pod,) = d.recorder.task_pods("kc_hardening", run)[("probe", 1)]
     assert pod["spec"]["automountServiceAccountToken"] is False
     assert pod["spec"]["serviceAccountName"] == d.outputs["workerServiceAccountName"]
 
 
-def test_a_tasks_log_is_read_from_its_pod_through_the_api_server_while_it_runs_and_after(d: Deployed):
+def test_a_tasks_log_is_read_from_its_pod_while_it_runs_and_from_remote_storage_after(d: Deployed):
     run = d.api.trigger("kc_hold", "log-run")
     pod = running_pod(d, "kc_hold", run, "hold_0", 1)
     name = pod["metadata"]["name"]
@@ -68,8 +84,13 @@ def test_a_tasks_log_is_read_from_its_pod_through_the_api_server_while_it_runs_a
     assert "KC-START hold_0 try=1" in text
     d.api.set_variable(f"kc_release_{run}", "go")
     assert d.api.wait_for_run("kc_hold", run)["state"] == "success"
-    after = "\n".join(d.api.task_log("kc_hold", run, "hold_0", 1))
-    assert "KC-DONE hold_0" in after and "KC-START hold_0 try=1" in after, after[-2000:]
+
+    def uploaded() -> str | None:  # the task's supervisor uploads its log as the pod ends
+        text = "\n".join(d.api.task_log("kc_hold", run, "hold_0", 1))
+        return text if "KC-DONE hold_0" in text else None
+
+    after = wait_for(uploaded, what="the finished task's log from the remote log store", timeout=600, period=5)
+    assert "KC-START hold_0 try=1" in after and "s3://airflow-logs/task-logs/" in after, after[-2000:]
 
 
 def test_a_task_pod_deleted_while_running_is_reported_failed_and_retried_in_a_new_pod(d: Deployed):
@@ -80,7 +101,7 @@ def test_a_task_pod_deleted_while_running_is_reported_failed_and_retried_in_a_ne
     assert d.api.wait_for_run("kc_pod_deleted", run)["state"] == "success"
     tries = d.api.tries("kc_pod_deleted", run, "deleted_under_it")
     assert [(t["try_number"], t["state"]) for t in tries] == [(1, "failed"), (2, "success")]
-    pods = d.recorder.task_pods("kc_pod_deleted", run)
+    pods = ended_pods(d, "kc_pod_deleted", run)
     assert sorted(pods) == [("deleted_under_it", 1), ("deleted_under_it", 2)]
     (one,), (two,) = pods[("deleted_under_it", 1)], pods[("deleted_under_it", 2)]
     assert one["metadata"]["name"] != two["metadata"]["name"]
@@ -99,6 +120,6 @@ def test_a_task_that_overruns_its_execution_timeout_fails_and_is_retried(d: Depl
     assert [(t["try_number"], t["state"]) for t in tries] == [(1, "failed"), (2, "success")]
     first_log = "\n".join(d.api.task_log("kc_timeout", run, "overruns_once", 1))
     assert "Timeout" in first_log, first_log[-3000:]
-    pods = d.recorder.task_pods("kc_timeout", run)
+    pods = ended_pods(d, "kc_timeout", run)
     assert sorted(pods) == [("overruns_once", 1), ("overruns_once", 2)]
     assert all(d.recorder.creations(p["metadata"]["name"]) == 1 for (pod,) in pods.values() for p in (pod,))

@@ -40,7 +40,11 @@ def test_a_deleted_scheduler_pod_is_replaced_and_the_new_one_adopts_every_runnin
 
     def replaced() -> dict | None:
         pods = [p for p in live_pods(d, "scheduler") if p["metadata"]["uid"] != old["metadata"]["uid"]]
-        ready = [p for p in pods if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])]
+        ready = [
+            p
+            for p in pods
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])
+        ]
         return ready[0] if ready else None
 
     new = wait_for(replaced, what="a new scheduler pod Ready", timeout=1200, period=5)

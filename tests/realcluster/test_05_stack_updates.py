@@ -47,7 +47,9 @@ def holding(deployed: Deployed, request: pytest.FixtureRequest) -> Iterator[Hold
 
     def all_running() -> dict[str, str] | None:
         pods = d.recorder.task_pods("kc_hold", run)
-        running = {task: p[-1]["metadata"]["uid"] for (task, _), p in pods.items() if p[-1]["status"].get("phase") == "Running"}
+        running = {
+            task: p[-1]["metadata"]["uid"] for (task, _), p in pods.items() if p[-1]["status"].get("phase") == "Running"
+        }
         return running if set(running) == TASKS else None
 
     held = Holding(run, wait_for(all_running, what="three kc_hold tasks running", timeout=900))
@@ -69,7 +71,7 @@ def rolled(before: dict[str, str], after: dict[str, str]) -> set[str]:
 def apply_change(d: Deployed, **values: str) -> tuple[dict[str, str], dict[str, str]]:
     before = serving(d)
     stack = d.stack.with_values(**{k: v for k, v in values.items() if not k.startswith("secret_")})
-    stack = stack.with_secrets(**{k[len("secret_"):]: v for k, v in values.items() if k.startswith("secret_")})
+    stack = stack.with_secrets(**{k[len("secret_") :]: v for k, v in values.items() if k.startswith("secret_")})
     result = d.up(stack)
     log(f"update applied in {result.seconds:.0f}s: {result.changed()}")
     return before, result.changed()
@@ -89,14 +91,15 @@ def test_an_airflow_cfg_change_updates_its_config_map_in_place_and_rolls_every_r
     assert "worker_pods_max = 5" in cfg
 
 
-def test_a_pod_template_change_rolls_only_the_scheduler_which_reads_the_templates(
-    deployed: Deployed, holding: Holding
-):
+def test_a_pod_template_change_rolls_only_the_scheduler_which_reads_the_templates(deployed: Deployed, holding: Holding):
     templates = deployed.work / "templates" / "light_task.yaml"
     templates.write_text(templates.read_text().replace("workload: light", "workload: light\n    changed: tier-update"))
     before, changed = apply_change(deployed)
     ns = deployed.namespace
-    assert changed == {f"ConfigMap {ns}/airflow-pod-templates": "update", f"Deployment {ns}/airflow-scheduler": "update"}
+    assert changed == {
+        f"ConfigMap {ns}/airflow-pod-templates": "update",
+        f"Deployment {ns}/airflow-scheduler": "update",
+    }
     assert rolled(before, serving(deployed)) == {"scheduler"}
 
 
@@ -130,5 +133,9 @@ def test_a_new_image_tag_migrates_again_then_rolls_every_role_and_new_tasks_use_
     assert job["status"].get("succeeded") == 1
     assert job["spec"]["template"]["spec"]["containers"][0]["image"] == new
     for role in ROLES:
-        (pod,) = [p for p in deployed.pods(f"app.kubernetes.io/component={role}") if not p["metadata"].get("deletionTimestamp")]
+        (pod,) = [
+            p
+            for p in deployed.pods(f"app.kubernetes.io/component={role}")
+            if not p["metadata"].get("deletionTimestamp")
+        ]
         assert {c["image"] for c in pod["spec"]["containers"]} == {new}

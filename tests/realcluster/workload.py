@@ -18,6 +18,11 @@ the pool's taint.  The stack's ``podTemplatesDir`` points at the copies.
 Variable (read by the task through the Execution API, the only thing a task may reach), probe their own
 container's hardening, and overrun an ``execution_timeout``.
 
+**Task logs after the pod.**  Airflow reads a finished task's log from remote storage only (the executor is
+asked only while the task runs), so the tier runs an S3-compatible server (moto, :func:`start_log_store`) and
+the stack sets ``remoteBaseLogFolder``/``remoteLogConnId`` as a user's S3 setup would; the connection
+(endpoint URL, throwaway keys) is created through Airflow's REST API.
+
 **Storage and database.**  A hostPath PersistentVolume of the tier's storage class, pre-bound to the platform's
 DAGs claim, over a host directory holding the DAGs (the only hostPath anywhere: created by the tier, never by
 the platform).  Postgres 15 (the kit's image) in its own namespace, with a password, behind a Service.
@@ -25,15 +30,17 @@ the platform).  Postgres 15 (the kit's image) in its own namespace, with a passw
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import shutil
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.realcluster.kit import KIT_POSTGRES_IMAGE, ROOT, Kit, wait_for
+from tests.realcluster.kit import BRIDGE_PREFIX, KIT_POSTGRES_IMAGE, ROOT, Kit, wait_for
 from tests.realcluster.stack import DAGS_STORAGE_CLASS, DB_NAMESPACE
 
 HERE = Path(__file__).resolve().parent
@@ -74,7 +81,9 @@ def seed_dags(target: Path) -> list[str]:
         text = path.read_text()
         if path.name == "custom_pod_dag.py":
             if text.count(HEAVY_SEED) != 1:
-                raise AssertionError(f"{path}: heavy_computation's resources changed; update tests/realcluster/workload.py")
+                raise AssertionError(
+                    f"{path}: heavy_computation's resources changed; update tests/realcluster/workload.py"
+                )
             text = text.replace(HEAVY_SEED, HEAVY_TIER)
         (target / path.name).write_text(text)
         names.append(path.name)
@@ -197,6 +206,89 @@ def start_postgres(kit: Kit) -> str:
 
     wait_for(ready, what="Postgres to be ready", timeout=600)
     return f"postgresql+psycopg2://airflow:{password}@postgres.{DB_NAMESPACE}.svc.cluster.local:5432/airflow"
+
+
+# -- the remote log store -----------------------------------------------------------------------------------------
+LOGS_NAMESPACE = "airflow-k8s-logs"
+LOGS_BUCKET = "airflow-logs"
+LOGS_CONNECTION = "aws_logs"
+
+
+def log_store_objects(image: str) -> list[dict[str, Any]]:
+    labels = {"app": "s3-log-store"}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": LOGS_NAMESPACE}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "s3", "namespace": LOGS_NAMESPACE},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                        "containers": [
+                            {
+                                "name": "s3",
+                                "image": image,
+                                "imagePullPolicy": "IfNotPresent",
+                                "command": ["/opt/moto/bin/moto_server", "-H", "0.0.0.0", "-p", "5000"],
+                                "securityContext": {
+                                    "allowPrivilegeEscalation": False,
+                                    "capabilities": {"drop": ["ALL"]},
+                                },
+                                "resources": {
+                                    "requests": {"cpu": "20m", "memory": "128Mi"},
+                                    "limits": {"cpu": "500m", "memory": "512Mi"},
+                                },
+                                "ports": [{"containerPort": 5000}],
+                                "readinessProbe": {"tcpSocket": {"port": 5000}, "periodSeconds": 3},
+                            }
+                        ],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "s3", "namespace": LOGS_NAMESPACE},
+            # 443: the port the platform's NetworkPolicy opens towards remoteLogCidr (plain HTTP here)
+            "spec": {"selector": labels, "ports": [{"port": 443, "targetPort": 5000}]},
+        },
+    ]
+
+
+def start_log_store(kit: Kit, image: str) -> str:
+    """An S3-compatible server in the cluster with the log bucket; returns its in-cluster endpoint URL."""
+    kit.apply_objects(log_store_objects(image))
+
+    def address() -> str | None:
+        pods = [p for p in kit.items("pods", LOGS_NAMESPACE, "app=s3-log-store") if p["status"].get("podIP")]
+        ready = [
+            p for p in pods if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"]["conditions"])
+        ]
+        return ready[0]["status"]["podIP"] if ready else None
+
+    ip = wait_for(address, what="the S3 log store to be ready", timeout=600)
+    assert ip.startswith(BRIDGE_PREFIX), ip
+    request = urllib.request.Request(f"http://{ip}:5000/{LOGS_BUCKET}", method="PUT")
+    with urllib.request.urlopen(request, timeout=60) as answer:  # noqa: S310
+        assert answer.status == 200, answer.status
+    return f"http://s3.{LOGS_NAMESPACE}.svc.cluster.local:443"
+
+
+def log_connection(endpoint: str) -> dict[str, Any]:
+    """The Airflow connection the platform's ``remoteLogConnId`` names (throwaway keys: moto checks none)."""
+    return {
+        "connection_id": LOGS_CONNECTION,
+        "conn_type": "aws",
+        "login": "realcluster",
+        "password": "realcluster-not-a-secret",
+        "extra": json.dumps({"endpoint_url": endpoint, "region_name": "us-east-1"}),
+    }
 
 
 def redact(text: str, url: str) -> str:
