@@ -10,8 +10,9 @@ Why a Job, and how it behaves across ``pulumi up`` runs:
   ``spec.template`` changed.  The template holds the image, so a new release (``airflowImage``)
   replaces the Job - which runs the migration again - and so does a new database URL or Fernet key
   (the template's ``airflow-k8s/secret-hmac-sha256``: a new database is migrated before the
-  Deployments roll); airflow.cfg changes do not re-run it.  The name is pinned, so the replacement deletes the old Job first
-  (``delete_before_replace``; create-then-delete would collide on the name);
+  Deployments roll); airflow.cfg changes do not re-run it.  The name is pinned, so the
+  replacement deletes the old Job first (``delete_before_replace``; create-then-delete would
+  collide on the name);
 * ``airflow db migrate`` is idempotent, so a re-run (``pulumi up --replace``, a changed resource
   setting) is harmless; ``backoffLimit: 2`` retries a transient database error, and
   ``activeDeadlineSeconds`` bounds a hung migration below Pulumi's own create timeout;

@@ -116,6 +116,9 @@ def build_platform_image(kit: Kit, *, log: Path | None = None) -> PlatformImage:
         buildah.run("push", ref, f"docker-archive:{archive}:{ref}", timeout=1800)
         kit.ctr("images", "import", str(archive), timeout=1800)
     buildah.run("rmi", ref)  # containerd holds it now; the base stays cached
+    stale = [image for image in kit.images() if image.startswith(f"{REPOSITORY}:") and not image.startswith(ref)]
+    if stale:  # earlier builds of the tier (and their retags): superseded
+        kit.ctr("images", "rm", *stale)
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("\n".join(out))

@@ -4,7 +4,7 @@ cluster, the same image, the same Postgres (a database of its own), the same DAG
 A plain, hand-written deployment (this is a measuring harness, not the platform): namespace
 ``airflow-k8s-provider``; a migration Job; an api-server (Execution API + REST API, Service ``provider-api-server``),
 a dag-processor and a scheduler with ``[core] executor = KubernetesExecutor`` at the provider's defaults, each at the
-platform's control-plane requests (100m CPU), configured through ``AIRFLOW__*`` variables; the scheduler's
+platform's control-plane requests (100m CPU) and PriorityClass, configured through ``AIRFLOW__*`` variables; the scheduler's
 ServiceAccount may manage pods in its namespace.  Task pods come from a template with the platform default
 template's resources (500m/1Gi, limits 1/2Gi), so both executors compete for the same node the same way.
 The DAGs are the tier's DAG directory, mounted read-only by hostPath.
@@ -25,6 +25,7 @@ from tests.realcluster.stack import DB_NAMESPACE
 NAMESPACE = "airflow-k8s-provider"
 SERVICE = "provider-api-server"
 ACCOUNT = "provider-scheduler"
+CONTROL_PLANE_PRIORITY_CLASS = "airflow-control-plane"  # the platform's (same cluster): equal footing
 RESOURCES = {"requests": {"cpu": "100m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
 TASK_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
 RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
@@ -102,6 +103,7 @@ def objects(image: str, dags: Path, database_url: str) -> list[dict[str, Any]]:
     ) -> dict[str, Any]:
         return {
             "serviceAccountName": account,
+            "priorityClassName": CONTROL_PLANE_PRIORITY_CLASS,  # as the platform's: no task preempts it
             "securityContext": POD_SECURITY,
             "containers": [
                 {
