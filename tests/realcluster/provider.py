@@ -4,9 +4,10 @@ cluster, the same image, the same Postgres (a database of its own), the same DAG
 A plain, hand-written deployment (this is a measuring harness, not the platform): namespace
 ``airflow-k8s-provider``; a migration Job; an api-server (Execution API + REST API, Service ``provider-api-server``),
 a dag-processor and a scheduler with ``[core] executor = KubernetesExecutor`` at the provider's defaults, each at the
-platform's control-plane requests (100m CPU) and PriorityClass, configured through ``AIRFLOW__*`` variables; the scheduler's
-ServiceAccount may manage pods in its namespace.  Task pods come from a template with the platform default
-template's resources (500m/1Gi, limits 1/2Gi), so both executors compete for the same node the same way.
+platform's control-plane requests (100m CPU) and PriorityClass, configured through ``AIRFLOW__*`` variables;
+the scheduler's ServiceAccount may manage pods in its namespace.  Task pods come from a template with the
+platform default template's resources (500m/1Gi, limits 1/2Gi), so both executors compete for the same node the
+same way.
 The DAGs are the tier's DAG directory, mounted read-only by hostPath.
 """
 
