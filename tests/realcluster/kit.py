@@ -105,8 +105,8 @@ class Kit:
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
     def node_ready(self) -> bool:
-        if not self.kubeconfig.is_file():
-            return False
+        if not self.kubeconfig.is_file() or not self.running():
+            return False  # no apiserver: 10.244.0.1 would not be on this machine's bridge
         try:
             node = self.get("node", "kc-node")
         except KitError:
@@ -114,9 +114,24 @@ class Kit:
         conditions = {c["type"]: c["status"] for c in node.get("status", {}).get("conditions") or []}
         return conditions.get("Ready") == "True"
 
+    def running(self) -> bool:
+        """Every kit process alive (by its recorded pid) - checked before any traffic to the cluster's bridge."""
+        names = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
+        for name in (*names, "containerd"):
+            pid = self.root / "run" / f"{name}.pid"
+            try:
+                os.kill(int(pid.read_text()), 0)
+            except (OSError, ValueError):
+                return False
+        return True
+
     def up(self) -> None:
-        """Start the cluster unless its node is Ready already (then it is left running at the end)."""
-        if self.node_ready():
+        """Start the cluster unless it runs already (then it is left running at the end).
+
+        A running cluster is never "upped" again: ``up.sh`` rewrites kube-proxy's config file, and kube-proxy
+        exits when that file changes.
+        """
+        if self.running() and self.node_ready():
             return
         self.script("up.sh", timeout=1200)
         self.started_here = True

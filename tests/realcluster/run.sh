@@ -16,9 +16,16 @@ if [ -n "$MISSING" ]; then
   $PY -m pytest -m realcluster tests/realcluster -q -rs -p no:cacheprovider "$@"
   exit $?
 fi
-down() { "$SCRIPTS/down.sh" >"$ROOT/../kc-down.log" 2>&1 || { cat "$ROOT/../kc-down.log"; return 1; }; }
+down() { "$SCRIPTS/down.sh" >/tmp/kc-down.log 2>&1 || { cat /tmp/kc-down.log; return 1; }; }
 echo "== up ($(date +%T))"
-"$SCRIPTS/up.sh" >/tmp/kc-up.log 2>&1 || { tail -30 /tmp/kc-up.log; down; exit 1; }
+# A cluster already running is reused: re-running up.sh rewrites kube-proxy's config file, and kube-proxy
+# exits when that file changes (Services then stop working), so up.sh runs only when something is down.
+running=1
+for n in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy containerd; do
+  f="$ROOT/run/$n.pid"; { [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; } || running=0
+done
+if [ "$running" = 1 ]; then echo "cluster already running: reused"
+else "$SCRIPTS/up.sh" >/tmp/kc-up.log 2>&1 || { tail -30 /tmp/kc-up.log; down; exit 1; }; fi
 echo "== pytest -m realcluster ($(date +%T))"
 $PY -m pytest -m realcluster tests/realcluster -q -rs -p no:cacheprovider "$@"
 rc=$?
