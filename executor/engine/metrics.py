@@ -45,6 +45,11 @@ class EngineMetrics:
         self.unschedulable = Gauge(
             "airflow_executor_pods_unschedulable", "Pending task pods the scheduler cannot place.", registry=r
         )
+        self.api_pace = Gauge(
+            "airflow_executor_api_write_pace",
+            "API writes per second the server's pushback allows now (0: unpaced; kube/flowcontrol.py).",
+            registry=r,
+        )
         self._rate_lock = threading.Lock()
         self._rate = 0.0
         self._rate_stamp = time.monotonic()
