@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
@@ -27,7 +28,8 @@ def clock() -> Clock:
 
 
 def throttled(retry_after: float | None = 1.0) -> KubeApiError:
-    return api_error("POST pods: HTTP 429 TooManyRequests", status=429, reason="TooManyRequests", retry_after=retry_after)
+    message = "POST pods: HTTP 429 TooManyRequests"
+    return api_error(message, status=429, reason="TooManyRequests", retry_after=retry_after)
 
 
 def serve(flow: FlowControl, clock: Clock, count: int, *, every: float, latency: float = 0.002) -> int:
@@ -80,7 +82,7 @@ def test_the_pace_grows_back_additively_and_is_lifted_at_twice_the_rate_pushed_b
         serve(flow, clock, 1000, every=0.001)
         rates.append(flow.rate)
     paced = [rate for rate in rates if rate is not None]
-    steps = {round(later - earlier) for earlier, later in zip(paced, paced[1:], strict=False)}
+    steps = {round(later - earlier) for earlier, later in itertools.pairwise(paced)}
     assert steps == {40}  # 10 % of the 400/s the server was taking, each second
     assert rates[-1] is None  # 800/s reached without a signal: unpaced again
     assert len(paced) == pytest.approx(15, abs=2)
