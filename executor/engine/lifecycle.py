@@ -115,7 +115,11 @@ class TaskLifecycle:
             return
         uid = metadata.get("uid")
         if uid is not None and uid in self.book.gone:
-            return  # a late event of a pod whose task is finished and forgotten
+            # A late event of a pod whose task is finished and forgotten.  Once the pod is deleted or
+            # labelled done, the watch is past every event that could bring it back: forget it too.
+            if deleted or labels.get(identity.LABEL_DONE) == "True":
+                del self.book.gone[uid]
+            return
         rec = self.book.get(name)
         if rec is None:
             if deleted or labels.get(identity.LABEL_DONE) == "True" or metadata.get("deletionTimestamp"):
@@ -125,6 +129,8 @@ class TaskLifecycle:
                 return
         if rec.uid is not None and uid is not None and uid != rec.uid:
             return  # another incarnation of the same name (a relaunch's predecessor)
+        if uid is not None and uid == rec.uid and (deleted or labels.get(identity.LABEL_DONE) == "True"):
+            rec.pod_final = True  # no event of this pod can follow: its UID need not be remembered
         if rec.relaunch and rec.state is State.LAUNCHING:
             rec.early = (pod, deleted)  # old or new incarnation: decided when the create answers
             return

@@ -57,6 +57,7 @@ class Record:
     launch_pending: bool = False  # a create is in flight: keep the record until it answers
     early: tuple[dict[str, Any], bool] | None = None  # (pod, deleted) seen while a relaunch's create was in flight
     give_up: str | None = None  # set by a failure the engine decided: "delete" the pod, or "forget" (none)
+    pod_final: bool = False  # its pod's DELETED (or done-label) event was seen: nothing of it can follow
 
 
 class TaskBook:
@@ -69,7 +70,9 @@ class TaskBook:
         self._pending: set[str] = set()
         self._launching: set[str] = set()
         # Pod incarnations (UIDs) whose task is finished and forgotten: a late watch event for one
-        # must not bring it back as an "adopted" pod.  Bounded; the oldest are dropped first.
+        # must not bring it back as an "adopted" pod.  Each leaves once its DELETED (or done-label)
+        # event is seen - nothing older can follow - so this holds only pods still being deleted;
+        # bounded anyway, the oldest dropped first.
         self.gone: OrderedDict[str, None] = OrderedDict()
 
     def get(self, pod_name: str) -> Record | None:
@@ -103,7 +106,7 @@ class TaskBook:
         """Drop a finished task from memory (the result sink remembers it); its pod's UID is remembered as gone."""
         if self.records.pop(rec.pod_name, None) is None:
             return
-        if rec.uid is not None:
+        if rec.uid is not None and not rec.pod_final:
             self.gone[rec.uid] = None
             while len(self.gone) > GONE_MAX:
                 self.gone.popitem(last=False)
