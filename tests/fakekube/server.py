@@ -29,6 +29,7 @@ from .config import ClusterConfig
 from .control import ControlApi
 from .discovery import DiscoveryApi
 from .nodes import NodeSpec
+from .overload import Overload
 from .processes import ProcessMode
 from .routes import Router
 from .transport import HttpApp, HttpServerThread
@@ -103,7 +104,8 @@ class FakeKubeServer:
         self._stopping = threading.Event()
         self.router = build_router(self.cluster)
         ControlApi(self).register(self.router)
-        self._app = HttpApp(self.router, self.store, self.faults, self.stats, self._stopping)
+        self.overload = Overload(lambda: self.cluster.config, self._stopping)
+        self._app = HttpApp(self.router, self.store, self.faults, self.stats, self._stopping, self.overload)
         self._http = HttpServerThread(host, port, self._app, self._close_watches)
         self._started = self._stopped = False
 
