@@ -236,7 +236,7 @@ class TaskLifecycle:
         if rec is None:
             return
         rec.launch_pending = False
-        if rec.task is not None and rec.launched_at is not None:
+        if rec.launched_at is not None:  # a task's launch (adopted pods were never launched here)
             self.metrics.launched()
         if rec.state is State.LAUNCHING:
             self._mark_created(rec, pod)

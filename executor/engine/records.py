@@ -31,9 +31,13 @@ ACTIVE = frozenset({State.LAUNCHING, State.PENDING, State.RUNNING})  # what N_ma
 FINAL = frozenset({State.SUCCEEDED, State.FAILED})
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Record:
-    """The engine's view of one task try (mutable, private to the loop thread)."""
+    """The engine's view of one task try (mutable, private to the loop thread).
+
+    Once final (succeeded or failed) it keeps only what its cleanup and exactly-once need: the task
+    description and the last pod seen are dropped, so tasks waiting for their pod's deletion are small.
+    """
 
     key: TaskKey
     pod_name: str
@@ -94,6 +98,8 @@ class TaskBook:
         self.counts[state] += 1
         self._index(rec, state)
         rec.state = state
+        if state in FINAL:
+            rec.task = rec.pod = None
 
     def _index(self, rec: Record, state: State) -> None:
         for bucket, member in ((self._pending, State.PENDING), (self._launching, State.LAUNCHING)):

@@ -8,7 +8,8 @@ N_max
     gap up to N_min (:mod:`~airflow_k8s.executor.engine.placeholders`).  At most two creates per
     creation worker are handed to the launcher at once: when the API server paces writes
     (:mod:`~airflow_k8s.executor.kube.flowcontrol`) the rest wait QUEUED, where no creation clock
-    runs, instead of timing out in the launcher's queue.
+    runs, instead of timing out in the launcher's queue.  And creates pause while more than
+    max(1000, 2 x N_max) finished pods wait for their deletion, so that backlog stays bounded.
 
 ResourceQuota pushback
     The real quota charges a pod at create time and releases it only when its controller
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 QUOTA_BACKOFF_BASE = 0.5
 QUOTA_BACKOFF_MAX = 30.0
 LAUNCH_QUEUE_PER_WORKER = 2  # creates handed to the launcher per creation worker: one in flight, one next
+CLEANUP_BACKLOG_MIN = 1000  # finished pods waiting for deletion before creates pause (or 2 x N_max)
 
 
 class Dispatcher:
@@ -82,6 +84,8 @@ class Dispatcher:
         # pod_creation_timeout counts from the hand-over.
         launching = self.config.creation_workers() * LAUNCH_QUEUE_PER_WORKER - self.book.counts[State.LAUNCHING]
         room = min(self.config.worker_pods_max - self.book.active(), launching)
+        if self.book.cleanups >= max(CLEANUP_BACKLOG_MIN, 2 * self.config.worker_pods_max):
+            room = 0  # deletes lag far behind creates: let them catch up (memory stays bounded)
         deferred: list[Record] = []
         while room > 0:
             rec = self.book.next_queued()
