@@ -384,4 +384,8 @@ class Engine:
         self.metrics.pending.set(counts[State.PENDING] + counts[State.LAUNCHING])
         self.metrics.running.set(counts[State.RUNNING])
         self.metrics.placeholders.set(len(self.placeholders))
-        self.metrics.api_pace.set(self.flow.rate or 0.0)
+        flow = self.flow
+        self.metrics.api_pace.set(flow.rate or 0.0)
+        self.metrics.api_window.set(flow.window)
+        self.metrics.api_writes.set(flow.answered)
+        self.metrics.api_writes_throttled.set(flow.throttled)

@@ -50,6 +50,17 @@ class EngineMetrics:
             "API writes per second the server's pushback allows now (0: unpaced; kube/flowcontrol.py).",
             registry=r,
         )
+        self.api_window = Gauge(
+            "airflow_executor_api_write_window",
+            "API writes allowed in flight now (the server's pushback lowers it; kube/flowcontrol.py).",
+            registry=r,
+        )
+        self.api_writes = Gauge(
+            "airflow_executor_api_writes_answered", "API writes answered since start (any outcome).", registry=r
+        )
+        self.api_writes_throttled = Gauge(
+            "airflow_executor_api_writes_throttled", "API writes answered 429 since start.", registry=r
+        )
         self._rate_lock = threading.Lock()
         self._rate = 0.0
         self._rate_stamp = time.monotonic()
