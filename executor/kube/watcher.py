@@ -26,7 +26,8 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow_k8s.executor.contract.errors import Gone, KubeApiError, api_error
-from airflow_k8s.executor.kube.client import KubeClient, WatchStream
+from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.kube.watchstream import WatchStream
 
 log = logging.getLogger(__name__)
 
