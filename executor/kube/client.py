@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING, Any
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
-from airflow_k8s.executor.contract import jsonfast
-from airflow_k8s.executor.contract.errors import KubeApiError
-from airflow_k8s.executor.kube import connection, paging
+from airflow_k8s.executor.contract.errors import Cancelled, KubeApiError
+from airflow_k8s.executor.kube import connection, decoding, paging
 from airflow_k8s.executor.kube import request as requests
-from airflow_k8s.executor.kube.decoding import decoded
-from airflow_k8s.executor.kube.exchange import Exchanger, Timeout
+from airflow_k8s.executor.kube.deadlines import Scope
+from airflow_k8s.executor.kube.disruption import Disruptions
+from airflow_k8s.executor.kube.exchange import DEFAULT_MAX_BYTES, Exchanger, Timeout, whole
 from airflow_k8s.executor.kube.paging import PodList
 from airflow_k8s.executor.kube.watchstream import WatchStream
 
@@ -47,23 +47,59 @@ if TYPE_CHECKING:
 __all__ = ["KubeClient", "PodList", "WatchStream"]
 
 log = logging.getLogger(__name__)
+WATCH_CONNECT_TIMEOUT = 10.0
 
 
 class KubeClient:
     """Pods, nodes, logs and metrics of one cluster, as plain dicts."""
 
-    def __init__(self, api_client: k8s_client.ApiClient, *, request_timeout: Timeout = 60.0) -> None:
+    def __init__(
+        self,
+        api_client: k8s_client.ApiClient,
+        *,
+        request_timeout: Timeout = 60.0,
+        max_response_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         self.api = api_client
         self.request_timeout = request_timeout
-        self._exchange = Exchanger(api_client, request_timeout)
+        self.max_response_bytes = max_response_bytes
+        self._exchange = Exchanger(api_client, request_timeout, max_response_bytes)
+        self._scope = Scope()
+        self._root = True
+        self.disruptions = Disruptions()  # shared by every scoped view: the watcher notes, the launcher reads
+
+    def scoped(self) -> KubeClient:
+        """A view of this client (same connections, deadlines and disruption record) that
+        :meth:`cancel` ends on its own: an engine cancels its own calls at stop, not its owner's."""
+        view = object.__new__(KubeClient)
+        view.__dict__.update(self.__dict__)
+        view._scope = Scope(parent=self._scope)
+        view._root = False
+        return view
+
+    def cancel(self) -> int:
+        """Cut every call of this client (or view) in flight and refuse new ones with ``Cancelled``.
+
+        Returns how many calls were in flight.  Threads blocked in a call return at once, so a
+        shutdown waits for no server.
+        """
+        return self._exchange.cancel(self._scope)
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
-    def for_host(cls, host: str, *, pool_size: int = 16, request_timeout: Timeout = 60.0) -> KubeClient:
+    def for_host(
+        cls,
+        host: str,
+        *,
+        pool_size: int = 16,
+        request_timeout: Timeout = 60.0,
+        max_response_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> KubeClient:
         """A client for an unauthenticated API URL (tests, ``kubectl proxy``)."""
         configuration = k8s_client.Configuration()
         configuration.host = host
-        return cls(connection.tuned(configuration, pool_size), request_timeout=request_timeout)
+        tuned = connection.tuned(configuration, pool_size)
+        return cls(tuned, request_timeout=request_timeout, max_response_bytes=max_response_bytes)
 
     @classmethod
     def from_settings(
@@ -74,10 +110,12 @@ class KubeClient:
         context: str | None = None,
         pool_size: int = 16,
         request_timeout: Timeout = 60.0,
+        max_response_bytes: int = DEFAULT_MAX_BYTES,
     ) -> KubeClient:
         """In-cluster service account, or a kubeconfig (``$KUBECONFIG`` / ~/.kube/config)."""
         configuration = connection.load(in_cluster, config_file, context)
-        return cls(connection.tuned(configuration, pool_size), request_timeout=request_timeout)
+        tuned = connection.tuned(configuration, pool_size)
+        return cls(tuned, request_timeout=request_timeout, max_response_bytes=max_response_bytes)
 
     @classmethod
     def from_config(cls, config: ExecutorConfig, *, pool_size: int = 16) -> KubeClient:
@@ -94,11 +132,18 @@ class KubeClient:
         if config.enable_tcp_keepalive:
             timers = (config.tcp_keep_idle, config.tcp_keep_intvl, config.tcp_keep_cnt)
             configuration.socket_options = connection.keepalive(*timers)
-        return cls(connection.tuned(configuration, pool_size), request_timeout=config.request_timeout())
+        return cls(
+            connection.tuned(configuration, pool_size),
+            request_timeout=config.request_timeout(),
+            max_response_bytes=config.kube_max_response_mib << 20,
+        )
 
     def close(self) -> None:
-        self._exchange.close()
-        self.api.close()
+        """Cancel every call in flight; the client (not a view) also closes its connections."""
+        self.cancel()
+        if self._root:
+            self._exchange.close()
+            self.api.close()
 
     # -- transport ------------------------------------------------------------------------
     def request(
@@ -110,33 +155,46 @@ class KubeClient:
         body: Any = None,
         headers: Mapping[str, str] = requests.JSON,
         timeout: Timeout | None = None,
-        stream: bool = False,
         decode: bool = True,
     ) -> Any:
-        """One API call; returns parsed JSON (or the raw urllib3 response when ``stream``).
+        """One API call; returns its JSON (text when the answer is not JSON; None without ``decode``).
 
         The official client's configuration supplies the authentication headers (bearer tokens
-        are refreshed by its hooks) and owns the TLS connection pool; the body is encoded and the
-        response decoded here, with :mod:`~airflow_k8s.executor.contract.jsonfast`, skipping the
-        client's generic (and slow) serialisation layer.
+        are refreshed by its hooks); the body is encoded and the answer decoded here, with
+        :mod:`~airflow_k8s.executor.contract.jsonfast`, skipping the client's generic (and slow)
+        serialisation layer.  The call ends within its deadline and reads at most
+        ``max_response_bytes`` (:mod:`~airflow_k8s.executor.kube.exchange`).
         """
+        answer = self._answer(method, path, query=query, body=body, headers=headers, timeout=timeout)
+        if not decode:  # the caller only needs success (DELETE answers with the whole object)
+            return None
+        if "json" not in (answer.headers.get("content-type") or ""):
+            return decoding.text(answer)
+        return decoding.json_value(answer, self._exchange.describe(method, path))
+
+    def _answer(self, method: str, path: str, **kwargs: Any) -> Any:
+        timeout = kwargs.pop("timeout", None)
         try:
-            built = requests.build(self.api, method, path, query=query, body=body, headers=headers)
+            built = requests.build(self.api, method, path, **kwargs)
         except ApiException as exc:  # raised by the configuration's token refresh hooks
             raise KubeApiError(f"{method} {path}: {exc.reason}", status=exc.status or 0) from exc
-        if stream:
-            return self._exchange.stream(built, timeout)
-        answer = self._exchange.answer(built, timeout)
-        return decoded(answer.data, answer.headers.get("content-type"), decode)
+        try:
+            return self._exchange.answer(built, self._scope, timeout)
+        except KubeApiError as exc:
+            self._noted(exc)
+            raise
+
+    def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """A call whose answer must be one JSON object (a pod, a list page)."""
+        answer = self._answer(method, path, **kwargs)
+        return decoding.json_object(answer, self._exchange.describe(method, path))
+
+    def _noted(self, error: KubeApiError) -> None:
+        """A lost connection, a missed deadline or a 5xx is a disruption of the API server (see retry.py)."""
+        if not isinstance(error, Cancelled) and (error.status == 0 or error.status >= 500):
+            self.disruptions.note(type(error).__name__)
 
     # -- pods -----------------------------------------------------------------------------
-    def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        """A call whose answer is one JSON object (a pod, a list)."""
-        answer = self.request(method, path, **kwargs)
-        if not isinstance(answer, dict):
-            raise KubeApiError(f"{method} {path}: expected a JSON object, got {type(answer).__name__}")
-        return answer
-
     def create_pod(self, namespace: str, pod: Mapping[str, Any]) -> dict[str, Any]:
         return self._object("POST", f"/api/v1/namespaces/{namespace}/pods", body=pod)
 
@@ -169,8 +227,14 @@ class KubeClient:
     def list_pods(self, namespace: str | None, *, label_selector: str | None = None, page_size: int = 500) -> PodList:
         """All matching pods (following ``continue`` pages) and the list's resourceVersion."""
         path = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
+        return self._list(path, label_selector=label_selector, page_size=page_size)
+
+    def _list(self, path: str, *, label_selector: str | None = None, page_size: int = 500) -> PodList:
         return paging.list_all(
-            lambda query: self.request("GET", path, query=query), label_selector=label_selector, page_size=page_size
+            lambda query: self._object("GET", path, query=query),
+            what=self._exchange.describe("GET", path),
+            label_selector=label_selector,
+            page_size=page_size,
         )
 
     def watch_pods(
@@ -186,9 +250,12 @@ class KubeClient:
 
         The server ends the stream after ``timeout_seconds``; ``read_timeout`` bounds silence on
         the socket (the client library's ``_request_timeout``), so a half-dead connection cannot
-        hang the watcher forever.  A real server may stay silent for most of ``timeoutSeconds``
-        (its watch cache bookmarks about once a minute), so :meth:`WatchStream.close` exists to
-        end a watch from another thread without waiting for the next event.
+        hang the watcher forever.  The headers must come within the request deadline and the whole
+        stream must end within ``timeout_seconds`` plus the request timeout, so a server that keeps
+        trickling bytes cannot hold it open either; each event is at most ``max_response_bytes``.
+        A real server may stay silent for most of ``timeoutSeconds`` (its watch cache bookmarks
+        about once a minute), so :meth:`WatchStream.close` exists to end a watch from another
+        thread without waiting for the next event.
         """
         query: list[tuple[str, Any]] = [
             ("watch", "true"),
@@ -199,20 +266,30 @@ class KubeClient:
         if label_selector:
             query.append(("labelSelector", label_selector))
         path = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
-        response = self.request("GET", path, query=query, stream=True, timeout=(10.0, read_timeout))
-        return WatchStream(response, path)
+        try:
+            built = requests.build(self.api, "GET", path, query=query)
+        except ApiException as exc:
+            raise KubeApiError(f"GET {path}: {exc.reason}", status=exc.status or 0) from exc
+        deadline = whole(self.request_timeout)
+        try:
+            stream = self._exchange.stream(built, self._scope, (WATCH_CONNECT_TIMEOUT, read_timeout), deadline=deadline)
+        except KubeApiError as exc:
+            self._noted(exc)
+            raise
+        stream.ticket.extend(timeout_seconds + deadline)  # the headers came in time: now the stream's own
+        return WatchStream(stream, self.max_response_bytes)
 
     def read_pod_log(self, namespace: str, name: str, *, container: str = "base", tail_lines: int = 20) -> str:
         query = [("container", container), ("tailLines", tail_lines)]
         headers = {"Accept": "text/plain, */*"}
-        result = self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log", query=query, headers=headers)
-        return result if isinstance(result, str) else jsonfast.dumps(result).decode("utf-8")
+        path = f"/api/v1/namespaces/{namespace}/pods/{name}/log"
+        return decoding.text(self._answer("GET", path, query=query, headers=headers))
 
     # -- cluster --------------------------------------------------------------------------
     def list_nodes(self) -> list[dict[str, Any]]:
-        return list(self.request("GET", "/api/v1/nodes").get("items") or [])
+        """Every node, page by page."""
+        return self._list("/api/v1/nodes").items
 
     def pod_metrics(self, namespace: str) -> list[dict[str, Any]]:
-        """metrics.k8s.io PodMetrics (KubeApiError 404 when the metrics API is not installed)."""
-        path = f"/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods"
-        return list(self.request("GET", path).get("items") or [])
+        """metrics.k8s.io PodMetrics, page by page (KubeApiError 404 when the metrics API is not installed)."""
+        return self._list(f"/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods").items
