@@ -63,10 +63,11 @@ class KubeClient:
         self.api = api_client
         self.request_timeout = request_timeout
         self.max_response_bytes = max_response_bytes
-        self._exchange = Exchanger(api_client, request_timeout, max_response_bytes)
+        self.disruptions = Disruptions()  # shared by every scoped view: the watcher notes, the launcher reads
+        dropped = lambda: self.disruptions.note("connection closed by the server")  # noqa: E731
+        self._exchange = Exchanger(api_client, request_timeout, max_response_bytes, on_dropped=dropped)
         self._scope = Scope()
         self._root = True
-        self.disruptions = Disruptions()  # shared by every scoped view: the watcher notes, the launcher reads
 
     def scoped(self) -> KubeClient:
         """A view of this client (same connections, deadlines and disruption record) that

@@ -5,8 +5,9 @@ bindings, and for a moment (0.1-0.6 s measured on kube-apiserver 1.20) it refuse
 with perfectly valid credentials: ``403 pods is forbidden: User ... cannot create resource
 "pods"``.  Managed clusters restart API servers on every upgrade.  Such a 403 is only worth
 retrying when it follows a disruption, so the client records one whenever a call loses its
-connection, misses its deadline or gets a 5xx, and the watcher whenever its watch restarts; the
-launcher reads :meth:`Disruptions.recent` (see :func:`~airflow_k8s.executor.kube.retry.is_rbac_denial`).
+connection, misses its deadline or gets a 5xx, or finds that the server closed its idle keep-alive
+connection (a restart closes them all), and the watcher whenever its watch restarts; the launcher
+reads :meth:`Disruptions.recent` (see :func:`~airflow_k8s.executor.kube.retry.is_rbac_denial`).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +62,13 @@ class Stream:
 class Exchanger:
     """Sends :class:`~airflow_k8s.executor.kube.request.ApiRequest` s to one API server."""
 
-    def __init__(self, api_client: Any, request_timeout: Timeout, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self,
+        api_client: Any,
+        request_timeout: Timeout,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        on_dropped: Callable[[], None] | None = None,
+    ) -> None:
         self.api = api_client
         self.request_timeout = request_timeout
         self.max_bytes = max_bytes
@@ -77,7 +84,7 @@ class Exchanger:
         }
         # One connection pool for the API server, looked up once instead of per request.
         self._pool = None if configuration.proxy else manager.connection_from_url(self._origin)
-        self._direct = None if configuration.proxy else transport.Connections(configuration)
+        self._direct = None if configuration.proxy else transport.Connections(configuration, on_dropped)
 
     def close(self) -> None:
         if self._direct is not None:

@@ -29,6 +29,7 @@ import select
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -100,8 +101,9 @@ class _HTTPSConnection(http.client.HTTPSConnection):
 class Connections:
     """One keep-alive connection per thread to the configuration's host."""
 
-    def __init__(self, configuration: Any) -> None:
+    def __init__(self, configuration: Any, on_dropped: Callable[[], None] | None = None) -> None:
         parsed = urlsplit(configuration.host)
+        self.on_dropped = on_dropped  # told when the server closed an idle connection (it may have restarted)
         self.https = parsed.scheme == "https"
         self.host = parsed.hostname or "localhost"
         self.port = parsed.port or (443 if self.https else 80)
@@ -160,6 +162,8 @@ class Connections:
         if connection is not None and _dropped(connection):
             self._drop(connection)
             connection = None
+            if self.on_dropped is not None:
+                self.on_dropped()
         if connection is None:
             if self.https:
                 tls = _HTTPSConnection(self.host, self.port, timeout=connect_timeout, context=self.context)

@@ -37,6 +37,7 @@ _KNOBS: list[tuple[str, type, str]] = [
     ("history_seconds", float, "watch events expire after this long (0: never)"),
     ("quota_release_delay", float, "quota usage released this long after a pod ends (0: at once, inf: on resync)"),
     ("quota_conflict_every", int, "every Nth quota-charging create answers 409 (0: never)"),
+    ("rbac_sync_delay", float, "after POST /_fake/restart, seconds of RBAC 403s (0: never)"),
 ]
 _SWITCHES = [
     ("bookmark_before_timeout", "also send a BOOKMARK 2 s before a watch times out"),

@@ -24,6 +24,7 @@ STRICT_PRESET: dict[str, Any] = {
     "quota_conflict_every": 20,
     "server_defaults": True,
     "reject_unknown_priority_class": True,
+    "rbac_sync_delay": 0.6,
 }
 
 
@@ -60,6 +61,9 @@ class ClusterConfig:
     volume...; see :func:`.defaults.apply_server_defaults`).
     ``reject_unknown_priority_class``: a pod naming a PriorityClass the fake does not know is refused with 403
     (the Priority admission plugin), instead of getting priority 0.
+    ``rbac_sync_delay``: after a simulated restart (``FakeKubeServer.restart``), how long every API request is
+    refused with the RBAC authorizer's 403 ("User ... cannot create resource ..."), as a restarted apiserver does
+    until its informers have the Roles and bindings (0: never).
     """
 
     schedule_delay: float = 0.01
@@ -79,6 +83,7 @@ class ClusterConfig:
     quota_conflict_every: int = 0
     server_defaults: bool = False
     reject_unknown_priority_class: bool = False
+    rbac_sync_delay: float = 0.0
 
     @classmethod
     def strict(cls, **changes: Any) -> ClusterConfig:
@@ -91,6 +96,7 @@ class ClusterConfig:
         * ``quota_release_delay=2``: the quota controller's replenishment lag under load.
         * ``quota_conflict_every=20``: one create in 20 loses a quota update race.
         * ``server_defaults``, ``reject_unknown_priority_class``.
+        * ``rbac_sync_delay=0.6``: the longest RBAC window measured after a kube-apiserver 1.20 restart.
         """
         return cls().with_changes(**{**STRICT_PRESET, **changes})
 
