@@ -169,6 +169,7 @@ class ExecutorConfig:
     config_file: str | None = None
     cluster_context: str | None = None
     kube_request_timeout: int = 60
+    kube_max_response_mib: int = 64
     watch_timeout_seconds: int = 300
     task_intake_dir: str = "/var/run/airflow-executor/intake"
     metrics_port: int = 9102

@@ -109,7 +109,8 @@ class Engine:
     ) -> None:
         self.config = config
         self.templates = templates
-        self.kube = kube
+        self.kube = kube.scoped()  # its calls are cut at stop(): no shutdown waits on the API server
+        kube = self.kube
         self.metrics = metrics or EngineMetrics()
         self.intake = intake
         self.options = options or EngineOptions()
@@ -217,13 +218,26 @@ class Engine:
             self._spawn(self._node_loop, "node-capacity")
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop every thread; returns within ``timeout`` seconds however the API server behaves.
+
+        The threads are told to stop first, then every API call of the engine still in flight is
+        cut and new ones are refused (``Cancelled``: never retried, never recorded as a task's
+        failure), so a thread blocked on a silent or dripping server returns at once; all joins
+        share the one deadline.  Tasks in flight stay as they are: queued tasks stay queued, pods
+        keep running, and the next scheduler adopts them.
+        """
+        deadline = time.monotonic() + timeout
         self._stop.set()
         self.post(m.Stop())
         for watcher in self.watchers:
-            watcher.stop(timeout)
-        self.launcher.stop(timeout)
+            watcher.stop(0)
+        self.launcher.stop(0)
+        self.kube.cancel()
+        for watcher in self.watchers:
+            watcher.stop(max(0.0, deadline - time.monotonic()))
+        self.launcher.stop(max(0.0, deadline - time.monotonic()))
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         self.effects.shutdown()
 
     def healthy(self, max_silence: float = 30.0) -> bool:

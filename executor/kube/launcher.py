@@ -15,7 +15,10 @@ task-key annotations: the same key means the first attempt succeeded (adopt it);
 a pod that is being deleted (a revoked or relaunched try) means wait for it to go and create
 again; for a relaunch (``replace``) a finished pod of the same task is deleted first, and so is a
 pod of the same key but another Airflow task instance id (a cleared and re-queued task instance);
-another key is a hard ``NameConflict``.  A ResourceQuota refusal is reported as such
+another key is a hard ``NameConflict``.  An RBAC 403 within the disruption window of the client
+(a lost connection, a 5xx or a watch restart shortly before: a restarted API server whose
+authorizer has not synced yet) is retried with backoff until the window closes; after it, or with
+no disruption, it fails the task at once.  A ResourceQuota refusal is reported as such
 (``quota=True``): the engine treats it as backpressure.  Outcomes go to a
 :class:`LaunchListener`; the engine owns all task state.
 """
@@ -27,6 +30,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -41,7 +45,7 @@ from airflow_k8s.executor.contract.errors import (
 )
 from airflow_k8s.executor.kube.client import KubeClient
 from airflow_k8s.executor.kube.flowcontrol import FlowControl
-from airflow_k8s.executor.kube.retry import RetryPolicy, RetryTimeout, call_with_retry
+from airflow_k8s.executor.kube.retry import RetryPolicy, RetryTimeout, call_with_retry, is_rbac_denial
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.key import TaskKey
 
@@ -108,11 +112,15 @@ class Launcher:
             thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        for _ in self._threads:
-            self._queue.put((-1, next(self._seq), None))
+        """Tell the workers to stop and wait for them, ``timeout`` seconds in all."""
+        deadline = time.monotonic() + timeout
+        if not self._stop.is_set():
+            self._stop.set()
+            for _ in self._threads:
+                self._queue.put((-1, next(self._seq), None))
         for thread in self._threads:
-            thread.join(timeout)
+            if thread.ident is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def submit(self, job: LaunchJob, priority: int = TASK_PRIORITY) -> None:
         self._queue.put((priority, next(self._seq), job))
@@ -140,8 +148,11 @@ class Launcher:
             sleep=self._stop.wait,
             on_retry=on_retry,
             what=f"{verb} {job.name}",
-            retryable=lambda error: isinstance(error, _Terminating),
+            retryable=lambda error: isinstance(error, _Terminating) or self._unsynced_rbac(error),
         )
+
+    def _unsynced_rbac(self, error: KubeApiError) -> bool:
+        return is_rbac_denial(error) and self.kube.disruptions.recent()
 
     def _launch(self, job: LaunchJob) -> None:
         try:

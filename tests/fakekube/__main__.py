@@ -44,6 +44,7 @@ _KNOBS: list[tuple[str, type, str]] = [
     ("overload_burst", int, "overloaded server: burst of the rate budget"),
     ("overload_retry_after", int, "overloaded server: Retry-After of its 429s"),
     ("overload_verbs", str, "overloaded server: mutating | all"),
+    ("rbac_sync_delay", float, "after POST /_fake/restart, seconds of RBAC 403s (0: never)"),
 ]
 _SWITCHES = [
     ("bookmark_before_timeout", "also send a BOOKMARK 2 s before a watch times out"),

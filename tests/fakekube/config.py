@@ -25,6 +25,7 @@ STRICT_PRESET: dict[str, Any] = {
     "quota_conflict_every": 20,
     "server_defaults": True,
     "reject_unknown_priority_class": True,
+    "rbac_sync_delay": 0.6,
 }
 
 
@@ -66,6 +67,9 @@ class ClusterConfig:
     for at least ``overload_service_time`` s, ``overload_queue`` more wait (rising latency), the rest get 429 with
     ``Retry-After: overload_retry_after``; ``overload_rate``/``overload_burst``: a token bucket on top;
     ``overload_verbs``: ``mutating`` (POST/PUT/PATCH/DELETE) or ``all`` (watches never).
+    ``rbac_sync_delay``: after a simulated restart (``FakeKubeServer.restart``), how long every API request is
+    refused with the RBAC authorizer's 403 ("User ... cannot create resource ..."), as a restarted apiserver does
+    until its informers have the Roles and bindings (0: never).
     """
 
     schedule_delay: float = 0.01
@@ -92,6 +96,7 @@ class ClusterConfig:
     overload_burst: int = 1
     overload_retry_after: int = 1
     overload_verbs: str = "mutating"
+    rbac_sync_delay: float = 0.0
 
     @classmethod
     def strict(cls, **changes: Any) -> ClusterConfig:
@@ -104,6 +109,7 @@ class ClusterConfig:
         * ``quota_release_delay=2``: the quota controller's replenishment lag under load.
         * ``quota_conflict_every=20``: one create in 20 loses a quota update race.
         * ``server_defaults``, ``reject_unknown_priority_class``.
+        * ``rbac_sync_delay=0.6``: the longest RBAC window measured after a kube-apiserver 1.20 restart.
         """
         return cls().with_changes(**{**STRICT_PRESET, **changes})
 
