@@ -403,3 +403,4 @@ class Engine:
         self.metrics.api_window.set(flow.window)
         self.metrics.api_writes.set(flow.answered)
         self.metrics.api_writes_throttled.set(flow.throttled)
+        self.metrics.api_write_signals.set(flow.signals)

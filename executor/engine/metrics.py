@@ -58,6 +58,11 @@ class EngineMetrics:
         self.api_writes = Gauge(
             "airflow_executor_api_writes_answered", "API writes answered since start (any outcome).", registry=r
         )
+        self.api_write_signals = Gauge(
+            "airflow_executor_api_write_signals",
+            "Overload signals the flow control acted on since start (429, 5xx, timeouts, rising latency).",
+            registry=r,
+        )
         self.api_writes_throttled = Gauge(
             "airflow_executor_api_writes_throttled", "API writes answered 429 since start.", registry=r
         )

@@ -39,6 +39,7 @@ class TightApiServer:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    apf: bool
 
     @property
     def url(self) -> str:
@@ -96,7 +97,7 @@ def start_tight(
     ]  # fmt: skip
     with log.open("ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    server = TightApiServer(kas, port, process, log)
+    server = TightApiServer(kas, port, process, log, apf)
     admin = yaml.safe_load(kas.admin_kubeconfig.read_text())
     for cluster in admin["clusters"]:
         cluster["cluster"]["server"] = server.url
