@@ -152,6 +152,7 @@ class Engine:
             kube,
             workers=config.creation_workers(),
             flow=self.flow,
+            seen=self.lifecycle.launch_seen.__contains__,
             listener=_ListenerToInbox(self.post),
             on_api_error=self.metrics.api_error,
             policy=self.options.retry,
@@ -385,6 +386,7 @@ class Engine:
             self.lifecycle.launch_abandoned(failure.name, failure.reason)
             return
         rec.launch_pending = False
+        self.lifecycle.launch_seen.discard(failure.name)
         if failure.quota:
             self.dispatcher.quota_refused(rec, failure.namespace, failure.message)
             return

@@ -70,6 +70,9 @@ class TaskLifecycle:
         self.book = TaskBook()
         self.relaunch_after_cleanup: dict[TaskKey, Task] = {}  # relaunches waiting for the old record to go
         self.fatal_reasons = frozenset(config.worker_pod_pending_fatal_container_state_reasons)
+        # Pods seen on the watch while their create was still in flight; read by the launcher's threads
+        # (a set membership test), so a retry never creates again what already exists or existed.
+        self.launch_seen: set[str] = set()
 
     # -- intake ---------------------------------------------------------------------------
     def submit(self, task: Task, *, relaunch: bool = False) -> None:
@@ -192,6 +195,8 @@ class TaskLifecycle:
             self.placeholders.relisted(seen)
 
     def _mark_created(self, rec: Record, pod: dict[str, Any]) -> None:
+        if rec.launch_pending:
+            self.launch_seen.add(rec.pod_name)
         rec.created_at = self._created_at(pod)
         rec.created_rv = resource_version(pod)
         metadata = pod.get("metadata") or {}
@@ -232,6 +237,7 @@ class TaskLifecycle:
         return rec
 
     def launched(self, name: str, pod: dict[str, Any]) -> None:
+        self.launch_seen.discard(name)
         rec = self.book.get(name)
         if rec is None:
             return
@@ -256,6 +262,7 @@ class TaskLifecycle:
 
     def launch_abandoned(self, name: str, reason: str) -> None:
         """A create answered with a failure for a record already given up on (or revoked)."""
+        self.launch_seen.discard(name)
         rec = self.book.get(name)
         if rec is None or rec.state not in FINAL or not rec.launch_pending:
             return
@@ -341,6 +348,7 @@ class TaskLifecycle:
         self.effects.cleanup(self._namespace(rec), rec.pod_name, delete=delete)
 
     def _forget(self, rec: Record) -> None:
+        self.launch_seen.discard(rec.pod_name)
         self.book.forget(rec)
         waiting = self.relaunch_after_cleanup.pop(rec.key, None)
         if waiting is not None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_k8s.executor.kube import slimpod
 from airflow_k8s.executor.tasks.key import TaskKey
 from airflow_k8s.executor.tasks.task import Task
 
@@ -163,9 +164,10 @@ class TaskBook:
         return [self.records[name] for name in self._launching]
 
     def active_pods(self) -> Iterator[dict[str, Any]]:
+        """The last seen pod of every active task, with its whole spec (decoded here if it was left slim)."""
         for rec in self.records.values():
             if rec.state in ACTIVE and rec.pod is not None:
-                yield rec.pod
+                yield slimpod.full_spec(rec.pod)
 
     def snapshot(self) -> dict[str, int]:
         return {state.value: count for state, count in self.counts.items()}

@@ -94,9 +94,11 @@ class Launcher:
         listener: LaunchListener,
         on_api_error: Callable[[int, str], None],
         policy: RetryPolicy | None = None,
+        seen: Callable[[str], bool] = lambda name: False,
     ) -> None:
         self.kube = kube
         self.flow = flow
+        self.seen = seen  # the engine already saw this pod (the watch was quicker than our answer)
         self.listener = listener
         self.on_api_error = on_api_error
         self.policy = policy or RetryPolicy()
@@ -187,9 +189,18 @@ class Launcher:
         self.listener.launched(job.name, created)
 
     def _create(self, job: LaunchJob, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:
-        """Create the pod; on AlreadyExists return the existing pod if it is ours, else raise."""
+        """Create the pod; on AlreadyExists return the existing pod if it is ours, else raise.
+
+        A retry after a lost answer is not sent once the engine has seen the pod on its watch: the
+        first attempt did create it, and that pod may already have finished and been deleted, so a
+        second create would start the task again.  ``{}`` then reports the launch as done.
+        """
+        if self.seen(job.name):
+            return {}
         try:
-            created: dict[str, Any] = self.flow.call(lambda: self.kube.create_pod(namespace, pod), self._stop)
+            created: dict[str, Any] = self.flow.call(
+                lambda: self.kube.create_pod(namespace, pod, slim=True), self._stop
+            )
             return created
         except AlreadyExists:
             pass

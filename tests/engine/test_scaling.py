@@ -67,10 +67,10 @@ def test_creates_are_concurrent_not_one_per_loop(cluster, make_engine, kube):
     barrier, create = threading.Barrier(8, timeout=WAIT), kube.create_pod
     calls = itertools.count()
 
-    def create_together(namespace: str, pod: dict) -> dict:
+    def create_together(namespace: str, pod: dict, **options: bool) -> dict:
         if next(calls) < 8:
             barrier.wait()  # BrokenBarrierError (a failed task) unless 8 creates run concurrently
-        return create(namespace, pod)
+        return create(namespace, pod, **options)
 
     kube.create_pod = create_together  # type: ignore[method-assign]
     sink = MemorySink()
