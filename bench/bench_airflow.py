@@ -288,9 +288,14 @@ def print_configuration(report: dict[str, Any]) -> None:
     shared = ", ".join(f"{key}={value}" for key, value in SHARED_SETTINGS.items())
     print(f"all runs: [core] parallelism={settings['parallelism']}; [kubernetes_executor] {shared}, ")
     print("  config_file=<a kubeconfig for the run's own fake API server>; every other key at its default")
+    shown = set()
     for run in report["runs"]:
-        extra = ", ".join(f"{key}={value}" for key, value in run["settings"].items()) or "nothing else"
-        print(f"  {run['executor']} ({run['config']}): [core] executor={run['core_executor']}; {extra}")
+        settings_shown = {k: v for k, v in run["settings"].items() if k != "metrics_port"}  # a free port per run
+        extra = ", ".join(f"{key}={value}" for key, value in settings_shown.items()) or "nothing else"
+        line = f"  {run['executor']} ({run['config']}): [core] executor={run['core_executor']}; {extra}"
+        if line not in shown:
+            shown.add(line)
+            print(line)
     print()
 
 
