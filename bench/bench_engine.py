@@ -55,7 +55,7 @@ from airflow_k8s.executor.kube.client import KubeClient  # noqa: E402
 from airflow_k8s.executor.pods.templates import TemplateStore  # noqa: E402
 from airflow_k8s.executor.tasks.task import Task  # noqa: E402
 
-TARGETS = {"creates_per_s": 200.0, "cpu_ms_per_task": 1.0, "peak_rss_mb": 300.0}
+TARGETS = {"creates_per_s": 1000.0, "cpu_ms_per_task": 1.0, "peak_rss_mb": 300.0}  # #16: quiet machine, 3,000 tasks
 CONFIG = """\
 [kubernetes]
 namespace = bench
@@ -180,6 +180,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cpu = time.process_time() - cpu0
         threads = {k: v - threads0.get(k, 0.0) for k, v in cpu_by_thread_group().items()}
         engine.stop()
+        # Before the fake's records come in: they list every pod ever created (tens of MB at 100,000
+        # tasks) and are the benchmark's own bookkeeping, not the engine's memory.
+        peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         scheduling_module.build_pod = real_build
         stats = fake.stats()
     finally:
@@ -197,7 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "creates": creates,
         "creates_per_s": round(creates / span, 1) if span > 0 else None,
         "cpu_ms_per_task": round(cpu * 1000 / args.tasks, 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb,
         "queued_to_create_p50_ms": round(percentile(latencies, 0.50), 1),
         "queued_to_create_p99_ms": round(percentile(latencies, 0.99), 1),
         "lost": args.tasks - sink.count,
