@@ -135,6 +135,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
                 templates=args.templates,
                 control_plane=control_plane_settings(name, c),
                 api_server_service=names.api_server_service,
+                identity=c.identity,
             ),
             opts=child(self),
         )
@@ -146,7 +147,9 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
 
         def runtime(role: str) -> Runtime:
             cp = c.control_plane
-            return Runtime(cp.image, cp.image_pull_policy, cp.resources_of(role))
+            return Runtime(
+                cp.image, cp.image_pull_policy, cp.resources_of(role), c.identity.run_as_user, c.identity.run_as_group
+            )
 
         migration = DatabaseMigration(
             f"{name}-db-migrate",

@@ -127,6 +127,7 @@ def test_long_running_roles_wait_for_migrations(control_plane: dict[str, Any]) -
         assert init["args"] == ["airflow", "db", "check-migrations", "--migration-wait-timeout", "600"], role
         assert set(env(init)) == {
             "AIRFLOW_HOME",
+            "AIRFLOW_CONFIG",
             "PYTHONUNBUFFERED",
             "PYTHONDONTWRITEBYTECODE",
             SECRET_ENV["database-url"],
