@@ -199,7 +199,7 @@ def check_airflow(spec: Spec, report: Report) -> Any:
     try:
         importlib.import_module("airflow")
         configuration = importlib.import_module("airflow.configuration")
-    except BaseException as exc:  # noqa: BLE001 - whatever stops Airflow from importing is the finding
+    except BaseException as exc:
         report.add(FAIL, "airflow", f"import airflow fails: {type(exc).__name__}: {exc}")
         return None
     resolved = {
@@ -240,7 +240,7 @@ def check_sdk(report: Report) -> None:
         return
     try:
         found = importlib.util.find_spec(WORKLOAD_MODULE) is not None
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         report.add(FAIL, "task-sdk", f"the Task SDK does not import: {type(exc).__name__}: {exc}")
         return
     if not found:
@@ -254,7 +254,7 @@ def check_executor(spec: Spec, report: Report) -> None:
     try:
         module = importlib.import_module(module_name)
         getattr(module, class_name)
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         report.add(FAIL, "executor", no_executor(f"import {spec.executor_class} fails: {type(exc).__name__}: {exc}"))
         return
     version = _version(EXECUTOR_DIST)
@@ -272,7 +272,7 @@ def execution_api_url(spec: Spec, configuration: Any) -> str:
             value = configuration.conf.get("core", "execution_api_server_url", fallback="")
             if value:
                 return str(value)
-        except Exception:  # noqa: BLE001, S110 - fall back to the URL the platform configured
+        except Exception:  # noqa: S110 - fall back to the URL the platform configured
             pass
     return os.environ.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL") or spec.execution_api_url
 
@@ -342,10 +342,10 @@ def summary(spec: Spec, report: Report) -> str:
     return f"image {spec.image} ({spec.role}): all {len(report.lines)} checks passed"
 
 
-def write_termination_message(text: str, path: str = TERMINATION_LOG) -> None:
+def write_termination_message(text: str, path: str | None = None) -> None:
     data = text.encode("utf-8")[:TERMINATION_MAX]
     try:
-        with open(path, "wb") as sink:
+        with open(path or TERMINATION_LOG, "wb") as sink:
             sink.write(data)
     except OSError:
         pass  # not in a pod: the last line of the output says the same

@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import posixpath
 import tarfile
 from collections.abc import Iterator
@@ -107,13 +108,19 @@ def open_image(path: str | Path) -> ImageFiles:
 
 def _rootfs(root: Path, source: str, kind: str, config: dict[str, Any] | None) -> ImageFiles:
     image = ImageFiles(source, kind, config)
-    for file in root.rglob("*"):
-        if file.is_dir() and not file.is_symlink():
+    for directory, subdirs, files in os.walk(root, onerror=None, followlinks=False):
+        rel_dir = Path(directory).relative_to(root).as_posix()
+        if rel_dir in ("proc", "sys", "dev"):
+            subdirs.clear()
             continue
-        rel = file.relative_to(root).as_posix()
-        image.paths.add(rel)
-        if _kept(rel) and file.is_file():
-            image.contents[rel] = file.read_bytes()
+        for name in files:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if _kept(rel):
+                try:
+                    image.contents[rel] = (Path(directory) / name).read_bytes()
+                except OSError:
+                    continue
+                image.paths.add(rel)
     return image
 
 

@@ -96,18 +96,24 @@ def _check_env(image: ImageFiles, want: Expectations, report: messages.Report) -
             report.add(messages.FAIL, "airflow-home", messages.other_airflow_home(variable, found, expected))
             wrong = True
     if not wrong:
-        report.add(messages.OK, "airflow-home", f"the image's environment leaves AIRFLOW_HOME to the platform")
+        report.add(messages.OK, "airflow-home", "the image's environment leaves AIRFLOW_HOME to the platform")
 
 
 def _check_airflow(dists: dict[str, list[tuple[str, str]]], want: Expectations, report: messages.Report) -> None:
     airflow = dists.get(messages.AIRFLOW_DIST)
     if not airflow:
-        report.add(messages.FAIL, "airflow", f"{messages.AIRFLOW_DIST} is not installed in any site-packages of the image")
+        report.add(
+            messages.FAIL, "airflow", f"{messages.AIRFLOW_DIST} is not installed in any site-packages of the image"
+        )
     else:
         versions = sorted({v for v, _ in airflow})
         if want.airflow_version and want.airflow_version not in versions:
             found = ", ".join(versions)
-            report.add(messages.FAIL, "airflow", messages.wrong_version("Airflow", found, want.airflow_version, "airflowVersion"))
+            report.add(
+                messages.FAIL,
+                "airflow",
+                messages.wrong_version("Airflow", found, want.airflow_version, "airflowVersion"),
+            )
         else:
             report.add(messages.OK, "airflow", f"{messages.AIRFLOW_DIST} {', '.join(versions)} installed")
     sdk = dists.get(messages.SDK_DIST)
@@ -133,9 +139,7 @@ def _check_airflow(dists: dict[str, list[tuple[str, str]]], want: Expectations, 
 def _check_executor(dists: dict[str, list[tuple[str, str]]], want: Expectations, report: messages.Report) -> None:
     found = sorted({v for v, _ in dists.get(messages.EXECUTOR_DIST, [])})
     if not found:
-        report.add(
-            messages.FAIL, "executor", messages.no_executor(f"no {messages.EXECUTOR_DIST} in any site-packages")
-        )
+        report.add(messages.FAIL, "executor", messages.no_executor(f"no {messages.EXECUTOR_DIST} in any site-packages"))
     elif want.executor_version and want.executor_version not in found:
         report.add(
             messages.FAIL,

@@ -163,7 +163,12 @@ KEYS: tuple[StackKey, ...] = (
         "image_pull_policy of task pods: Always, IfNotPresent or Never.",
     ),
     # the user the pods run as, and the image preflight
-    _k("runAsUser", "integer", 50000, "uid of every platform pod (the official image's airflow user); must exist in the images."),
+    _k(
+        "runAsUser",
+        "integer",
+        50000,
+        "uid of every platform pod (the official image's airflow user); must exist in the images.",
+    ),
     _k("runAsGroup", "integer", 0, "gid of every platform pod (the official image's files belong to group 0)."),
     _k(
         "imagePreflight",

@@ -20,7 +20,7 @@ from airflow_k8s.infra.render.outdir import MANIFEST
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRE_CHECKOV = os.environ.get("REQUIRE_CHECKOV") == "1"
-OBJECTS = 47  # Kubernetes objects of the dev stack
+OBJECTS = 49  # Kubernetes objects of the dev stack
 ROLES = ("api-server", "dag-processor", "scheduler", "triggerer")
 
 
