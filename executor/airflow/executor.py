@@ -14,7 +14,8 @@ How Airflow's calls map onto the engine (which runs in the scheduler process, on
   (and at most ``worker_pods_creation_batch_size`` when set), after one batched query drops
   workloads that went stale while waiting (:mod:`.instances`).
 * a try Airflow hands back (a reschedule, a deferral resuming, or a loop nobody asked for) gets a
-  pod of its own once its previous pod ended - whose outcome, now stale, is not reported - and after ``unrequested_reschedule_limit`` returns
+  pod of its own once its previous pod ended - whose outcome, now stale, is not reported - and
+  after ``unrequested_reschedule_limit`` returns
   without the task asking it fails with its pod's last log lines (:mod:`.reschedules`).
 * ``try_adopt_task_instances``: after a scheduler restart, pods of the dead scheduler's job are
   found by their labels and task annotations, relabelled ``airflow-worker=<this job>`` (the

@@ -130,7 +130,8 @@ def _check_airflow(dists: dict[str, list[tuple[str, str]]], want: Expectations, 
         report.add(
             messages.FAIL,
             "task-sdk",
-            f"the Task SDK is {', '.join(versions)}, this Airflow requires {messages.SDK_DIST}=={', '.join(sorted(pinned))}",
+            f"the Task SDK is {', '.join(versions)}, "
+            f"this Airflow requires {messages.SDK_DIST}=={', '.join(sorted(pinned))}",
         )
         return
     report.add(messages.OK, "task-sdk", f"{messages.SDK_DIST} {', '.join(versions)} installed")

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -112,7 +112,7 @@ class ExecutorConfigMapsArgs:
     templates: Mapping[str, Mapping[str, Any]]
     control_plane: ControlPlaneSettings
     api_server_service: str
-    identity: PodIdentitySpec = PodIdentitySpec()  # runAsUser/runAsGroup of the published templates
+    identity: PodIdentitySpec = field(default_factory=PodIdentitySpec)  # runAsUser/runAsGroup of the templates
 
 
 class ExecutorConfigMaps(pulumi.ComponentResource):
