@@ -196,6 +196,8 @@ class ExecutorConfig:
     task_publish_max_retries: int | None = None
     pod_launch_failure_retries: int = 1
     pod_launch_failure_excluded_container_reasons: tuple[str, ...] = ("Error",)
+    # -- a try Airflow hands back without the task asking (executor.airflow.reschedules) --------
+    unrequested_reschedule_limit: int = 3
     # -- what a task may change in its pod (contract.task_policy) -------------------------------
     task_allowed_pod_fields: tuple[str, ...] = DEFAULT_POD_FIELDS
     task_allowed_service_accounts: tuple[str, ...] = ()
