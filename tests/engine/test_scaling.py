@@ -94,6 +94,8 @@ def test_placeholders_keep_n_min_warm_and_make_way_for_tasks(cluster, make_engin
     for task in tasks:
         engine.submit(task)
     cluster.cluster.wait_for(lambda: len(placeholder_pods(cluster)) == 1)  # N_min - P(t)
+    # P(t) counts queued tasks too, so the placeholders may make way before the task pods exist.
+    cluster.cluster.wait_for(lambda: all(cluster.cluster.pod(NAMESPACE, identity.pod_name(t.key)) for t in tasks))
     for task in tasks:
         cluster.cluster.complete(NAMESPACE, identity.pod_name(task.key), "succeed")
     cluster.cluster.wait_for(lambda: len(placeholder_pods(cluster)) == 3)
