@@ -92,11 +92,15 @@ def test_bad_values_are_errors_naming_the_key(lines, named):
 def test_every_task_pod_gets_them_next_to_the_execution_api_url(seed_config, templates):
     config = dataclasses.replace(seed_config, execution_api_server_url="http://api:8080/execution/")
     env = env_of(build_pod(a_task(), config, templates))
-    assert {name: env[name] for name in RETRY_ENV} == task_api_env(config) == {
-        "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "30",
-        "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MIN": "5.0",
-        "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MAX": "10.0",
-    }
+    assert (
+        {name: env[name] for name in RETRY_ENV}
+        == task_api_env(config)
+        == {
+            "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "30",
+            "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MIN": "5.0",
+            "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MAX": "10.0",
+        }
+    )
 
 
 def test_a_pod_that_calls_no_execution_api_gets_none(seed_config, templates):
