@@ -1,39 +1,21 @@
 """Several Airflow schedulers, each running this executor, in one namespace (Airflow 3 runs them active-active).
 
-Each executor is a scheduler job of its own (``job_id``); :class:`FakePeers` stands in for the two questions the
+Each executor is a scheduler job of its own (``job_id``); ``FakePeers`` stands in for the two questions the
 executor asks the database about the others (which scheduler jobs are alive, what they want).  The end-to-end
 tier (``tests/airflow/e2e/test_scheduler_ha.py``) runs the same with real schedulers and PostgreSQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 from airflow.utils.state import TaskInstanceState
 
-from airflow_k8s.executor.airflow.peers import ExecutorMatch
 from airflow_k8s.executor.airflow.workloads import task_key
 from airflow_k8s.executor.tasks import identity
-from tests.airflow.conftest import NAMESPACE, events_until, run, workload
+from tests.airflow.conftest import NAMESPACE, FakePeers, events_until, run, workload
 from tests.airflow.test_executor import OrphanedTI, annotations, states
 
 RUNNING, SUCCESS = TaskInstanceState.RUNNING, TaskInstanceState.SUCCESS
-
-
-class FakePeers:
-    """The scheduler jobs alive and what the others want, as the database would say."""
-
-    def __init__(self, live: Sequence[int], elsewhere: int = 0) -> None:
-        self.live, self.elsewhere = list(live), elsewhere
-        self.asked: list[tuple[int, ExecutorMatch]] = []
-
-    def live_schedulers(self) -> list[int]:
-        return sorted(self.live)
-
-    def wanted_elsewhere(self, own_job: int, executor: ExecutorMatch) -> int:
-        self.asked.append((own_job, executor))
-        return self.elsewhere
 
 
 @pytest.fixture
