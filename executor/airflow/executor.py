@@ -158,16 +158,10 @@ class KubernetesPlatformExecutor(BaseExecutor):
         try:
             self._report()
         finally:
-            kube, settings = self.kube, self.settings
-            self.kube = None  # closed below, after the placeholders are gone
+            kube, self.kube = self.kube, None  # closed after the placeholders are gone
             self._shutdown()
-            if kube is not None and settings is not None:
-                try:
-                    peers.remove_own_placeholders(kube, settings.namespace, settings.scheduler_instance_id)
-                except KubeApiError as exc:
-                    log.warning("placeholders of this scheduler not deleted: %s", exc)
-                finally:
-                    kube.close()
+            if kube is not None and self.settings is not None:
+                peers.remove_own_placeholders(kube, self.settings)
 
     def terminate(self) -> None:
         self._shutdown()

@@ -22,6 +22,7 @@ PostgreSQL); adapter tests pass their own.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -149,11 +150,14 @@ def remove_orphan_placeholders(kube: KubeClient, namespace: str, live: Collectio
     return removed
 
 
-def remove_own_placeholders(kube: KubeClient, namespace: str, instance: str) -> None:
-    """At a clean stop: nobody adopts placeholders, so their scheduler removes them itself."""
-    selector = f"{PLACEHOLDER_SELECTOR},{identity.LABEL_INSTANCE}={instance}"
-    for pod in kube.list_pods(namespace, label_selector=selector).items:
-        try:
-            kube.delete_pod(namespace, pod["metadata"]["name"], grace_period=0)
-        except NotFound:
-            continue
+def remove_own_placeholders(kube: KubeClient, config: ExecutorConfig) -> None:
+    """At a clean stop: nobody adopts placeholders, so their scheduler removes them itself; closes ``kube``."""
+    selector = f"{PLACEHOLDER_SELECTOR},{identity.LABEL_INSTANCE}={config.scheduler_instance_id}"
+    try:
+        for pod in kube.list_pods(config.namespace, label_selector=selector).items:
+            with contextlib.suppress(NotFound):
+                kube.delete_pod(config.namespace, pod["metadata"]["name"], grace_period=0)
+    except KubeApiError as exc:
+        log.warning("placeholders of this scheduler not deleted: %s", exc)
+    finally:
+        kube.close()
