@@ -13,6 +13,10 @@ How Airflow's calls map onto the engine (which runs in the scheduler process, on
   ``pod_launch_failure_retries``); then hand the engine as many backlog tasks as it has room for
   (and at most ``worker_pods_creation_batch_size`` when set), after one batched query drops
   workloads that went stale while waiting (:mod:`.instances`).
+* a try Airflow hands back (a reschedule, a deferral resuming, or a loop nobody asked for) gets a
+  pod of its own once its previous pod ended - whose outcome, now stale, is not reported - and
+  after ``unrequested_reschedule_limit`` returns
+  without the task asking it fails with its pod's last log lines (:mod:`.reschedules`).
 * ``try_adopt_task_instances``: after a scheduler restart, pods of the dead scheduler's job are
   found by their labels and task annotations, relabelled ``airflow-worker=<this job>`` (the
   engine's watch then follows them) and their task instances kept; no second pod is created.
@@ -37,6 +41,7 @@ through the Execution API, so nothing is lost (see docs/executor.md).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import Counter, deque
@@ -49,6 +54,7 @@ from airflow.models.taskinstancekey import TaskInstanceKey
 from airflow_k8s.executor.airflow import adoption, peers
 from airflow_k8s.executor.airflow.instances import QUEUED, DatabaseInstances, TaskInstances
 from airflow_k8s.executor.airflow.outcomes import Outcomes, airflow_key, failure_info
+from airflow_k8s.executor.airflow.reschedules import RescheduleLoops
 from airflow_k8s.executor.airflow.settings import load_settings
 from airflow_k8s.executor.airflow.workloads import task_from_workload, task_key
 from airflow_k8s.executor.contract.config import ExecutorConfig
@@ -91,6 +97,9 @@ class KubernetesPlatformExecutor(BaseExecutor):
         self._backlog: deque[tuple[TaskInstanceKey, Task]] = deque()
         self._tasks: dict[TaskKey, Task] = {}
         self._relaunches: Counter[TaskKey] = Counter()
+        self.loops = RescheduleLoops(ExecutorConfig().unrequested_reschedule_limit)
+        self._resumed: set[TaskKey] = set()  # tries handed back: replace their finished pod
+        self._returning: dict[TaskKey, tuple[TaskInstanceKey, Task]] = {}  # handed back before their pod ended
         self._status: StatusServer | None = None
         self._log_client: KubeClient | None = None
         self.engine_options: EngineOptions | None = None  # the engine's timers (tests shorten them)
@@ -122,6 +131,7 @@ class KubernetesPlatformExecutor(BaseExecutor):
         self._check_no_provider_executor(config)
         instance = identity.safe_label_value(str(self.job_id)) if self.job_id is not None else "unknown"
         config = self.settings = replace(config, scheduler_instance_id=instance)
+        self.loops.limit = config.unrequested_reschedule_limit
         self.kube = KubeClient.from_config(config, pool_size=config.creation_workers() + 8)
         templates = TemplateStore(config.pod_template_dir, logical_dir=config.pod_template_dir)
         templates.load_all()  # a broken template stops the scheduler here, not at the first task
@@ -193,8 +203,23 @@ class KubernetesPlatformExecutor(BaseExecutor):
                 log.error("cannot run %s: %s", key, exc)
                 self.fail(key, info=f"invalid executor_config: {exc}")
                 continue
-            self._tasks[task.key] = task
-            self._backlog.append((key, task))
+            if task.key in self._tasks:  # handed back while its pod still runs: decided when that pod ends
+                self._returning[task.key] = (key, task)
+                continue
+            self._hand_over(key, task)
+
+    def _hand_over(self, key: TaskInstanceKey, task: Task) -> None:
+        """Into the backlog - unless the same try came back once too often without asking (:mod:`.reschedules`)."""
+        decision = self.loops.returned(task.key)
+        if decision.fail is not None:
+            log.error("failing %s instead of launching it again: %s", key, decision.fail)
+            self.fail(key, info=decision.fail)
+            return
+        if decision.resumed:
+            self._resumed.add(task.key)
+            task = dataclasses.replace(task, log_tail_on_success=decision.read_log)
+        self._tasks[task.key] = task
+        self._backlog.append((key, task))
 
     def sync(self) -> None:
         if self.engine is None:
@@ -244,8 +269,11 @@ class KubernetesPlatformExecutor(BaseExecutor):
                 log.info("dropping stale workload %s (task instance now: %s)", key, current)
                 self.running.discard(key)
                 self._tasks.pop(task.key, None)
+                self._resumed.discard(task.key)
                 continue
-            self.engine.submit(task)
+            resumed = task.key in self._resumed
+            self._resumed.discard(task.key)
+            self.engine.submit(task, relaunch=resumed)
 
     # -- engine -> Airflow ----------------------------------------------------------------------
     def _report(self) -> None:
@@ -260,11 +288,21 @@ class KubernetesPlatformExecutor(BaseExecutor):
         failed = []
         for result in self.outcomes.results():
             key = airflow_key(result.key)
+            returning = self._returning.pop(result.key, None)
+            if returning is not None:
+                # An earlier round of a try Airflow has already handed back: its outcome is stale for
+                # Airflow (reporting it would fail the queued try), but its log says why it came back.
+                self._tasks.pop(result.key, None)
+                self._relaunches.pop(result.key, None)
+                self.loops.ended(result)
+                self._hand_over(*returning)
+                continue
             if key not in self.running:
                 self.outcomes.keep_unclaimed(result)
             elif result.state == SUCCESS:
                 self._tasks.pop(result.key, None)
                 self._relaunches.pop(result.key, None)
+                self.loops.ended(result)  # Airflow decides whether the try is over or comes back
                 self.success(key, info=result.pod_name)
             else:
                 failed.append(result)
@@ -297,6 +335,7 @@ class KubernetesPlatformExecutor(BaseExecutor):
                 continue
             self._tasks.pop(result.key, None)
             self._relaunches.pop(result.key, None)
+            self.loops.forget(result.key)
             self.fail(airflow_key(result.key), info=failure_info(result))
 
     def _may_relaunch(self, result: TaskResult) -> bool:
@@ -324,6 +363,9 @@ class KubernetesPlatformExecutor(BaseExecutor):
         self.queued_tasks.pop(key, None)
         self._backlog = deque(item for item in self._backlog if item[0] != key)
         self._tasks.pop(ours, None)
+        self._resumed.discard(ours)
+        self._returning.pop(ours, None)
+        self.loops.forget(ours)
         if self.engine is not None:
             self.engine.revoke(ours)
 

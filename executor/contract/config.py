@@ -203,6 +203,8 @@ class ExecutorConfig:
     task_publish_max_retries: int | None = None
     pod_launch_failure_retries: int = 1
     pod_launch_failure_excluded_container_reasons: tuple[str, ...] = ("Error",)
+    # -- a try Airflow hands back without the task asking (executor.airflow.reschedules) --------
+    unrequested_reschedule_limit: int = 3
     # -- Airflow's [workers] keys the executor puts into task pods (docs/executor.md) -----------
     execution_api_retries: int = TASK_API_RETRIES
     execution_api_retry_wait_min: float = TASK_API_RETRY_WAIT_MIN

@@ -336,7 +336,7 @@ class TaskLifecycle:
             started_at=status.started_at,
             finished_at=status.finished_at or datetime.now(UTC),
         )
-        if success:
+        if success and not (rec.task is not None and rec.task.log_tail_on_success):
             self.finished(rec.pod_name, result)
         else:
             self.effects.read_log_then_finish(self._namespace(rec), result, self.log_tail_lines)

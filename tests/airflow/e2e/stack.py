@@ -187,6 +187,33 @@ class AirflowStack:
         return self.services.report()
 
 
+LAYOUT = {"AIRFLOW_HOME": "/opt/airflow", "AIRFLOW_CONFIG": "/opt/airflow/airflow.cfg"}
+
+
+def worker_templates(root: Path, worker_home: Path) -> Path:
+    """The shipped templates with their layout env pointed at the workers' home here.
+
+    Task pods pin ``AIRFLOW_HOME``/``AIRFLOW_CONFIG`` to where the platform mounts airflow.cfg
+    (``/opt/airflow``); the fake runs each pod as a local process without mounts, so this stack's
+    copy names ``worker_home`` instead - as the same mount at another path would.  Nothing else changes.
+    """
+    import yaml
+
+    target = root / "pod_templates"
+    if target.is_dir():
+        return target
+    target.mkdir()
+    values = {"AIRFLOW_HOME": str(worker_home), "AIRFLOW_CONFIG": str(worker_home / "airflow.cfg")}
+    for source in sorted((ROOT / "pod_templates").glob("*.yaml")):
+        pod = yaml.safe_load(source.read_text())
+        for container in pod["spec"]["containers"]:
+            for item in container.get("env") or []:
+                if item.get("value") == LAYOUT.get(item["name"]):
+                    item["value"] = values[item["name"]]
+        (target / source.name).write_text(yaml.safe_dump(pod, sort_keys=False))
+    return target
+
+
 def write_configs(root: Path, *, database_url: str, api_port: int, kubeconfig: Path) -> tuple[Path, Path, Path]:
     """The control plane's and the workers' AIRFLOW_HOME (with airflow.cfg), and the shared DAGs folder."""
     home, worker_home, dags, logs = root / "home", root / "worker-home", root / "dags", root / "task-logs"
@@ -222,8 +249,8 @@ def write_configs(root: Path, *, database_url: str, api_port: int, kubeconfig: P
             "namespace": NAMESPACE,
             "in_cluster": "False",
             "config_file": kubeconfig,
-            "pod_template_dir": ROOT / "pod_templates",
-            "pod_template_file": ROOT / "pod_templates" / "default_template.yaml",
+            "pod_template_dir": worker_templates(root, worker_home),
+            "pod_template_file": worker_templates(root, worker_home) / "default_template.yaml",
             "worker_container_image": "apache/airflow:3.3.2",
             "delete_worker_pods": "False",  # finished pods stay, so the test can read their specs
             "metrics_port": free_port(),
