@@ -24,7 +24,12 @@ How Airflow's calls map onto the engine (which runs in the scheduler process, on
 * ``get_task_log``: the pod's log while it exists (pod names are a function of the task key);
   ``revoke_task`` / ``cleanup_stuck_queued_tasks``: delete the pod, forget the task.
 * ``end`` / ``terminate``: stop the engine's threads; running pods keep running and are adopted
-  by the next scheduler.
+  by the next scheduler (``end``, a clean stop, also deletes this scheduler's placeholders).
+
+Several schedulers (Airflow 3 runs them active-active): each owns only its own pods; a task whose
+pod another scheduler adopted (it took this one for dead) is handed over - dropped from
+``running`` without an event, its pod left alone; N_min is kept once for the namespace, by the
+oldest live scheduler (:mod:`.peers`, refreshed in ``sync``).
 
 Only pods labelled ``airflow-worker=<this scheduler's job id>`` are this executor's.  The
 provider's KubernetesExecutor reads the same ``[kubernetes_executor]`` section and labels its pods
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections import Counter, deque
 from collections.abc import Sequence
 from typing import Any
@@ -45,7 +51,7 @@ from typing import Any
 from airflow.executors.base_executor import BaseExecutor, get_execution_api_server_url
 from airflow.models.taskinstancekey import TaskInstanceKey
 
-from airflow_k8s.executor.airflow import adoption
+from airflow_k8s.executor.airflow import adoption, peers
 from airflow_k8s.executor.airflow.instances import QUEUED, DatabaseInstances, TaskInstances
 from airflow_k8s.executor.airflow.outcomes import Outcomes, airflow_key, failure_info
 from airflow_k8s.executor.airflow.reschedules import RescheduleLoops
@@ -55,6 +61,7 @@ from airflow_k8s.executor.contract.config import ExecutorConfig
 from airflow_k8s.executor.contract.config_loader import EXECUTOR_CLASS_NAME, executor_class_names
 from airflow_k8s.executor.contract.errors import ConfigError, ExecutorError, KubeApiError, NotFound
 from airflow_k8s.executor.engine.core import Engine, EngineOptions
+from airflow_k8s.executor.engine.placeholders import WarmShare
 from airflow_k8s.executor.engine.server import StatusServer
 from airflow_k8s.executor.kube.client import KubeClient
 from airflow_k8s.executor.pods.templates import TemplateStore
@@ -83,6 +90,9 @@ class KubernetesPlatformExecutor(BaseExecutor):
         self.engine: Engine | None = None
         self.kube: KubeClient | None = None
         self.instances: TaskInstances = DatabaseInstances()
+        self.peers: peers.Peers = peers.DatabasePeers()
+        self.peers_refresh = peers.REFRESH_SECONDS  # seconds between share refreshes while N_min > 0 (tests shorten)
+        self._peers_due: float | None = None  # monotonic time of the next share refresh (None: never)
         self.outcomes = Outcomes()
         self._backlog: deque[tuple[TaskInstanceKey, Task]] = deque()
         self._tasks: dict[TaskKey, Task] = {}
@@ -131,8 +141,12 @@ class KubernetesPlatformExecutor(BaseExecutor):
             self.kube,
             sink=self.outcomes,
             on_running=self.outcomes.running,
+            on_released=self.outcomes.released,
             options=self.engine_options,
         )
+        if _job_number(self.job_id) is not None:  # inside a scheduler: no placeholders before the first share
+            self.engine.share_warm_capacity(WarmShare(keeper=False))
+            self._peers_due = 0.0
         self.engine.start()
         try:
             self._status = StatusServer(
@@ -148,13 +162,16 @@ class KubernetesPlatformExecutor(BaseExecutor):
         log.info("%s started for scheduler job %s in %s", EXECUTOR_CLASS_NAME, self.job_id, config.namespaces())
 
     def end(self) -> None:
-        """Stop the engine; pods keep running and the next scheduler adopts them."""
+        """Stop the engine; task pods keep running and the next scheduler adopts them, placeholders go."""
         if self.engine is None:
             return
         try:
             self._report()
         finally:
+            kube, self.kube = self.kube, None  # closed after the placeholders are gone
             self._shutdown()
+            if kube is not None and self.settings is not None:
+                peers.remove_own_placeholders(kube, self.settings)
 
     def terminate(self) -> None:
         self._shutdown()
@@ -208,7 +225,21 @@ class KubernetesPlatformExecutor(BaseExecutor):
         if self.engine is None:
             return
         self._report()
+        self._share_warm_capacity()
         self._admit()
+
+    def _share_warm_capacity(self) -> None:
+        """Refresh this scheduler's part in N_min (:mod:`.peers`): at the first sync, then often while N_min > 0."""
+        assert self.engine is not None and self.settings is not None and self.kube is not None
+        own, now = _job_number(self.job_id), time.monotonic()
+        if own is None or self._peers_due is None or now < self._peers_due:
+            return
+        warm = self.settings.worker_pods_min > 0
+        self._peers_due = now + self.peers_refresh if warm else None
+        try:
+            peers.refresh(self.peers, self.engine, self.kube, self.settings, own_job=own, executor=peers.match(self))
+        except Exception:
+            log.exception("cannot read the other schedulers' state; keeping this scheduler's share of N_min")
 
     def _admit(self) -> None:
         """Give the engine what it has room for, after one query drops stale workloads."""
@@ -246,6 +277,11 @@ class KubernetesPlatformExecutor(BaseExecutor):
 
     # -- engine -> Airflow ----------------------------------------------------------------------
     def _report(self) -> None:
+        for key, owner in self.outcomes.handed_over():
+            log.warning("task %s was adopted by scheduler job %s; no longer tracked here", key, owner)
+            self.running.discard(airflow_key(key))
+            self._tasks.pop(key, None)
+            self._relaunches.pop(key, None)
         for key, pod_name in self.outcomes.started():
             if airflow_key(key) in self.running:
                 self.running_state(airflow_key(key), info=pod_name)

@@ -260,6 +260,14 @@ CORE_KEYS: tuple[Key, ...] = (
     Key("execution_api_server_url", _url, str, "Execution API URL task pods call (Airflow's key).", True),
 )
 
+# Airflow's [workers] keys the Task SDK reads in a task pod: the executor forwards them (or, unset, its own
+# defaults, which ride out an api-server restart) into every task pod, so none needs airflow.cfg for them.
+WORKERS_KEYS: tuple[Key, ...] = (
+    Key("execution_api_retries", _ints(1, 1000), str, "Attempts of each task's Execution API call.", True),
+    Key("execution_api_retry_wait_min", float_parser(0.0, 3600.0), repr, "Least wait between attempts (s).", True),
+    Key("execution_api_retry_wait_max", float_parser(0.0, 3600.0), repr, "Most wait between attempts (s).", True),
+)
+
 TIER_KEYS: tuple[Key, ...] = (
     Key("request_cpu", cpu, str, "CPU request."),
     Key("request_memory", memory, str, "Memory request."),

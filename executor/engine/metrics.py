@@ -66,6 +66,17 @@ class EngineMetrics:
         self.api_writes_throttled = Gauge(
             "airflow_executor_api_writes_throttled", "API writes answered 429 since start.", registry=r
         )
+        self.handed_over = Counter(
+            "airflow_executor_pods_handed_over",
+            "Task pods another scheduler adopted from this one (tasks handed over, not failed).",
+            registry=r,
+        )
+        self.placeholder_keeper = Gauge(
+            "airflow_executor_placeholder_keeper",
+            "1 when this scheduler keeps the namespace's placeholder pods (one of several schedulers does).",
+            registry=r,
+        )
+        self.placeholder_keeper.set(1)
         self._rate_lock = threading.Lock()
         self._rate = 0.0
         self._rate_stamp = time.monotonic()

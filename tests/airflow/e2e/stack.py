@@ -75,6 +75,12 @@ class Fake:
         """The pods in the task namespace now (finished ones stay: ``delete_worker_pods = False``)."""
         return list(self.get(f"/api/v1/namespaces/{NAMESPACE}/pods")["items"])
 
+    def pod_log(self, name: str) -> str:
+        """The log of a pod's ``base`` container (in process mode: what its process printed so far)."""
+        url = f"{self.url}/api/v1/namespaces/{NAMESPACE}/pods/{name}/log"
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - http to loopback
+            return str(response.read().decode(errors="replace"))
+
     def creates(self) -> dict[str, int]:
         """How often each pod name was created (the fake's record of every successful create)."""
         return {c["name"]: c["count"] for c in self.get("/_fake/stats")["creates"] if c["namespace"] == NAMESPACE}
@@ -96,11 +102,53 @@ class AirflowStack:
     def scheduler(self) -> Service:
         return self.schedulers[-1]
 
-    def start_scheduler(self) -> Service:
+    def start_scheduler(self, **env: str) -> Service:
+        """One more ``airflow scheduler``; ``env`` adds settings of its own (``AIRFLOW__SECTION__KEY="value"``)."""
         name = f"scheduler-{len(self.schedulers) + 1}"
-        service = self.services.start(name, [sys.executable, "-m", "airflow", "scheduler"], env=self.env, cwd=self.home)
+        argv = [sys.executable, "-m", "airflow", "scheduler"]
+        service = self.services.start(name, argv, env={**self.env, **env}, cwd=self.home)
         self.schedulers.append(service)
         return service
+
+    def live_schedulers(self) -> list[Service]:
+        return [service for service in self.schedulers if service.alive()]
+
+    def scheduler_job_id(self, service: Service, *, timeout: float = STARTUP_TIMEOUT) -> int:
+        """The scheduler job id ``service``'s executor runs under (its pods' ``airflow-worker`` label), once started."""
+
+        def started() -> int | None:
+            found = re.search(
+                r"KubernetesPlatformExecutor started for scheduler job (\d+)", service.log_path.read_text()
+            )
+            return int(found.group(1)) if found else None
+
+        return int(self.wait(started, what=f"the executor of {service.name} to start", timeout=timeout))
+
+    def kill_scheduler(self, service: Service) -> None:
+        """SIGKILL ``service`` (no cleanup, its pods keep running); ``scheduler`` stays the newest live one."""
+        assert service.kill() == -9
+        self.schedulers.remove(service)
+        self.schedulers.insert(0, service)
+
+    def stop_scheduler(self, service: Service) -> None:
+        """Stop ``service`` as Kubernetes stops a pod (SIGTERM, then wait); ``scheduler`` stays the newest live one."""
+        service.stop()
+        self.schedulers.remove(service)
+        self.schedulers.insert(0, service)
+
+    def restart_api_server(self, *, while_down: Any = None) -> Service:
+        """Stop the api-server as Kubernetes stops a pod (SIGTERM, then wait), call ``while_down()``, start it again.
+
+        The new process serves the same port with the same configuration (task pods keep their Execution API URL
+        and their tokens, signed with the same secret); returns once it answers.
+        """
+        old = next(service for service in reversed(self.services.started) if service.name == "api-server")
+        old.stop()
+        if while_down is not None:
+            while_down()
+        new = self.services.start("api-server", old.argv, env=old.env, cwd=old.cwd)
+        self.wait(self.api.reachable, what="the restarted API server to answer", timeout=STARTUP_TIMEOUT)
+        return new
 
     def airflow(self, name: str, *args: str, timeout: float = 600) -> None:
         self.services.run(name, [sys.executable, "-m", "airflow", *args], timeout=timeout, env=self.env, cwd=self.home)
