@@ -15,6 +15,15 @@ Exactly once:
   start deadline, revocation) is always deleted, so it can never start behind our back.
 * A relaunch (Airflow's ``pod_launch_failure_retries``) asked for while the failed pod is still
   being cleaned up waits for that cleanup, then replaces the pod; it is never dropped.
+
+Ownership (several schedulers in one namespace):
+
+* A pod that leaves this scheduler's watch (a DELETED event, or missing from a relist) is not
+  assumed deleted: a label-selector watch reports a pod whose ``airflow-worker`` label now names
+  another scheduler - one that adopted it, believing this one dead - exactly like a deletion.
+  One GET decides: gone, and the task fails with ``PodDeleted`` as before; still there and
+  labelled for another scheduler, and the task is *handed over*: forgotten without a result,
+  its pod neither deleted nor labelled, ``on_released`` told.
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ class TaskLifecycle:
         placeholders: PlaceholderPool,
         clock: Callable[[], float],
         on_running: Callable[[TaskKey, str], None] | None = None,
+        on_released: Callable[[TaskKey, str], None] | None = None,
         log_tail_lines: int = 20,
     ) -> None:
         self.config = config
@@ -66,10 +76,14 @@ class TaskLifecycle:
         self.placeholders = placeholders
         self.clock = clock
         self.on_running = on_running
+        self.on_released = on_released
         self.log_tail_lines = log_tail_lines
         self.book = TaskBook()
         self.relaunch_after_cleanup: dict[TaskKey, Task] = {}  # relaunches waiting for the old record to go
         self.fatal_reasons = frozenset(config.worker_pod_pending_fatal_container_state_reasons)
+        # Pods seen on the watch while their create was still in flight; read by the launcher's threads
+        # (a set membership test), so a retry never creates again what already exists or existed.
+        self.launch_seen: set[str] = set()
 
     # -- intake ---------------------------------------------------------------------------
     def submit(self, task: Task, *, relaunch: bool = False) -> None:
@@ -115,7 +129,11 @@ class TaskLifecycle:
             return
         uid = metadata.get("uid")
         if uid is not None and uid in self.book.gone:
-            return  # a late event of a pod whose task is finished and forgotten
+            # A late event of a pod whose task is finished and forgotten.  Once the pod is deleted or
+            # labelled done, the watch is past every event that could bring it back: forget it too.
+            if deleted or labels.get(identity.LABEL_DONE) == "True":
+                del self.book.gone[uid]
+            return
         rec = self.book.get(name)
         if rec is None:
             if deleted or labels.get(identity.LABEL_DONE) == "True" or metadata.get("deletionTimestamp"):
@@ -125,6 +143,8 @@ class TaskLifecycle:
                 return
         if rec.uid is not None and uid is not None and uid != rec.uid:
             return  # another incarnation of the same name (a relaunch's predecessor)
+        if uid is not None and uid == rec.uid and (deleted or labels.get(identity.LABEL_DONE) == "True"):
+            rec.pod_final = True  # no event of this pod can follow: its UID need not be remembered
         if rec.relaunch and rec.state is State.LAUNCHING:
             rec.early = (pod, deleted)  # old or new incarnation: decided when the create answers
             return
@@ -138,11 +158,13 @@ class TaskLifecycle:
             return
         if rec.state in (State.QUEUED, State.LAUNCHING):
             self._mark_created(rec, pod)
-        rec.pod = None if deleted else pod
+        if deleted:
+            rec.pod = pod  # its last state, for the verdict
+            self._vanished(rec, "the pod was deleted before it finished (evicted, preempted or by hand)")
+            return
+        rec.pod = pod
         if status.terminal:
             self._finish(rec, pod, status)
-        elif deleted:
-            self.fail(rec, "PodDeleted", "the pod was deleted before it finished (evicted, preempted or by hand)")
         elif status.phase == "Running" and rec.state is State.PENDING:
             self.book.set_state(rec, State.RUNNING)
             if rec.task is not None:
@@ -181,11 +203,61 @@ class TaskLifecycle:
             in_scope = scope is None or rec.namespace == scope
             gone = rec.pod_name not in seen and 0 <= rec.created_rv <= listed_rv
             if in_scope and gone and rec.state in (State.PENDING, State.RUNNING):
-                self.fail(rec, "PodDeleted", "the pod disappeared while the watch was down")
+                self._vanished(rec, "the pod disappeared while the watch was down")
         if scope in (None, self.config.namespace):
             self.placeholders.relisted(seen)
 
+    # -- ownership ----------------------------------------------------------------------------
+    def _vanished(self, rec: Record, message: str) -> None:
+        """The pod left this scheduler's watch: ask the API whether it is gone or handed over."""
+        if rec.vanished is None:
+            rec.vanished = message
+            self.effects.check_owner(self._namespace(rec), rec.pod_name)
+
+    def owner_checked(self, name: str, found: dict[str, Any] | None) -> None:
+        """The verdict on a pod that left the watch: ``found`` is what a GET returned (None: 404)."""
+        rec = self.book.get(name)
+        if rec is None or rec.vanished is None:
+            return
+        message, rec.vanished = rec.vanished, None
+        if rec.state in FINAL or rec.state is State.FINISHING:
+            return
+        metadata = (found or {}).get("metadata") or {}
+        same_pod = found is not None and (rec.uid is None or metadata.get("uid") == rec.uid)
+        if same_pod and found is not None:
+            labels = metadata.get("labels") or {}
+            owner = labels.get(identity.LABEL_INSTANCE, "")
+            if labels.get(identity.LABEL_EXECUTOR) != "True" or owner != self.config.scheduler_instance_id:
+                self._release(rec, owner)
+            else:  # still ours (it came back into the watch meanwhile)
+                self.observe(found)
+            return
+        last = rec.pod or {}
+        status = pod_status(last)
+        rec.pod = None
+        if status.terminal:
+            self._finish(rec, last, status)
+        else:
+            # Gone (or another incarnation of the name, which is not this record's to delete).
+            self.fail(rec, "PodDeleted", message, delete=found is None)
+
+    def _release(self, rec: Record, owner: str) -> None:
+        """Hand a task over to the scheduler that now owns its pod: no result, no cleanup, no event."""
+        log.warning(
+            "pod %s of task %s now belongs to scheduler %r (it adopted the pod); handing the task over",
+            rec.pod_name,
+            rec.key,
+            owner,
+            extra={"event": "handed_over", "pod": rec.pod_name},
+        )
+        self.metrics.handed_over.inc()
+        self.book.forget(rec, gone=False)
+        if self.on_released is not None:
+            self.on_released(rec.key, owner)
+
     def _mark_created(self, rec: Record, pod: dict[str, Any]) -> None:
+        if rec.launch_pending:
+            self.launch_seen.add(rec.pod_name)
         rec.created_at = self._created_at(pod)
         rec.created_rv = resource_version(pod)
         metadata = pod.get("metadata") or {}
@@ -226,11 +298,12 @@ class TaskLifecycle:
         return rec
 
     def launched(self, name: str, pod: dict[str, Any]) -> None:
+        self.launch_seen.discard(name)
         rec = self.book.get(name)
         if rec is None:
             return
         rec.launch_pending = False
-        if rec.task is not None and rec.launched_at is not None:
+        if rec.launched_at is not None:  # a task's launch (adopted pods were never launched here)
             self.metrics.launched()
         if rec.state is State.LAUNCHING:
             self._mark_created(rec, pod)
@@ -250,6 +323,7 @@ class TaskLifecycle:
 
     def launch_abandoned(self, name: str, reason: str) -> None:
         """A create answered with a failure for a record already given up on (or revoked)."""
+        self.launch_seen.discard(name)
         rec = self.book.get(name)
         if rec is None or rec.state not in FINAL or not rec.launch_pending:
             return
@@ -275,7 +349,7 @@ class TaskLifecycle:
             started_at=status.started_at,
             finished_at=status.finished_at or datetime.now(UTC),
         )
-        if success:
+        if success and not (rec.task is not None and rec.task.log_tail_on_success):
             self.finished(rec.pod_name, result)
         else:
             self.effects.read_log_then_finish(self._namespace(rec), result, self.log_tail_lines)
@@ -335,6 +409,7 @@ class TaskLifecycle:
         self.effects.cleanup(self._namespace(rec), rec.pod_name, delete=delete)
 
     def _forget(self, rec: Record) -> None:
+        self.launch_seen.discard(rec.pod_name)
         self.book.forget(rec)
         waiting = self.relaunch_after_cleanup.pop(rec.key, None)
         if waiting is not None:

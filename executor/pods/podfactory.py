@@ -16,7 +16,9 @@ Merge order, each step applied on top of the previous one:
    appended.  Templates exist to specialise pods, so a heavy template's 2 CPUs and its
    compute-optimized node selector survive the global defaults.  With ``[core]
    execution_api_server_url`` set, the base container gets ``AIRFLOW__CORE__EXECUTION_API_SERVER_URL``
-   (the Execution API is all an Airflow 3 worker talks to).
+   (the Execution API is all an Airflow 3 worker talks to) and, unless the template sets them, how
+   the Task SDK retries it: ``AIRFLOW__WORKERS__EXECUTION_API_RETRIES``, ``_RETRY_WAIT_MIN``,
+   ``_RETRY_WAIT_MAX`` from ``[workers]`` (the executor's defaults ride out an api-server restart).
 3. **Tier** (the task's ``tier``, or the one the scheduler chose for ``tier: auto``): its
    requests/limits replace those keys on the base container.
 4. **Task overrides** (``kubernetes_config``): ``image`` replaces; ``resources`` replace per key
@@ -45,7 +47,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_k8s.executor.contract import k8snames
+from airflow_k8s.executor.contract import jsonfast, k8snames
 from airflow_k8s.executor.contract.config import ExecutorConfig, Tier
 from airflow_k8s.executor.contract.errors import PodPolicyError, TaskSpecError
 from airflow_k8s.executor.pods import policy, schema, security
@@ -101,14 +103,27 @@ def build_pod(
     strict validation costs milliseconds).
     """
     tier = resolve_tier(task, config, tier_name)
-    pod, template_file = templates.load_named(choose_template(task, config, tier))
+    ref = choose_template(task, config, tier)
+    if not _changes_pod(task.overrides) and not validate_schema:
+        # The same template, config and tier give the same checked pod for every such task: build and
+        # check it once per template version, then only copy it and stamp the task's identity on it.
+        key = (id(config), tier.name if tier is not None else None)
+        base, template_file, namespace, checked_for = templates.derived(
+            ref, key, lambda pod, name: _checked_base(pod, name, task, config, tier)
+        )
+        if checked_for is config:
+            pod = jsonfast.clone(base)
+            billed = tier.name if tier is not None else tier_of_template(template_file, config)
+            _apply_identity(pod, task, config, billed, namespace)
+            return pod
+    pod, template_file = templates.load_named(ref)
     pod.setdefault("spec", {})
-    base = _base_container(pod, task)
+    base_container = _base_container(pod, task)
     namespace = choose_namespace(task, pod.get("metadata") or {}, config)
 
-    _apply_config(pod, base, config, namespace)
+    _apply_config(pod, base_container, config, namespace)
     if tier is not None:
-        _set_resources(base, tier.requests(), tier.limits())
+        _set_resources(base_container, tier.requests(), tier.limits())
     judge = policy.TaskPodJudge(pod, config, store_templates(templates)) if _changes_pod(task.overrides) else None
     _apply_overrides(pod, task, judge)
     billed = tier.name if tier is not None else tier_of_template(template_file, config)
@@ -118,6 +133,22 @@ def build_pod(
     if validate_schema:
         schema.validate_manifest(pod, where=f"pod for task {task.key}")
     return pod
+
+
+def _checked_base(
+    pod: dict[str, Any], template_file: str, task: Task, config: ExecutorConfig, tier: Tier | None
+) -> tuple[dict[str, Any], str, str, ExecutorConfig]:
+    """Steps 1-3 for a task that changes nothing itself, checked (with its identity) as :func:`build_pod` does."""
+    pod.setdefault("spec", {})
+    namespace = choose_namespace(task, pod.get("metadata") or {}, config)
+    _apply_config(pod, _base_container(pod, task), config, namespace)
+    if tier is not None:
+        _set_resources(_base_container(pod, task), tier.requests(), tier.limits())
+    stamped = jsonfast.clone(pod)
+    billed = tier.name if tier is not None else tier_of_template(template_file, config)
+    _apply_identity(stamped, task, config, billed, namespace)
+    _check(stamped, task, namespace)  # identity changes nothing these checks read; checked with it anyway
+    return pod, template_file, namespace, config
 
 
 def _changes_pod(o: KubernetesOverrides) -> bool:
@@ -166,11 +197,24 @@ def _set_env(container: dict[str, Any], name: str, value: str) -> None:
     env.append({"name": name, "value": value})
 
 
+def task_api_env(config: ExecutorConfig) -> dict[str, str]:
+    """How a task pod's Task SDK retries the Execution API (Airflow's ``[workers]`` keys as env vars)."""
+    return {
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": str(config.execution_api_retries),
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MIN": repr(config.execution_api_retry_wait_min),
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MAX": repr(config.execution_api_retry_wait_max),
+    }
+
+
 def _apply_config(pod: dict[str, Any], base: dict[str, Any], config: ExecutorConfig, namespace: str) -> None:
     spec = pod["spec"]
     pod.setdefault("metadata", {})["namespace"] = namespace
     if config.execution_api_server_url:
         _set_env(base, EXECUTION_API_ENV, config.execution_api_server_url)
+        present = {item.get("name") for item in base.get("env") or ()}
+        for name, value in task_api_env(config).items():
+            if name not in present:
+                _set_env(base, name, value)
     if config.worker_container_image:
         base["image"] = config.worker_container_image
     base.setdefault("imagePullPolicy", config.image_pull_policy)
