@@ -189,7 +189,9 @@ def _secret_hashes(evaluation: Evaluation) -> dict[str, str]:
         role: d["spec"]["template"]["metadata"]["annotations"][SECRET_HASH_ANNOTATION]
         for role, d in deployments(evaluation).items()
     }
-    hashes["db-migrate"] = one(evaluation, "Job")["spec"]["template"]["metadata"]["annotations"][SECRET_HASH_ANNOTATION]
+    hashes["db-migrate"] = one(evaluation, "Job", "airflow-db-migrate")["spec"]["template"]["metadata"]["annotations"][
+        SECRET_HASH_ANNOTATION
+    ]
     return hashes
 
 

@@ -50,7 +50,7 @@ def test_the_control_plane_runs_at_a_priority_no_task_pod_can_preempt(etl_eval: 
     assert control_plane["preemptionPolicy"] == "Never"  # nor does it evict running tasks
     assert control_plane["globalDefault"] is False
     pods = [d["spec"]["template"]["spec"] for d in objects(etl_eval, "Deployment")]
-    pods.append(one(etl_eval, "Job")["spec"]["template"]["spec"])
+    pods.append(one(etl_eval, "Job", "etl-db-migrate")["spec"]["template"]["spec"])
     assert len(pods) == 5
     assert {pod.get("priorityClassName") for pod in pods} == {"etl-control-plane"}
 
