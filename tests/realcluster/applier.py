@@ -138,6 +138,7 @@ def plan(evaluation: Evaluation) -> list[Planned]:
 class Step:
     planned: Planned
     action: str  # create, update, replace, same
+    old: Planned | None = None  # what the state held (a replacement deletes that object first)
     started: float = 0.0
     ready_at: float | None = None
 
@@ -211,11 +212,25 @@ class Applier:
                 action = "replace"
             else:
                 action = "update"
-            steps.append(Step(planned, action))
+            steps.append(Step(planned, action, old))
         skipped = {label for label, _ in result.skipped}
         by_urn = {s.planned.urn: s for s in steps}
         pending = list(steps)
         started: list[Step] = []
+        try:
+            self._converge(pending, started, by_urn)
+        finally:  # like Pulumi's state after a failed up: what was applied is recorded, the rest is as before
+            self.state.update({s.planned.urn: s.planned for s in started})
+        for urn, old in reversed(list(self.state.items())):  # removed from the program: deleted, dependents first
+            if urn not in by_urn and old.label() not in skipped:
+                self.kit.kubectl("delete", old.ref, *self._ns(old), "--ignore-not-found", "--wait=true", timeout=600)
+                result.deleted.append(old.label())
+        self.state = {s.planned.urn: s.planned for s in steps}
+        result.steps = steps
+        result.finished = time.monotonic()
+        return result
+
+    def _converge(self, pending: list[Step], started: list[Step], by_urn: dict[str, Step]) -> None:
         while pending or any(s.ready_at is None for s in started):
             progressed = False
             for step in list(pending):
@@ -231,14 +246,6 @@ class Applier:
                     progressed = True
             if not progressed:
                 time.sleep(2)
-        for urn, old in reversed(list(self.state.items())):  # removed from the program: deleted, dependents first
-            if urn not in by_urn and old.label() not in skipped:
-                self.kit.kubectl("delete", old.ref, *self._ns(old), "--ignore-not-found", "--wait=true", timeout=600)
-                result.deleted.append(old.label())
-        self.state = {s.planned.urn: s.planned for s in steps}
-        result.steps = steps
-        result.finished = time.monotonic()
-        return result
 
     # -- one object ------------------------------------------------------------------------------------------------
     @staticmethod
@@ -253,7 +260,8 @@ class Applier:
             return
         if step.action == "replace":
             self.log(f"replace {p.label()}")
-            self.kit.kubectl("delete", p.ref, *self._ns(p), "--ignore-not-found", "--wait=true", timeout=600)
+            gone = step.old or p  # a new name (a check Job named by its image's hash) replaces the old object
+            self.kit.kubectl("delete", gone.ref, *self._ns(gone), "--ignore-not-found", "--wait=true", timeout=600)
         else:
             self.log(f"{step.action} {p.label()}")
         self.kit.kubectl(

@@ -115,14 +115,54 @@ def build_platform_image(kit: Kit, *, log: Path | None = None) -> PlatformImage:
         archive = Path(tmp) / "platform.tar"
         buildah.run("push", ref, f"docker-archive:{archive}:{ref}", timeout=1800)
         kit.ctr("images", "import", str(archive), timeout=1800)
-    buildah.run("rmi", ref)  # containerd holds it now; the base stays cached
     stale = [image for image in kit.images() if image.startswith(f"{REPOSITORY}:") and not image.startswith(ref)]
     if stale:  # earlier builds of the tier (and their retags): superseded
         kit.ctr("images", "rm", *stale)
+    for image in buildah.run("images", "--format", "{{.Name}}:{{.Tag}}").split():
+        if image.startswith(f"{REPOSITORY}:") and image != ref:
+            buildah.run("rmi", image)  # the latest stays: the broken images are built on it
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("\n".join(out))
     return PlatformImage(ref, built=True)
+
+
+BROKEN = {
+    "no-uid": HERE / "images" / "broken-no-uid.Containerfile",
+    "airflow-home": HERE / "images" / "broken-airflow-home.Containerfile",
+}
+
+
+def build_broken_images(kit: Kit, platform: str) -> dict[str, str]:
+    """Deliberately broken variants (module docstring of test_07): name -> imported reference.
+
+    ``no-uid`` and ``airflow-home`` are the platform image with one thing wrong; ``no-package`` is the tier
+    base itself - a good Airflow image without this package, as a scheduler image.
+    """
+    buildah = Buildah(kit.root / "airflow-k8s" / "buildah")
+    tag = platform.rsplit(":", 1)[1]
+    refs = {name: f"localhost/airflow-k8s/broken-{name}:{tag}" for name in BROKEN}
+    refs["no-package"] = f"localhost/airflow-k8s/broken-no-package:{tag}"
+    missing = {name: ref for name, ref in refs.items() if ref not in kit.images()}
+    if not missing:
+        return refs
+    if not buildah.has(platform):
+        raise KitError(f"{platform} is not in the build store: rebuild it (make clean-cluster, then the tier)")
+    for name, ref in missing.items():
+        if name == "no-package":
+            buildah.run("tag", TIER_BASE, ref)
+        else:
+            buildah.run(
+                "build", "--pull-never", "--layers=false", "-f", str(BROKEN[name]),
+                "--build-arg", f"PLATFORM={platform}", "-t", ref, str(BROKEN[name].parent),
+            )  # fmt: skip
+        with tempfile.TemporaryDirectory(dir=kit.root) as tmp:
+            archive = Path(tmp) / "broken.tar"
+            buildah.run("push", ref, f"docker-archive:{archive}:{ref}", timeout=1800)
+            kit.ctr("images", "import", str(archive), timeout=1800)
+        if name != "no-package":  # that one is only a second name of the tier base
+            buildah.run("rmi", ref)
+    return refs
 
 
 def _build_base(kit: Kit, buildah: Buildah) -> str:
