@@ -67,6 +67,8 @@ from airflow_k8s.executor.tasks.results import MemorySink, ResultSink
 from airflow_k8s.executor.tasks.task import Task
 
 log = logging.getLogger(__name__)
+# the pods of the namespace the executor did not create (task pods and placeholders carry this label)
+OTHER_PODS_SELECTOR = f"!{identity.LABEL_EXECUTOR}"
 _BATCH = 2000  # messages handled between two dispatch/timeout passes
 
 
@@ -357,15 +359,15 @@ class Engine:
             self._stop.wait(self.options.node_refresh_interval)
 
     def _other_pods(self) -> tuple[dict[str, Any], ...]:
-        """Bound, running pods of the executor's namespaces that are not its placeholders (:class:`m.NodesListed`).
+        """Bound, running pods of the executor's namespaces that it did not create (:class:`m.NodesListed`).
 
         The scheduler's Role may list pods there; pods of other namespaces stay unseen (the estimate is then
         optimistic on nodes shared with them).  A failed list counts nothing rather than stopping ``auto``.
         """
         found: list[dict[str, Any]] = []
         for namespace in self.config.namespaces() or (None,):
-            try:
-                listed = self.kube.list_pods(namespace)
+            try:  # only pods the executor did not create (its own it knows from the watch): a small list
+                listed = self.kube.list_pods(namespace, label_selector=OTHER_PODS_SELECTOR)
             except KubeApiError as exc:
                 log.info("pod list for node capacity failed: %s", exc)
                 continue
