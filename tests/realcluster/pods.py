@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tests.realcluster.kit import Kit
+from tests.realcluster.kit import Kit, wait_for
 
 
 @dataclass
@@ -89,6 +89,21 @@ class PodRecorder:
     def creations(self, name: str) -> int:
         with self._lock:
             return len(self.names.get(name, []))
+
+
+def ended_pods(recorder: PodRecorder, dag_id: str, run_id: str) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """The run's pods once each has ended (a task reports its state before its process exits) or is gone."""
+
+    def ended() -> dict[tuple[str, int], list[dict[str, Any]]] | None:
+        pods = recorder.task_pods(dag_id, run_id)
+        done = all(
+            p["status"].get("phase") in ("Succeeded", "Failed") or p["metadata"]["uid"] in recorder.deleted
+            for found in pods.values()
+            for p in found
+        )
+        return pods if pods and done else None
+
+    return wait_for(ended, what=f"the pods of {dag_id} {run_id} to end", timeout=600)
 
 
 def _time(text: str | None) -> datetime | None:

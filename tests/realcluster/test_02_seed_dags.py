@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.realcluster.conftest import Deployed, log
-from tests.realcluster.pods import exit_code, latency
+from tests.realcluster.pods import ended_pods, exit_code, latency
 from tests.realcluster.workload import HEAVY_RESOURCES
 
 pytestmark = pytest.mark.realcluster
@@ -68,7 +68,7 @@ def test_the_seed_dags_run_to_success_each_task_in_its_own_pod_from_its_template
         "heavy_computation": ("success", 1),
         "light_task": ("success", 1),
     }
-    pods = d.recorder.task_pods("custom_pod_dag", seed)
+    pods = ended_pods(d.recorder, "custom_pod_dag", seed)
     assert sorted(pods) == [("heavy_computation", 1), ("light_task", 1)]
     (heavy,), (light,) = pods[("heavy_computation", 1)], pods[("light_task", 1)]
     # the template each task names (its labels), the resources it asks for
@@ -76,7 +76,7 @@ def test_the_seed_dags_run_to_success_each_task_in_its_own_pod_from_its_template
     assert resources(heavy) == HEAVY_RESOURCES
     assert resources(light) == ({"cpu": "250m", "memory": "512Mi"}, {"cpu": "500m", "memory": "1Gi"})
 
-    (auto_pod,) = d.recorder.task_pods("resource_aware_k8s_dag", auto)[("process_with_adaptive_resources", 1)]
+    (auto_pod,) = ended_pods(d.recorder, "resource_aware_k8s_dag", auto)[("process_with_adaptive_resources", 1)]
     tier = auto_pod["metadata"]["labels"]["airflow_executor_tier"]
     # 2 allocatable cores, the control plane's 4 x 100m requested: heavy (2 CPUs) cannot fit, medium (1) can
     assert tier == "medium", tier
@@ -116,7 +116,7 @@ def test_task_pods_reached_the_execution_api_from_their_own_pod_addresses(dags_r
     d = dags_ready
     run = d.api.trigger("kc_hardening", "execution-api-run")
     assert d.api.wait_for_run("kc_hardening", run)["state"] == "success"
-    (pod,) = d.recorder.task_pods("kc_hardening", run)[("probe", 1)]
+    (pod,) = ended_pods(d.recorder, "kc_hardening", run)[("probe", 1)]
     ip = pod["status"]["podIP"]
     logs = "".join(
         d.kit.kubectl("logs", p["metadata"]["name"], "-n", d.namespace, "-c", "api-server", check=False)

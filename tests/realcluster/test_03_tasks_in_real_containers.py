@@ -8,7 +8,7 @@ import pytest
 
 from tests.realcluster.conftest import Deployed
 from tests.realcluster.kit import wait_for
-from tests.realcluster.pods import exit_code
+from tests.realcluster.pods import ended_pods, exit_code
 
 pytestmark = pytest.mark.realcluster
 
@@ -29,18 +29,6 @@ def running_pod(d: Deployed, dag_id: str, run_id: str, task_id: str, try_number:
         return live[-1] if live else None
 
     return wait_for(running, what=f"{dag_id}.{task_id} try {try_number} running", timeout=900)
-
-
-def ended_pods(d: Deployed, dag_id: str, run_id: str) -> dict[tuple[str, int], list[dict[str, Any]]]:
-    """The run's pods once each has ended (a task reports its state before its process exits)."""
-
-    def ended() -> dict[tuple[str, int], list[dict[str, Any]]] | None:
-        pods = d.recorder.task_pods(dag_id, run_id)
-        done = all(p["status"].get("phase") in ("Succeeded", "Failed") or p["metadata"]["uid"] in d.recorder.deleted
-                   for found in pods.values() for p in found)  # fmt: skip
-        return pods if pods and done else None
-
-    return wait_for(ended, what=f"the pods of {dag_id} {run_id} to end", timeout=600)
 
 
 def pod_log(d: Deployed, pod: dict[str, Any]) -> str:
@@ -101,7 +89,7 @@ def test_a_task_pod_deleted_while_running_is_reported_failed_and_retried_in_a_ne
     assert d.api.wait_for_run("kc_pod_deleted", run)["state"] == "success"
     tries = d.api.tries("kc_pod_deleted", run, "deleted_under_it")
     assert [(t["try_number"], t["state"]) for t in tries] == [(1, "failed"), (2, "success")]
-    pods = ended_pods(d, "kc_pod_deleted", run)
+    pods = ended_pods(d.recorder, "kc_pod_deleted", run)
     assert sorted(pods) == [("deleted_under_it", 1), ("deleted_under_it", 2)]
     (one,), (two,) = pods[("deleted_under_it", 1)], pods[("deleted_under_it", 2)]
     assert one["metadata"]["name"] != two["metadata"]["name"]
@@ -120,6 +108,6 @@ def test_a_task_that_overruns_its_execution_timeout_fails_and_is_retried(d: Depl
     assert [(t["try_number"], t["state"]) for t in tries] == [(1, "failed"), (2, "success")]
     first_log = "\n".join(d.api.task_log("kc_timeout", run, "overruns_once", 1))
     assert "timed out" in first_log.lower(), first_log[-3000:]  # Airflow's "Process timed out"
-    pods = ended_pods(d, "kc_timeout", run)
+    pods = ended_pods(d.recorder, "kc_timeout", run)
     assert sorted(pods) == [("overruns_once", 1), ("overruns_once", 2)]
     assert all(d.recorder.creations(p["metadata"]["name"]) == 1 for (pod,) in pods.values() for p in (pod,))

@@ -15,7 +15,7 @@ import pytest
 
 from tests.realcluster.applier import UpFailed
 from tests.realcluster.conftest import Deployed, log
-from tests.realcluster.images import build_broken_images
+from tests.realcluster.images import PlatformImage, build_broken_images
 
 pytestmark = pytest.mark.realcluster
 ROLES = ("scheduler", "api-server", "dag-processor", "triggerer")
@@ -30,8 +30,8 @@ def serving(d: Deployed) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def broken(deployed: Deployed) -> dict[str, str]:
-    return build_broken_images(deployed.kit, deployed.stack.values["airflowImage"])
+def broken(deployed: Deployed, platform_image: PlatformImage) -> dict[str, str]:
+    return build_broken_images(deployed.kit, platform_image.ref)  # the built one (earlier tests may retag it)
 
 
 @pytest.fixture
