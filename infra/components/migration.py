@@ -17,7 +17,14 @@ Why a Job, and how it behaves across ``pulumi up`` runs:
 * it starts after the NetworkPolicies exist: under default-deny, its database egress must be
   allowed before its pod tries to connect;
 * no ``ttlSecondsAfterFinished``: Kubernetes would garbage-collect the finished Job, and the next
-  ``pulumi up`` would see it missing and run it again.
+  ``pulumi up`` would see it missing and run it again;
+* ``pulumi.com/replaceUnready: "true"``: a migration that failed (database unreachable, wrong
+  password or CIDR) or never finished is **re-run by the next** ``pulumi up`` once the cause is
+  fixed.  Without it the provider keeps the failed Job (its inputs did not change), the await sees
+  ``Failed=True`` again and the Deployments are never created - only ``pulumi up --replace`` got
+  out.  The provider reads the live Job in its Diff and replaces it (delete-first) unless it has
+  completed (:func:`airflow_k8s.infra.render.replacement.unready_replacement` spells the rule out);
+  a completed migration is left alone, so a later ``up`` does not migrate again.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import pulumi_kubernetes as k8s
 
 from airflow_k8s.infra.components.airflowpod import PodWiring, Runtime, check_pod, control_plane_pod
 from airflow_k8s.infra.components.controlplane import pod_labels
-from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
+from airflow_k8s.infra.components.k8s import REPLACE_UNREADY, TOKEN_PREFIX, child, metadata, name_of, raw
 from airflow_k8s.infra.components.names import MIGRATION, PlatformNames
 from airflow_k8s.infra.components.roles import migration
 
@@ -78,7 +85,11 @@ class DatabaseMigration(pulumi.ComponentResource):
         )
         self.job = k8s.batch.v1.Job(
             f"{name}-job",
-            metadata=raw(metadata(n.migration_job, args.namespace, n.common_labels(MIGRATION))),
+            metadata=raw(
+                metadata(
+                    n.migration_job, args.namespace, n.common_labels(MIGRATION), annotations={REPLACE_UNREADY: "true"}
+                )
+            ),
             spec=raw(spec),
             opts=child(
                 self,

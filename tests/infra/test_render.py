@@ -417,3 +417,17 @@ def test_render_takes_over_a_render_from_before_the_manifest_existed(tmp_path: P
     (other / "Pulumi.yaml").write_text("# Pulumi project\nname: x\n")
     assert main(["render", "--stack", "dev", "--out", str(other)], environ={}) == 1
     assert (other / "Pulumi.yaml").exists() and (other / OUTPUTS_FILE).exists()
+
+
+def test_diff_lists_the_migration_job_as_rerun_when_unready(dev: tuple[Path, RenderResult, str], tmp_path: Path) -> None:
+    """A render cannot see the live Job, so the diff says which objects the next up may replace anyway."""
+    out, _, _ = dev
+    again = tmp_path / "again"
+    stream = io.StringIO()
+    render("dev", again, diff=out, stream=stream)
+    difference = diff_dirs(out, again)
+    assert difference.empty and difference.unready_replaced == ["job-airflow-dev-airflow-db-migrate.yaml"]
+    assert (
+        "! replaced if unready: job-airflow-dev-airflow-db-migrate.yaml (the next up re-runs it unless the live "
+        "Job has completed: pulumi.com/replaceUnready)" in stream.getvalue()
+    )
