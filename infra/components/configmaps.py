@@ -12,9 +12,11 @@ with (its output would make a cycle: the Service's pods roll on this ConfigMap's
 The templates ConfigMap has one key per template file, rewired to the created ConfigMap, PVC,
 Secret and worker service account and re-validated (:mod:`airflow_k8s.infra.components.podtemplates`).
 
-``checksum`` is a sha256 over airflow.cfg and every template; the scheduler Deployment carries it
-as a pod-template annotation, so any config change rolls the scheduler (a ``subPath`` mount
-never sees ConfigMap updates on its own).
+``checksum`` is a sha256 over airflow.cfg and every template (the ``configChecksum`` output);
+:meth:`ExecutorConfigMaps.checksum_for` gives each role the digest of what it reads - airflow.cfg,
+plus the templates for the scheduler - which its Deployment carries as a pod-template annotation
+(:mod:`airflow_k8s.infra.components.rollout`), so a config change rolls exactly the roles that
+read it (a ``subPath`` mount never sees ConfigMap updates on its own).
 
 Neither ConfigMap ever holds a secret: the control plane's credentials reach its containers as
 env vars from the platform Secret, and task pods get none (:mod:`airflow_k8s.infra.components.secrets`).
@@ -27,7 +29,6 @@ creating it again, and a pod starting in between fails.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ from airflow_k8s.infra.components.airflowcfg import ControlPlaneSettings, execut
 from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
 from airflow_k8s.infra.components.names import TEMPLATES_LABEL, PlatformNames
 from airflow_k8s.infra.components.podtemplates import TemplateWiring, render_template
+from airflow_k8s.infra.components.rollout import config_digest
 from airflow_k8s.infra.config.args import ExecutorSettings
 
 AIRFLOW_CFG_KEY = "airflow.cfg"
@@ -94,10 +96,8 @@ def render_airflow_cfg(config: ExecutorConfig, settings: ControlPlaneSettings) -
 
 
 def config_checksum(airflow_cfg: str, templates: Mapping[str, str]) -> str:
-    digest = hashlib.sha256()
-    for key, text in [(AIRFLOW_CFG_KEY, airflow_cfg), *sorted(templates.items())]:
-        digest.update(key.encode() + b"\0" + text.encode() + b"\0")
-    return digest.hexdigest()
+    """sha256 of airflow.cfg and every template (the ``configChecksum`` output, the scheduler's digest)."""
+    return config_digest(airflow_cfg, templates)
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,7 @@ class ExecutorConfigMaps(pulumi.ComponentResource):
     airflow_cfg: pulumi.Output[str]
     templates: pulumi.Output[dict[str, str]]
     checksum: pulumi.Output[str]
+    airflow_cfg_checksum: pulumi.Output[str]
     airflow_config_map: pulumi.Output[str]
     templates_config_map: pulumi.Output[str]
 
@@ -159,6 +160,7 @@ class ExecutorConfigMaps(pulumi.ComponentResource):
         )
         self.templates_config_map = name_of(templates_map)
         self.checksum = pulumi.Output.all(self.airflow_cfg, self.templates).apply(lambda v: config_checksum(v[0], v[1]))
+        self.airflow_cfg_checksum = self.airflow_cfg.apply(config_digest)
         self.register_outputs(
             {
                 "airflowConfigMap": self.airflow_config_map,
@@ -166,3 +168,7 @@ class ExecutorConfigMaps(pulumi.ComponentResource):
                 "checksum": self.checksum,
             }
         )
+
+    def checksum_for(self, reads_templates: bool) -> pulumi.Output[str]:
+        """The digest a role's pods roll on: airflow.cfg, plus the templates when the role loads them."""
+        return self.checksum if reads_templates else self.airflow_cfg_checksum

@@ -11,8 +11,9 @@
   schedulers of this executor would launch pods for the same queue, and the old pod must stop
   before the new one starts.  The api-server rolls with ``maxSurge: 1, maxUnavailable: 0`` so the
   Execution API task pods call never goes away (the quota check counts the surge pod).
-* The pod-template annotation ``airflow-k8s/config-sha256`` (airflow.cfg + templates) rolls the
-  pods on any config change, which a subPath mount would otherwise never see.
+* The pod-template annotations ``airflow-k8s/config-sha256`` (airflow.cfg, + templates for the
+  scheduler) and ``airflow-k8s/secrets-hmac`` (the Secret keys the role reads, keyed HMAC) roll
+  exactly the pods that read a changed input (:mod:`airflow_k8s.infra.components.rollout`).
 * ``after`` (the migration Job) orders the rollout: Pulumi updates a Deployment only once the
   Job has completed, so a new release never runs against an old schema.
 * PodDisruptionBudget ``maxUnavailable: 1`` + ``unhealthyPodEvictionPolicy: AlwaysAllow``: every
@@ -32,7 +33,8 @@ import pulumi_kubernetes as k8s
 
 from airflow_k8s.infra.components.airflowpod import PodWiring, Role, Runtime, check_pod, control_plane_pod
 from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
-from airflow_k8s.infra.components.names import CONFIG_HASH_ANNOTATION, ROLE_LABEL, PlatformNames
+from airflow_k8s.infra.components.names import ROLE_LABEL, PlatformNames
+from airflow_k8s.infra.components.rollout import CONFIG_HASH_ANNOTATION, SECRETS_HMAC_ANNOTATION
 
 RECREATE = {"type": "Recreate"}
 ROLLING = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
@@ -56,7 +58,8 @@ class DeploymentArgs:
     dags_claim: pulumi.Input[str]
     secret: pulumi.Input[str]
     template_dir: str
-    checksum: pulumi.Input[str]
+    checksum: pulumi.Input[str]  # the role's config digest (rollout.config_digest)
+    secrets_hmac: pulumi.Input[str] | None = None  # the role's Secret fingerprint (AirflowSecret.fingerprint)
     replicas: int = 1
     service: tuple[str, ServicePort] | None = None  # (Service name, port)
     after: Sequence[pulumi.Resource] = ()
@@ -66,16 +69,21 @@ def pod_labels(names: PlatformNames, role: str) -> dict[str, str]:
     return {**names.common_labels(role), **names.selector(role), ROLE_LABEL: role}
 
 
-def deployment_spec(args: DeploymentArgs, wiring: PodWiring, checksum: str) -> dict[str, Any]:
+def deployment_spec(
+    args: DeploymentArgs, wiring: PodWiring, checksum: str, secrets_hmac: str | None = None
+) -> dict[str, Any]:
     """The Deployment's ``spec`` (checked: PSS restricted + hardening)."""
     n, role = args.names, args.role
+    annotations = {CONFIG_HASH_ANNOTATION: checksum}
+    if secrets_hmac is not None:
+        annotations[SECRETS_HMAC_ANNOTATION] = secrets_hmac
     spec = {
         "replicas": args.replicas,
         "revisionHistoryLimit": 3,
         "strategy": ROLLING if args.replicas > 1 or role.name == "api-server" else RECREATE,
         "selector": {"matchLabels": n.selector(role.name)},
         "template": {
-            "metadata": {"labels": pod_labels(n, role.name), "annotations": {CONFIG_HASH_ANNOTATION: checksum}},
+            "metadata": {"labels": pod_labels(n, role.name), "annotations": annotations},
             "spec": control_plane_pod(role, args.runtime, wiring),
         },
     }
@@ -84,11 +92,11 @@ def deployment_spec(args: DeploymentArgs, wiring: PodWiring, checksum: str) -> d
     return spec
 
 
-def resolve_wiring(args: DeploymentArgs) -> pulumi.Output[tuple[PodWiring, str]]:
+def resolve_wiring(args: DeploymentArgs) -> pulumi.Output[tuple[PodWiring, str, str | None]]:
     return pulumi.Output.all(
         args.service_account, args.airflow_config_map, args.templates_config_map, args.dags_claim, args.secret,
-        args.checksum,
-    ).apply(lambda v: (PodWiring(v[0], v[1], v[2], v[3], v[4], args.template_dir), v[5]))  # fmt: skip
+        args.checksum, args.secrets_hmac,
+    ).apply(lambda v: (PodWiring(v[0], v[1], v[2], v[3], v[4], args.template_dir), v[5], v[6]))  # fmt: skip
 
 
 class AirflowDeployment(pulumi.ComponentResource):
@@ -102,7 +110,7 @@ class AirflowDeployment(pulumi.ComponentResource):
         super().__init__(f"{TOKEN_PREFIX}{self.TYPE}", name, None, opts)
         n, role = args.names, args.role
         labels = n.common_labels(role.name)
-        spec = resolve_wiring(args).apply(lambda v: deployment_spec(args, v[0], v[1]))
+        spec = resolve_wiring(args).apply(lambda v: deployment_spec(args, v[0], v[1], v[2]))
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=raw(metadata(n.deployment(role.name), args.namespace, labels)),

@@ -171,7 +171,8 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
                     service_account=service_account, airflow_config_map=config_maps.airflow_config_map,
                     templates_config_map=config_maps.templates_config_map, dags_claim=dags.claim_name,
                     secret=secret.secret_name, template_dir=c.executor.pod_template_dir,
-                    checksum=config_maps.checksum, after=[migration.job], **extra,
+                    checksum=config_maps.checksum_for(role.templates),
+                    secrets_hmac=secret.fingerprint(role.secret_keys), after=[migration.job], **extra,
                 ),
                 opts=child(self),
             )  # fmt: skip

@@ -29,6 +29,10 @@ component.  The decision, and why:
 * rotating: set the new value with ``pulumi config set --secret <key>``, or ``pulumi up --replace``
   the RandomBytes (for the Fernet key, first follow Airflow's ``rotate-fernet-key`` procedure).
 
+Rollouts: :meth:`AirflowSecret.fingerprint` is the HMAC a role's Deployment carries so that a
+change of any key it reads restarts it (:mod:`airflow_k8s.infra.components.rollout`), keyed with
+a ``random:RandomBytes`` salt (``<name>-rollout-salt``) generated once and kept in the state.
+
 Values stay secret Outputs all the way (:func:`pulumi.Output.secret` again here, so a caller
 passing a plain string cannot produce a non-secret input; ``additional_secret_outputs`` marks
 ``data``/``stringData`` secret in state).  The component's outputs are the Secret's name and key
@@ -37,6 +41,7 @@ names - never a value, never in a ConfigMap, never in a log.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -44,6 +49,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random
 
 from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
+from airflow_k8s.infra.components.rollout import secrets_digest
 
 DATABASE_URL_KEY = "database-url"
 FERNET_KEY_KEY = "fernet-key"
@@ -117,4 +123,21 @@ class AirflowSecret(pulumi.ComponentResource):
         self.secret_name = name_of(secret)
         self.keys = SECRET_KEYS
         self.generated = tuple(generated)
+        self._values = values
+        self._salt = pulumi_random.RandomBytes(f"{name}-rollout-salt", length=32, opts=child(self)).base64
         self.register_outputs({"secretName": self.secret_name, "keys": list(self.keys)})
+
+    def fingerprint(self, keys: Sequence[str]) -> pulumi.Output[str]:
+        """HMAC of the values of ``keys`` under the stack's salt: changes exactly when one of them does.
+
+        Unsecreted on purpose (:mod:`airflow_k8s.infra.components.rollout`): it reveals nothing
+        without the salt, and it goes into a Deployment's pod-template annotation.
+        """
+        wanted = sorted(set(keys))
+        unknown = set(wanted) - set(self._values)
+        if unknown:
+            raise ValueError(f"not keys of the platform Secret: {sorted(unknown)}")
+        digest = pulumi.Output.all(self._salt, *(self._values[key] for key in wanted)).apply(
+            lambda v: secrets_digest(v[0], list(zip(wanted, v[1:], strict=True)))
+        )
+        return pulumi.Output.unsecret(digest)

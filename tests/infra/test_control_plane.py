@@ -8,7 +8,6 @@ import pytest
 from pulumi.output import Unknown
 
 from airflow_k8s.executor.pods import security
-from airflow_k8s.infra.components.names import CONFIG_HASH_ANNOTATION
 from airflow_k8s.infra.render.offline import Evaluation, Recorded
 
 from .conftest import objects, one
@@ -169,23 +168,6 @@ def test_metadata_is_known_in_a_preview_where_every_output_is_unknown(stack) -> 
     scheduler = _by_name(evaluation.of_type("kubernetes:apps/v1:Deployment"), "airflow-scheduler")
     assert scheduler.inputs["metadata"]["name"] == "airflow-scheduler"
     assert isinstance(scheduler.inputs["spec"], Unknown)  # the preview really had no outputs to build it from
-
-
-def _hashes(evaluation: Evaluation) -> dict[str, str]:
-    return {
-        role: d["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
-        for role, d in deployments(evaluation).items()
-    }
-
-
-def test_config_changes_roll_every_role(stack, default_eval: Evaluation) -> None:
-    base = _hashes(default_eval)
-    assert len(set(base.values())) == 1  # one checksum for all
-    assert _hashes(stack()) == base  # deterministic
-    for change in ({"workerPodsMax": 6}, {"workerImage": "apache/airflow:3.3.1"}, {"apiBaseUrl": "https://af.example"}):
-        assert set(_hashes(stack(**change)).values()).isdisjoint(base.values()), change
-    assert _hashes(stack(quotaPods=30)) == base  # nothing the pods read
-    assert _hashes(stack(airflowImage="ghcr.io/airflow-k8s/airflow:0.2.0")) == base  # the image rolls them anyway
 
 
 def test_triggerer_is_optional(stack) -> None:

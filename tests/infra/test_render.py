@@ -419,7 +419,9 @@ def test_render_takes_over_a_render_from_before_the_manifest_existed(tmp_path: P
     assert (other / "Pulumi.yaml").exists() and (other / OUTPUTS_FILE).exists()
 
 
-def test_diff_lists_the_migration_job_as_rerun_when_unready(dev: tuple[Path, RenderResult, str], tmp_path: Path) -> None:
+def test_diff_lists_the_migration_job_as_rerun_when_unready(
+    dev: tuple[Path, RenderResult, str], tmp_path: Path
+) -> None:
     """A render cannot see the live Job, so the diff says which objects the next up may replace anyway."""
     out, _, _ = dev
     again = tmp_path / "again"

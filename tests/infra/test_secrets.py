@@ -39,7 +39,8 @@ def test_secret_values_enter_only_the_secret_and_stay_wrapped(evaluation: Evalua
         "jwt-secret": SECRET_JWT,
         "api-secret-key": SECRET_API_KEY,
     }
-    assert evaluation.of_type(RANDOM_BYTES) == []  # all three were given: nothing generated
+    # all three were given: no value generated, only the rollout salt (rollout.py)
+    assert [r.name for r in evaluation.of_type(RANDOM_BYTES)] == ["airflow-secrets-rollout-salt"]
     for resource in evaluation.resources:
         if resource is secret:
             continue
@@ -78,7 +79,7 @@ def test_rendered_directory_holds_no_secret(evaluation: Evaluation, tmp_path: Pa
 
 def test_unset_optional_secrets_are_generated_once_and_stay_secret(default_eval: Evaluation) -> None:
     """fernetKey, jwtSecret, apiSecretKey unset: RandomBytes children (stable in state), never outside the Secret."""
-    generated = {r.name: r for r in default_eval.of_type(RANDOM_BYTES)}
+    generated = {r.name: r for r in default_eval.of_type(RANDOM_BYTES) if not r.name.endswith("rollout-salt")}
     assert set(generated) == {f"airflow-secrets-{key}" for key in ("fernet-key", "jwt-secret", "api-secret-key")}
     assert all(r.inputs == {"length": 32} for r in generated.values())
     (secret,) = default_eval.of_type("kubernetes:core/v1:Secret")
