@@ -64,7 +64,8 @@ class ExecutorWiring:
         return execution_api_url(self.api_server_service, self.namespace)
 
 
-def build_executor_config(settings: ExecutorSettings, wiring: ExecutorWiring) -> ExecutorConfig:
+def build_executor_config(settings: ExecutorSettings, wiring: ExecutorWiring, schedulers: int = 1) -> ExecutorConfig:
+    """The executor's config; with ``schedulers`` > 1 each gets its share of N_max/N_min (per_scheduler)."""
     return ExecutorConfig(
         execution_api_server_url=wiring.execution_api_url,
         namespace=wiring.namespace,
@@ -77,8 +78,8 @@ def build_executor_config(settings: ExecutorSettings, wiring: ExecutorWiring) ->
         pod_creation_timeout=settings.pod_creation_timeout,
         max_pod_pending_timeout=settings.max_pod_pending_timeout,
         image_pull_policy=settings.image_pull_policy,
-        worker_pods_min=settings.worker_pods_min,
-        worker_pods_max=settings.worker_pods_max,
+        worker_pods_min=ExecutorSettings.per_scheduler(settings.worker_pods_min, schedulers),
+        worker_pods_max=ExecutorSettings.per_scheduler(settings.worker_pods_max, schedulers),
         worker_priority_class=wiring.task_priority_class,
         placeholder_priority_class=wiring.placeholder_priority_class,
         placeholder_image=settings.placeholder_image,
@@ -112,6 +113,7 @@ class ExecutorConfigMapsArgs:
     templates: Mapping[str, Mapping[str, Any]]
     control_plane: ControlPlaneSettings
     api_server_service: str
+    schedulers: int = 1
 
 
 class ExecutorConfigMaps(pulumi.ComponentResource):
@@ -133,7 +135,7 @@ class ExecutorConfigMaps(pulumi.ComponentResource):
             args.namespace, args.worker_service_account, args.task_priority_class, args.placeholder_priority_class
         ).apply(
             lambda v: build_executor_config(
-                args.settings, ExecutorWiring(v[0], v[1], v[2], v[3], n.name, args.api_server_service)
+                args.settings, ExecutorWiring(v[0], v[1], v[2], v[3], n.name, args.api_server_service), args.schedulers
             )
         )
         self.airflow_cfg = self.executor_config.apply(lambda c: render_airflow_cfg(c, args.control_plane))

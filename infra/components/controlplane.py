@@ -7,19 +7,25 @@
 * ``metadata`` is built from known strings (name, labels) plus the namespace Input, never from an
   ``apply`` over other resources' outputs: ``pulumi preview`` shows the name even when every
   output is unknown (a new cluster, a provider built from another resource's output).
-* Single-replica roles (scheduler, dag-processor, triggerer) use ``strategy: Recreate``: two
-  schedulers of this executor would launch pods for the same queue, and the old pod must stop
-  before the new one starts.  The api-server rolls with ``maxSurge: 1, maxUnavailable: 0`` so the
-  Execution API task pods call never goes away (the quota check counts the surge pod).
+* Rollout strategy: the api-server rolls with ``maxSurge: 1, maxUnavailable: 0`` so the Execution
+  API task pods call never goes away (the quota check counts the surge pod).  Single-replica roles
+  (one scheduler, the dag-processor, the triggerer) use ``Recreate``: the old pod stops before the
+  new one starts, and no surge pod needs quota.  Schedulers in HA (``schedulerReplicas`` 2+, Airflow
+  3 runs them active-active, each executor owning its own task pods) roll **one at a time**
+  (``maxSurge: 0, maxUnavailable: 1``): the others keep scheduling and adopt the pods of the one
+  being replaced, and no extra scheduler - nor its quota - is ever needed.
 * The pod-template annotations ``airflow-k8s/config-sha256`` (airflow.cfg, + templates for the
   scheduler) and ``airflow-k8s/secrets-hmac`` (the Secret keys the role reads, keyed HMAC) roll
   exactly the pods that read a changed input (:mod:`airflow_k8s.infra.components.rollout`).
 * ``after`` (the migration Job) orders the rollout: Pulumi updates a Deployment only once the
   Job has completed, so a new release never runs against an old schema.
-* PodDisruptionBudget ``maxUnavailable: 1`` + ``unhealthyPodEvictionPolicy: AlwaysAllow``: every
-  role is restart-safe (the executor relists and adopts its pods; Airflow's jobs recover from the
-  database), so a node drain or cluster upgrade must never hang on these pods, and a
-  crash-looping pod never blocks one.
+* PodDisruptionBudget ``maxUnavailable: 1`` + ``unhealthyPodEvictionPolicy: AlwaysAllow``: a
+  drain evicts one pod of a role at a time and, with 2+ replicas, **blocks** the next eviction
+  until the replacement is ready - so the api-server (UI and Execution API) and HA schedulers
+  stay up through node drains and cluster upgrades.  With one replica it cannot block (there is
+  nothing left to keep), which is why production stacks run 2+ api-servers (README); the
+  single-replica roles are restart-safe (the executor relists and adopts its pods, Airflow's jobs
+  recover from the database), and a crash-looping pod never blocks a drain.
 """
 
 from __future__ import annotations
@@ -33,11 +39,19 @@ import pulumi_kubernetes as k8s
 
 from airflow_k8s.infra.components.airflowpod import PodWiring, Role, Runtime, check_pod, control_plane_pod
 from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
-from airflow_k8s.infra.components.names import ROLE_LABEL, PlatformNames
+from airflow_k8s.infra.components.names import API_SERVER, ROLE_LABEL, PlatformNames
 from airflow_k8s.infra.components.rollout import CONFIG_HASH_ANNOTATION, SECRETS_HMAC_ANNOTATION
 
 RECREATE = {"type": "Recreate"}
 ROLLING = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+ONE_AT_A_TIME = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+
+
+def strategy(role: str, replicas: int) -> dict[str, Any]:
+    """The rollout strategy of ``role`` with ``replicas`` pods (module docstring)."""
+    if role == API_SERVER:
+        return ROLLING
+    return ONE_AT_A_TIME if replicas > 1 else RECREATE
 
 
 @dataclass(frozen=True)
@@ -80,7 +94,7 @@ def deployment_spec(
     spec = {
         "replicas": args.replicas,
         "revisionHistoryLimit": 3,
-        "strategy": ROLLING if args.replicas > 1 or role.name == "api-server" else RECREATE,
+        "strategy": strategy(role.name, args.replicas),
         "selector": {"matchLabels": n.selector(role.name)},
         "template": {
             "metadata": {"labels": pod_labels(n, role.name), "annotations": annotations},

@@ -135,6 +135,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
                 templates=args.templates,
                 control_plane=control_plane_settings(name, c),
                 api_server_service=names.api_server_service,
+                schedulers=c.control_plane.scheduler_replicas,
             ),
             opts=child(self),
         )
@@ -179,6 +180,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
 
         scheduler = deployment(
             SchedulerDeployment, roles.scheduler(c.executor.metrics_port), "scheduler", rbac.scheduler_service_account,
+            replicas=c.control_plane.scheduler_replicas,
             service=(names.metrics_service, ServicePort(roles.METRICS_PORT_NAME, c.executor.metrics_port)),
         )  # fmt: skip
         api_server = deployment(

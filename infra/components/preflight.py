@@ -81,7 +81,8 @@ def preflight(name: str, args: PlatformArgs) -> None:
         except ExecutorError as exc:
             problems.append(str(exc))
     try:
-        render_airflow_cfg(build_executor_config(c.executor, executor_wiring(name, c)), control_plane_settings(name, c))
+        executor = build_executor_config(c.executor, executor_wiring(name, c), c.control_plane.scheduler_replicas)
+        render_airflow_cfg(executor, control_plane_settings(name, c))
     except ExecutorError as exc:
         problems.append(f"airflow.cfg: {exc}")
     if DEFAULT_TEMPLATE not in templates:

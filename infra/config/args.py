@@ -231,6 +231,9 @@ class ControlPlaneSpec:
     resources: tuple[tuple[str, ResourcesSpec], ...] = tuple(DEFAULT_RESOURCES.items())
     api_server_replicas: int = 1
     triggerer: bool = True
+    # Airflow 3 runs schedulers active-active; each runs this executor with its own share of the task
+    # pods (ExecutorSettings.per_scheduler), and owns only the pods it created.
+    scheduler_replicas: int = 1
     api_base_url: str = ""
 
     def resources_of(self, role: str) -> ResourcesSpec:
@@ -288,6 +291,16 @@ class ExecutorSettings:
     metrics_port: int = 9102
     placeholder_image: str = "registry.k8s.io/pause:3.10"
     pod_template_dir: str = DEFAULT_TEMPLATE_DIR
+
+    @staticmethod
+    def per_scheduler(total: int, schedulers: int) -> int:
+        """One scheduler's share of ``total`` pods: ``ceil(total / schedulers)``.
+
+        airflow.cfg is shared by every scheduler and each executor caps *its own* pods, so with
+        ``schedulers`` of them ``worker_pods_max``/``worker_pods_min`` are split; rounding up keeps
+        the platform's full N_max, and the quota check counts ``schedulers x share``.
+        """
+        return -(-total // schedulers)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,10 @@ of ``requests.cpu``, ``requests.memory``, ``limits.cpu``, ``limits.memory`` and 
   tier, whichever is larger.  A tier without a limit gets the LimitRange default limit;
 * **placeholders**: ``workerPodsMin`` pause pods, each with the default tier's requests as both
   requests and limits (:mod:`airflow_k8s.executor.engine.placeholders`);
-* **control plane**: scheduler, api-server (replicas + 1 surge pod of its rolling update),
+* **several schedulers** (``schedulerReplicas`` k > 1): each caps its own pods at its share of
+  N_max and N_min, rounded up, so the task pods and placeholders above count ``k x share``;
+* **control plane**: the schedulers (they roll without a surge pod), api-server (replicas + 1
+  surge pod of its rolling update),
   dag-processor, triggerer (when enabled) and the migration Job's pod, each at its own requests
   and limits (their init containers use the same resources, so they add nothing).
 
@@ -28,7 +31,7 @@ from decimal import Decimal
 
 from airflow_k8s.executor.contract import quantity
 from airflow_k8s.executor.contract.config import DEFAULT_TIERS, Tier
-from airflow_k8s.infra.config.args import PlatformConfig
+from airflow_k8s.infra.config.args import ExecutorSettings, PlatformConfig
 
 # quota key -> (stack key, resource, requests or limits)
 QUOTA_KEYS = (
@@ -57,10 +60,11 @@ class ControlPlanePod:
 
 
 def control_plane_pods(config: PlatformConfig) -> list[ControlPlanePod]:
-    """The control plane's pods at their most (a rolling api-server update adds one)."""
+    """The control plane's pods at their most (a rolling api-server update adds one; schedulers roll
+    without a surge pod, one at a time)."""
     cp = config.control_plane
     counts = {
-        "scheduler": 1,
+        "scheduler": cp.scheduler_replicas,
         "apiServer": cp.api_server_replicas + 1,
         "dagProcessor": 1,
         "triggerer": 1 if cp.triggerer else 0,
@@ -93,14 +97,29 @@ def _tier_value(tier: Tier, resource: str, kind: str, config: PlatformConfig) ->
     return parse(limit)
 
 
+def worker_pods(config: PlatformConfig, key: str) -> tuple[int, str]:
+    """(pods, how) for ``workerPodsMax`` or ``workerPodsMin`` across every scheduler.
+
+    Each of the ``schedulerReplicas`` schedulers caps its own pods at its share (rounded up:
+    :meth:`~airflow_k8s.infra.config.args.ExecutorSettings.per_scheduler`), so ``k`` schedulers may
+    hold ``k x share`` pods at once - a little more than the key when it does not divide evenly.
+    """
+    total = config.executor.worker_pods_max if key == "workerPodsMax" else config.executor.worker_pods_min
+    k = config.control_plane.scheduler_replicas
+    if k == 1:
+        return total, f"{key} {total}"
+    share = ExecutorSettings.per_scheduler(total, k)
+    return k * share, f"schedulerReplicas {k} x {share} ({key} {total} shared)"
+
+
 def _tasks(config: PlatformConfig, tiers: Iterable[Tier], resource: str, kind: str) -> tuple[Decimal, str]:
     """(amount, explanation) of ``workerPodsMax`` task pods at the worst tier mix."""
-    n = config.executor.worker_pods_max
+    n, n_text = worker_pods(config, "workerPodsMax")
     tiers = list(tiers)
     plain = [t for t in tiers if not t.gpu]
     base_tier = max(plain, key=lambda t: _tier_value(t, resource, kind, config))
     base = _tier_value(base_tier, resource, kind, config)
-    best = (n * base, f"workerPodsMax {n} x {_show(base, resource)} of tier {base_tier.name!r}")
+    best = (n * base, f"{n_text} x {_show(base, resource)} of tier {base_tier.name!r}")
     gpus = config.quota.gpus
     for tier in tiers:
         if not tier.gpu or tier.gpu > gpus:
@@ -112,7 +131,7 @@ def _tasks(config: PlatformConfig, tiers: Iterable[Tier], resource: str, kind: s
             best = (
                 total,
                 f"{k} x {_show(value, resource)} of tier {tier.name!r} (quotaGpus {gpus}) + "
-                f"{n - k} x {_show(base, resource)} of tier {base_tier.name!r} (workerPodsMax {n})",
+                f"{n - k} x {_show(base, resource)} of tier {base_tier.name!r} ({n_text})",
             )
     return best
 
@@ -125,7 +144,7 @@ def demand(
     tasks, tasks_text = _tasks(config, tiers, resource, kind)
     default = next(t for t in tiers if t.name == config.executor.default_tier)
     per_placeholder = _tier_value(default, resource, "requests", config)  # limits == requests
-    n_min = config.executor.worker_pods_min
+    n_min, n_min_text = worker_pods(config, "workerPodsMin")
     placeholders = n_min * per_placeholder
     pods = control_plane_pods(config)
     control = sum((p.count * getattr(p, kind)[resource] for p in pods), Decimal(0))
@@ -133,7 +152,7 @@ def demand(
     total = tasks + placeholders + control
     text = (
         f"task pods {_show(tasks, resource)} ({tasks_text}) + placeholders {_show(placeholders, resource)} "
-        f"(workerPodsMin {n_min} x {_show(per_placeholder, resource)} of tier {default.name!r}) + "
+        f"({n_min_text} x {_show(per_placeholder, resource)} of tier {default.name!r}) + "
         f"control plane {_show(control, resource)} ({control_text})"
     )
     return total, text
@@ -142,12 +161,10 @@ def demand(
 def pod_demand(config: PlatformConfig) -> tuple[int, str]:
     pods = control_plane_pods(config)
     control = sum(p.count for p in pods)
-    e = config.executor
-    text = (
-        f"workerPodsMax {e.worker_pods_max} + workerPodsMin {e.worker_pods_min} + control plane {control} "
-        f"({', '.join(f'{p.role} {p.count}' for p in pods)})"
-    )
-    return e.worker_pods_max + e.worker_pods_min + control, text
+    n_max, n_max_text = worker_pods(config, "workerPodsMax")
+    n_min, n_min_text = worker_pods(config, "workerPodsMin")
+    text = f"{n_max_text} + {n_min_text} + control plane {control} ({', '.join(f'{p.role} {p.count}' for p in pods)})"
+    return n_max + n_min + control, text
 
 
 def quota_problems(config: PlatformConfig, tiers: Iterable[Tier] = DEFAULT_TIERS) -> list[QuotaProblem]:

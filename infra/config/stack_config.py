@@ -18,6 +18,7 @@ from typing import Any
 from airflow_k8s.executor.contract import k8snames, quantity
 from airflow_k8s.executor.contract.errors import QuantityError
 from airflow_k8s.infra.config import args as a
+from airflow_k8s.infra.config.feature_rules import feature_checks, feature_warnings
 from airflow_k8s.infra.config.problem import Problem
 from airflow_k8s.infra.config.rules import cross_checks, open_cidr_warnings
 from airflow_k8s.infra.config.stack_keys import (
@@ -109,7 +110,9 @@ def parse_stack_config(raw: Mapping[str, str | None], *, secrets_set: Collection
     pools = _node_pools(values, problems, warnings)
     config = _platform_config(values, pools, problems)
     cross_checks(config, values, problems)
+    feature_checks(config, values, problems)
     warnings.extend(open_cidr_warnings(config))
+    warnings.extend(feature_warnings(config))
     if problems:
         raise StackConfigError(problems)
     return StackConfig(values["platformName"], values["podTemplatesDir"], config, tuple(warnings))
@@ -233,6 +236,7 @@ def _platform_config(v: Mapping[str, Any], pools: a.NodePoolsSpec, problems: lis
             image_pull_policy=v["airflowImagePullPolicy"],
             resources=tuple((role, _resources(v, role)) for role in a.CONTROL_PLANE_ROLES),
             api_server_replicas=v["apiServerReplicas"],
+            scheduler_replicas=v["schedulerReplicas"],
             triggerer=v["triggererEnabled"],
             api_base_url=v["apiBaseUrl"],
         ),

@@ -24,6 +24,7 @@ from typing import Any
 from airflow_k8s.executor.contract import config_keys
 from airflow_k8s.executor.contract.config import DEFAULT_TIERS
 from airflow_k8s.infra.config import args as a
+from airflow_k8s.infra.config import platform_keys
 
 PROJECT = "airflow-k8s"
 MAX_PLATFORM_NAME = 40  # leaves room for the longest suffix ("-pod-metrics-reader") within 63
@@ -280,6 +281,8 @@ KEYS: tuple[StackKey, ...] = (
         [],
         'Existing nodes to label and taint (existing-nodes backend), as "<pool>=<node name>".',
     ),
+    # day 2 and Helm chart parity (platform_keys.py)
+    *(_k(*row) for row in platform_keys.ROWS),
     # secrets: only the required one is declared in Pulumi.yaml (the CLI requires every declared
     # key without a default, so declaring an optional one would break every preview).
     _k(
@@ -513,6 +516,7 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "dagsAccessMode": _one_of(*a.ACCESS_MODES),
     "nodePoolBackend": _one_of(*a.NODE_POOL_BACKENDS),
     "karpenterNodeClass": config_keys.dns_subdomain,
+    **platform_keys.VALIDATORS,
 }
 
 

@@ -433,3 +433,29 @@ def test_diff_lists_the_migration_job_as_rerun_when_unready(
         "! replaced if unready: job-airflow-dev-airflow-db-migrate.yaml (the next up re-runs it unless the live "
         "Job has completed: pulumi.com/replaceUnready)" in stream.getvalue()
     )
+
+
+@pytest.fixture(scope="module")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RenderResult, str]:
+    out = tmp_path_factory.mktemp("render") / "prod"
+    stream = io.StringIO()
+    result = render("prod", out, check=True, stream=stream)
+    return out, result, stream.getvalue()
+
+
+def test_the_production_example_is_highly_available_and_passes_every_check(
+    prod: tuple[Path, RenderResult, str],
+) -> None:
+    out, result, summary = prod
+    assert result.findings == [], "\n".join(map(str, result.findings))
+    if result.checkov is not None and result.checkov.available:
+        assert result.checkov.error is None and result.checkov.failed == []
+    else:
+        assert not REQUIRE_CHECKOV
+    api = yaml.safe_load((out / "deployment-airflow-prod-airflow-api-server.yaml").read_text())
+    scheduler = yaml.safe_load((out / "deployment-airflow-prod-airflow-scheduler.yaml").read_text())
+    assert api["spec"]["replicas"] >= 2 and scheduler["spec"]["replicas"] >= 2
+    budget = yaml.safe_load((out / "poddisruptionbudget-airflow-prod-airflow-api-server.yaml").read_text())
+    assert budget["spec"]["maxUnavailable"] == 1  # with 2 pods: one eviction at a time, the next one blocked
+    assert "apiServerReplicas" not in summary  # no availability warning
+    assert "0.0.0.0/0" not in summary  # every allowance is named

@@ -114,4 +114,3 @@ def test_hmac_annotations_are_plain_values_not_secret_outputs(base: Evaluation) 
     """A secret annotation would hide the whole Deployment spec in previews and fail the leak check."""
     for manifest in manifests(base):
         assert manifest.leaks == [], manifest.file_name
-
