@@ -88,7 +88,7 @@ def test_scheduler_replicas_are_bounded_and_need_a_task_pod_each() -> None:
             StackConfigError, match=f"airflow-k8s:schedulerReplicas = '{bad}': must be between 1 and 10"
         ):
             parse_stack_config({"schedulerReplicas": bad}, secrets_set=DB)
-    with pytest.raises(StackConfigError, match="airflow-k8s:workerPodsMax = 2: is shared by .*= 3 schedulers"):
+    with pytest.raises(StackConfigError, match=r"airflow-k8s:workerPodsMax = 2: is shared by .*= 3 schedulers"):
         parse_stack_config({"schedulerReplicas": "3", "workerPodsMax": "2"}, secrets_set=DB)
 
 
