@@ -67,10 +67,18 @@ class NetworkSpec:
     """Allowances on top of the default-deny NetworkPolicy (:mod:`~airflow_k8s.infra.components.network`).
 
     ``task_egress_cidrs``: extra egress of task pods and the triggerer (which runs task code too),
-    any port; the database CIDR is always cut out of them.  ``ui_ingress_namespace``: namespace of
-    the ingress controller that may reach the api-server (empty: none; ``kubectl port-forward``
-    works regardless).  ``remote_log_cidr``: HTTPS egress of task pods and the api-server to the
-    remote log store, used only when remote logging is on.
+    any port; the database, a named Kubernetes API range and link-local addresses are always cut
+    out of them.  ``ui_ingress_namespace``: namespace of the ingress controller that may reach the
+    api-server (empty: none; ``kubectl port-forward`` works regardless).  ``remote_log_cidr``:
+    HTTPS egress of task pods and the api-server to the remote log store, required when remote
+    logging is on.  ``allow_open_task_egress``: a task egress of ``0.0.0.0/0`` is refused unless
+    this says so explicitly (task code would reach every host on the internet).
+
+    DNS (every pod): ``dns_pod_labels`` in ``dns_namespace`` select the cluster DNS pods (kube-dns
+    and most CoreDNS installs label theirs ``k8s-app=kube-dns``); ``node_local_dns_ips`` are the
+    addresses NodeLocal DNSCache answers on (its link-local ``169.254.20.10``, and the kube-dns
+    Service IP when it runs in iptables mode), reached as ``ipBlock`` because its pods use the host
+    network - a pod selector never matches them.
     """
 
     api_server_cidr: str = "0.0.0.0/0"
@@ -79,7 +87,11 @@ class NetworkSpec:
     monitoring_namespace: str = "monitoring"
     ui_ingress_namespace: str | None = None
     task_egress_cidrs: tuple[str, ...] = ()
-    remote_log_cidr: str = "0.0.0.0/0"
+    remote_log_cidr: str = ""
+    dns_namespace: str = "kube-system"
+    dns_pod_labels: tuple[tuple[str, str], ...] = (("k8s-app", "kube-dns"),)
+    node_local_dns_ips: tuple[str, ...] = ()
+    allow_open_task_egress: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_k8s.infra.config import args as a
+from airflow_k8s.infra.config.network import inside, is_open
 from airflow_k8s.infra.config.problem import Problem
 from airflow_k8s.infra.config.stack_keys import PROJECT
 
@@ -28,6 +29,7 @@ def feature_warnings(c: a.PlatformConfig) -> list[str]:
 
 
 def feature_checks(c: a.PlatformConfig, v: Mapping[str, Any], problems: list[Problem]) -> None:
+    task_egress_checks(c, problems)
     k = c.control_plane.scheduler_replicas
     if k > 1 and c.executor.worker_pods_max < k:
         problems.append(
@@ -37,3 +39,40 @@ def feature_checks(c: a.PlatformConfig, v: Mapping[str, Any], problems: list[Pro
                 f"is shared by {PROJECT}:schedulerReplicas = {k} schedulers: each needs at least one task pod",
             )
         )
+
+
+def task_egress_checks(c: a.PlatformConfig, problems: list[Problem]) -> None:
+    """Task egress names its destinations: never 0.0.0.0/0 unless said so, never the Kubernetes API."""
+    n = c.network
+    named: list[tuple[str, str]] = [("taskEgressCidrs", cidr) for cidr in n.task_egress_cidrs]
+    if c.logging.remote:
+        if not n.remote_log_cidr:
+            problems.append(
+                Problem(
+                    "remoteLogCidr",
+                    "",
+                    f"is needed with {PROJECT}:remoteBaseLogFolder: task pods upload their logs to the store; set "
+                    "its CIDR (an S3 prefix-list range, the storage account's range...)",
+                )
+            )
+        else:
+            named.append(("remoteLogCidr", n.remote_log_cidr))
+    for key, cidr in named:
+        if is_open(cidr) and not n.allow_open_task_egress:
+            problems.append(
+                Problem(
+                    key,
+                    cidr,
+                    "opens task pods to every address: the internet and, on port 443, the Kubernetes API of any "
+                    f"cluster; name the destinations, or set {PROJECT}:allowOpenTaskEgress true to allow it explicitly",
+                )
+            )
+        elif not is_open(n.api_server_cidr) and inside(cidr, n.api_server_cidr):
+            problems.append(
+                Problem(
+                    key,
+                    cidr,
+                    f"lies inside {PROJECT}:apiServerCidr = {n.api_server_cidr!r}: task pods would reach the "
+                    "Kubernetes API; narrow apiServerCidr to the API server's endpoints",
+                )
+            )

@@ -226,6 +226,8 @@ def _platform_config(v: Mapping[str, Any], pools: a.NodePoolsSpec, problems: lis
         network=a.NetworkSpec(
             v["apiServerCidr"], v["databaseCidr"], v["databasePort"], v["monitoringNamespace"],
             v["uiIngressNamespace"], v["taskEgressCidrs"], v["remoteLogCidr"],
+            dns_namespace=v["dnsNamespace"], dns_pod_labels=v["dnsPodLabels"],
+            node_local_dns_ips=v["nodeLocalDnsIps"], allow_open_task_egress=v["allowOpenTaskEgress"],
         ),
         rbac=a.RbacSpec(v["capacityAwareTiers"], v["utilizationMetrics"]),
         storage=a.DagsStorageSpec(v["dagsStorageSize"], v["dagsStorageClass"], v["dagsAccessMode"]),

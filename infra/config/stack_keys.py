@@ -231,8 +231,9 @@ KEYS: tuple[StackKey, ...] = (
     _k(
         "remoteLogCidr",
         "string",
-        "0.0.0.0/0",
-        "HTTPS egress of task pods and the api-server to the remote log store (only with remoteBaseLogFolder).",
+        "",
+        "HTTPS egress of task pods and the api-server to the remote log store (required with remoteBaseLogFolder; "
+        "0.0.0.0/0 only with allowOpenTaskEgress).",
     ),
     # RBAC options
     _k("capacityAwareTiers", "boolean", True, "Grant the scheduler get/list on nodes (cluster-wide) for tier: auto."),
@@ -510,7 +511,7 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "monitoringNamespace": config_keys.dns_label,
     "uiIngressNamespace": _optional_label,
     "taskEgressCidrs": lambda items: tuple(_cidr(item) for item in items),
-    "remoteLogCidr": _cidr,
+    "remoteLogCidr": lambda value: _cidr(value) if value else "",
     "dagsStorageSize": _memory,
     "dagsStorageClass": _optional_subdomain,
     "dagsAccessMode": _one_of(*a.ACCESS_MODES),

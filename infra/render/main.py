@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from airflow_k8s.infra.config.args import PlatformConfig
 from airflow_k8s.infra.config.stack_config import Problem, StackConfigError, parse_stack_config
 from airflow_k8s.infra.config.stack_file import load_stack_file
 from airflow_k8s.infra.config.stack_keys import PROJECT, REQUIRED_SECRETS, SECRET_KEYS, to_raw
@@ -36,6 +37,7 @@ from airflow_k8s.infra.render.checks import Finding, check_directory
 from airflow_k8s.infra.render.diff import diff_dirs
 from airflow_k8s.infra.render.manifests import REDACTED, Manifest, manifests
 from airflow_k8s.infra.render.offline import Evaluation, evaluate
+from airflow_k8s.infra.render.reachability import reachability_problems
 
 PLACEHOLDER = "REDACTED-offline-render-placeholder"
 OUTPUTS_FILE = "stack-outputs.json"
@@ -49,6 +51,7 @@ class StackInputs:
     config: dict[str, str]
     secret_keys: list[str]
     notes: list[str] = field(default_factory=list)
+    platform: PlatformConfig | None = None  # the validated config (set by load_stack_inputs)
 
 
 def _full_key(key: str, project: str) -> str:
@@ -101,11 +104,11 @@ def load_stack_inputs(stack: str, project_dir: Path = PROJECT_DIR) -> StackInput
             inputs.notes.append(
                 f"{full}: not set (set it with `pulumi config set --secret {name} ...`); placeholder used"
             )
-    _validate(inputs, stack_path.name)
+    inputs.platform = _validate(inputs, stack_path.name)
     return inputs
 
 
-def _validate(inputs: StackInputs, source: str) -> None:
+def _validate(inputs: StackInputs, source: str) -> PlatformConfig:
     """The stack's own keys, validated before the program runs, so errors name the stack file."""
     prefix = f"{inputs.project}:"
     raw = {
@@ -115,7 +118,7 @@ def _validate(inputs: StackInputs, source: str) -> None:
     }
     secrets = {key[len(prefix) :] for key in inputs.secret_keys if key.startswith(prefix)}
     try:
-        parse_stack_config(raw, secrets_set=secrets)
+        return parse_stack_config(raw, secrets_set=secrets).platform
     except StackConfigError as exc:
         raise StackConfigError(exc.problems, source=source) from exc
 
@@ -126,6 +129,7 @@ class RenderResult:
     manifests: list[Manifest]
     findings: list[Finding] = field(default_factory=list)
     checkov: checkov.CheckovReport | None = None
+    flows_checked: int = 0  # reachability flows evaluated against the NetworkPolicies
 
     @property
     def ok(self) -> bool:
@@ -186,6 +190,9 @@ def render(
             shutil.rmtree(snapshot, ignore_errors=True)
     if check:
         result.findings = leak_findings(rendered, evaluation) + check_directory(out)
+        if inputs.platform is not None:
+            wrong, result.flows_checked = reachability_problems([m.obj for m in rendered], inputs.platform)
+            result.findings += [Finding("networkpolicies", "reachability", problem) for problem in wrong]
         result.checkov = checkov.run_checkov(out)
         print(_check_report(result), file=stream)
     return result
@@ -206,8 +213,10 @@ def _summary(inputs: StackInputs, result: RenderResult, out: Path) -> str:
 
 
 def _check_report(result: RenderResult) -> str:
-    lines = ["Checks (schema, PSS restricted, hardening, templates, airflow.cfg, secrets):"]
+    lines = ["Checks (schema, PSS restricted, hardening, templates, airflow.cfg, secrets, reachability):"]
     lines += [f"  FAIL {finding}" for finding in result.findings] or ["  ok"]
+    if result.flows_checked:
+        lines.append(f"reachability: {result.flows_checked} flows checked against the NetworkPolicies")
     report = result.checkov
     assert report is not None
     if not report.available:

@@ -363,7 +363,7 @@ def test_every_backend_renders_valid_manifests(tmp_path: Path) -> None:
 
     for backend, extra in (
         ("existing-nodes", {"existingNodes": ["workers=n1", "compute=n2", "gpu=n3"], "podMonitor": True}),
-        ("none", {"triggererEnabled": False, "remoteBaseLogFolder": "gs://b/logs"}),
+        ("none", {"triggererEnabled": False, "remoteBaseLogFolder": "gs://b/logs", "remoteLogCidr": "34.0.0.0/8"}),
     ):
         evaluation = run_stack(nodePoolBackend=backend, fernet=True, **extra)
         out = tmp_path / backend

@@ -41,8 +41,12 @@ def test_defaults_parse_to_the_default_model() -> None:
     assert stack.templates_dir == "pod_templates"
     assert stack.platform == PlatformConfig()
     assert stack.platform.node_pools.pools == DEFAULT_NODE_POOLS
-    # the open-to-the-world defaults are allowed, with a warning each
-    assert [w.split(" is ")[0] for w in stack.warnings] == [f"{PROJECT}:databaseCidr", f"{PROJECT}:apiServerCidr"]
+    # the open-to-the-world defaults and one api-server are allowed, with a warning each
+    assert [w.split(" is ")[0] for w in stack.warnings] == [
+        f"{PROJECT}:databaseCidr",
+        f"{PROJECT}:apiServerCidr",
+        f"{PROJECT}:apiServerReplicas",
+    ]
 
 
 def test_values_are_typed() -> None:
