@@ -7,6 +7,7 @@
     pods         list this executor's pods and counts by phase
     cleanup      delete finished pods older than N hours
     cost         cost (C = sum c_i t_i) and utilization report per task, DAG or tier
+    groom-logs   keep a logs directory within an age and a size (the control plane's log-groomer)
 
 Exit codes: 0 success, 2 bad input (config, task, template), 1 anything else.
 """
@@ -191,6 +192,29 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_groom_logs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from airflow_k8s.executor.reports import logfiles
+
+    root = Path(args.dir)
+    if not root.is_dir():
+        print(f"error: --dir {args.dir}: not a directory", file=sys.stderr)
+        return BAD_INPUT
+    if args.alive_within_minutes is not None:  # the sidecar's probe
+        return 0 if logfiles.alive(root, args.alive_within_minutes * 60) else 1
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    every = 0.0 if args.once else args.every_minutes * 60
+    if args.once:
+        stop.set()
+    logfiles.run(
+        root, max_age_seconds=args.max_age_days * 86400, max_bytes=args.max_bytes, every_seconds=every, stop=stop
+    )
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m airflow_k8s.executor", description=__doc__.split("\n\n")[0])
@@ -235,6 +259,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--png", help="also write a bar chart to this PNG file")
     p.add_argument("--spool", help="intake directory with results/ (default: the config's task_intake_dir)")
     p.add_argument("--no-live", action="store_true", help="only finished tasks; do not ask the cluster")
+    p = sub.add_parser(
+        "groom-logs", help="keep a logs directory within an age and a size", description=cmd_groom_logs.__doc__
+    )
+    p.set_defaults(handler=cmd_groom_logs)
+    p.add_argument("--dir", required=True, help="the logs directory (only regular files below it are deleted)")
+    p.add_argument("--max-age-days", type=_bounded(float_parser(0.0, 36500.0)), default=15.0)
+    p.add_argument("--max-bytes", type=_bounded(int_parser(0, 2**62)), default=2**62, help="disk use to stay under")
+    p.add_argument("--every-minutes", type=_bounded(float_parser(0.1, 1440.0)), default=15.0)
+    p.add_argument("--once", action="store_true", help="one pass, then exit")
+    p.add_argument(
+        "--alive-within-minutes",
+        type=_bounded(float_parser(0.0, 100000.0)),
+        help="probe: exit 0 if a pass finished within this many minutes, else 1 (grooms nothing)",
+    )
     return parser
 
 

@@ -87,7 +87,7 @@ def read_config() -> tuple[StackConfig, PlatformSecrets]:
     stack = parse_stack_config(raw, secrets_set={key for key in SECRET_KEYS if key in present})
     optional = {key: config.require_secret(key) if key in present else None for key in OPTIONAL_SECRETS}
     secrets = PlatformSecrets(
-        database_url=config.require_secret("databaseUrl"),
+        database_url=config.require_secret("databaseUrl") if "databaseUrl" in present else None,
         fernet_key=optional["fernetKey"],
         jwt_secret=optional["jwtSecret"],
         api_secret_key=optional["apiSecretKey"],

@@ -40,6 +40,7 @@ import pulumi_kubernetes as k8s
 from airflow_k8s.infra.components.airflowpod import PodWiring, Role, Runtime, check_pod, control_plane_pod
 from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
 from airflow_k8s.infra.components.names import API_SERVER, ROLE_LABEL, PlatformNames
+from airflow_k8s.infra.components.podoptions import PodOptions
 from airflow_k8s.infra.components.rollout import CONFIG_HASH_ANNOTATION, SECRETS_HMAC_ANNOTATION
 
 RECREATE = {"type": "Recreate"}
@@ -77,6 +78,7 @@ class DeploymentArgs:
     replicas: int = 1
     service: tuple[str, ServicePort] | None = None  # (Service name, port)
     after: Sequence[pulumi.Resource] = ()
+    options: PodOptions | None = None  # the operator's additions (podoptions.py)
 
 
 def pod_labels(names: PlatformNames, role: str) -> dict[str, str]:
@@ -98,7 +100,7 @@ def deployment_spec(
         "selector": {"matchLabels": n.selector(role.name)},
         "template": {
             "metadata": {"labels": pod_labels(n, role.name), "annotations": annotations},
-            "spec": control_plane_pod(role, args.runtime, wiring),
+            "spec": control_plane_pod(role, args.runtime, wiring, args.options),
         },
     }
     obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": n.deployment(role.name)}, "spec": spec}

@@ -40,6 +40,7 @@ from airflow_k8s.infra.components.airflowpod import PodWiring, Runtime, check_po
 from airflow_k8s.infra.components.controlplane import pod_labels
 from airflow_k8s.infra.components.k8s import REPLACE_UNREADY, TOKEN_PREFIX, child, metadata, name_of, raw
 from airflow_k8s.infra.components.names import MIGRATION, PlatformNames
+from airflow_k8s.infra.components.podoptions import PodOptions
 from airflow_k8s.infra.components.roles import migration
 
 DEADLINE_SECONDS = 1800
@@ -55,11 +56,14 @@ class MigrationArgs:
     airflow_config_map: pulumi.Input[str]
     secret: pulumi.Input[str]
     after: Sequence[pulumi.Resource] = ()  # the NetworkPolicies: its database egress must exist first
+    options: PodOptions | None = None  # the operator's additions (podoptions.py)
 
 
-def job_spec(names: PlatformNames, runtime: Runtime, wiring: PodWiring) -> dict[str, Any]:
+def job_spec(
+    names: PlatformNames, runtime: Runtime, wiring: PodWiring, options: PodOptions | None = None
+) -> dict[str, Any]:
     role = migration()
-    pod = control_plane_pod(role, runtime, wiring)
+    pod = control_plane_pod(role, runtime, wiring, options)
     pod["restartPolicy"] = "Never"
     spec = {
         "backoffLimit": 2,
@@ -81,7 +85,7 @@ class DatabaseMigration(pulumi.ComponentResource):
         super().__init__(f"{TOKEN_PREFIX}DatabaseMigration", name, None, opts)
         n = args.names
         spec = pulumi.Output.all(args.service_account, args.airflow_config_map, args.secret).apply(
-            lambda v: job_spec(n, args.runtime, PodWiring(v[0], v[1], "", "", v[2], ""))
+            lambda v: job_spec(n, args.runtime, PodWiring(v[0], v[1], "", "", v[2], ""), args.options)
         )
         self.job = k8s.batch.v1.Job(
             f"{name}-job",

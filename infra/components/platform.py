@@ -57,7 +57,13 @@ from airflow_k8s.infra.components.names import PlatformNames
 from airflow_k8s.infra.components.namespace import NamespaceArgs, PlatformNamespace
 from airflow_k8s.infra.components.network import NetworkFeatures, NetworkPolicies, NetworkPoliciesArgs
 from airflow_k8s.infra.components.nodepools import NodePools, NodePoolsArgs
-from airflow_k8s.infra.components.preflight import PlatformArgs, PreflightError, control_plane_settings, preflight
+from airflow_k8s.infra.components.preflight import (
+    PlatformArgs,
+    PreflightError,
+    control_plane_settings,
+    pod_options,
+    preflight,
+)
 from airflow_k8s.infra.components.priority import PriorityArgs, PriorityClasses
 from airflow_k8s.infra.components.rbac import ExecutorRbac, RbacArgs
 from airflow_k8s.infra.components.secrets import AirflowSecret, AirflowSecretArgs
@@ -110,7 +116,9 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
         network = NetworkPolicies(
             f"{name}-network", NetworkPoliciesArgs(namespace, names, c.network, features), opts=child(self)
         )
-        rbac = ExecutorRbac(f"{name}-rbac", RbacArgs(namespace, names, c.rbac), opts=child(self))
+        rbac = ExecutorRbac(
+            f"{name}-rbac", RbacArgs(namespace, names, c.rbac, c.pods.image_pull_secrets), opts=child(self)
+        )
         priority = PriorityClasses(f"{name}-priority", PriorityArgs(names, c.priority), opts=child(self))
         dags = DagsVolume(
             f"{name}-dags",
@@ -119,7 +127,13 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
         )
         secret = AirflowSecret(
             f"{name}-secrets",
-            AirflowSecretArgs(namespace, names.secret, args.secrets, names.common_labels("secrets")),
+            AirflowSecretArgs(
+                namespace,
+                names.secret,
+                args.secrets,
+                names.common_labels("secrets"),
+                {key: f"{ref.name}:{ref.key}" for key, ref in c.existing_secrets.refs},
+            ),
             opts=child(self),
         )
         config_maps = ExecutorConfigMaps(
@@ -154,6 +168,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
             MigrationArgs(
                 names, runtime("migration"), namespace, rbac.control_plane_service_account,
                 config_maps.airflow_config_map, secret.secret_name, after=[network],
+                options=pod_options(c, "migration"),
             ),
             opts=child(self),
         )  # fmt: skip
@@ -173,7 +188,8 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
                     templates_config_map=config_maps.templates_config_map, dags_claim=dags.claim_name,
                     secret=secret.secret_name, template_dir=c.executor.pod_template_dir,
                     checksum=config_maps.checksum_for(role.templates),
-                    secrets_hmac=secret.fingerprint(role.secret_keys), after=[migration.job], **extra,
+                    secrets_hmac=secret.fingerprint(role.secret_keys), after=[migration.job],
+                    options=pod_options(c, key), **extra,
                 ),
                 opts=child(self),
             )  # fmt: skip

@@ -27,9 +27,11 @@ from airflow_k8s.infra.components.configmaps import (
 )
 from airflow_k8s.infra.components.names import PlatformNames
 from airflow_k8s.infra.components.placement import unplaceable
+from airflow_k8s.infra.components.podoptions import PodOptions
 from airflow_k8s.infra.components.podtemplates import TemplateWiring, render_template
 from airflow_k8s.infra.components.secrets import PlatformSecrets
 from airflow_k8s.infra.config.args import PlatformConfig
+from airflow_k8s.infra.config.pods import ROLES
 from airflow_k8s.infra.config.quota import quota_problems
 
 
@@ -48,6 +50,18 @@ def control_plane_settings(name: str, config: PlatformConfig) -> ControlPlaneSet
     names = PlatformNames(name)
     base_url = config.control_plane.api_base_url or api_server_url(names.api_server_service, config.namespace)
     return ControlPlaneSettings(base_url=base_url, logging=config.logging)
+
+
+def pod_options(config: PlatformConfig, role_key: str) -> PodOptions:
+    """The operator's additions to the pods of the role ``role_key`` (scheduler, apiServer...)."""
+    return PodOptions(
+        role=ROLES[role_key],
+        role_key=role_key,
+        additions=config.pods.for_role(role_key),
+        logs=config.pods.logs,
+        secret_refs=dict(config.existing_secrets.refs),
+        remote_log_secret=config.existing_secrets.remote_logging,
+    )
 
 
 def executor_wiring(name: str, config: PlatformConfig) -> ExecutorWiring:

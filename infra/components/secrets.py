@@ -41,8 +41,8 @@ names - never a value, never in a ConfigMap, never in a log.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -69,9 +69,10 @@ class PlatformSecrets:
     """Secret inputs of the platform (Pulumi secret Outputs, normally from ``require_secret``).
 
     ``None`` for the optional three: generated once, kept in the stack state (module docstring).
+    ``database_url`` is None only when an existing Secret holds it (``existingDatabaseUrlSecret``).
     """
 
-    database_url: pulumi.Input[str]
+    database_url: pulumi.Input[str] | None
     fernet_key: pulumi.Input[str] | None = None
     jwt_secret: pulumi.Input[str] | None = None
     api_secret_key: pulumi.Input[str] | None = None
@@ -88,6 +89,8 @@ class AirflowSecretArgs:
     secret_name: str
     secrets: PlatformSecrets
     labels: dict[str, str]
+    # platform key -> "<secret>:<key>" of the operator's Secret holding it instead (neither set nor generated)
+    existing: Mapping[str, str] = field(default_factory=dict)
 
 
 class AirflowSecret(pulumi.ComponentResource):
@@ -104,9 +107,15 @@ class AirflowSecret(pulumi.ComponentResource):
             JWT_SECRET_KEY: args.secrets.jwt_secret,
             API_SECRET_KEY: args.secrets.api_secret_key,
         }
-        values: dict[str, pulumi.Input[str]] = {DATABASE_URL_KEY: pulumi.Output.secret(args.secrets.database_url)}
+        values: dict[str, pulumi.Input[str]] = {}
+        if DATABASE_URL_KEY not in args.existing:
+            if args.secrets.database_url is None:
+                raise ValueError("the database URL is neither given (databaseUrl) nor in an existing Secret")
+            values[DATABASE_URL_KEY] = pulumi.Output.secret(args.secrets.database_url)
         generated = []
         for key, configured in given.items():
+            if key in args.existing:
+                continue
             value = configured
             if value is None:
                 random_bytes = pulumi_random.RandomBytes(f"{name}-{key}", length=32, opts=child(self))
@@ -123,7 +132,8 @@ class AirflowSecret(pulumi.ComponentResource):
         self.secret_name = name_of(secret)
         self.keys = SECRET_KEYS
         self.generated = tuple(generated)
-        self._values = values
+        # a key in an operator's Secret enters the fingerprint by reference: its rotation is the operator's
+        self._values = {**values, **{key: f"existing:{ref}" for key, ref in args.existing.items()}}
         self._salt = pulumi_random.RandomBytes(f"{name}-rollout-salt", length=32, opts=child(self)).base64
         self.register_outputs({"secretName": self.secret_name, "keys": list(self.keys)})
 

@@ -11,8 +11,13 @@ same value, in ``Pulumi.yaml`` (a test keeps the two in step).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from airflow_k8s.executor.contract.config import DEFAULT_TEMPLATE_DIR
+
+if TYPE_CHECKING:
+    from airflow_k8s.infra.config.pods import ExistingSecrets, PodSettings
 
 NODE_POOL_BACKENDS = ("karpenter", "existing-nodes", "none")
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
@@ -332,3 +337,12 @@ class PlatformConfig:
     protection: ProtectionSpec = field(default_factory=ProtectionSpec)
     monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
+    pods: PodSettings = field(default_factory=lambda: _pods().PodSettings())
+    existing_secrets: ExistingSecrets = field(default_factory=lambda: _pods().ExistingSecrets())
+
+
+def _pods() -> ModuleType:
+    """:mod:`airflow_k8s.infra.config.pods` (it imports this module: loaded on first use)."""
+    from airflow_k8s.infra.config import pods
+
+    return pods

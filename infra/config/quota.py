@@ -14,7 +14,9 @@ of ``requests.cpu``, ``requests.memory``, ``limits.cpu``, ``limits.memory`` and 
   requests and limits (:mod:`airflow_k8s.executor.engine.placeholders`);
 * **several schedulers** (``schedulerReplicas`` k > 1): each caps its own pods at its share of
   N_max and N_min, rounded up, so the task pods and placeholders above count ``k x share``;
-* **control plane**: the schedulers (they roll without a surge pod), api-server (replicas + 1
+* **control plane**: every container of each pod adds up - the role's own, the ``log-groomer``
+  sidecar of long-running roles and the operator's sidecars; an init container counts when it asks
+  for more than all of them: the schedulers (they roll without a surge pod), api-server (replicas + 1
   surge pod of its rolling update),
   dag-processor, triggerer (when enabled) and the migration Job's pod, each at its own requests
   and limits (their init containers use the same resources, so they add nothing).
@@ -25,9 +27,10 @@ its value, the need and how it adds up.  Pure Python, no Pulumi.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from airflow_k8s.executor.contract import quantity
 from airflow_k8s.executor.contract.config import DEFAULT_TIERS, Tier
@@ -40,6 +43,7 @@ QUOTA_KEYS = (
     ("limits.cpu", "quotaLimitsCpu", "cpu", "limits"),
     ("limits.memory", "quotaLimitsMemory", "memory", "limits"),
 )
+GROOMED_ROLES = ("scheduler", "apiServer", "dagProcessor", "triggerer")  # pods with a log-groomer sidecar
 _GI = Decimal(1024**3)
 _MI = Decimal(1024**2)
 
@@ -74,16 +78,33 @@ def control_plane_pods(config: PlatformConfig) -> list[ControlPlanePod]:
     for role, count in counts.items():
         if not count:
             continue
-        r = cp.resources_of(role)
-        pods.append(
-            ControlPlanePod(
-                role,
-                count,
-                {"cpu": quantity.cpu(r.cpu_request), "memory": quantity.memory(r.memory_request)},
-                {"cpu": quantity.cpu(r.cpu_limit), "memory": quantity.memory(r.memory_limit)},
-            )
-        )
+        requests, limits = pod_resources(config, role)
+        pods.append(ControlPlanePod(role, count, requests, limits))
     return pods
+
+
+def _amounts(resources: Mapping[str, Any], kind: str) -> dict[str, Decimal]:
+    values = resources.get(kind) or {}
+    return {"cpu": quantity.cpu(values["cpu"]), "memory": quantity.memory(values["memory"])}
+
+
+def pod_resources(config: PlatformConfig, role: str) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """(requests, limits) one pod of ``role`` is charged: its containers add up - the role's own, the
+    log-groomer of long-running roles, the operator's sidecars - and an init container counts when it
+    asks for more than all of them (Kubernetes' effective pod resources: max(sum(containers), init))."""
+    main = config.control_plane.resources_of(role).to_k8s()
+    additions = config.pods.for_role(role)
+    containers = [main, *(c.get("resources") or {} for c in additions.sidecars)]
+    if role in GROOMED_ROLES:
+        containers.append(config.pods.logs.groomer.to_k8s())
+    inits = [main, *(c.get("resources") or {} for c in additions.init_containers)]  # wait-for-migrations: main's
+    out = []
+    for kind in ("requests", "limits"):
+        total = {r: sum((_amounts(c, kind)[r] for c in containers), Decimal(0)) for r in ("cpu", "memory")}
+        for init in inits:
+            total = {r: max(total[r], _amounts(init, kind)[r]) for r in total}
+        out.append(total)
+    return out[0], out[1]
 
 
 def _tier_value(tier: Tier, resource: str, kind: str, config: PlatformConfig) -> Decimal:

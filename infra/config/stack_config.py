@@ -19,6 +19,8 @@ from airflow_k8s.executor.contract import k8snames, quantity
 from airflow_k8s.executor.contract.errors import QuantityError
 from airflow_k8s.infra.config import args as a
 from airflow_k8s.infra.config.feature_rules import feature_checks, feature_warnings
+from airflow_k8s.infra.config.pods import EXISTING_SECRET_KEYS
+from airflow_k8s.infra.config.pods_parse import existing_secrets, pod_settings
 from airflow_k8s.infra.config.problem import Problem
 from airflow_k8s.infra.config.rules import cross_checks, open_cidr_warnings
 from airflow_k8s.infra.config.stack_keys import (
@@ -50,6 +52,15 @@ __all__ = [
     "raw_default",
     "to_raw",
 ]
+
+
+# secret stack key -> the stack key naming an existing Secret that replaces it
+EXISTING_FOR_SECRET = {
+    "databaseUrl": EXISTING_SECRET_KEYS["database-url"][0],
+    "fernetKey": EXISTING_SECRET_KEYS["fernet-key"][0],
+    "jwtSecret": EXISTING_SECRET_KEYS["jwt-secret"][0],
+    "apiSecretKey": EXISTING_SECRET_KEYS["api-secret-key"][0],
+}
 
 
 class StackConfigError(ValueError):
@@ -102,8 +113,14 @@ def parse_stack_config(raw: Mapping[str, str | None], *, secrets_set: Collection
         except ValueError as exc:
             problems.append(Problem(key.name, text, str(exc)))
     for name in REQUIRED_SECRETS:
-        if name not in secrets_set:
+        existing = EXISTING_FOR_SECRET.get(name)
+        if name not in secrets_set and not (existing and raw.get(existing)):
             problems.append(Problem(name, None, f"is not set: pulumi config set --secret {name} <value>", secret=True))
+    for name, existing in EXISTING_FOR_SECRET.items():
+        if name in secrets_set and raw.get(existing):
+            problems.append(
+                Problem(existing, raw[existing], f"and the secret {PROJECT}:{name} are both set: keep one of them")
+            )
     if problems:
         raise StackConfigError(problems)
     warnings: list[str] = []
@@ -245,6 +262,8 @@ def _platform_config(v: Mapping[str, Any], pools: a.NodePoolsSpec, problems: lis
         logging=a.LoggingSpec(v["remoteBaseLogFolder"], v["remoteLogConnId"]),
         protection=a.ProtectionSpec(v["protectNamespace"], v["protectDagsVolume"]),
         monitoring=a.MonitoringSpec(v["podMonitor"], _labels(v, "podMonitorLabels", problems)),
+        pods=pod_settings(v, problems),
+        existing_secrets=existing_secrets(v, problems),
         executor=a.ExecutorSettings(
             worker_image=v["workerImage"],
             image_pull_policy=v["workerImagePullPolicy"],

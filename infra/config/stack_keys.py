@@ -284,14 +284,16 @@ KEYS: tuple[StackKey, ...] = (
     ),
     # day 2 and Helm chart parity (platform_keys.py)
     *(_k(*row) for row in platform_keys.ROWS),
-    # secrets: only the required one is declared in Pulumi.yaml (the CLI requires every declared
-    # key without a default, so declaring an optional one would break every preview).
+    # secrets: none is declared in Pulumi.yaml - the CLI requires every declared key without a default, and
+    # even the database URL may come from an existing Secret (existingDatabaseUrlSecret) instead.
     _k(
         "databaseUrl",
         "string",
         None,
-        "Airflow metadata database URL (secret; pulumi config set --secret databaseUrl ...).",
+        "Airflow metadata database URL (secret; pulumi config set --secret databaseUrl ...), unless "
+        "existingDatabaseUrlSecret names a Secret holding it.",
         secret=True,
+        declared=False,
     ),
     _k(
         "fernetKey",

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from airflow_k8s.infra.config.args import PlatformConfig
-from airflow_k8s.infra.config.stack_config import Problem, StackConfigError, parse_stack_config
+from airflow_k8s.infra.config.stack_config import EXISTING_FOR_SECRET, Problem, StackConfigError, parse_stack_config
 from airflow_k8s.infra.config.stack_file import load_stack_file
 from airflow_k8s.infra.config.stack_keys import PROJECT, REQUIRED_SECRETS, SECRET_KEYS, to_raw
 from airflow_k8s.infra.render import checkov, outdir
@@ -98,6 +98,9 @@ def load_stack_inputs(stack: str, project_dir: Path = PROJECT_DIR) -> StackInput
         raise StackConfigError(plain_secrets, source=stack_path.name)
     for name in REQUIRED_SECRETS:
         full = f"{project}:{name}"
+        existing = EXISTING_FOR_SECRET.get(name)
+        if existing and inputs.config.get(f"{project}:{existing}"):
+            continue  # the value lives in the operator's Secret
         if full not in inputs.config:
             inputs.config[full] = PLACEHOLDER
             inputs.secret_keys.append(full)

@@ -261,9 +261,10 @@ def test_pulumi_yaml_declares_no_key_the_cli_would_require_but_the_stack_may_lea
         for key, decl in project["config"].items()
         if isinstance(decl, dict) and decl.get("default") is None
     }
-    assert required == {"databaseUrl"}  # the one secret nothing can default
-    optional_secrets = {key.name for key in KEYS if key.secret and not key.declared}
-    assert optional_secrets == {"fernetKey", "jwtSecret", "apiSecretKey"}
+    # none: even the database URL may come from an existing Secret (existingDatabaseUrlSecret)
+    assert required == set()
+    undeclared_secrets = {key.name for key in KEYS if key.secret and not key.declared}
+    assert undeclared_secrets == {"databaseUrl", "fernetKey", "jwtSecret", "apiSecretKey"}
 
 
 def test_pulumi_yaml_makes_the_default_provider_update_config_maps_and_secrets_in_place() -> None:
