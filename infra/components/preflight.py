@@ -64,6 +64,33 @@ def pod_options(config: PlatformConfig, role_key: str) -> PodOptions:
     )
 
 
+def role_pod_problems(config: PlatformConfig) -> list[str]:
+    """Build every control-plane pod once, with the operator's additions: a refused extra container, a
+    mount of a missing volume or a PSS violation is reported here, naming the stack key, not later."""
+    from airflow_k8s.infra.components import roles
+    from airflow_k8s.infra.components.airflowpod import PodWiring, Runtime, check_pod, control_plane_pod
+
+    cp = config.control_plane
+    built = {
+        "scheduler": roles.scheduler(config.executor.metrics_port),
+        "apiServer": roles.api_server(),
+        "dagProcessor": roles.dag_processor(),
+        "migration": roles.migration(),
+        **({"triggerer": roles.triggerer()} if cp.triggerer else {}),
+    }
+    wiring = PodWiring("sa", "config", "templates", "dags", "secret", config.executor.pod_template_dir)
+    problems = []
+    for key, role in built.items():
+        runtime = Runtime(cp.image, cp.image_pull_policy, cp.resources_of(key))
+        try:
+            spec = control_plane_pod(role, runtime, wiring, pod_options(config, key))
+            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": role.name}, "spec": spec}
+            check_pod("pod of", key, pod, token=role.token)
+        except ExecutorError as exc:
+            problems.append(str(exc))
+    return problems
+
+
 def executor_wiring(name: str, config: PlatformConfig) -> ExecutorWiring:
     names = PlatformNames(name)
     return ExecutorWiring(
@@ -116,6 +143,7 @@ def preflight(name: str, args: PlatformArgs) -> None:
                         f"{resource}={limits[resource]} is above the LimitRange maximum {ceiling} "
                         f"(raise limitMax{resource.capitalize()})"
                     )
+    problems.extend(role_pod_problems(c))
     problems.extend(f"airflow-k8s:{p.key} = {p.value!r}: {p.reason}" for p in quota_problems(c))
     if problems:
         raise PreflightError("platform preflight failed:\n" + "\n".join(f"  - {p}" for p in problems))

@@ -84,8 +84,12 @@ def control_plane_pods(config: PlatformConfig) -> list[ControlPlanePod]:
 
 
 def _amounts(resources: Mapping[str, Any], kind: str) -> dict[str, Decimal]:
+    """An unstated amount counts 0 here: building the pod refuses such a container, naming its key."""
     values = resources.get(kind) or {}
-    return {"cpu": quantity.cpu(values["cpu"]), "memory": quantity.memory(values["memory"])}
+    return {
+        "cpu": quantity.cpu(values["cpu"]) if "cpu" in values else Decimal(0),
+        "memory": quantity.memory(values["memory"]) if "memory" in values else Decimal(0),
+    }
 
 
 def pod_resources(config: PlatformConfig, role: str) -> tuple[dict[str, Decimal], dict[str, Decimal]]:

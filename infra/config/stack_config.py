@@ -115,7 +115,10 @@ def parse_stack_config(raw: Mapping[str, str | None], *, secrets_set: Collection
     for name in REQUIRED_SECRETS:
         existing = EXISTING_FOR_SECRET.get(name)
         if name not in secrets_set and not (existing and raw.get(existing)):
-            problems.append(Problem(name, None, f"is not set: pulumi config set --secret {name} <value>", secret=True))
+            alternative = f", or name an existing Secret holding it ({PROJECT}:{existing})" if existing else ""
+            problems.append(
+                Problem(name, None, f"is not set: pulumi config set --secret {name} <value>{alternative}", secret=True)
+            )
     for name, existing in EXISTING_FOR_SECRET.items():
         if name in secrets_set and raw.get(existing):
             problems.append(

@@ -48,7 +48,7 @@ def test_ha_schedulers_roll_one_at_a_time_and_a_single_one_is_recreated(stack) -
 
 
 def test_every_role_has_a_budget_that_evicts_one_pod_at_a_time(stack) -> None:
-    evaluation = stack(schedulerReplicas=2, apiServerReplicas=2)
+    evaluation = stack(schedulerReplicas=2, apiServerReplicas=2, **ROOMY)
     deployments = {d["metadata"]["name"]: d for d in objects(evaluation, "Deployment")}
     budgets = {p["metadata"]["name"]: p["spec"] for p in objects(evaluation, "PodDisruptionBudget")}
     assert set(budgets) == set(deployments)
@@ -67,7 +67,7 @@ def test_schedulers_share_workerpodsmax_and_min(stack, schedulers: int, share_ma
 
 def test_the_quota_counts_every_scheduler_and_their_shares() -> None:
     one_scheduler, three = PlatformConfig(), ha(schedulers=3, api_servers=1)
-    scheduler_cpu = Decimal("0.5")
+    scheduler_cpu = Decimal("0.51")  # 500m + its log-groomer's 10m
     # 8 task pods become 3 x ceil(8/3) = 9: one more heavy pod (2 CPU requested), two more schedulers
     assert demand(three, "cpu", "requests")[0] - demand(one_scheduler, "cpu", "requests")[0] == 2 + 2 * scheduler_cpu
     assert pod_demand(three)[0] == pod_demand(one_scheduler)[0] + 1 + 2
