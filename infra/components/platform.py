@@ -23,8 +23,10 @@ Importable from other stacks: build a :class:`PlatformArgs` (config from
 :func:`airflow_k8s.infra.config.stack_config.parse_stack_config` or constructed directly,
 templates from :func:`airflow_k8s.infra.shipped_templates` or your own, secrets as Pulumi secret
 Outputs) and pass ``opts=pulumi.ResourceOptions(providers=[...])`` to target a cluster; no
-provider is created here.  That provider must have ``enable_config_map_mutable`` and
-``enable_secret_mutable`` (see :mod:`airflow_k8s.infra.stack`).
+provider is created here.  That provider must update ConfigMaps and Secrets in place: a
+:class:`~airflow_k8s.infra.components.provider.PlatformProvider`, or the default provider with
+``kubernetes:enableConfigMapMutable`` / ``enableSecretMutable`` - the component refuses anything
+else (:mod:`airflow_k8s.infra.components.provider`).
 
 Before any resource is declared, :func:`~airflow_k8s.infra.components.preflight.preflight`
 checks what would otherwise fail later: every tier's template exists, every template fits a node
@@ -65,11 +67,12 @@ from airflow_k8s.infra.components.preflight import (
     preflight,
 )
 from airflow_k8s.infra.components.priority import PriorityArgs, PriorityClasses
+from airflow_k8s.infra.components.provider import PlatformProvider, provider_problems
 from airflow_k8s.infra.components.rbac import ExecutorRbac, RbacArgs
 from airflow_k8s.infra.components.secrets import AirflowSecret, AirflowSecretArgs
 from airflow_k8s.infra.components.storage import DagsVolume, DagsVolumeArgs
 
-__all__ = ["AirflowK8sPlatform", "PlatformArgs", "PreflightError", "preflight"]
+__all__ = ["AirflowK8sPlatform", "PlatformArgs", "PlatformProvider", "PreflightError", "preflight"]
 
 
 class AirflowK8sPlatform(pulumi.ComponentResource):
@@ -99,6 +102,10 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TOKEN_PREFIX}AirflowK8sPlatform", name, None, opts)
+        refused = provider_problems(self)
+        if refused:
+            lines = "\n".join(f"  - {p}" for p in refused)
+            raise PreflightError(f"the Kubernetes provider is not set up for this platform:\n{lines}")
         preflight(name, args)
         c = args.config
         names = PlatformNames(name)

@@ -1,5 +1,9 @@
 """Preflight: everything that can be known wrong about a platform before any resource exists.
 
+It first holds the typed config to the same rules as a stack file (:mod:`airflow_k8s.infra.config.typed`:
+every key's validator and every cross-key rule, each problem naming the stack key), so a consumer
+building a :class:`~airflow_k8s.infra.config.args.PlatformConfig` in Python gets the same checks.
+
 :func:`preflight` runs synchronously at the top of
 :class:`~airflow_k8s.infra.components.platform.AirflowK8sPlatform`, so a bad template or setting
 fails with one readable message listing every problem - not later inside an Output callback, and
@@ -32,7 +36,7 @@ from airflow_k8s.infra.components.podtemplates import TemplateWiring, render_tem
 from airflow_k8s.infra.components.secrets import PlatformSecrets
 from airflow_k8s.infra.config.args import PlatformConfig
 from airflow_k8s.infra.config.pods import ROLES
-from airflow_k8s.infra.config.quota import quota_problems
+from airflow_k8s.infra.config.typed import config_problems
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,8 @@ def preflight(name: str, args: PlatformArgs) -> None:
     """
     c, templates = args.config, args.templates
     names = PlatformNames(name)
-    problems: list[str] = []
+    problems: list[str] = [str(problem) for problem in config_problems(c, secrets_set=_secrets_set(args.secrets),
+                                                                        platform_name=name)]  # fmt: skip
     wiring = TemplateWiring(
         config_map=names.airflow_config_map, pvc=names.dags_pvc, service_account=names.worker_service_account
     )
@@ -144,6 +149,19 @@ def preflight(name: str, args: PlatformArgs) -> None:
                         f"(raise limitMax{resource.capitalize()})"
                     )
     problems.extend(role_pod_problems(c))
-    problems.extend(f"airflow-k8s:{p.key} = {p.value!r}: {p.reason}" for p in quota_problems(c))
     if problems:
-        raise PreflightError("platform preflight failed:\n" + "\n".join(f"  - {p}" for p in problems))
+        unique = list(dict.fromkeys(problems))
+        raise PreflightError("platform preflight failed:\n" + "\n".join(f"  - {p}" for p in unique))
+
+
+def _secrets_set(secrets: PlatformSecrets | None) -> set[str]:
+    """The secret stack keys a :class:`PlatformSecrets` stands for (what the stack-key rules check)."""
+    if secrets is None:
+        return {"databaseUrl"}
+    given = {
+        "databaseUrl": secrets.database_url,
+        "fernetKey": secrets.fernet_key,
+        "jwtSecret": secrets.jwt_secret,
+        "apiSecretKey": secrets.api_secret_key,
+    }
+    return {key for key, value in given.items() if value is not None}

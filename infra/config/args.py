@@ -192,7 +192,11 @@ DEFAULT_NODE_POOLS: tuple[NodePoolSpec, ...] = (
 
 @dataclass(frozen=True)
 class NodePoolsSpec:
-    backend: str = "karpenter"
+    """How the pools are provided.  ``none`` (the default: any cluster) creates nothing - label and taint
+    the nodes yourself; ``existing-nodes`` labels and taints named nodes; ``karpenter`` creates NodePools
+    (needs Karpenter's CRDs and an EC2NodeClass)."""
+
+    backend: str = "none"
     node_class: str = "default"
     pools: tuple[NodePoolSpec, ...] = DEFAULT_NODE_POOLS
 

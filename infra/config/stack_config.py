@@ -188,6 +188,12 @@ def _node_pools(values: Mapping[str, Any], problems: list[Problem], warnings: li
             problems.append(Problem("existingNodes", item, f"node is already in pool {owner[node]!r}"))
         owner.setdefault(node, pool)
         fields[pool]["nodes"].append(node)
+    if backend == "none":
+        warnings.append(
+            f"{PROJECT}:nodePoolBackend is none: the platform creates no node pools, and task pods select the pools' "
+            f"labels - label (and taint) nodes yourself ({_pool_needs()}), or set existing-nodes with existingNodes, "
+            "or karpenter"
+        )
     pools = []
     for name, default in POOLS.items():
         f = fields[name]
@@ -213,6 +219,16 @@ def _node_pools(values: Mapping[str, Any], problems: list[Problem], warnings: li
             )
         )
     return a.NodePoolsSpec(backend=backend, node_class=values["karpenterNodeClass"], pools=tuple(pools))
+
+
+def _pool_needs() -> str:
+    """``workers: label node-type=worker, taint dedicated=worker:NoSchedule; ...`` for every pool."""
+    out = []
+    for pool in POOLS.values():
+        labels = ",".join(f"{k}={v}" for k, v in pool.labels)
+        taints = ",".join(f"{t.key}{'=' + t.value if t.value else ''}:{t.effect}" for t in pool.taints)
+        out.append(f"{pool.name}: label {labels}" + (f", taint {taints}" if taints else ""))
+    return "; ".join(out)
 
 
 def _resources(v: Mapping[str, Any], role: str) -> a.ResourcesSpec:

@@ -264,8 +264,9 @@ KEYS: tuple[StackKey, ...] = (
     _k(
         "nodePoolBackend",
         "string",
-        "karpenter",
-        "How node pools are provided: karpenter (NodePool), existing-nodes (label/taint named nodes) or none.",
+        "none",
+        "How node pools are provided: none (any cluster: you label and taint nodes), existing-nodes (the platform "
+        "labels and taints the existingNodes) or karpenter (NodePools; needs Karpenter's CRDs).",
     ),
     _k("karpenterNodeClass", "string", "default", "Name of the EC2NodeClass the Karpenter NodePools reference."),
     _k("nodePoolInstanceTypes", "array", _DEFAULT_INSTANCE_TYPES, 'Karpenter instance types, as "<pool>=<type>".'),

@@ -61,9 +61,15 @@ def default_eval() -> Evaluation:
 
 
 @pytest.fixture(scope="module")
+def karpenter_eval() -> Evaluation:
+    """The defaults with Karpenter node pools (the default backend, none, creates no pool objects)."""
+    return run_stack(nodePoolBackend="karpenter")
+
+
+@pytest.fixture(scope="module")
 def etl_eval() -> Evaluation:
-    """A platform whose names differ from the templates' placeholder names."""
-    return run_stack(platformName="etl", namespace="etl-jobs", fernet=True)
+    """A platform whose names differ from the templates' placeholder names (Karpenter pools)."""
+    return run_stack(platformName="etl", namespace="etl-jobs", fernet=True, nodePoolBackend="karpenter")
 
 
 def objects(evaluation: Evaluation, kind: str) -> list[dict[str, Any]]:

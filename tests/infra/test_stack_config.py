@@ -41,8 +41,9 @@ def test_defaults_parse_to_the_default_model() -> None:
     assert stack.templates_dir == "pod_templates"
     assert stack.platform == PlatformConfig()
     assert stack.platform.node_pools.pools == DEFAULT_NODE_POOLS
-    # the open-to-the-world defaults and one api-server are allowed, with a warning each
+    # no node pools, the open-to-the-world defaults and one api-server are allowed, with a warning each
     assert [w.split(" is ")[0] for w in stack.warnings] == [
+        f"{PROJECT}:nodePoolBackend",
         f"{PROJECT}:databaseCidr",
         f"{PROJECT}:apiServerCidr",
         f"{PROJECT}:apiServerReplicas",
@@ -195,7 +196,9 @@ def test_cross_field_rules(raw: dict[str, object], expected: str) -> None:
 
 def test_karpenter_pools_need_instance_types_and_limits() -> None:
     found = problems(
-        nodePoolInstanceTypes=["workers=m6i.large", "compute=c6i.2xlarge"], nodePoolLimits=["workers.cpu=8"]
+        nodePoolBackend="karpenter",
+        nodePoolInstanceTypes=["workers=m6i.large", "compute=c6i.2xlarge"],
+        nodePoolLimits=["workers.cpu=8"],
     )
     assert f"{PROJECT}:nodePoolInstanceTypes: pool 'gpu' has no instance type" in found
     assert any("pool 'workers' needs limits for ['memory']" in p for p in found)
@@ -216,7 +219,7 @@ def test_existing_nodes_errors() -> None:
     assert f"{PROJECT}:existingNodes = 'gpu=node-a': node is already in pool 'workers'" in found
     assert f"{PROJECT}:existingNodes = 'gpu=Bad_Node': not a valid node name" in found
     (only,) = problems(existingNodes=["workers=node-a"])
-    assert "only used with nodePoolBackend existing-nodes, not karpenter" in only
+    assert "only used with nodePoolBackend existing-nodes, not none" in only
 
 
 @given(st.text(alphabet="0123456789-+ xe.", min_size=1, max_size=6))
