@@ -135,8 +135,8 @@ def stack_values(config: a.PlatformConfig, platform_name: str = "airflow") -> di
     }
     for role in a.CONTROL_PLANE_ROLES:
         r = cp.resources_of(role)
-        for suffix, value in zip(("CpuRequest", "MemoryRequest", "CpuLimit", "MemoryLimit"),
-                                 (r.cpu_request, r.memory_request, r.cpu_limit, r.memory_limit), strict=True):  # fmt: skip
+        amounts = (r.cpu_request, r.memory_request, r.cpu_limit, r.memory_limit)
+        for suffix, value in zip(("CpuRequest", "MemoryRequest", "CpuLimit", "MemoryLimit"), amounts, strict=True):
             values[resource_key(role, suffix)] = value
     return {key: str(to_raw(value)) for key, value in values.items()}
 
