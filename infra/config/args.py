@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from airflow_k8s.executor.contract.config import DEFAULT_TEMPLATE_DIR
 
 if TYPE_CHECKING:
+    from airflow_k8s.infra.config.addons import AddonsSpec
     from airflow_k8s.infra.config.pods import ExistingSecrets, PodSettings
 
 NODE_POOL_BACKENDS = ("karpenter", "existing-nodes", "none")
@@ -343,6 +344,14 @@ class PlatformConfig:
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     pods: PodSettings = field(default_factory=lambda: _pods().PodSettings())
     existing_secrets: ExistingSecrets = field(default_factory=lambda: _pods().ExistingSecrets())
+    addons: AddonsSpec = field(default_factory=lambda: _addons().AddonsSpec())
+
+
+def _addons() -> ModuleType:
+    """:mod:`airflow_k8s.infra.config.addons` (it imports this module: loaded on first use)."""
+    from airflow_k8s.infra.config import addons
+
+    return addons
 
 
 def _pods() -> ModuleType:

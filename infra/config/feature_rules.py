@@ -29,7 +29,10 @@ def feature_warnings(c: a.PlatformConfig) -> list[str]:
 
 
 def feature_checks(c: a.PlatformConfig, v: Mapping[str, Any], problems: list[Problem]) -> None:
+    from airflow_k8s.infra.config.addons_parse import addons_checks
+
     task_egress_checks(c, problems)
+    addons_checks(c, problems)
     k = c.control_plane.scheduler_replicas
     if k > 1 and c.executor.worker_pods_max < k:
         problems.append(

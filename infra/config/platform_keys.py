@@ -62,6 +62,68 @@ def _optional_name(value: str) -> str:
     return config_keys.dns_subdomain(value) if value else value
 
 
+_GIT_REPO = re.compile(r"(https://|ssh://|git@)[!-~]+", re.ASCII)
+_GIT_REF = re.compile(r"[A-Za-z0-9][-A-Za-z0-9._/]{0,199}", re.ASCII)
+_RELATIVE = re.compile(r"([A-Za-z0-9_][-A-Za-z0-9_.]*)(/[A-Za-z0-9_][-A-Za-z0-9_.]*)*", re.ASCII)
+_CRON_FIELD = re.compile(r"[0-9*/,-]+|[A-Za-z]{3}", re.ASCII)
+_CLASS_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+", re.ASCII)
+_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}", re.ASCII)
+
+
+def _matching(pattern: re.Pattern[str], reason: str, *, optional: bool = False) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if (value or not optional) and not pattern.fullmatch(value):
+            raise ValueError(reason)
+        return value
+
+    return check
+
+
+_git_repo = _matching(_GIT_REPO, "expected https://..., ssh://... or git@host:path (empty: off)", optional=True)
+_git_ref = _matching(_GIT_REF, "expected a branch, tag or commit")
+_relative_path = _matching(_RELATIVE, "expected a relative path such as dags or team/dags", optional=True)
+_auth_manager_class = _matching(_CLASS_PATH, "expected simple or a class path such as airflow.providers...")
+_user_name = _matching(_USER, "expected a user name (letters, digits, _ . @ -)")
+
+
+def _auth_manager(value: str) -> str:
+    return value if value == "simple" else _auth_manager_class(value)
+
+
+def _cron(value: str) -> str:
+    fields = value.split(" ")
+    if len(fields) != 5 or not all(_CRON_FIELD.fullmatch(f) for f in fields):
+        raise ValueError('expected a five-field cron schedule such as "0 3 * * *"')
+    return value
+
+
+def _optional_host(value: str) -> str:
+    return config_keys.dns_subdomain(value) if value else value
+
+
+def _gateway(value: str) -> str:
+    namespace, found, name = value.partition("/")
+    if value and not (found and k8snames.is_dns1123_label(namespace) and k8snames.is_dns1123_subdomain(name)):
+        raise ValueError('expected "<namespace>/<gateway name>"')
+    return value
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as exc:
+        raise ValueError(f"{value!r}: expected a CIDR such as 10.0.0.0/16 ({exc})") from exc
+
+
 ROWS: tuple[Row, ...] = (
     # --- high availability
     (
@@ -181,6 +243,65 @@ ROWS: tuple[Row, ...] = (
     ("tolerations", "array", [], 'Tolerations of a role, as "<role>:<key>[=<value>][:<effect>]".'),
     ("affinities", "array", [], 'Affinity of a role, as "<role>:<affinity JSON>".'),
     ("priorityClassNames", "array", [], 'PriorityClass of a role\'s pods, as "<role>:<name>".'),
+    # --- DAG delivery: git-sync into the DAGs claim
+    ("gitSyncRepo", "string", "", "Git repository of the DAGs (https://, ssh:// or git@host:path); empty: off."),
+    ("gitSyncRef", "string", "main", "Branch, tag or commit git-sync checks out."),
+    ("gitSyncSubPath", "string", "", "Directory of the DAGs inside the repository (empty: its root)."),
+    ("gitSyncPeriodSeconds", "integer", 60, "Seconds between git-sync pulls."),
+    (
+        "gitSyncCredentialsSecret",
+        "string",
+        "",
+        "Existing Secret with GITSYNC_USERNAME and GITSYNC_PASSWORD (a token) for an HTTPS repository.",
+    ),
+    (
+        "gitSyncSshKeySecret",
+        "string",
+        "",
+        "Existing Secret with gitSshKey (private key) and known_hosts for an SSH repository.",
+    ),
+    ("gitSyncImage", "string", "registry.k8s.io/git-sync/git-sync:v4.4.2", "Image of the git-sync sidecar."),
+    (
+        "gitSyncCidrs",
+        "array",
+        [],
+        "Where the git host is: egress of the git-sync sidecar (TCP 443 and 22); required with gitSyncRepo.",
+    ),
+    # --- housekeeping
+    ("dbCleanEnabled", "boolean", False, "Run airflow db clean on a schedule (a CronJob)."),
+    ("dbCleanSchedule", "string", "0 3 * * *", "Cron schedule (UTC) of airflow db clean."),
+    ("dbCleanRetentionDays", "integer", 90, "Days of metadata history airflow db clean keeps."),
+    # --- UI access
+    (
+        "authManager",
+        "string",
+        "simple",
+        "Auth manager: simple (Airflow's default, one Admin: adminUser) or the class path of another (FAB, Keycloak).",
+    ),
+    (
+        "adminUser",
+        "string",
+        "admin",
+        "Admin user of the simple auth manager; its password is generated into the Secret (key admin-password).",
+    ),
+    ("uiHost", "string", "", "Host name of the UI: an Ingress (or HTTPRoute with uiGateway) to the api-server."),
+    ("uiIngressClassName", "string", "", "IngressClass of the UI's Ingress (empty: the cluster default)."),
+    ("uiTlsSecret", "string", "", "Existing TLS Secret of the UI's Ingress (kubernetes.io/tls); empty: plain HTTP."),
+    (
+        "uiGateway",
+        "string",
+        "",
+        'Gateway an HTTPRoute for the UI attaches to, as "<namespace>/<name>" (instead of an Ingress; TLS on its '
+        "listener).",
+    ),
+    # --- Airflow's own metrics
+    (
+        "airflowMetrics",
+        "string",
+        "off",
+        "Airflow's own metrics: off or statsd (a StatsD exporter Prometheus scrapes, beside the executor's /metrics).",
+    ),
+    ("statsdImage", "string", "quay.io/prometheus/statsd-exporter:v0.28.0", "Image of the StatsD exporter."),
 )
 
 VALIDATORS: dict[str, Callable[[Any], Any]] = {
@@ -195,4 +316,22 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "existingJwtSecretSecret": _secret_ref,
     "existingApiSecretKeySecret": _secret_ref,
     "remoteLogSecret": _optional_name,
+    "gitSyncRepo": _git_repo,
+    "gitSyncRef": _git_ref,
+    "gitSyncSubPath": _relative_path,
+    "gitSyncPeriodSeconds": _range(5, 86400),
+    "gitSyncCredentialsSecret": _optional_name,
+    "gitSyncSshKeySecret": _optional_name,
+    "gitSyncImage": config_keys.image,
+    "gitSyncCidrs": lambda items: tuple(_cidr(item) for item in items),
+    "dbCleanSchedule": _cron,
+    "dbCleanRetentionDays": _range(1, 36500),
+    "authManager": _auth_manager,
+    "adminUser": _user_name,
+    "uiHost": _optional_host,
+    "uiIngressClassName": _optional_name,
+    "uiTlsSecret": _optional_name,
+    "uiGateway": _gateway,
+    "airflowMetrics": _one_of("off", "statsd"),
+    "statsdImage": config_keys.image,
 }

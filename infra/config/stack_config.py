@@ -18,6 +18,7 @@ from typing import Any
 from airflow_k8s.executor.contract import k8snames, quantity
 from airflow_k8s.executor.contract.errors import QuantityError
 from airflow_k8s.infra.config import args as a
+from airflow_k8s.infra.config.addons_parse import addons_spec
 from airflow_k8s.infra.config.feature_rules import feature_checks, feature_warnings
 from airflow_k8s.infra.config.pods import EXISTING_SECRET_KEYS
 from airflow_k8s.infra.config.pods_parse import existing_secrets, pod_settings
@@ -282,6 +283,7 @@ def _platform_config(v: Mapping[str, Any], pools: a.NodePoolsSpec, problems: lis
         protection=a.ProtectionSpec(v["protectNamespace"], v["protectDagsVolume"]),
         monitoring=a.MonitoringSpec(v["podMonitor"], _labels(v, "podMonitorLabels", problems)),
         pods=pod_settings(v, problems),
+        addons=addons_spec(v),
         existing_secrets=existing_secrets(v, problems),
         executor=a.ExecutorSettings(
             worker_image=v["workerImage"],

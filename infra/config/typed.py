@@ -60,6 +60,31 @@ def _existing(config: a.PlatformConfig) -> dict[str, Any]:
     return out
 
 
+def _addons(config: a.PlatformConfig) -> dict[str, Any]:
+    git, clean, access = config.addons.git_sync, config.addons.db_clean, config.addons.access
+    return {
+        "gitSyncRepo": git.repo,
+        "gitSyncRef": git.ref,
+        "gitSyncSubPath": git.sub_path,
+        "gitSyncPeriodSeconds": git.period_seconds,
+        "gitSyncCredentialsSecret": git.credentials_secret or "",
+        "gitSyncSshKeySecret": git.ssh_key_secret or "",
+        "gitSyncImage": git.image,
+        "gitSyncCidrs": list(git.cidrs),
+        "dbCleanEnabled": clean.enabled,
+        "dbCleanSchedule": clean.schedule,
+        "dbCleanRetentionDays": clean.retention_days,
+        "authManager": access.auth_manager,
+        "adminUser": access.admin_user,
+        "uiHost": access.host,
+        "uiIngressClassName": access.ingress_class,
+        "uiTlsSecret": access.tls_secret,
+        "uiGateway": access.gateway,
+        "airflowMetrics": config.addons.metrics.mode,
+        "statsdImage": config.addons.metrics.statsd_image,
+    }
+
+
 def stack_values(config: a.PlatformConfig, platform_name: str = "airflow") -> dict[str, str]:
     """The raw stack values (``key -> string``, as Pulumi passes them) that express ``config``."""
     c, cp, e, n = config, config.control_plane, config.executor, config.network
@@ -132,6 +157,7 @@ def stack_values(config: a.PlatformConfig, platform_name: str = "airflow") -> di
         "imagePullSecrets": list(c.pods.image_pull_secrets),
         **_existing(c),
         **_role_items(c),
+        **_addons(c),
     }
     for role in a.CONTROL_PLANE_ROLES:
         r = cp.resources_of(role)
