@@ -46,7 +46,7 @@ from airflow_k8s.infra.config.stack_config import (
 )
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-OPTIONAL_SECRETS = ("fernetKey", "jwtSecret", "apiSecretKey")
+OPTIONAL_SECRETS = ("fernetKey", "jwtSecret", "apiSecretKey", "adminPassword")
 
 
 def configured_keys() -> set[str]:
@@ -70,6 +70,7 @@ def read_config() -> tuple[StackConfig, PlatformSecrets]:
         fernet_key=optional["fernetKey"],
         jwt_secret=optional["jwtSecret"],
         api_secret_key=optional["apiSecretKey"],
+        admin_password=optional["adminPassword"],
     )
     return stack, secrets
 

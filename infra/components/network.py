@@ -19,6 +19,9 @@ logs``
 ``<name>-triggerer-egress``                  database, the Kubernetes API range and link-local, any port
 ``<name>-task-remote-logs``,      out        task pods, api-server -> ``remoteLogCidr`` (minus the same),
 ``<name>-api-server-remote-logs``            TCP 443
+``<name>-dag-processor-git``      out        dag-processor (its git-sync) -> ``gitSyncCidrs``, TCP 443/22
+``<name>-to-statsd``,             out, in    every pod -> the StatsD exporter, UDP 9125; it admits them,
+``<name>-statsd-ingress``                    and ``monitoringNamespace`` on its metrics port 9102
 ================================  =========  ===========================================================
 
 The egress and remote-log policies exist only when configured (``taskEgressCidrs``,
@@ -63,17 +66,19 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from airflow_k8s.infra.components.airflowcfg import API_PORT, TRIGGERER_LOG_PORT
+from airflow_k8s.infra.components.airflowcfg import API_PORT, STATSD_PORT, TRIGGERER_LOG_PORT
 from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, raw
 from airflow_k8s.infra.components.names import (
     API_SERVER,
     DAG_PROCESSOR,
+    DB_CLEAN,
     EXECUTOR_POD_LABEL,
     LABEL_COMPONENT,
     LABEL_INSTANCE,
     LABEL_NAME,
     MIGRATION,
     SCHEDULER,
+    STATSD,
     TRIGGERER,
     PlatformNames,
 )
@@ -83,8 +88,10 @@ from airflow_k8s.infra.config.network import excluding, task_exclusions
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 API_PORTS = (443, 6443)
 HTTPS = 443
+STATSD_SCRAPE_PORT = 9102  # the exporter's /metrics (addons/statsd.py)
 _NOT_A_TASK = {"key": EXECUTOR_POD_LABEL, "operator": "DoesNotExist"}
-CONTROL_PLANE = (SCHEDULER, API_SERVER, DAG_PROCESSOR, TRIGGERER, MIGRATION)
+CONTROL_PLANE = (SCHEDULER, API_SERVER, DAG_PROCESSOR, TRIGGERER, MIGRATION, DB_CLEAN)
+GIT_PORTS = (443, 22)
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,8 @@ class NetworkFeatures:
     metrics_port: int
     triggerer: bool = True
     remote_logging: bool = False
+    git_cidrs: tuple[str, ...] = ()  # the git host, for the dag-processor's git-sync sidecar
+    statsd: bool = False  # the StatsD exporter runs (airflowMetrics: statsd)
 
 
 def _ports(protocol: str, *numbers: int) -> list[dict[str, Any]]:
@@ -214,6 +223,37 @@ def policy_specs(names: PlatformNames, spec: NetworkSpec, features: NetworkFeatu
                     "policyTypes": ["Egress"],
                     "egress": [{"to": to, "ports": _ports("TCP", HTTPS)}],
                 }
+    out.update(addon_policies(names, spec, features))
+    return out
+
+
+def addon_policies(names: PlatformNames, spec: NetworkSpec, features: NetworkFeatures) -> dict[str, dict[str, Any]]:
+    """git-sync's egress to the git host; StatsD ingest from every pod and scraping from monitoring."""
+    out: dict[str, dict[str, Any]] = {}
+    if features.git_cidrs:
+        out["dag-processor-git"] = {
+            "podSelector": role_pods(names, DAG_PROCESSOR),
+            "policyTypes": ["Egress"],
+            "egress": [
+                {"to": [{"ipBlock": {"cidr": c}} for c in features.git_cidrs], "ports": _ports("TCP", *GIT_PORTS)}
+            ],
+        }
+    if features.statsd:
+        statsd = role_pods(names, STATSD)
+        out["to-statsd"] = {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": _pods_or(statsd), "ports": _ports("UDP", STATSD_PORT)}],
+        }
+        monitoring = {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: spec.monitoring_namespace}}}
+        out["statsd-ingress"] = {
+            "podSelector": statsd,
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": [{"podSelector": {}}], "ports": _ports("UDP", STATSD_PORT)},
+                {"from": [monitoring], "ports": _ports("TCP", STATSD_SCRAPE_PORT)},
+            ],
+        }
     return out
 
 

@@ -16,6 +16,9 @@ Composition (each a component of its own, all children of this one)::
     DagProcessorDeployment  ``airflow dag-processor`` + PDB
     TriggererDeployment     ``airflow triggerer`` + PDB (``triggererEnabled``)
     SchedulerPodMonitor     prometheus-operator PodMonitor (``podMonitor``)
+    DatabaseCleanup         ``airflow db clean`` CronJob (``dbCleanEnabled``)          - addons/
+    UiAccess                Ingress or HTTPRoute for the UI (``uiHost``)
+    StatsdExporter          Airflow's own metrics through a StatsD exporter (``airflowMetrics``)
 
 The metadata database stays outside (``databaseUrl``); only the control plane gets its URL.
 
@@ -41,6 +44,7 @@ from typing import Any
 import pulumi
 
 from airflow_k8s.infra.components import roles
+from airflow_k8s.infra.components.addons.compose import AddonInputs, create_addons
 from airflow_k8s.infra.components.airflowpod import Runtime
 from airflow_k8s.infra.components.configmaps import ExecutorConfigMaps, ExecutorConfigMapsArgs
 from airflow_k8s.infra.components.controlplane import (
@@ -59,6 +63,7 @@ from airflow_k8s.infra.components.names import PlatformNames
 from airflow_k8s.infra.components.namespace import NamespaceArgs, PlatformNamespace
 from airflow_k8s.infra.components.network import NetworkFeatures, NetworkPolicies, NetworkPoliciesArgs
 from airflow_k8s.infra.components.nodepools import NodePools, NodePoolsArgs
+from airflow_k8s.infra.components.podoptions import ADMIN_PASSWORD_KEY
 from airflow_k8s.infra.components.preflight import (
     PlatformArgs,
     PreflightError,
@@ -96,6 +101,9 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
     metrics_service: pulumi.Output[str]
     pod_monitor: pulumi.Output[str | None]
     config_checksum: pulumi.Output[str]
+    db_clean_cronjob: pulumi.Output[str | None]
+    ui_route: pulumi.Output[str | None]
+    statsd_service: pulumi.Output[str | None]
     execution_api_url: pulumi.Output[str | None]
     node_pool_names: list[str]
     node_pool_backend: str
@@ -119,7 +127,10 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
             opts=child(self),
         )
         namespace = ns.namespace
-        features = NetworkFeatures(c.executor.metrics_port, c.control_plane.triggerer, c.logging.remote)
+        features = NetworkFeatures(
+            c.executor.metrics_port, c.control_plane.triggerer, c.logging.remote,
+            git_cidrs=c.addons.git_sync.cidrs if c.addons.git_sync.enabled else (), statsd=c.addons.metrics.statsd,
+        )  # fmt: skip
         network = NetworkPolicies(
             f"{name}-network", NetworkPoliciesArgs(namespace, names, c.network, features), opts=child(self)
         )
@@ -140,6 +151,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
                 args.secrets,
                 names.common_labels("secrets"),
                 {key: f"{ref.name}:{ref.key}" for key, ref in c.existing_secrets.refs},
+                admin_password=c.addons.access.simple,
             ),
             opts=child(self),
         )
@@ -175,10 +187,14 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
             MigrationArgs(
                 names, runtime("migration"), namespace, rbac.control_plane_service_account,
                 config_maps.airflow_config_map, secret.secret_name, after=[network],
-                options=pod_options(c, "migration"),
+                options=pod_options(c, "migration", names.secret),
             ),
             opts=child(self),
         )  # fmt: skip
+
+        def admin_keys(role: str) -> tuple[str, ...]:
+            """The api-server also reads the simple auth manager's Admin password (its init container)."""
+            return (ADMIN_PASSWORD_KEY,) if role == "api-server" and c.addons.access.simple else ()
 
         def deployment(
             cls: type[AirflowDeployment],
@@ -195,8 +211,8 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
                     templates_config_map=config_maps.templates_config_map, dags_claim=dags.claim_name,
                     secret=secret.secret_name, template_dir=c.executor.pod_template_dir,
                     checksum=config_maps.checksum_for(role.templates),
-                    secrets_hmac=secret.fingerprint(role.secret_keys), after=[migration.job],
-                    options=pod_options(c, key), **extra,
+                    secrets_hmac=secret.fingerprint(role.secret_keys + admin_keys(role.name)),
+                    after=[migration.job], options=pod_options(c, key, names.secret), **extra,
                 ),
                 opts=child(self),
             )  # fmt: skip
@@ -219,6 +235,13 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
             triggerer = deployment(
                 TriggererDeployment, roles.triggerer(), "triggerer", rbac.control_plane_service_account
             ).deployment_name
+        addons = create_addons(
+            self, name, c,
+            AddonInputs(
+                namespace, rbac.control_plane_service_account, config_maps.airflow_config_map, secret.secret_name,
+                api_server.service_name or names.api_server_service, migration.job,
+            ),
+        )  # fmt: skip
         monitor: pulumi.Output[str | None] = pulumi.Output.from_input(None)
         if c.monitoring.pod_monitor:
             monitor = SchedulerPodMonitor(
@@ -244,6 +267,9 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
         self.metrics_service = scheduler.service_name
         self.pod_monitor = monitor
         self.config_checksum = config_maps.checksum
+        self.db_clean_cronjob = addons.db_clean_cronjob
+        self.ui_route = addons.ui_route
+        self.statsd_service = addons.statsd_service
         self.node_pool_names = pools.pool_names
         self.node_pool_backend = c.node_pools.backend
         self.execution_api_url = config_maps.executor_config.apply(lambda e: e.execution_api_server_url)
@@ -252,7 +278,8 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
     def outputs(self) -> dict[str, Any]:
         """Stack-output names -> values (all plain: names, a URL and a checksum, never a secret).
 
-        ``triggererDeploymentName`` / ``podMonitorName`` are None (null) when that part is off.
+        ``triggererDeploymentName``, ``podMonitorName``, ``dbCleanCronJobName``, ``uiRouteName`` and
+        ``statsdServiceName`` are None (null) when that part is off.
         """
         return {
             "namespace": self.namespace,
@@ -276,4 +303,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
             "metricsServiceName": self.metrics_service,
             "podMonitorName": self.pod_monitor,
             "configChecksum": self.config_checksum,
+            "dbCleanCronJobName": self.db_clean_cronjob,
+            "uiRouteName": self.ui_route,
+            "statsdServiceName": self.statsd_service,
         }

@@ -3,6 +3,8 @@
 :func:`customize` takes a role's pod spec (:func:`~airflow_k8s.infra.components.airflowpod.control_plane_pod`)
 and :class:`PodOptions`, and returns the spec with, in this order:
 
+0. add-ons of one role: the dag-processor's ``git-sync`` sidecar (:mod:`.addons.gitsync`) and the
+   api-server's ``admin-password`` init container (the simple auth manager's Admin, from the Secret);
 1. the logs ``emptyDir`` sized by ``logsVolumeSize``, and on long-running roles a ``log-groomer``
    sidecar (``python -m airflow_k8s.executor groom-logs``: files older than ``logRetentionDays``,
    then the oldest down to 80% of the volume - :mod:`airflow_k8s.executor.reports.logfiles`) so
@@ -32,7 +34,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_k8s.executor.contract.errors import PodPolicyError
-from airflow_k8s.infra.components.airflowcfg import LOGS_FOLDER
+from airflow_k8s.infra.components.addons.gitsync import with_git_sync
+from airflow_k8s.infra.components.airflowcfg import LOGS_FOLDER, SIMPLE_AUTH_PASSWORDS, WRITE_PASSWORDS_SCRIPT
+from airflow_k8s.infra.components.secrets import ADMIN_PASSWORD_KEY
+from airflow_k8s.infra.config.addons import GitSyncSpec
+from airflow_k8s.infra.config.args import ResourcesSpec
 from airflow_k8s.infra.config.pods import LogsSpec, RolePods, SecretRef
 
 GROOMER = "log-groomer"
@@ -42,6 +48,7 @@ GROOMED = ("scheduler", "api-server", "dag-processor", "triggerer")
 REMOTE_LOG_ROLES = ("scheduler", "api-server", "dag-processor", "triggerer")
 PLATFORM_VOLUMES = ("airflow-cfg", "logs", "tmp", "dags", "pod-templates")
 _SAFE_CAPABILITIES = ("NET_BIND_SERVICE",)  # the one PSS restricted allows adding
+INIT_RESOURCES = ResourcesSpec("10m", "64Mi", "200m", "128Mi")
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,9 @@ class PodOptions:
     logs: LogsSpec = field(default_factory=LogsSpec)
     secret_refs: Mapping[str, SecretRef] = field(default_factory=dict)
     remote_log_secret: str | None = None
+    git_sync: GitSyncSpec | None = None  # the dag-processor's git-sync sidecar (addons/gitsync.py)
+    admin_user: str | None = None  # the simple auth manager's Admin, whose password the api-server gets
+    platform_secret: str = ""  # the platform Secret's name (its admin-password key)
 
 
 def groomer_container(image: str, pull_policy: str, logs: LogsSpec) -> dict[str, Any]:
@@ -90,6 +100,33 @@ def _groomer_probes(logs: LogsSpec) -> dict[str, Any]:
         "timeoutSeconds": 60,
     }  # fmt: skip
     return {"livenessProbe": {**check, "failureThreshold": 2}, "readinessProbe": {**check, "failureThreshold": 6}}
+
+
+ADMIN_INIT = "admin-password"
+
+
+def admin_password_init(image: str, pull_policy: str, user: str, secret: str) -> dict[str, Any]:
+    """Writes the simple auth manager's passwords file (``/tmp``, the api-server's emptyDir) from the Secret.
+
+    Airflow's simple auth manager opens that file read-write and generates (and logs) a password for
+    any configured user it does not list; written first, the Admin's password is the Secret's, never
+    a log line, and a Secret mount (read-only) would make the manager fail.
+    """
+    return {
+        "name": ADMIN_INIT,
+        "image": image,
+        "imagePullPolicy": pull_policy,
+        "command": ["python", "-c", WRITE_PASSWORDS_SCRIPT],
+        "env": [
+            {"name": "PASSWORDS_FILE", "value": SIMPLE_AUTH_PASSWORDS},
+            {"name": "ADMIN_USER", "value": user},
+            {"name": "ADMIN_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret, "key": ADMIN_PASSWORD_KEY}}},
+            {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+        ],
+        "resources": INIT_RESOURCES.to_k8s(),
+        "securityContext": _hardened_context({}),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - the pod's emptyDir
+    }
 
 
 def _hardened_context(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,6 +201,12 @@ def customize(spec: Mapping[str, Any], options: PodOptions, *, image: str, pull_
             volume["emptyDir"] = {"sizeLimit": options.logs.volume_size}
     if options.role in GROOMED:
         out["containers"].append(groomer_container(image, pull_policy, options.logs))
+    if options.git_sync is not None and options.git_sync.enabled and options.role == "dag-processor":
+        out = with_git_sync(out, options.git_sync)
+    if options.admin_user and options.role == "api-server":
+        out.setdefault("initContainers", []).append(
+            admin_password_init(image, pull_policy, options.admin_user, options.platform_secret)
+        )
     _use_existing_secrets(out, options.secret_refs)
     main = _main(out, options.role)
     if options.remote_log_secret and options.role in REMOTE_LOG_ROLES:

@@ -22,6 +22,7 @@ from typing import Any
 from airflow_k8s.executor.contract import quantity
 from airflow_k8s.executor.contract.config import DEFAULT_TIERS
 from airflow_k8s.executor.contract.errors import ExecutorError
+from airflow_k8s.infra.components.addons.gitsync import dags_folder
 from airflow_k8s.infra.components.airflowcfg import ControlPlaneSettings, api_server_url
 from airflow_k8s.infra.components.configmaps import (
     DEFAULT_TEMPLATE,
@@ -52,11 +53,23 @@ class PreflightError(ValueError):
 
 def control_plane_settings(name: str, config: PlatformConfig) -> ControlPlaneSettings:
     names = PlatformNames(name)
-    base_url = config.control_plane.api_base_url or api_server_url(names.api_server_service, config.namespace)
-    return ControlPlaneSettings(base_url=base_url, logging=config.logging)
+    access, metrics = config.addons.access, config.addons.metrics
+    base_url = (
+        config.control_plane.api_base_url
+        or access.base_url
+        or api_server_url(names.api_server_service, config.namespace)
+    )
+    return ControlPlaneSettings(
+        base_url=base_url,
+        logging=config.logging,
+        dags_folder=dags_folder(config.addons.git_sync),
+        auth_manager=access.auth_manager_class,
+        admin_user=access.admin_user if access.simple else None,
+        statsd_host=f"{names.statsd}.{config.namespace}.svc.cluster.local" if metrics.statsd else None,
+    )
 
 
-def pod_options(config: PlatformConfig, role_key: str) -> PodOptions:
+def pod_options(config: PlatformConfig, role_key: str, platform_secret: str = "") -> PodOptions:
     """The operator's additions to the pods of the role ``role_key`` (scheduler, apiServer...)."""
     return PodOptions(
         role=ROLES[role_key],
@@ -65,6 +78,9 @@ def pod_options(config: PlatformConfig, role_key: str) -> PodOptions:
         logs=config.pods.logs,
         secret_refs=dict(config.existing_secrets.refs),
         remote_log_secret=config.existing_secrets.remote_logging,
+        git_sync=config.addons.git_sync,
+        admin_user=config.addons.access.admin_user if config.addons.access.simple else None,
+        platform_secret=platform_secret,
     )
 
 
@@ -163,5 +179,6 @@ def _secrets_set(secrets: PlatformSecrets | None) -> set[str]:
         "fernetKey": secrets.fernet_key,
         "jwtSecret": secrets.jwt_secret,
         "apiSecretKey": secrets.api_secret_key,
+        "adminPassword": secrets.admin_password,
     }
     return {key for key, value in given.items() if value is not None}

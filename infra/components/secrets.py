@@ -10,6 +10,8 @@ key                env var of the control plane           who gets it
                                                           (checks them) - Airflow asks to restrict it
 ``api-secret-key`` ``AIRFLOW__API__SECRET_KEY``            api-server and triggerer (log-server
                                                           requests for deferred tasks' logs)
+``admin-password`` (the passwords file, init container)    api-server, with the simple auth manager:
+                                                          its Admin's password (``adminPassword``)
 =================  ====================================  ===========================================
 
 Task pods get none of them: they reach only the Execution API with the short-lived token the
@@ -55,6 +57,7 @@ DATABASE_URL_KEY = "database-url"
 FERNET_KEY_KEY = "fernet-key"
 JWT_SECRET_KEY = "jwt-secret"  # noqa: S105 - a key name, not a secret
 API_SECRET_KEY = "api-secret-key"  # noqa: S105 - a key name, not a secret
+ADMIN_PASSWORD_KEY = "admin-password"  # noqa: S105 - a key name: the simple auth manager's Admin
 SECRET_KEYS = (DATABASE_URL_KEY, FERNET_KEY_KEY, JWT_SECRET_KEY, API_SECRET_KEY)
 ENV_OF_KEY = {
     DATABASE_URL_KEY: "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
@@ -76,6 +79,7 @@ class PlatformSecrets:
     fernet_key: pulumi.Input[str] | None = None
     jwt_secret: pulumi.Input[str] | None = None
     api_secret_key: pulumi.Input[str] | None = None
+    admin_password: pulumi.Input[str] | None = None  # the simple auth manager's Admin (adminPassword)
 
 
 def fernet_from_base64(value: str) -> str:
@@ -91,6 +95,7 @@ class AirflowSecretArgs:
     labels: dict[str, str]
     # platform key -> "<secret>:<key>" of the operator's Secret holding it instead (neither set nor generated)
     existing: Mapping[str, str] = field(default_factory=dict)
+    admin_password: bool = False  # keep the simple auth manager's Admin password (given or generated)
 
 
 class AirflowSecret(pulumi.ComponentResource):
@@ -107,6 +112,8 @@ class AirflowSecret(pulumi.ComponentResource):
             JWT_SECRET_KEY: args.secrets.jwt_secret,
             API_SECRET_KEY: args.secrets.api_secret_key,
         }
+        if args.admin_password:
+            given[ADMIN_PASSWORD_KEY] = args.secrets.admin_password
         values: dict[str, pulumi.Input[str]] = {}
         if DATABASE_URL_KEY not in args.existing:
             if args.secrets.database_url is None:

@@ -17,7 +17,8 @@ of ``requests.cpu``, ``requests.memory``, ``limits.cpu``, ``limits.memory`` and 
 * **control plane**: every container of each pod adds up - the role's own, the ``log-groomer``
   sidecar of long-running roles and the operator's sidecars; an init container counts when it asks
   for more than all of them: the schedulers (they roll without a surge pod), api-server (replicas + 1
-  surge pod of its rolling update),
+  surge pod of its rolling update; the dag-processor's git-sync sidecar), the add-ons (the db-clean
+  CronJob's pod, the StatsD exporter and its surge pod),
   dag-processor, triggerer (when enabled) and the migration Job's pod, each at its own requests
   and limits (their init containers use the same resources, so they add nothing).
 
@@ -67,6 +68,7 @@ def control_plane_pods(config: PlatformConfig) -> list[ControlPlanePod]:
     """The control plane's pods at their most (a rolling api-server update adds one; schedulers roll
     without a surge pod, one at a time)."""
     cp = config.control_plane
+    addons = config.addons
     counts = {
         "scheduler": cp.scheduler_replicas,
         "apiServer": cp.api_server_replicas + 1,
@@ -80,6 +82,12 @@ def control_plane_pods(config: PlatformConfig) -> list[ControlPlanePod]:
             continue
         requests, limits = pod_resources(config, role)
         pods.append(ControlPlanePod(role, count, requests, limits))
+    if addons.db_clean.enabled:  # the migration Job's pod, on a schedule
+        requests, limits = pod_resources(config, "migration", additions_of="dbClean")
+        pods.append(ControlPlanePod("dbClean", 1, requests, limits))
+    if addons.metrics.statsd:  # one replica, rolled with a surge pod
+        statsd = addons.metrics.resources.to_k8s()
+        pods.append(ControlPlanePod("statsd", 2, _amounts(statsd, "requests"), _amounts(statsd, "limits")))
     return pods
 
 
@@ -92,15 +100,19 @@ def _amounts(resources: Mapping[str, Any], kind: str) -> dict[str, Decimal]:
     }
 
 
-def pod_resources(config: PlatformConfig, role: str) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+def pod_resources(
+    config: PlatformConfig, role: str, additions_of: str | None = None
+) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
     """(requests, limits) one pod of ``role`` is charged: its containers add up - the role's own, the
     log-groomer of long-running roles, the operator's sidecars - and an init container counts when it
     asks for more than all of them (Kubernetes' effective pod resources: max(sum(containers), init))."""
     main = config.control_plane.resources_of(role).to_k8s()
-    additions = config.pods.for_role(role)
+    additions = config.pods.for_role(additions_of or role)
     containers = [main, *(c.get("resources") or {} for c in additions.sidecars)]
-    if role in GROOMED_ROLES:
+    if role in GROOMED_ROLES and additions_of is None:
         containers.append(config.pods.logs.groomer.to_k8s())
+    if role == "dagProcessor" and config.addons.git_sync.enabled:
+        containers.append(config.addons.git_sync.resources.to_k8s())
     inits = [main, *(c.get("resources") or {} for c in additions.init_containers)]  # wait-for-migrations: main's
     out = []
     for kind in ("requests", "limits"):

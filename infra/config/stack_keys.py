@@ -320,6 +320,15 @@ KEYS: tuple[StackKey, ...] = (
         secret=True,
         declared=False,
     ),
+    _k(
+        "adminPassword",
+        "string",
+        None,
+        "Optional password of the simple auth manager's Admin (adminUser; secret); unset: generated once and kept "
+        "in the stack state.",
+        secret=True,
+        declared=False,
+    ),
 )
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 SECRET_KEYS = tuple(key.name for key in KEYS if key.secret)

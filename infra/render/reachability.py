@@ -12,7 +12,9 @@ labels plus the executor's ``kubernetes_executor: "True"``):
   (cloud metadata), nor any public address the stack did not name;
 * the control plane reaches the database on its port; only the scheduler and the api-server reach
   the Kubernetes API (443 and 6443); the api-server reaches the remote log store on 443; the
-  triggerer (task code) gets the task pods' named egress; nothing else leaves the cluster.
+  triggerer (task code) gets the task pods' named egress; the dag-processor (its git-sync) reaches
+  ``gitSyncCidrs`` on 443 and 22; nothing else leaves the cluster;
+* with the StatsD exporter, every pod sends it UDP 9125, and task pods cannot scrape it.
 
 Probes are concrete addresses - a host of every range the stack names, the database's, the API
 server's, ``169.254.169.254`` (the cloud metadata endpoint) and public addresses - and each
@@ -31,9 +33,11 @@ import yaml
 
 from airflow_k8s.infra.components.names import (
     API_SERVER,
+    DAG_PROCESSOR,
     EXECUTOR_POD_LABEL,
     LABEL_COMPONENT,
     SCHEDULER,
+    STATSD,
     TEMPLATES_LABEL,
     TRIGGERER,
 )
@@ -42,6 +46,8 @@ from airflow_k8s.infra.config.network import LINK_LOCAL, is_open
 from airflow_k8s.infra.render.netpolicy import Pod, PolicySet, Target
 
 API_PORT, TRIGGERER_LOG_PORT, SCHEDULER_HEALTH_PORT = 8080, 8794, 8974
+STATSD_PORT, STATSD_SCRAPE_PORT = 9125, 9102
+GIT_PORTS = (443, 22)
 METADATA_IP = "169.254.169.254"
 PUBLIC_IPS = ("8.8.8.8", "1.1.1.1")
 OPEN_PROBE = {"database": "198.51.100.20", "api": "203.0.113.30"}  # TEST-NET addresses for a 0.0.0.0/0 range
@@ -133,7 +139,13 @@ class Design:
             return self._named(ip, port, self._allowances(any_port=False, remote_logs=True))
         if role == TRIGGERER:
             return self._named(ip, port, self._allowances(any_port=True, remote_logs=False))
+        if role == DAG_PROCESSOR and port in GIT_PORTS:  # its git-sync sidecar
+            return any(_contains(cidr, ip) for cidr in self._git_cidrs())
         return False
+
+    def _git_cidrs(self) -> tuple[str, ...]:
+        git = self.c.addons.git_sync
+        return git.cidrs if git.enabled else ()
 
     def ip_probes(self) -> list[tuple[str, str]]:
         n = self.c.network
@@ -142,7 +154,7 @@ class Design:
         probes = [(f"the database {db}", db), (f"the Kubernetes API {api}", api)]
         probes += [(f"cloud metadata {METADATA_IP}", METADATA_IP)]
         probes += [(f"public address {ip}", ip) for ip in PUBLIC_IPS]
-        named = [cidr for cidr, _ in self._allowances(any_port=True, remote_logs=True)]
+        named = [cidr for cidr, _ in self._allowances(any_port=True, remote_logs=True)] + list(self._git_cidrs())
         probes += [(f"named destination {_host(cidr)} ({cidr})", _host(cidr)) for cidr in named]
         return list(dict.fromkeys(probes))
 
@@ -185,6 +197,10 @@ def flows(objects: list[Mapping[str, Any]], config: PlatformConfig) -> list[Flow
     for api in by_role.get(API_SERVER, []):
         for triggerer in by_role.get(TRIGGERER, []):
             out.append(Flow(api, Target("the triggerer", pod=triggerer), "TCP", TRIGGERER_LOG_PORT, True))
+    for statsd in by_role.get(STATSD, []):  # Airflow's metrics: every pod sends, nobody else is served
+        target = Target("the StatsD exporter", pod=statsd)
+        out += [Flow(pod, target, "UDP", STATSD_PORT, True) for pod in pods if pod is not statsd]
+        out += [Flow(task, target, "TCP", STATSD_SCRAPE_PORT, False) for task in tasks]
     return out
 
 

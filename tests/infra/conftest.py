@@ -20,6 +20,7 @@ SECRET_DB_URL = "postgresql://airflow:Zq8-very-secret-PW-77@db.internal:5432/air
 SECRET_FERNET = "dGhpcy1pcy1hLWZlcm5ldC1rZXktdGVzdC12YWx1ZTE9"
 SECRET_JWT = "jwt-Secret-Value-For-Tests-0123456789abcdef"
 SECRET_API_KEY = "api-Secret-Key-For-Tests-0123456789abcdef"
+SECRET_ADMIN = "admin-Password-For-Tests-0123456789"
 # The default provider must update ConfigMaps and Secrets in place (the stack program requires it).
 PROVIDER_FLAGS = {"kubernetes:enableConfigMapMutable": "true", "kubernetes:enableSecretMutable": "true"}
 RESOURCE_GROUP_PREFIX = "kubernetes:"
@@ -28,13 +29,18 @@ RESOURCE_GROUP_PREFIX = "kubernetes:"
 def stack_config(fernet: bool = False, **overrides: Any) -> tuple[dict[str, str], list[str]]:
     """(config with full keys, secret keys) as the Pulumi CLI would pass them.
 
-    ``fernet=True`` sets all three optional secrets (Fernet key, JWT secret, [api] secret_key)
-    from config instead of letting the platform generate them.
+    ``fernet=True`` sets all four optional secrets (Fernet key, JWT secret, [api] secret_key, the
+    simple auth manager's Admin password) from config instead of letting the platform generate them.
     """
     config = {f"{PROJECT}:databaseUrl": SECRET_DB_URL, **PROVIDER_FLAGS}
     secret_keys = [f"{PROJECT}:databaseUrl"]
     if fernet:
-        for key, value in (("fernetKey", SECRET_FERNET), ("jwtSecret", SECRET_JWT), ("apiSecretKey", SECRET_API_KEY)):
+        for key, value in (
+            ("fernetKey", SECRET_FERNET),
+            ("jwtSecret", SECRET_JWT),
+            ("apiSecretKey", SECRET_API_KEY),
+            ("adminPassword", SECRET_ADMIN),
+        ):
             config[f"{PROJECT}:{key}"] = value
             secret_keys.append(f"{PROJECT}:{key}")
     for key, value in overrides.items():

@@ -63,6 +63,9 @@ def test_every_pod_is_restricted_read_only_and_runs_as_the_airflow_user(default_
             if c["name"] == "log-groomer":  # it deletes old log files and reads nothing else
                 assert writable == {"/opt/airflow/logs"} and len(c["volumeMounts"]) == 1
                 continue
+            if c["name"] == "admin-password":  # writes the simple auth manager's passwords file into /tmp
+                assert writable == {"/tmp"} and len(c["volumeMounts"]) == 1
+                continue
             assert writable == {"/opt/airflow/logs", "/tmp"}, c["name"]
             assert {"/opt/airflow/airflow.cfg"} <= {m["mountPath"] for m in c["volumeMounts"] if m.get("readOnly")}
 
@@ -127,7 +130,8 @@ def test_rollouts_never_run_two_schedulers_and_never_drop_the_execution_api(stac
 
 def test_long_running_roles_wait_for_migrations(control_plane: dict[str, Any]) -> None:
     for role, deployment in control_plane.items():
-        (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
+        init, *others = deployment["spec"]["template"]["spec"]["initContainers"]
+        assert [o["name"] for o in others] == (["admin-password"] if role == "api-server" else []), role
         assert init["args"] == ["airflow", "db", "check-migrations", "--migration-wait-timeout", "600"], role
         assert set(env(init)) == {
             "AIRFLOW_HOME",

@@ -51,7 +51,12 @@ def test_the_database_url_from_an_existing_secret_needs_no_databaseurl() -> None
 def test_a_key_in_an_existing_secret_is_neither_set_nor_generated() -> None:
     evaluation = run(databaseUrl=SECRET_DB_URL, existingJwtSecretSecret="jwt-keys:signing")
     (secret,) = evaluation.of_type("kubernetes:core/v1:Secret")
-    assert set(unwrap(secret.inputs["stringData"])) == {"database-url", "fernet-key", "api-secret-key"}
+    assert set(unwrap(secret.inputs["stringData"])) == {
+        "database-url",
+        "fernet-key",
+        "api-secret-key",
+        "admin-password",
+    }
     generated = {r.name for r in evaluation.of_type(RANDOM_BYTES)}
     assert "airflow-secrets-jwt-secret" not in generated and "airflow-secrets-fernet-key" in generated
     specs = pods(evaluation)

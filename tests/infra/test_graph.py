@@ -126,6 +126,9 @@ def test_stack_outputs_are_the_created_names_and_all_plain(etl_eval: Evaluation)
         "metricsServiceName": "etl-scheduler-metrics",
         "podMonitorName": None,
         "configChecksum": plain["configChecksum"],
+        "dbCleanCronJobName": None,
+        "uiRouteName": None,
+        "statsdServiceName": None,
     }
     assert len(plain["configChecksum"]) == 64
     # every name output is an object that exists

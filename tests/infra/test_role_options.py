@@ -68,7 +68,7 @@ def test_a_sidecar_and_an_init_container_are_hardened_and_counted_by_the_quota(s
         "runAsNonRoot": True,
     }
     api = pod(evaluation, "airflow-api-server")
-    assert [c["name"] for c in api["initContainers"]] == ["wait-for-migrations", "fetch-plugins"]
+    assert [c["name"] for c in api["initContainers"]] == ["wait-for-migrations", "admin-password", "fetch-plugins"]
     for deployment in objects(evaluation, "Deployment"):
         assert security.restricted_violations(deployment) == []
     from airflow_k8s.infra.config.quota import pod_resources

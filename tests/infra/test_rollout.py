@@ -14,7 +14,7 @@ from airflow_k8s.infra.components.rollout import CONFIG_HASH_ANNOTATION, SECRETS
 from airflow_k8s.infra.render.manifests import manifests
 from airflow_k8s.infra.render.offline import Evaluation, fake_random_bytes
 
-from .conftest import SECRET_API_KEY, SECRET_DB_URL, SECRET_FERNET, SECRET_JWT, objects, one, run_stack
+from .conftest import SECRET_ADMIN, SECRET_API_KEY, SECRET_DB_URL, SECRET_FERNET, SECRET_JWT, objects, one, run_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ("scheduler", "api-server", "dag-processor", "triggerer")
@@ -92,6 +92,7 @@ def test_the_annotation_is_a_keyed_hmac_that_reveals_no_value(base: Evaluation) 
         "fernet-key": SECRET_FERNET,
         "jwt-secret": SECRET_JWT,
         "api-secret-key": SECRET_API_KEY,
+        "admin-password": SECRET_ADMIN,  # its init container writes the simple auth manager's passwords file
     }
     assert api == secrets_digest(_salt(base), list(values.items()))
     # not a plain hash of any value (a low-entropy password would be brute-forced from it) ...

@@ -267,7 +267,7 @@ def test_pulumi_yaml_declares_no_key_the_cli_would_require_but_the_stack_may_lea
     # none: even the database URL may come from an existing Secret (existingDatabaseUrlSecret)
     assert required == set()
     undeclared_secrets = {key.name for key in KEYS if key.secret and not key.declared}
-    assert undeclared_secrets == {"databaseUrl", "fernetKey", "jwtSecret", "apiSecretKey"}
+    assert undeclared_secrets == {"databaseUrl", "fernetKey", "jwtSecret", "apiSecretKey", "adminPassword"}
 
 
 def test_pulumi_yaml_makes_the_default_provider_update_config_maps_and_secrets_in_place() -> None:

@@ -107,4 +107,5 @@ def test_created_objects_match_the_references(etl_eval: Evaluation) -> None:
     assert claims == {"etl-dags"}
     secret = one(etl_eval, "Secret")
     assert secret["metadata"]["name"] == "etl-secrets"
-    assert set(secret["stringData"]) == {"database-url", "fernet-key", "jwt-secret", "api-secret-key"}
+    # + the simple auth manager's Admin password (authManager: simple, the default)
+    assert set(secret["stringData"]) == {"database-url", "fernet-key", "jwt-secret", "api-secret-key", "admin-password"}
