@@ -4,7 +4,8 @@ For the pods of one namespace it does what those components would write, and not
 
 * registers Nodes (labels, taints, capacity, Ready) - one per pool the pod templates target;
 * binds each new pod to a Node whose labels match its ``nodeSelector``, with the ``pods/binding`` subresource
-  (a pod no Node matches stays Pending, as unschedulable);
+  (a pod no Node matches stays Pending, as unschedulable; :meth:`StandInKubelet.hold` keeps new pods Pending
+  until :meth:`StandInKubelet.resume`, as a cluster without room would);
 * writes the pod's status with ``pods/status``: Running with running container statuses, then - after the
   pod's ``fakekube/run-seconds`` annotation, default ``run_seconds`` - Succeeded, or Failed with the
   ``fakekube/exit-code`` annotation when ``fakekube/outcome`` is ``fail``, with terminated container statuses;
@@ -115,6 +116,8 @@ class StandInKubelet:
         self._wake = threading.Condition(self._lock)
         self._seq = itertools.count()
         self._stop = threading.Event()
+        self._scheduling = threading.Event()  # cleared by hold(): new pods stay Pending, as with no room on any node
+        self._scheduling.set()
         self._stream: WatchStream | None = None
         self._threads = [threading.Thread(target=self._watch, name="standin-watch", daemon=True)]
         self._threads += [threading.Thread(target=self._work, name=f"standin-{i}", daemon=True) for i in range(workers)]
@@ -143,6 +146,16 @@ class StandInKubelet:
         for pool in self.pools:
             with contextlib.suppress(KubeApiError):
                 self.admin.request("DELETE", f"/api/v1/nodes/{pool.name}", decode=False)
+
+    def hold(self) -> None:
+        """Bind no new pod until :meth:`resume` (running pods keep running, deletions still finish)."""
+        self._scheduling.clear()
+
+    def resume(self) -> None:
+        """Bind again, the pods that stayed Pending meanwhile first."""
+        self._scheduling.set()
+        for pod in self.admin.list_pods(self.namespace).items:
+            self._observe("MODIFIED", pod)
 
     # -- observations -------------------------------------------------------------------------------
     def creates(self) -> dict[str, int]:
@@ -206,9 +219,9 @@ class StandInKubelet:
         if spec.get("nodeName"):  # bound by someone else (created with a nodeName): just run it
             self._later(self.start_delay, lambda: self._run(pod, state))
             return
-        node = self._node_for(spec)
+        node = self._node_for(spec) if self._scheduling.is_set() else None
         if node is None:
-            state.bound = False  # unschedulable: stays Pending
+            state.bound = False  # unschedulable (or held): stays Pending
             return
         self._later(0.0, lambda: self._bind(pod, node, state))
 

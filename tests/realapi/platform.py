@@ -75,10 +75,10 @@ class Selection:
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, name, why)
 
 
-def render(out: Path) -> Rendered:
-    """The dev stack, rendered offline into ``out``."""
+def render(out: Path, stack: str = "dev") -> Rendered:
+    """A stack (the dev one by default), rendered offline into ``out``."""
     completed = subprocess.run(
-        [sys.executable, "-m", "airflow_k8s.infra", "render", "--stack", "dev", "--out", str(out)],
+        [sys.executable, "-m", "airflow_k8s.infra", "render", "--stack", stack, "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
