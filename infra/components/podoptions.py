@@ -35,7 +35,13 @@ from typing import Any
 
 from airflow_k8s.executor.contract.errors import PodPolicyError
 from airflow_k8s.infra.components.addons.gitsync import with_git_sync
-from airflow_k8s.infra.components.airflowcfg import LOGS_FOLDER, SIMPLE_AUTH_PASSWORDS, WRITE_PASSWORDS_SCRIPT
+from airflow_k8s.infra.components.airflowcfg import (
+    AIRFLOW_KEYS,
+    FORBIDDEN,
+    LOGS_FOLDER,
+    SIMPLE_AUTH_PASSWORDS,
+    WRITE_PASSWORDS_SCRIPT,
+)
 from airflow_k8s.infra.components.secrets import ADMIN_PASSWORD_KEY
 from airflow_k8s.infra.config.addons import GitSyncSpec
 from airflow_k8s.infra.config.args import ResourcesSpec
@@ -180,6 +186,21 @@ def harden(container: Mapping[str, Any], *, key: str, role_key: str, volumes: se
     return out
 
 
+_OWNED_ENV = frozenset(f"AIRFLOW__{section.upper()}__{key.upper()}" for section, key in AIRFLOW_KEYS | FORBIDDEN) | {
+    "AIRFLOW__CORE__EXECUTOR",
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    "AIRFLOW_HOME",
+    "AIRFLOW_CONFIG",
+}
+
+
+def platform_setting(env_name: str) -> bool:
+    """Would ``env_name`` override a setting the platform renders (airflow.cfg's, the executor's section)?"""
+    name = env_name.upper()
+    forms = {name, name.removesuffix("_CMD"), name.removesuffix("_SECRET")}  # Airflow's _CMD/_SECRET variants
+    return bool(forms & _OWNED_ENV) or name.startswith(("AIRFLOW__KUBERNETES_EXECUTOR__", "AIRFLOW__KUBERNETES__"))
+
+
 def _main(spec: dict[str, Any], role: str) -> dict[str, Any]:
     return next(c for c in spec["containers"] if c["name"] == role)
 
@@ -231,6 +252,11 @@ def customize(spec: Mapping[str, Any], options: PodOptions, *, image: str, pull_
         main.setdefault("volumeMounts", []).append(mount.to_k8s())
     reserved = {e["name"] for e in main.get("env") or []}
     for name, value in add.env:
+        if platform_setting(name):
+            raise PodPolicyError(
+                f"airflow-k8s:extraEnv: {name} of {options.role_key} would override an airflow.cfg setting the "
+                "platform owns (set it with its stack key instead)"
+            )
         if name in reserved:
             raise PodPolicyError(
                 f"airflow-k8s:extraEnv: {name} of {options.role_key} is set by the platform "

@@ -132,8 +132,20 @@ def test_bad_items_name_the_key_and_the_item(key: str, item: str, message: str) 
 
 
 def test_platform_env_and_volumes_cannot_be_overridden(stack) -> None:
-    with pytest.raises(pulumi.RunError, match=r"extraEnv: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN of scheduler is set"):
-        stack(extraEnv=["scheduler:AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite://"])
+    for name in (
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__CORE__EXECUTOR",
+        "AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE",
+        "AIRFLOW__CORE__DAGS_FOLDER",
+        "AIRFLOW__API_AUTH__JWT_SECRET_CMD",
+    ):
+        with pytest.raises(pulumi.RunError, match=rf"extraEnv: {name} of scheduler would override"):
+            stack(extraEnv=[f"scheduler:{name}=x"])
+    evaluation = stack(extraEnv=["all:AIRFLOW__SCHEDULER__PARSING_PROCESSES=4"])  # Airflow's own settings: yours
+    env = one(evaluation, "Deployment", "airflow-scheduler")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "AIRFLOW__SCHEDULER__PARSING_PROCESSES", "value": "4"} in env
+    with pytest.raises(pulumi.RunError, match=r"extraEnv: PYTHONUNBUFFERED of scheduler is set by the platform"):
+        stack(extraEnv=["scheduler:PYTHONUNBUFFERED=0"])
     with pytest.raises(pulumi.RunError, match=r"extraVolumes: volume 'logs' of apiServer is already a volume"):
         stack(extraVolumes=["apiServer:logs=emptyDir:1Gi"])
 
