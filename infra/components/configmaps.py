@@ -30,7 +30,7 @@ creating it again, and a pod starting in between fails.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -42,7 +42,7 @@ from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name
 from airflow_k8s.infra.components.names import TEMPLATES_LABEL, PlatformNames
 from airflow_k8s.infra.components.podtemplates import TemplateWiring, render_template
 from airflow_k8s.infra.components.rollout import config_digest
-from airflow_k8s.infra.config.args import ExecutorSettings
+from airflow_k8s.infra.config.args import ExecutorSettings, PodIdentitySpec
 
 AIRFLOW_CFG_KEY = "airflow.cfg"
 DEFAULT_TEMPLATE = "default_template.yaml"
@@ -114,6 +114,7 @@ class ExecutorConfigMapsArgs:
     control_plane: ControlPlaneSettings
     api_server_service: str
     schedulers: int = 1
+    identity: PodIdentitySpec = field(default_factory=PodIdentitySpec)  # runAsUser/runAsGroup of the templates
 
 
 class ExecutorConfigMaps(pulumi.ComponentResource):
@@ -148,7 +149,13 @@ class ExecutorConfigMaps(pulumi.ComponentResource):
         self.airflow_config_map = name_of(cfg_map)
 
         def publish_templates(values: list[Any]) -> dict[str, str]:
-            wiring = TemplateWiring(config_map=values[0], pvc=values[1], service_account=values[2])
+            wiring = TemplateWiring(
+                config_map=values[0],
+                pvc=values[1],
+                service_account=values[2],
+                run_as_user=args.identity.run_as_user,
+                run_as_group=args.identity.run_as_group,
+            )
             return {key: render_template(key, args.templates[key], wiring) for key in sorted(args.templates)}
 
         self.templates = pulumi.Output.all(self.airflow_config_map, args.dags_claim, args.worker_service_account).apply(

@@ -101,7 +101,13 @@ def role_pod_problems(config: PlatformConfig) -> list[str]:
     wiring = PodWiring("sa", "config", "templates", "dags", "secret", config.executor.pod_template_dir)
     problems = []
     for key, role in built.items():
-        runtime = Runtime(cp.image, cp.image_pull_policy, cp.resources_of(key))
+        runtime = Runtime(
+            cp.image,
+            cp.image_pull_policy,
+            cp.resources_of(key),
+            config.identity.run_as_user,
+            config.identity.run_as_group,
+        )
         try:
             spec = control_plane_pod(role, runtime, wiring, pod_options(config, key))
             pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": role.name}, "spec": spec}
@@ -135,7 +141,11 @@ def preflight(name: str, args: PlatformArgs) -> None:
     problems: list[str] = [str(problem) for problem in config_problems(c, secrets_set=_secrets_set(args.secrets),
                                                                         platform_name=name)]  # fmt: skip
     wiring = TemplateWiring(
-        config_map=names.airflow_config_map, pvc=names.dags_pvc, service_account=names.worker_service_account
+        config_map=names.airflow_config_map,
+        pvc=names.dags_pvc,
+        service_account=names.worker_service_account,
+        run_as_user=c.identity.run_as_user,
+        run_as_group=c.identity.run_as_group,
     )
     for template_name, template in sorted(templates.items()):
         try:

@@ -35,7 +35,7 @@ def refs(spec: dict[str, Any], env_name: str) -> list[dict[str, str]]:
 
 def pods(evaluation: Evaluation) -> dict[str, dict[str, Any]]:
     out = {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in objects(evaluation, "Deployment")}
-    out["airflow-db-migrate"] = one(evaluation, "Job")["spec"]["template"]["spec"]
+    out["airflow-db-migrate"] = one(evaluation, "Job", "airflow-db-migrate")["spec"]["template"]["spec"]
     return out
 
 

@@ -103,7 +103,7 @@ STARTED = "2025-01-01T00:00:00Z"
 def test_the_migration_job_asks_the_provider_to_replace_it_when_it_is_not_ready(default_eval) -> None:
     from airflow_k8s.infra.render.replacement import replaces_when_unready
 
-    job = one(default_eval, "Job")
+    job = one(default_eval, "Job", "airflow-db-migrate")
     assert job["metadata"]["annotations"] == {"pulumi.com/replaceUnready": "true"}
     assert replaces_when_unready(job)
     # the annotation only means something on a Job: nothing else of the platform carries it
@@ -126,7 +126,7 @@ def test_the_migration_job_asks_the_provider_to_replace_it_when_it_is_not_ready(
 def test_an_unready_migration_is_replaced_and_a_completed_one_is_left_alone(default_eval, live, rerun) -> None:
     from airflow_k8s.infra.render.replacement import unready_replacement
 
-    reason = unready_replacement(one(default_eval, "Job"), live)
+    reason = unready_replacement(one(default_eval, "Job", "airflow-db-migrate"), live)
     assert (reason is not None) == rerun
     if rerun:
         assert "replaced, delete-first" in reason and "pulumi.com/replaceUnready" in reason
@@ -136,7 +136,7 @@ def test_without_the_annotation_a_failed_job_would_never_be_replaced(default_eva
     """What the issue saw: the same inputs, a failed Job, no replacement - only `pulumi up --replace` helped."""
     from airflow_k8s.infra.render.replacement import replacing_changes, unready_replacement
 
-    job = one(default_eval, "Job")
+    job = one(default_eval, "Job", "airflow-db-migrate")
     plain = {**job, "metadata": {k: v for k, v in job["metadata"].items() if k != "annotations"}}
     failed = _job_status(startTime=STARTED, conditions=[_condition("Failed", "BackoffLimitExceeded")])
     assert replacing_changes(plain, plain, (".spec.template",)) == []

@@ -52,7 +52,7 @@ def test_the_default_keeps_the_chart_retention_on_a_1gi_volume_and_jobs_have_no_
     scheduler = _pods(default_eval)["airflow-scheduler"]
     (groomer,) = [c for c in scheduler["containers"] if c["name"] == "log-groomer"]
     assert groomer["args"][:4] == ["--max-age-days", "15", "--max-bytes", str(int(1024**3 * 0.8))]
-    job = one(default_eval, "Job")["spec"]["template"]["spec"]
+    job = one(default_eval, "Job", "airflow-db-migrate")["spec"]["template"]["spec"]
     assert [c["name"] for c in job["containers"]] == ["db-migrate"]
 
 

@@ -23,7 +23,7 @@ STATSD = {
 
 def pod(evaluation, name: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     if name == "airflow-db-migrate":
-        return one(evaluation, "Job")["spec"]["template"]["spec"]
+        return one(evaluation, "Job", "airflow-db-migrate")["spec"]["template"]["spec"]
     return one(evaluation, "Deployment", name)["spec"]["template"]["spec"]
 
 

@@ -77,7 +77,7 @@ def test_a_secret_rotation_rolls_exactly_the_pods_that_read_it(base: Evaluation,
 
 def test_the_migration_job_carries_no_rollout_annotation(base: Evaluation) -> None:
     """An annotation change would replace the immutable Job and migrate again for nothing."""
-    assert "annotations" not in one(base, "Job")["spec"]["template"]["metadata"]
+    assert "annotations" not in one(base, "Job", "airflow-db-migrate")["spec"]["template"]["metadata"]
 
 
 def _salt(evaluation: Evaluation) -> str:

@@ -90,7 +90,7 @@ def test_providers_are_passed_by_the_caller_not_created() -> None:
     assert [p.name for p in providers] == ["cluster-b"]  # only the caller's
     assert providers[0].inputs["enableConfigMapMutable"] == providers[0].inputs["enableSecretMutable"] == "true"
     objects_ = evaluation.kubernetes()
-    assert len(objects_) == 41  # the default backend (none) creates no NodePool
+    assert len(objects_) == 43  # the default backend (none) creates no NodePool; 2 image preflight Jobs
     assert all(r.provider.startswith(providers[0].urn) for r in objects_)
 
 

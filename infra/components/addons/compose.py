@@ -47,7 +47,9 @@ def create_addons(parent: pulumi.Resource, name: str, config: PlatformConfig, in
         db_clean = DatabaseCleanup(
             f"{name}-db-clean",
             DbCleanArgs(
-                names, addons.db_clean, Runtime(cp.image, cp.image_pull_policy, cp.resources_of("migration")),
+                names, addons.db_clean,
+                Runtime(cp.image, cp.image_pull_policy, cp.resources_of("migration"),
+                        config.identity.run_as_user, config.identity.run_as_group),
                 inputs.namespace, inputs.control_plane_service_account, inputs.airflow_config_map, inputs.secret,
                 options=pod_options(config, "dbClean", names.secret), after=[inputs.migration_job],
             ),
