@@ -25,7 +25,14 @@ Settings infra owns, and why:
   ``remote_logging``, ``remote_base_log_folder``, ``remote_log_conn_id``, ``delete_local_logs``;
 * ``[core] auth_manager`` (``authManager``) and, for the simple auth manager,
   ``simple_auth_manager_users = <adminUser>:admin`` (its password comes from the Secret);
-* ``[metrics] statsd_*`` - the StatsD exporter's Service, when ``airflowMetrics`` is ``statsd``.
+* ``[metrics] statsd_*`` - the StatsD exporter's Service, when ``airflowMetrics`` is ``statsd``;
+* Airflow's own throughput limits, from ``worker_pods_max`` (:func:`throughput_sections`), so the
+  scheduler can hand the executor as many tasks as it may run: ``[core] parallelism`` (32),
+  ``max_active_tasks_per_dag`` (16) and ``default_pool_task_slot_count`` (128, applied when
+  ``airflow db migrate`` creates the default pool) = N_max; ``[scheduler] max_tis_per_query``
+  (16 task instances queued per scheduler loop) = min(N_max, 512).  With several schedulers,
+  ``parallelism`` and ``max_tis_per_query`` follow each scheduler's share, while the pool and the
+  per-DAG limit - counted in the database across every scheduler - get the platform's total.
 
 Never here: ``[database] sql_alchemy_conn``, ``[core] fernet_key``, ``[api_auth] jwt_secret``,
 ``[api] secret_key`` - those reach the control plane only as env vars from the platform Secret
@@ -87,8 +94,13 @@ AIRFLOW_KEYS = frozenset(
         ("metrics", "statsd_host"),
         ("metrics", "statsd_port"),
         ("metrics", "statsd_prefix"),
+        ("core", "parallelism"),
+        ("core", "max_active_tasks_per_dag"),
+        ("core", "default_pool_task_slot_count"),
+        ("scheduler", "max_tis_per_query"),
     }
 )
+MAX_TIS_PER_QUERY = 512  # bigger batches make each scheduler loop's queries long
 FORBIDDEN = frozenset(
     {
         ("database", "sql_alchemy_conn"),
@@ -124,6 +136,7 @@ class ControlPlaneSettings:
     auth_manager: str | None = None
     admin_user: str | None = None
     statsd_host: str | None = None
+    schedulers: int = 1  # schedulerReplicas: the database-wide limits count every scheduler's pods
 
 
 def control_plane_sections(settings: ControlPlaneSettings) -> dict[str, dict[str, str]]:
@@ -168,6 +181,20 @@ def control_plane_sections(settings: ControlPlaneSettings) -> dict[str, dict[str
     return sections
 
 
+def throughput_sections(worker_pods_max: int, schedulers: int = 1) -> dict[str, dict[str, str]]:
+    """Airflow's throughput limits raised to what the executor may run (module docstring).
+
+    ``worker_pods_max`` is one scheduler's (``parallelism`` and ``max_tis_per_query`` are per
+    scheduler); the default pool and ``max_active_tasks_per_dag`` are counted in the database across
+    every scheduler, so they get the platform's total, ``schedulers x worker_pods_max``.
+    """
+    n_max, total = str(worker_pods_max), str(worker_pods_max * schedulers)
+    return {
+        "core": {"parallelism": n_max, "max_active_tasks_per_dag": total, "default_pool_task_slot_count": total},
+        "scheduler": {"max_tis_per_query": str(min(worker_pods_max, MAX_TIS_PER_QUERY))},
+    }
+
+
 def merge(executor_text: str, sections: dict[str, dict[str, str]]) -> str:
     """``executor_text`` with ``sections`` added: keys of an existing section go at its end."""
     lines = executor_text.rstrip("\n").split("\n")
@@ -199,6 +226,8 @@ def merge(executor_text: str, sections: dict[str, dict[str, str]]) -> str:
 def publish(config: ExecutorConfig, settings: ControlPlaneSettings) -> str:
     """The airflow.cfg text of the ConfigMap; raises :class:`ConfigError` if it is not sound."""
     sections = control_plane_sections(settings)
+    for section, values in throughput_sections(config.worker_pods_max, settings.schedulers).items():
+        sections.setdefault(section, {}).update(values)
     for section, values in sections.items():
         for key in values:
             if (section, key) in FORBIDDEN or (section, key) not in AIRFLOW_KEYS:

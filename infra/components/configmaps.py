@@ -65,7 +65,11 @@ class ExecutorWiring:
 
 
 def build_executor_config(settings: ExecutorSettings, wiring: ExecutorWiring, schedulers: int = 1) -> ExecutorConfig:
-    """The executor's config; with ``schedulers`` > 1 each gets its share of N_max/N_min (per_scheduler)."""
+    """The executor's config; with ``schedulers`` > 1 each gets its share of N_max (per_scheduler).
+
+    N_min is the namespace's: the executor keeps it once, on its keeper scheduler (docs/executor.md,
+    *Several schedulers*), so it is never split.
+    """
     return ExecutorConfig(
         execution_api_server_url=wiring.execution_api_url,
         namespace=wiring.namespace,
@@ -78,7 +82,7 @@ def build_executor_config(settings: ExecutorSettings, wiring: ExecutorWiring, sc
         pod_creation_timeout=settings.pod_creation_timeout,
         max_pod_pending_timeout=settings.max_pod_pending_timeout,
         image_pull_policy=settings.image_pull_policy,
-        worker_pods_min=ExecutorSettings.per_scheduler(settings.worker_pods_min, schedulers),
+        worker_pods_min=settings.worker_pods_min,  # the namespace's, kept once by the keeper scheduler
         worker_pods_max=ExecutorSettings.per_scheduler(settings.worker_pods_max, schedulers),
         worker_priority_class=wiring.task_priority_class,
         placeholder_priority_class=wiring.placeholder_priority_class,

@@ -66,6 +66,7 @@ def control_plane_settings(name: str, config: PlatformConfig) -> ControlPlaneSet
         auth_manager=access.auth_manager_class,
         admin_user=access.admin_user if access.simple else None,
         statsd_host=f"{names.statsd}.{config.namespace}.svc.cluster.local" if metrics.statsd else None,
+        schedulers=config.control_plane.scheduler_replicas,
     )
 
 

@@ -316,11 +316,12 @@ class ExecutorSettings:
 
     @staticmethod
     def per_scheduler(total: int, schedulers: int) -> int:
-        """One scheduler's share of ``total`` pods: ``ceil(total / schedulers)``.
+        """One scheduler's share of ``total`` task pods: ``ceil(total / schedulers)``.
 
-        airflow.cfg is shared by every scheduler and each executor caps *its own* pods, so with
-        ``schedulers`` of them ``worker_pods_max``/``worker_pods_min`` are split; rounding up keeps
-        the platform's full N_max, and the quota check counts ``schedulers x share``.
+        airflow.cfg is shared by every scheduler and each executor caps *its own* pods at
+        ``worker_pods_max``, so with ``schedulers`` of them ``workerPodsMax`` (the platform's N_max)
+        is split; rounding up keeps the full N_max, and the quota check counts ``schedulers x
+        share``.  ``worker_pods_min`` is not split: the executor keeps N_min once per namespace.
         """
         return -(-total // schedulers)
 

@@ -131,7 +131,7 @@ ROWS: tuple[Row, ...] = (
         "integer",
         1,
         "Schedulers run active-active (Airflow 3 HA), each with this executor owning its own task pods; 2+ "
-        "roll one at a time and share workerPodsMax/workerPodsMin.",
+        "roll one at a time and share workerPodsMax (workerPodsMin is kept once for the namespace).",
     ),
     # --- DNS and task egress (NetworkPolicies)
     ("dnsNamespace", "string", "kube-system", "Namespace of the cluster DNS pods every pod may query on port 53."),

@@ -13,7 +13,8 @@ of ``requests.cpu``, ``requests.memory``, ``limits.cpu``, ``limits.memory`` and 
 * **placeholders**: ``workerPodsMin`` pause pods, each with the default tier's requests as both
   requests and limits (:mod:`airflow_k8s.executor.engine.placeholders`);
 * **several schedulers** (``schedulerReplicas`` k > 1): each caps its own pods at its share of
-  N_max and N_min, rounded up, so the task pods and placeholders above count ``k x share``;
+  N_max, rounded up, so the task pods above count ``k x share``; N_min stays the namespace's (the
+  executor keeps it once);
 * **control plane**: every container of each pod adds up - the role's own, the ``log-groomer``
   sidecar of long-running roles and the operator's sidecars; an init container counts when it asks
   for more than all of them: the schedulers (they roll without a surge pod), api-server (replicas + 1
@@ -137,13 +138,14 @@ def _tier_value(tier: Tier, resource: str, kind: str, config: PlatformConfig) ->
 def worker_pods(config: PlatformConfig, key: str) -> tuple[int, str]:
     """(pods, how) for ``workerPodsMax`` or ``workerPodsMin`` across every scheduler.
 
-    Each of the ``schedulerReplicas`` schedulers caps its own pods at its share (rounded up:
-    :meth:`~airflow_k8s.infra.config.args.ExecutorSettings.per_scheduler`), so ``k`` schedulers may
-    hold ``k x share`` pods at once - a little more than the key when it does not divide evenly.
+    Each of the ``schedulerReplicas`` schedulers caps its own task pods at its share of
+    ``workerPodsMax`` (rounded up: :meth:`~airflow_k8s.infra.config.args.ExecutorSettings.per_scheduler`),
+    so ``k`` schedulers may hold ``k x share`` at once - a little more than the key when it does not
+    divide evenly.  The N_min placeholders are kept once for the namespace (by the keeper scheduler).
     """
     total = config.executor.worker_pods_max if key == "workerPodsMax" else config.executor.worker_pods_min
     k = config.control_plane.scheduler_replicas
-    if k == 1:
+    if k == 1 or key == "workerPodsMin":  # N_min is the namespace's: kept once, by one scheduler
         return total, f"{key} {total}"
     share = ExecutorSettings.per_scheduler(total, k)
     return k * share, f"schedulerReplicas {k} x {share} ({key} {total} shared)"
