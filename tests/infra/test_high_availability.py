@@ -104,3 +104,14 @@ def test_per_scheduler_share_rounds_up() -> None:
     assert [ExecutorSettings.per_scheduler(8, k) for k in (1, 2, 3, 4, 8)] == [8, 4, 3, 2, 1]
     assert ExecutorSettings.per_scheduler(0, 3) == 0
     assert ControlPlaneSpec().scheduler_replicas == 1
+
+
+def test_airflows_limits_follow_each_schedulers_share_and_the_databases_total(stack) -> None:
+    """parallelism is per scheduler; the default pool and max_active_tasks_per_dag are counted across all."""
+    import configparser
+
+    evaluation = stack(schedulerReplicas=2, workerPodsMax=8, **ROOMY)
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read_string(one(evaluation, "ConfigMap", "airflow-config")["data"]["airflow.cfg"])
+    assert cfg["core"]["parallelism"] == "4" and cfg["scheduler"]["max_tis_per_query"] == "4"
+    assert cfg["core"]["default_pool_task_slot_count"] == cfg["core"]["max_active_tasks_per_dag"] == "8"
