@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from airflow_k8s.executor.contract.errors import KubeApiError
+from airflow_k8s.executor.contract.errors import Conflict, KubeApiError
 from airflow_k8s.infra.render.replacement import unready_replacement
 from tests.realapi import platform as plat
 from tests.realapi.conftest import Platform
@@ -87,11 +87,17 @@ def create(platform: Platform, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def replace(platform: Platform, obj: dict[str, Any]) -> None:
+    """PUT ``obj`` over the live object, read-modify-write: the controllers update its status meanwhile."""
     path = PATHS[obj["kind"]].format(ns=platform.namespace) + f"/{obj['metadata']['name']}"
-    live = platform.admin.request("GET", path)
     body = for_120(obj, platform.namespace)
-    body["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
-    platform.admin.request("PUT", path, body=body)
+    for _ in range(20):
+        body["metadata"]["resourceVersion"] = platform.admin.request("GET", path)["metadata"]["resourceVersion"]
+        try:
+            platform.admin.request("PUT", path, body=body)
+            return
+        except Conflict:
+            continue  # a status update slipped in between: read again
+    raise AssertionError(f"could not replace {path}: 20 conflicts in a row")
 
 
 def wait(predicate: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
