@@ -5,14 +5,20 @@ Point Airflow at it with ``[core] executor = airflow_k8s.executor.airflow.Kubern
 How Airflow's calls map onto the engine (which runs in the scheduler process, on threads):
 
 * ``queue_workload`` (BaseExecutor's) -> ``_process_workloads``: each ``ExecuteTask`` becomes a
-  :class:`~airflow_k8s.executor.tasks.task.Task` (:mod:`.workloads`) and joins a backlog; an
-  invalid ``executor_config`` fails the task at once with the reason.
+  :class:`~airflow_k8s.executor.tasks.task.Task` (:mod:`.workloads`), is checked as the launcher
+  will check it (:mod:`~airflow_k8s.executor.pods.preflight`: the pod it gets, the task pod
+  policy, a request no node can hold) and joins a backlog; a task that fails the check fails at
+  once with the reason - for DAGs parsed where the cluster policy (:mod:`.policy`) is not installed.
+* Each workload is one *launch* of its try (a deferred task resumed, a rescheduled sensor's next
+  poke are queued again with the same try number): its pod is named after the launch id Airflow's
+  scheduler assigns (``pre_assigns_external_executor_id``), so it never meets the earlier launch's
+  pod, and only the current launch's pod reports to Airflow.
 * ``sync`` (every scheduler loop): report pods that started (``running``), finished
   (``success``) or failed (``failed``, with the pod's reason, exit code and last log lines as the
-  event's info); relaunch a pod that failed before its task started (Airflow's
-  ``pod_launch_failure_retries``); then hand the engine as many backlog tasks as it has room for
-  (and at most ``worker_pods_creation_batch_size`` when set), after one batched query drops
-  workloads that went stale while waiting (:mod:`.instances`).
+  event's info, also written into the try's log: :mod:`.reasons`); relaunch a pod that failed
+  before its task started (Airflow's ``pod_launch_failure_retries``); then hand the engine as
+  many backlog tasks as it has room for (and at most ``worker_pods_creation_batch_size`` when
+  set), after one batched query drops workloads that went stale while waiting (:mod:`.instances`).
 * ``try_adopt_task_instances``: after a scheduler restart, pods of the dead scheduler's job are
   found by their labels and task annotations, relabelled ``airflow-worker=<this job>`` (the
   engine's watch then follows them) and their task instances kept; no second pod is created.
@@ -35,22 +41,24 @@ from __future__ import annotations
 import logging
 from collections import Counter, deque
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import replace
+from typing import Any, ClassVar
 
 from airflow.executors.base_executor import BaseExecutor, get_execution_api_server_url
 from airflow.models.taskinstancekey import TaskInstanceKey
 
-from airflow_k8s.executor.airflow import adoption
+from airflow_k8s.executor.airflow import adoption, reasons
 from airflow_k8s.executor.airflow.instances import QUEUED, DatabaseInstances, TaskInstances
 from airflow_k8s.executor.airflow.outcomes import Outcomes, airflow_key, failure_info
 from airflow_k8s.executor.airflow.settings import load_settings
 from airflow_k8s.executor.airflow.workloads import task_from_workload, task_key
 from airflow_k8s.executor.contract.config import ExecutorConfig
-from airflow_k8s.executor.contract.config_loader import EXECUTOR_CLASS_NAME, executor_class_names
+from airflow_k8s.executor.contract.config_loader import EXECUTOR_CLASS_NAME, SECTION, executor_class_names
 from airflow_k8s.executor.contract.errors import ConfigError, ExecutorError, KubeApiError, NotFound
 from airflow_k8s.executor.engine.core import Engine, EngineOptions
 from airflow_k8s.executor.engine.server import StatusServer
 from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.pods import preflight
 from airflow_k8s.executor.pods.templates import TemplateStore
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.key import TaskKey
@@ -69,6 +77,9 @@ class KubernetesPlatformExecutor(BaseExecutor):
 
     supports_ad_hoc_ti_run: bool = True
     serve_logs: bool = False
+    # Airflow assigns each queueing of a task instance a fresh external_executor_id, committed with the
+    # queued state: the launch id that gives a resumed try its own pod (module docstring).
+    pre_assigns_external_executor_id: ClassVar[bool] = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Constructing spawns nothing: the API server builds executors only to read task logs.
@@ -80,6 +91,9 @@ class KubernetesPlatformExecutor(BaseExecutor):
         self.outcomes = Outcomes()
         self._backlog: deque[tuple[TaskInstanceKey, Task]] = deque()
         self._tasks: dict[TaskKey, Task] = {}
+        self.pods: dict[TaskKey, str] = {}  # the pod of each try's current launch (reports of others are stale)
+        self._log_paths: dict[TaskKey, str] = {}  # each try's log path, for the failure reason (.reasons)
+        self._log_folder: str | None = None
         self._relaunches: Counter[TaskKey] = Counter()
         self._status: StatusServer | None = None
         self._log_client: KubeClient | None = None
@@ -106,15 +120,24 @@ class KubernetesPlatformExecutor(BaseExecutor):
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        from dataclasses import replace
+        from airflow.configuration import conf
+        from airflow.version import version as airflow_version
 
         config = self.load_settings()
         self._check_no_provider_executor(config)
         instance = identity.safe_label_value(str(self.job_id)) if self.job_id is not None else "unknown"
-        config = self.settings = replace(config, scheduler_instance_id=instance)
-        self.kube = KubeClient.from_config(config, pool_size=config.creation_workers() + 8)
+        config = self.settings = replace(config, scheduler_instance_id=instance, airflow_version=airflow_version)
+        self._log_folder = conf.get("logging", "base_log_folder", fallback=None)
         templates = TemplateStore(config.pod_template_dir, logical_dir=config.pod_template_dir)
-        templates.load_all()  # a broken template stops the scheduler here, not at the first task
+        problems = preflight.template_problems(config, templates)  # broken templates stop the scheduler here
+        if problems:
+            raise ConfigError(
+                "the pod templates cannot be used:\n" + "\n".join(f"  - {p}" for p in problems),
+                section=SECTION,
+                key="pod_template_dir",
+                value=config.pod_template_dir,
+            )
+        self.kube = KubeClient.from_config(config, pool_size=config.creation_workers() + 8)
         self.engine = Engine(
             config,
             templates,
@@ -170,13 +193,19 @@ class KubernetesPlatformExecutor(BaseExecutor):
             key = workload.ti.key
             self.queued_tasks.pop(key, None)
             self.running.add(key)
+            ours = task_key(workload.ti)
+            if workload.log_path:
+                self._log_paths[ours] = workload.log_path
             try:
                 task = task_from_workload(workload)
+                if self.engine is not None and self.settings is not None:
+                    preflight.check_task(task, self.settings, self.engine.templates, self.engine.nodes)
             except ExecutorError as exc:
                 log.error("cannot run %s: %s", key, exc)
-                self.fail(key, info=f"invalid executor_config: {exc}")
+                self._fail(ours, f"the executor cannot run this task: {exc}")
                 continue
             self._tasks[task.key] = task
+            self.pods[task.key] = task.pod_name
             self._backlog.append((key, task))
 
     def sync(self) -> None:
@@ -212,28 +241,48 @@ class KubernetesPlatformExecutor(BaseExecutor):
             if stale:
                 log.info("dropping stale workload %s (task instance now: %s)", key, current)
                 self.running.discard(key)
-                self._tasks.pop(task.key, None)
+                self._forget(task.key)
                 continue
             self.engine.submit(task)
 
     # -- engine -> Airflow ----------------------------------------------------------------------
     def _report(self) -> None:
         for key, pod_name in self.outcomes.started():
-            if airflow_key(key) in self.running:
+            if airflow_key(key) in self.running and self._current(key, pod_name):
                 self.running_state(airflow_key(key), info=pod_name)
         failed = []
         for result in self.outcomes.results():
             key = airflow_key(result.key)
             if key not in self.running:
                 self.outcomes.keep_unclaimed(result)
+            elif not self._current(result.key, result.pod_name):
+                log.info("ignoring the outcome of pod %s: an earlier launch of %s", result.pod_name, key)
             elif result.state == SUCCESS:
-                self._tasks.pop(result.key, None)
-                self._relaunches.pop(result.key, None)
+                self._forget(result.key)
                 self.success(key, info=result.pod_name)
             else:
                 failed.append(result)
         if failed:
             self._fail_or_relaunch(failed)
+
+    def _current(self, key: TaskKey, pod_name: str) -> bool:
+        """Whether ``pod_name`` is the pod of the try's current launch (unknown: yes)."""
+        expected = self.pods.get(key)
+        return expected is None or expected == pod_name
+
+    def _forget(self, key: TaskKey) -> None:
+        self._tasks.pop(key, None)
+        self._relaunches.pop(key, None)
+        self.pods.pop(key, None)
+        self._log_paths.pop(key, None)
+
+    def _fail(self, key: TaskKey, info: str) -> None:
+        """Report ``failed`` with ``info``, and put ``info`` where the DAG author looks: the try's log (.reasons)."""
+        log_path = self._log_paths.get(key)
+        self._forget(key)
+        self.fail(airflow_key(key), info=info)
+        if self._log_folder and log_path:
+            reasons.write_reason(self._log_folder, log_path, f"{EXECUTOR_CLASS_NAME}: {info}")
 
     def _fail_or_relaunch(self, failed: list[TaskResult]) -> None:
         """Relaunch pods that failed before their task started (still queued); report the rest."""
@@ -259,9 +308,7 @@ class KubernetesPlatformExecutor(BaseExecutor):
                 )
                 self.engine.submit(task, relaunch=True)
                 continue
-            self._tasks.pop(result.key, None)
-            self._relaunches.pop(result.key, None)
-            self.fail(airflow_key(result.key), info=failure_info(result))
+            self._fail(result.key, failure_info(result))
 
     def _may_relaunch(self, result: TaskResult) -> bool:
         assert self.settings is not None
@@ -287,9 +334,10 @@ class KubernetesPlatformExecutor(BaseExecutor):
         self.running.discard(key)
         self.queued_tasks.pop(key, None)
         self._backlog = deque(item for item in self._backlog if item[0] != key)
-        self._tasks.pop(ours, None)
+        pod_name = self.pods.get(ours)
+        self._forget(ours)
         if self.engine is not None:
-            self.engine.revoke(ours)
+            self.engine.revoke(ours, pod_name)
 
     def cleanup_stuck_queued_tasks(self, tis: list[Any]) -> list[str]:
         """Airflow 2's name for revoking tasks stuck in queued; kept for callers that still use it."""
@@ -305,15 +353,16 @@ class KubernetesPlatformExecutor(BaseExecutor):
             config = self.load_settings()
             if self._log_client is None:
                 self._log_client = KubeClient.from_config(config, pool_size=2)
-            name = identity.pod_name(task_key(ti, try_number))
+            names = adoption.candidate_pod_names(task_key(ti, try_number), getattr(ti, "external_executor_id", None))
             for namespace in adoption.log_namespaces(ti, config):
-                try:
-                    text = self._log_client.read_pod_log(namespace, name, tail_lines=config.running_pod_log_lines)
-                except NotFound:
-                    continue
-                messages.append(f"Found logs of pod {namespace}/{name} through the Kubernetes API")
-                return messages, [text]
-            messages.append(f"Pod {name} is gone (deleted when its task finished); see the task's remote logs")
+                for name in names:
+                    try:
+                        text = self._log_client.read_pod_log(namespace, name, tail_lines=config.running_pod_log_lines)
+                    except NotFound:
+                        continue
+                    messages.append(f"Found logs of pod {namespace}/{name} through the Kubernetes API")
+                    return messages, [text]
+            messages.append(f"Pod {names[0]} is gone (deleted when its task finished); see the task's remote logs")
         except (ExecutorError, KubeApiError) as exc:
             messages.append(f"Reading the pod's log failed: {exc}")
         return messages, [""]

@@ -213,7 +213,7 @@ class KubeClient:
         except ApiException as exc:  # TLS problems surface here with status 0
             raise KubeApiError(f"{what}: {exc.reason}", status=exc.status or 0) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise KubeApiError(f"{what}: connection error: {exc}", status=0) from exc
+            raise KubeApiError(f"{what}: cannot reach the API server {self._host}: {exc}", status=0) from exc
         if not 200 <= response.status <= 299:
             raw = response.data or b""
             response.release_conn()
@@ -249,7 +249,7 @@ class KubeClient:
         except ApiException as exc:  # raised by the configuration's token refresh hooks
             raise KubeApiError(f"{what}: {exc.reason}", status=exc.status or 0) from exc
         except (http.client.HTTPException, OSError) as exc:
-            raise KubeApiError(f"{what}: connection error: {exc}", status=0) from exc
+            raise KubeApiError(f"{what}: cannot reach the API server {self._host}: {exc}", status=0) from exc
         if not 200 <= answer.status <= 299:
             raise _status_error(what, answer.status, answer.reason, answer.headers.get("Retry-After"), answer.data)
         return _decoded(answer.data, answer.headers.get("content-type"), decode)
@@ -361,6 +361,16 @@ class KubeClient:
         headers = {"Accept": "text/plain, */*"}
         result = self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log", query=query, headers=headers)
         return result if isinstance(result, str) else jsonfast.dumps(result).decode("utf-8")
+
+    def pod_events(
+        self, namespace: str, name: str, uid: str | None = None, *, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Events about one pod (``involvedObject`` name, and uid when given), as the API lists them."""
+        selector = f"involvedObject.kind=Pod,involvedObject.name={name}"
+        if uid:
+            selector += f",involvedObject.uid={uid}"
+        query: list[tuple[str, Any]] = [("fieldSelector", selector), ("limit", limit)]
+        return list(self.request("GET", f"/api/v1/namespaces/{namespace}/events", query=query).get("items") or [])
 
     # -- cluster --------------------------------------------------------------------------
     def list_nodes(self) -> list[dict[str, Any]]:
