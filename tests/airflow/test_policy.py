@@ -1,0 +1,95 @@
+"""The package's Airflow cluster policy (``airflow.policy`` entry point): DAGs parsed by a real Airflow 3.3.2 DagBag,
+in a process of their own configured as the platform's dag-processor is (airflow.cfg through environment variables)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+EXECUTOR = "airflow_k8s.executor.airflow.KubernetesPlatformExecutor"
+E2E_DAGS = ROOT / "tests" / "airflow" / "e2e" / "dags"
+PARSE = """
+import json
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder={folder!r})
+print(json.dumps({{"dags": sorted(bag.dags), "errors": {{k.rsplit("/", 1)[-1]: v for k, v in bag.import_errors.items()}}}}))
+"""
+
+
+def parse(folder: Path, home: Path, **settings: str) -> dict:
+    """Parse ``folder`` in a fresh Airflow process whose configuration is ``settings`` (section__key: value)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False", AIRFLOW__CORE__UNIT_TEST_MODE="True")
+    env.update({f"AIRFLOW__{name.upper()}": value for name, value in settings.items()})
+    done = subprocess.run(
+        [sys.executable, "-c", PARSE.format(folder=str(folder))], env=env, capture_output=True, text=True, cwd=ROOT,
+        timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+PLATFORM = {
+    "core__executor": EXECUTOR,
+    "kubernetes_executor__namespace": "airflow",
+    "kubernetes_executor__pod_template_dir": str(ROOT / "pod_templates"),
+    "kubernetes_executor__worker_container_image": "apache/airflow:3.3.2",
+}
+
+
+@pytest.fixture
+def dags(tmp_path: Path) -> Path:
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    shutil.copy(E2E_DAGS / "e2e_broken_configs.py", folder)
+    return folder
+
+
+def test_the_package_registers_its_cluster_policy_with_airflow():
+    (plugin,) = [ep for ep in entry_points(group="airflow.policy") if ep.name == "airflow_k8s"]
+    assert plugin.value == "airflow_k8s.executor.airflow.policy"
+
+
+def test_a_dag_with_six_broken_executor_configs_is_an_import_error_naming_each_task_field_and_rule(dags, tmp_path):
+    parsed = parse(dags, tmp_path, **PLATFORM)
+    assert parsed["dags"] == []
+    error = parsed["errors"]["e2e_broken_configs.py"]
+    assert error.startswith(
+        "AirflowClusterPolicyViolation: 6 task(s) of DAG 'e2e_broken_configs' have an executor_config that "
+        "KubernetesPlatformExecutor refuses:"
+    ), error
+    for line in (
+        "task 'misspelt_key': executor_config: unknown key(s) ['kubernetes_confg']; did you mean 'kubernetes_config'?",
+        "task 'misspelt_field': executor_config.kubernetes_config: unknown key 'resource'; did you mean 'resources'?",
+        "task 'unknown_tier': kubernetes_config.tier: unknown tier 'huge' (known: light, medium, heavy, gpu)",
+        "task 'not_a_quantity': executor_config.kubernetes_config.resources.requests.cpu: '500x' is not a Kubernetes "
+        "quantity",
+        "task 'host_path_volume': pod_override violates the task pod policy:\n"
+        "      - spec.volumes[4] (example-kubernetes-test-volume): hostPath volumes are not allowed",
+        "task 'request_over_limit': executor_config.kubernetes_config.resources: requests.cpu = '8' is greater than "
+        "limits.cpu = '4'",
+    ):
+        assert line in error, (line, error)
+    assert "'fine'" not in error
+
+
+def test_the_example_dags_pass_the_policy(tmp_path):
+    parsed = parse(ROOT / "examples" / "dags", tmp_path, **PLATFORM)
+    assert parsed["errors"] == {}
+    assert parsed["dags"] == ["custom_pod_dag", "resource_aware_k8s_dag"]
+
+
+def test_the_policy_checks_nothing_where_another_executor_runs_the_tasks(dags, tmp_path):
+    assert parse(dags, tmp_path, core__executor="LocalExecutor")["dags"] == ["e2e_broken_configs"]
+    # This executor configured, but not the default, and the DAG's tasks not routed to it.
+    second = parse(dags, tmp_path, **{**PLATFORM, "core__executor": f"LocalExecutor,{EXECUTOR}"})
+    assert second["dags"] == ["e2e_broken_configs"]
