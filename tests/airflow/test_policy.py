@@ -21,7 +21,8 @@ PARSE = """
 import json
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder={folder!r})
-print(json.dumps({{"dags": sorted(bag.dags), "errors": {{k.rsplit("/", 1)[-1]: v for k, v in bag.import_errors.items()}}}}))
+errors = {{path.rsplit("/", 1)[-1]: text for path, text in bag.import_errors.items()}}
+print(json.dumps({{"dags": sorted(bag.dags), "errors": errors}}))
 """
 
 
