@@ -93,7 +93,7 @@ class KubernetesPlatformExecutor(BaseExecutor):
         self._tasks: dict[TaskKey, Task] = {}
         self.pods: dict[TaskKey, str] = {}  # the pod of each try's current launch (reports of others are stale)
         self._log_paths: dict[TaskKey, str] = {}  # each try's log path, for the failure reason (.reasons)
-        self._log_folder: str | None = None
+        self.log_folder: str | None = None
         self._relaunches: Counter[TaskKey] = Counter()
         self._status: StatusServer | None = None
         self._log_client: KubeClient | None = None
@@ -127,7 +127,7 @@ class KubernetesPlatformExecutor(BaseExecutor):
         self._check_no_provider_executor(config)
         instance = identity.safe_label_value(str(self.job_id)) if self.job_id is not None else "unknown"
         config = self.settings = replace(config, scheduler_instance_id=instance, airflow_version=airflow_version)
-        self._log_folder = conf.get("logging", "base_log_folder", fallback=None)
+        self.log_folder = conf.get("logging", "base_log_folder", fallback=None)
         templates = TemplateStore(config.pod_template_dir, logical_dir=config.pod_template_dir)
         problems = preflight.template_problems(config, templates)  # broken templates stop the scheduler here
         if problems:
@@ -281,8 +281,8 @@ class KubernetesPlatformExecutor(BaseExecutor):
         log_path = self._log_paths.get(key)
         self._forget(key)
         self.fail(airflow_key(key), info=info)
-        if self._log_folder and log_path:
-            reasons.write_reason(self._log_folder, log_path, f"{EXECUTOR_CLASS_NAME}: {info}")
+        if self.log_folder and log_path:
+            reasons.write_reason(self.log_folder, log_path, f"{EXECUTOR_CLASS_NAME}: {info}")
 
     def _fail_or_relaunch(self, failed: list[TaskResult]) -> None:
         """Relaunch pods that failed before their task started (still queued); report the rest."""
