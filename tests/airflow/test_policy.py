@@ -94,3 +94,33 @@ def test_the_policy_checks_nothing_where_another_executor_runs_the_tasks(dags, t
     # This executor configured, but not the default, and the DAG's tasks not routed to it.
     second = parse(dags, tmp_path, **{**PLATFORM, "core__executor": f"LocalExecutor,{EXECUTOR}"})
     assert second["dags"] == ["e2e_broken_configs"]
+
+
+def test_the_seeds_task_keyword_is_refused_by_airflow_and_the_helper_is_its_one_line_equivalent():
+    from airflow.sdk import dag, task
+
+    from airflow_k8s.executor.airflow.workloads import overrides_from_executor_config
+    from airflow_k8s.executor.tasks.dag import kubernetes_config
+
+    seed = {"pod_template_file": "heavy_computation.yaml", "resources": {"requests": {"cpu": "2", "memory": "4Gi"}}}
+    with pytest.raises(TypeError, match="kubernetes_config"):
+
+        @dag(schedule=None)
+        def seed_form():
+            @task(kubernetes_config=seed)
+            def heavy(): ...
+
+            heavy()
+
+        seed_form()
+
+    @dag(schedule=None)
+    def helper_form():
+        @task(executor_config=kubernetes_config(**seed))
+        def heavy(): ...
+
+        heavy()
+
+    (built,) = helper_form().tasks
+    assert built.executor_config == {"kubernetes_config": seed}
+    assert overrides_from_executor_config(built.executor_config).pod_template == "heavy_computation.yaml"
