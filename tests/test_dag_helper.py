@@ -1,4 +1,4 @@
-"""``kubernetes_config(...)``: the typed, one-line form of the seed's ``@task(kubernetes_config={...})`` for Airflow 3."""
+"""``kubernetes_config(...)``: the typed one-line form of the seed's ``@task(kubernetes_config={...})`` (Airflow 3)."""
 
 from __future__ import annotations
 

@@ -87,7 +87,7 @@ def checker() -> Checker | None:
             "pod templates are not mounted at %s here: executor_config is checked without building pods",
             config.pod_template_dir,
         )
-    names = set()
+    names: set[str] = set()
     for entry in ours:
         alias, _, path = entry.rpartition(":")
         names.update(filter(None, (alias, path, path.rsplit(".", 1)[-1])))
