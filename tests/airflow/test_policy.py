@@ -19,20 +19,24 @@ EXECUTOR = "airflow_k8s.executor.airflow.KubernetesPlatformExecutor"
 E2E_DAGS = ROOT / "tests" / "airflow" / "e2e" / "dags"
 PARSE = """
 import json
+from airflow.configuration import conf
 from airflow.dag_processing.dagbag import DagBag
+if {blocked!r}:  # as Airflow's supervisor keeps DAG code off the database in a DAG file processor
+    conf.set("database", "sql_alchemy_conn_cmd", "/bin/false")
 bag = DagBag(dag_folder={folder!r})
 errors = {{path.rsplit("/", 1)[-1]: text for path, text in bag.import_errors.items()}}
 print(json.dumps({{"dags": sorted(bag.dags), "errors": errors}}))
 """
 
 
-def parse(folder: Path, home: Path, **settings: str) -> dict:
-    """Parse ``folder`` in a fresh Airflow process whose configuration is ``settings`` (section__key: value)."""
+def parse(folder: Path, home: Path, *, blocked_database: bool = True, **settings: str) -> dict:
+    """Parse ``folder`` in a fresh Airflow process whose configuration is ``settings`` (section__key: value),
+    with the database blocked as in a DAG file processor."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False", AIRFLOW__CORE__UNIT_TEST_MODE="True")
     env.update({f"AIRFLOW__{name.upper()}": value for name, value in settings.items()})
     done = subprocess.run(
-        [sys.executable, "-c", PARSE.format(folder=str(folder))], env=env, capture_output=True, text=True, cwd=ROOT,
+        [sys.executable, "-c", PARSE.format(folder=str(folder), blocked=blocked_database)], env=env, capture_output=True, text=True, cwd=ROOT,
         timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]

@@ -137,3 +137,10 @@ def test_every_configuration_error_is_in_one_message_as_the_scheduler_would_repo
         "did you mean 'worker_pods_min'",
     ):
         assert fragment in message, (fragment, message)
+
+
+def test_settings_load_where_airflow_blocks_the_database_with_a_failing_command():
+    # What Airflow's supervisor does in a DAG file processor, where the cluster policy reads these settings.
+    parser = conf_with(f"[core]\nexecutor = {EXECUTOR}\n[kubernetes_executor]\nnamespace = team-a\n")
+    parser.set("database", "sql_alchemy_conn_cmd", "/bin/false")
+    assert load_settings(parser).namespace == "team-a"
