@@ -31,6 +31,17 @@ def run_pods(stack: AirflowStack, dag_id: str, run_id: str) -> dict[str, list[di
     return found
 
 
+def ended_run_pods(stack: AirflowStack, dag_id: str, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    """:func:`run_pods` once every one has ended (a task reports its state before its process exits)."""
+
+    def ended() -> dict[str, list[dict[str, Any]]] | None:
+        pods = run_pods(stack, dag_id, run_id)
+        phases = [pod["status"].get("phase") for found in pods.values() for pod in found]
+        return pods if pods and all(phase in ("Succeeded", "Failed") for phase in phases) else None
+
+    return stack.wait(ended, what=f"the pods of {dag_id} {run_id} to end", timeout=120)
+
+
 def marks(stack: AirflowStack, run_id: str) -> Counter[tuple[str, int, str]]:
     path = stack.shared / f"resumed-{run_id}.log"
     lines = path.read_text().splitlines() if path.exists() else []
@@ -86,12 +97,14 @@ def test_a_deferred_task_and_a_reschedule_sensor_get_a_pod_per_launch_whatever_d
     assert stack.api.event_logs("e2e_resumed", "state mismatch") == []
     # delete_worker_pods = False (the stack's setting): every launch's pod is kept, each one its own.
     _resumed_run(stack, "kept")
-    pods = run_pods(stack, "e2e_resumed", "kept")
+    pods = ended_run_pods(stack, "e2e_resumed", "kept")
     assert {task: len(found) for task, found in pods.items()} == {"defers_once": 2, "pokes_until_the_third_time": 3}
     for found in pods.values():
         names = [pod["metadata"]["name"] for pod in found]
         launches = {pod["metadata"]["annotations"]["airflow_executor_launch"] for pod in found}
         assert len(set(names)) == len(names) == len(launches)
+        # Airflow's pre-assigned external_executor_id (a database UUID), not the token's jti fallback (bare hex).
+        assert all(launch.count("-") == 4 for launch in launches), launches
         assert all(pod["status"]["phase"] == "Succeeded" for pod in found)
         assert {pod["metadata"]["annotations"]["try_number"] for pod in found} == {"1"}
         assert all(stack.fake.creates()[name] == 1 for name in names)
@@ -101,7 +114,7 @@ def test_a_deferred_task_and_a_reschedule_sensor_get_a_pod_per_launch_whatever_d
     stack.restart_scheduler(kubernetes_executor__delete_worker_pods="True")
     try:
         _resumed_run(stack, "deleted")
-        assert run_pods(stack, "e2e_resumed", "deleted") == {}
+        stack.wait(lambda: not run_pods(stack, "e2e_resumed", "deleted"), what="every pod deleted once it ended")
         for task, launches in (("defers_once", 2), ("pokes_until_the_third_time", 3)):
             after = created(stack, f"e2e-resumed-{task.replace('_', '-')}-")
             new = {name: count for name, count in after.items() if name not in before[task]}
@@ -160,11 +173,7 @@ def test_the_providers_cleanup_pods_command_finds_and_deletes_this_executors_fin
     run_id = stack.api.trigger("custom_pod_dag", "cleanup-run")
     assert stack.wait_for_run("custom_pod_dag", run_id)["state"] == "success"
 
-    def ended() -> dict[str, dict[str, Any]] | None:
-        pods = {task: found[-1] for task, found in run_pods(stack, "custom_pod_dag", run_id).items()}
-        return pods if pods and all(p["status"].get("phase") == "Succeeded" for p in pods.values()) else None
-
-    pods = stack.wait(ended, what="the run's pods to end")
+    pods = {task: found[-1] for task, found in ended_run_pods(stack, "custom_pod_dag", run_id).items()}
     for pod in pods.values():
         assert pod["metadata"]["labels"]["airflow_version"] == "3.3.2"
     stack.airflow(
