@@ -35,10 +35,10 @@ def parse(folder: Path, home: Path, *, blocked_database: bool = True, **settings
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False", AIRFLOW__CORE__UNIT_TEST_MODE="True")
     env.update({f"AIRFLOW__{name.upper()}": value for name, value in settings.items()})
+    code = PARSE.format(folder=str(folder), blocked=blocked_database)
     done = subprocess.run(
-        [sys.executable, "-c", PARSE.format(folder=str(folder), blocked=blocked_database)], env=env, capture_output=True, text=True, cwd=ROOT,
-        timeout=300, check=False,
-    )  # fmt: skip
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
