@@ -47,9 +47,10 @@ from typing import Any, ClassVar
 from airflow.executors.base_executor import BaseExecutor, get_execution_api_server_url
 from airflow.models.taskinstancekey import TaskInstanceKey
 
-from airflow_k8s.executor.airflow import adoption, reasons
+from airflow_k8s.executor.airflow import adoption
 from airflow_k8s.executor.airflow.instances import QUEUED, DatabaseInstances, TaskInstances
-from airflow_k8s.executor.airflow.outcomes import Outcomes, airflow_key, failure_info
+from airflow_k8s.executor.airflow.outcomes import Outcomes, airflow_key
+from airflow_k8s.executor.airflow.reporting import Reporting
 from airflow_k8s.executor.airflow.settings import load_settings
 from airflow_k8s.executor.airflow.workloads import task_from_workload, task_key
 from airflow_k8s.executor.contract.config import ExecutorConfig
@@ -62,17 +63,13 @@ from airflow_k8s.executor.pods import preflight
 from airflow_k8s.executor.pods.templates import TemplateStore
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.key import TaskKey
-from airflow_k8s.executor.tasks.results import SUCCESS, TaskResult
 from airflow_k8s.executor.tasks.task import Task
 
 log = logging.getLogger(__name__)
-# Failures the engine decided for reasons a new pod cannot fix: never relaunched.
-NOT_LAUNCH_FAILURES = frozenset(
-    {"StartDeadlineExceeded", "QuotaExceeded", "PolicyViolation", "InvalidTask", "NameConflict", "Forbidden", "Invalid"}
-)
+__all__ = ["KubernetesPlatformExecutor", "airflow_key"]
 
 
-class KubernetesPlatformExecutor(BaseExecutor):
+class KubernetesPlatformExecutor(Reporting, BaseExecutor):
     """Runs each Airflow task in its own pod through this project's engine (module docstring)."""
 
     supports_ad_hoc_ti_run: bool = True
@@ -244,81 +241,6 @@ class KubernetesPlatformExecutor(BaseExecutor):
                 self._forget(task.key)
                 continue
             self.engine.submit(task)
-
-    # -- engine -> Airflow ----------------------------------------------------------------------
-    def _report(self) -> None:
-        for key, pod_name in self.outcomes.started():
-            if airflow_key(key) in self.running and self._current(key, pod_name):
-                self.running_state(airflow_key(key), info=pod_name)
-        failed = []
-        for result in self.outcomes.results():
-            key = airflow_key(result.key)
-            if key not in self.running:
-                self.outcomes.keep_unclaimed(result)
-            elif not self._current(result.key, result.pod_name):
-                log.info("ignoring the outcome of pod %s: an earlier launch of %s", result.pod_name, key)
-            elif result.state == SUCCESS:
-                self._forget(result.key)
-                self.success(key, info=result.pod_name)
-            else:
-                failed.append(result)
-        if failed:
-            self._fail_or_relaunch(failed)
-
-    def _current(self, key: TaskKey, pod_name: str) -> bool:
-        """Whether ``pod_name`` is the pod of the try's current launch (unknown: yes)."""
-        expected = self.pods.get(key)
-        return expected is None or expected == pod_name
-
-    def _forget(self, key: TaskKey) -> None:
-        self._tasks.pop(key, None)
-        self._relaunches.pop(key, None)
-        self.pods.pop(key, None)
-        self._log_paths.pop(key, None)
-
-    def _fail(self, key: TaskKey, info: str) -> None:
-        """Report ``failed`` with ``info``, and put ``info`` where the DAG author looks: the try's log (.reasons)."""
-        log_path = self._log_paths.get(key)
-        self._forget(key)
-        self.fail(airflow_key(key), info=info)
-        if self.log_folder and log_path:
-            reasons.write_reason(self.log_folder, log_path, f"{EXECUTOR_CLASS_NAME}: {info}")
-
-    def _fail_or_relaunch(self, failed: list[TaskResult]) -> None:
-        """Relaunch pods that failed before their task started (still queued); report the rest."""
-        assert self.engine is not None and self.settings is not None
-        candidates = {r.key: self._tasks[r.key] for r in failed if self._may_relaunch(r)}
-        states = {}
-        if candidates:
-            try:
-                states = self.instances.current([task.ti_id for task in candidates.values() if task.ti_id])
-            except Exception:
-                log.exception("cannot read task instance states; failing without relaunch")
-        for result in failed:
-            task = candidates.get(result.key)
-            current = states.get(task.ti_id or "") if task is not None else None
-            if task is not None and current is not None and current.state == QUEUED:
-                self._relaunches[result.key] += 1
-                log.warning(
-                    "pod %s failed before its task started (%s); relaunching (%d of %s)",
-                    result.pod_name,
-                    result.reason,
-                    self._relaunches[result.key],
-                    self.settings.pod_launch_failure_retries,
-                )
-                self.engine.submit(task, relaunch=True)
-                continue
-            self._fail(result.key, failure_info(result))
-
-    def _may_relaunch(self, result: TaskResult) -> bool:
-        assert self.settings is not None
-        limit = self.settings.pod_launch_failure_retries
-        excluded = NOT_LAUNCH_FAILURES | set(self.settings.pod_launch_failure_excluded_container_reasons)
-        return (
-            result.key in self._tasks
-            and result.reason not in excluded
-            and (limit == -1 or self._relaunches[result.key] < limit)
-        )
 
     # -- adoption, revocation, logs ---------------------------------------------------------------
     def try_adopt_task_instances(self, tis: Sequence[Any]) -> Sequence[Any]:

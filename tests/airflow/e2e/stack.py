@@ -80,6 +80,11 @@ class Fake:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             return json.loads(response.read() or b"null")
 
+    def delete(self, path: str) -> None:
+        request = urllib.request.Request(self.url + path, method="DELETE")  # noqa: S310 - http to loopback
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+            pass
+
     def pods(self) -> list[dict[str, Any]]:
         """The pods in the task namespace now (finished ones stay: ``delete_worker_pods = False``)."""
         return list(self.get(f"/api/v1/namespaces/{NAMESPACE}/pods")["items"])
