@@ -8,7 +8,10 @@
   resumed, a rescheduled sensor) finishing late is ignored, never taken for the current one;
 * a pod that failed before its task started (the task instance still ``queued``) is relaunched
   without using a task retry, up to Airflow's ``pod_launch_failure_retries``;
-* an outcome for a task Airflow has not handed this scheduler is kept for adoption.
+* an outcome for a task Airflow has not handed this scheduler is kept for adoption;
+* a try handed back before its previous pod ended is handed to the engine once that pod's
+  (stale) outcome arrives, which also tells the reschedule-loop check why it came back
+  (:mod:`.reschedules`); a task another scheduler adopted is dropped without an event.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from airflow_k8s.executor.tasks.results import SUCCESS, TaskResult
 from airflow_k8s.executor.tasks.task import Task
 
 if TYPE_CHECKING:
+    from airflow.models.taskinstancekey import TaskInstanceKey
+
+    from airflow_k8s.executor.airflow.reschedules import RescheduleLoops
     from airflow_k8s.executor.engine.core import Engine
 
 log = logging.getLogger(__name__)
@@ -47,29 +53,46 @@ class Reporting:
     pods: dict[TaskKey, str]
     log_folder: str | None
     running: set[Any]
+    loops: RescheduleLoops
     _tasks: dict[TaskKey, Task]
     _relaunches: Counter[TaskKey]
     _log_paths: dict[TaskKey, str]
+    _returning: dict[TaskKey, tuple[TaskInstanceKey, Task]]
 
     if TYPE_CHECKING:  # BaseExecutor's, which must not be shadowed at run time
 
         def running_state(self, key: Any, info: Any = None) -> None: ...
         def success(self, key: Any, info: Any = None) -> None: ...
         def fail(self, key: Any, info: Any = None) -> None: ...
+        def _hand_over(self, key: TaskInstanceKey, task: Task) -> None: ...
 
     def _report(self) -> None:
+        for key, owner in self.outcomes.handed_over():
+            log.warning("task %s was adopted by scheduler job %s; no longer tracked here", key, owner)
+            self.running.discard(airflow_key(key))
+            self._forget(key)
         for key, pod_name in self.outcomes.started():
             if airflow_key(key) in self.running and self._current(key, pod_name):
                 self.running_state(airflow_key(key), info=pod_name)
         failed = []
         for result in self.outcomes.results():
             key = airflow_key(result.key)
+            returning = self._returning.pop(result.key, None)
+            if returning is not None:
+                # An earlier round of a try Airflow has already handed back: its outcome is stale for
+                # Airflow (reporting it would fail the queued try), but its log says why it came back.
+                self._tasks.pop(result.key, None)
+                self._relaunches.pop(result.key, None)
+                self.loops.ended(result)
+                self._hand_over(*returning)
+                continue
             if key not in self.running:
                 self.outcomes.keep_unclaimed(result)
             elif not self._current(result.key, result.pod_name):
                 log.info("ignoring the outcome of pod %s: an earlier launch of %s", result.pod_name, key)
             elif result.state == SUCCESS:
                 self._forget(result.key)
+                self.loops.ended(result)  # Airflow decides whether the try is over or comes back
                 self.success(key, info=result.pod_name)
             else:
                 failed.append(result)
@@ -119,6 +142,7 @@ class Reporting:
                 )
                 self.engine.submit(task, relaunch=True)
                 continue
+            self.loops.forget(result.key)
             self._fail(result.key, failure_info(result))
 
     def _may_relaunch(self, result: TaskResult) -> bool:

@@ -17,6 +17,9 @@ keep DAG code off the database, and that command fails.
 
 ``[core] execution_api_server_url`` is Airflow's effective value (it defaults to one derived
 from ``[api] base_url``), so task pods call the same URL Airflow's own executors would.
+``[workers] execution_api_retries`` / ``_retry_wait_min`` / ``_retry_wait_max``, when set, are
+what task pods get; left at Airflow's defaults, task pods get the executor's (they ride out an
+api-server restart, Airflow's do not: :data:`~airflow_k8s.executor.contract.config.TASK_API_RETRIES`).
 """
 
 from __future__ import annotations
@@ -25,16 +28,17 @@ import os
 from typing import Any
 
 from airflow_k8s.executor.contract.config import ExecutorConfig
+from airflow_k8s.executor.contract.config_keys import WORKERS_KEYS
 from airflow_k8s.executor.contract.config_loader import ALIAS_SECTION, SECTION, Setting, build_config
 from airflow_k8s.executor.contract.config_rules import TIER_PREFIX
 
 SOURCE = "airflow config"
-_CORE_KEYS = ("executor", "execution_api_server_url")
+_SHARED_KEYS = {"core": ("executor", "execution_api_server_url"), "workers": tuple(k.name for k in WORKERS_KEYS)}
 
 
 def airflow_settings(conf: Any) -> list[Setting]:
     """Every non-default setting of the executor's sections, with where Airflow found it."""
-    sections = [SECTION, ALIAS_SECTION, "core", *(s for s in conf.sections() if s.startswith(TIER_PREFIX))]
+    sections = [SECTION, ALIAS_SECTION, *_SHARED_KEYS, *(s for s in conf.sections() if s.startswith(TIER_PREFIX))]
     settings = []
     for section in sections:
         found: dict[str, tuple[str, str]] = {}
@@ -46,7 +50,7 @@ def airflow_settings(conf: Any) -> list[Setting]:
                 key = name[len(prefix) :].lower()
                 found[key] = (str(conf.get(section, key, fallback=os.environ[name])), "env var")
         for key, (value, source) in found.items():
-            if section == "core" and key not in _CORE_KEYS:
+            if section in _SHARED_KEYS and key not in _SHARED_KEYS[section]:
                 continue
             settings.append(Setting(section, key, value, _where(source, section, key), source == "env var"))
     return settings

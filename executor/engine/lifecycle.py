@@ -18,8 +18,18 @@ Exactly once:
 * Another *launch* of the same task try (a deferred task resumed, a rescheduled sensor's next
   poke: :mod:`~airflow_k8s.executor.tasks.identity`) is a record and a pod of its own, whatever
   state the earlier launch's record or pod is in; its outcome carries its own pod name.
-* A pod deleted before it finished fails its task with the cluster's reason: the pod's
-  ``DisruptionTarget`` condition, then its events (a preempted pod names its preemptor).
+* A pod deleted before it finished (gone, once a GET confirms it: see below) fails its task
+  with the cluster's reason: the pod's ``DisruptionTarget`` condition, then its events (a
+  preempted pod names its preemptor).
+
+Ownership (several schedulers in one namespace):
+
+* A pod that leaves this scheduler's watch (a DELETED event, or missing from a relist) is not
+  assumed deleted: a label-selector watch reports a pod whose ``airflow-worker`` label now names
+  another scheduler - one that adopted it, believing this one dead - exactly like a deletion.
+  One GET decides: gone, and the task fails with ``PodDeleted`` as before; still there and
+  labelled for another scheduler, and the task is *handed over*: forgotten without a result,
+  its pod neither deleted nor labelled, ``on_released`` told.
 """
 
 from __future__ import annotations
@@ -62,6 +72,7 @@ class TaskLifecycle:
         placeholders: PlaceholderPool,
         clock: Callable[[], float],
         on_running: Callable[[TaskKey, str], None] | None = None,
+        on_released: Callable[[TaskKey, str], None] | None = None,
         log_tail_lines: int = 20,
     ) -> None:
         self.config = config
@@ -71,6 +82,7 @@ class TaskLifecycle:
         self.placeholders = placeholders
         self.clock = clock
         self.on_running = on_running
+        self.on_released = on_released
         self.log_tail_lines = log_tail_lines
         self.book = TaskBook()
         self.relaunch_after_cleanup: dict[TaskKey, Task] = {}  # relaunches waiting for the old record to go
@@ -146,11 +158,13 @@ class TaskLifecycle:
             return
         if rec.state in (State.QUEUED, State.LAUNCHING):
             self._mark_created(rec, pod)
-        rec.pod = None if deleted else pod
+        if deleted:
+            rec.pod = pod  # its last state, for the verdict
+            self._vanished(rec, "the pod was deleted before it finished (evicted, preempted or by hand)")
+            return
+        rec.pod = pod
         if status.terminal:
             self._finish(rec, pod, status)
-        elif deleted:
-            self.fail_deleted(rec, pod, "the pod was deleted before it finished (evicted, preempted or by hand)")
         elif status.phase == "Running" and rec.state is State.PENDING:
             self.book.set_state(rec, State.RUNNING)
             if rec.task is not None:
@@ -189,9 +203,58 @@ class TaskLifecycle:
             in_scope = scope is None or rec.namespace == scope
             gone = rec.pod_name not in seen and 0 <= rec.created_rv <= listed_rv
             if in_scope and gone and rec.state in (State.PENDING, State.RUNNING):
-                self.fail_deleted(rec, rec.pod or {}, "the pod disappeared while the watch was down")
+                self._vanished(rec, "the pod disappeared while the watch was down")
         if scope in (None, self.config.namespace):
             self.placeholders.relisted(seen)
+
+    # -- ownership ----------------------------------------------------------------------------
+    def _vanished(self, rec: Record, message: str) -> None:
+        """The pod left this scheduler's watch: ask the API whether it is gone or handed over."""
+        if rec.vanished is None:
+            rec.vanished = message
+            self.effects.check_owner(self._namespace(rec), rec.pod_name)
+
+    def owner_checked(self, name: str, found: dict[str, Any] | None) -> None:
+        """The verdict on a pod that left the watch: ``found`` is what a GET returned (None: 404)."""
+        rec = self.book.get(name)
+        if rec is None or rec.vanished is None:
+            return
+        message, rec.vanished = rec.vanished, None
+        if rec.state in FINAL or rec.state is State.FINISHING:
+            return
+        metadata = (found or {}).get("metadata") or {}
+        same_pod = found is not None and (rec.uid is None or metadata.get("uid") == rec.uid)
+        if same_pod and found is not None:
+            labels = metadata.get("labels") or {}
+            owner = labels.get(identity.LABEL_INSTANCE, "")
+            if labels.get(identity.LABEL_EXECUTOR) != "True" or owner != self.config.scheduler_instance_id:
+                self._release(rec, owner)
+            else:  # still ours (it came back into the watch meanwhile)
+                self.observe(found)
+            return
+        last = rec.pod or {}
+        status = pod_status(last)
+        rec.pod = None
+        if status.terminal:
+            self._finish(rec, last, status)
+        elif found is None:  # gone: fail with the cluster's reason (fail_deleted)
+            self.fail_deleted(rec, last, message)
+        else:  # another incarnation of the name, which is not this record's to delete
+            self.fail(rec, "PodDeleted", message, delete=False)
+
+    def _release(self, rec: Record, owner: str) -> None:
+        """Hand a task over to the scheduler that now owns its pod: no result, no cleanup, no event."""
+        log.warning(
+            "pod %s of task %s now belongs to scheduler %r (it adopted the pod); handing the task over",
+            rec.pod_name,
+            rec.key,
+            owner,
+            extra={"event": "handed_over", "pod": rec.pod_name},
+        )
+        self.metrics.handed_over.inc()
+        self.book.forget(rec, gone=False)
+        if self.on_released is not None:
+            self.on_released(rec.key, owner)
 
     def _mark_created(self, rec: Record, pod: dict[str, Any]) -> None:
         rec.created_at = self._created_at(pod)
@@ -283,7 +346,7 @@ class TaskLifecycle:
             started_at=status.started_at,
             finished_at=status.finished_at or datetime.now(UTC),
         )
-        if success:
+        if success and not (rec.task is not None and rec.task.log_tail_on_success):
             self.finished(rec.pod_name, result)
         else:
             self.effects.read_log_then_finish(self._namespace(rec), result, self.log_tail_lines)

@@ -92,6 +92,9 @@ class Task:
     start_deadline: datetime | None = None
     ti_id: str | None = None
     launch: str | None = None
+    # Read the pod's last log lines even when it succeeds: set on a try Airflow handed back, whose
+    # log says whether the task asked for it (executor.airflow.reschedules).
+    log_tail_on_success: bool = False
 
     @property
     def pod_name(self) -> str:

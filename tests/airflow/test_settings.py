@@ -144,3 +144,11 @@ def test_settings_load_where_airflow_blocks_the_database_with_a_failing_command(
     parser = conf_with(f"[core]\nexecutor = {EXECUTOR}\n[kubernetes_executor]\nnamespace = team-a\n")
     parser.set("database", "sql_alchemy_conn_cmd", "/bin/false")
     assert load_settings(parser).namespace == "team-a"
+
+
+def test_task_pods_get_the_operators_workers_retry_settings_or_else_the_executors():
+    assert load_settings(conf_with("")).execution_api_retries == ExecutorConfig().execution_api_retries
+    set_by_operator = conf_with("[workers]\nexecution_api_retries = 9\nexecution_api_retry_wait_max = 20\n")
+    config = load_settings(set_by_operator)
+    assert (config.execution_api_retries, config.execution_api_retry_wait_max) == (9, 20.0)
+    assert config.execution_api_retry_wait_min == ExecutorConfig().execution_api_retry_wait_min

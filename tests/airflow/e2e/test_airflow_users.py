@@ -111,7 +111,7 @@ def test_a_deferred_task_and_a_reschedule_sensor_get_a_pod_per_launch_whatever_d
 
     # delete_worker_pods = True: each launch's pod is deleted when it ends; the next launch still gets its own.
     before = {task: created(stack, f"e2e-resumed-{task.replace('_', '-')}-") for task in pods}
-    stack.restart_scheduler(kubernetes_executor__delete_worker_pods="True")
+    stack.restart_scheduler(AIRFLOW__KUBERNETES_EXECUTOR__DELETE_WORKER_PODS="True")
     try:
         _resumed_run(stack, "deleted")
         stack.wait(lambda: not run_pods(stack, "e2e_resumed", "deleted"), what="every pod deleted once it ended")
