@@ -60,7 +60,9 @@ def test_a_resumed_try_gets_a_pod_of_its_own_and_reports_only_that_pods_outcome(
             assert pod["metadata"]["annotations"]["task_instance_id"] == str(base.ti.id)
 
 
-def test_a_launch_queued_while_the_earlier_launchs_pod_still_runs_ignores_that_pods_outcome(cluster, make_executor):
+def test_a_launch_queued_while_the_earlier_launchs_pod_still_runs_waits_for_it_and_ignores_its_outcome(
+    cluster, make_executor
+):
     executor = make_executor(delete_worker_pods=False)
     base = workload("sensor")
     first = launch(base, "launch-1", outcome="hang")
@@ -68,13 +70,16 @@ def test_a_launch_queued_while_the_earlier_launchs_pod_still_runs_ignores_that_p
     events_until(executor, lambda e: RUNNING in states(e, first))
     second = launch(base, "launch-2", outcome="hang")
     run(executor, second)  # e.g. the triggerer fired before the watch saw the first pod exit
+    executor.heartbeat()
+    assert cluster.cluster.pod(NAMESPACE, pod_name_of(second)) is None  # it waits for the earlier pod to end
+    cluster.cluster.complete(NAMESPACE, pod_name_of(first), "fail", exit_code=1)  # which ends badly
     events = events_until(executor, lambda e: [p for s, p in e.get(second.ti.key, []) if p == pod_name_of(second)])
-    cluster.cluster.complete(NAMESPACE, pod_name_of(first), "fail", exit_code=1)  # the earlier launch's pod ends badly
     cluster.cluster.complete(NAMESPACE, pod_name_of(second))
     events = events_until(executor, lambda e: SUCCESS in states(e, second))
     reported = events[second.ti.key]
     assert FAILED not in [state for state, _ in reported]
     assert reported[-1] == (SUCCESS, pod_name_of(second))
+    assert cluster.cluster.pod(NAMESPACE, pod_name_of(first))["status"]["phase"] == "Failed"  # kept, its own
 
 
 def test_after_a_restart_the_current_launchs_pod_is_adopted_never_an_earlier_ones(cluster, make_executor):
