@@ -5,8 +5,9 @@ comment on the line right before the fence: ``<!-- snippet: DIRECTIVE [DIRECTIVE
 
 Without a marker:
 
-* ``sh`` - run with ``bash -e -o pipefail`` in the copy's root (the copy has every file git tracks or would add,
-  and no build output; the venvs ``make setup`` made are linked in, so ``make`` finds them up to date);
+* ``sh`` - run with ``bash -e -o pipefail`` in the copy's root, as in a shell where the project's venv is active
+  (its ``bin`` first on ``PATH``: a bare ``python`` is the project's); the copy has every file git tracks or would
+  add, and no build output; the venvs ``make setup`` made are linked in, so ``make`` finds them up to date;
 * ``python`` - run with the project venv's interpreter, in the copy's root;
 * ``ini`` - an airflow.cfg: ``python -m airflow_k8s.executor validate`` with the shipped templates must pass;
 * ``json`` - must parse; a task (it has ``dag_id``) must render a pod (``render-pod`` with examples/airflow.cfg);
@@ -251,7 +252,7 @@ def check_synopsis(snippet: Snippet, copy: Path) -> None:
             if word.startswith(("[", "--")):
                 break
             command.append(word)
-        if command[0] == "python":
+        if command[0] == "python":  # the project's (its venv active)
             command[0] = str(copy / ".venv" / "bin" / "python")
         usage = run([*command, "--help"], cwd=copy)
         for option in re.findall(r"(--[a-z][a-z-]*)", line):
@@ -269,7 +270,7 @@ def _commands(text: str) -> list[str]:
 
 
 def run_shell(snippet: Snippet, copy: Path, tmp_path: Path) -> None:
-    env = clean_env()
+    env = clean_env(PATH=f"{copy / '.venv' / 'bin'}:{os.environ.get('PATH', '')}", VIRTUAL_ENV=str(copy / ".venv"))
     if snippet.has("fresh-venv"):
         venv = tmp_path / "venv"
         run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)

@@ -213,7 +213,9 @@ class KubeClient:
         except ApiException as exc:  # TLS problems surface here with status 0
             raise KubeApiError(f"{what}: {exc.reason}", status=exc.status or 0) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise KubeApiError(f"{what}: cannot reach the API server {self._host}: {exc}", status=0) from exc
+            raise KubeApiError(
+                f"{what}: connection error: cannot reach the API server {self._host}: {exc}", status=0
+            ) from exc
         if not 200 <= response.status <= 299:
             raw = response.data or b""
             response.release_conn()
@@ -249,7 +251,9 @@ class KubeClient:
         except ApiException as exc:  # raised by the configuration's token refresh hooks
             raise KubeApiError(f"{what}: {exc.reason}", status=exc.status or 0) from exc
         except (http.client.HTTPException, OSError) as exc:
-            raise KubeApiError(f"{what}: cannot reach the API server {self._host}: {exc}", status=0) from exc
+            raise KubeApiError(
+                f"{what}: connection error: cannot reach the API server {self._host}: {exc}", status=0
+            ) from exc
         if not 200 <= answer.status <= 299:
             raise _status_error(what, answer.status, answer.reason, answer.headers.get("Retry-After"), answer.data)
         return _decoded(answer.data, answer.headers.get("content-type"), decode)
