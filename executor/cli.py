@@ -94,11 +94,17 @@ def _templates(args: argparse.Namespace, config: ExecutorConfig) -> TemplateStor
 
 def _kube(args: argparse.Namespace, config: ExecutorConfig) -> KubeClient:
     pool = config.creation_workers() + 8
+    timeout, cap = config.request_timeout(), config.kube_max_response_mib << 20
     if getattr(args, "api_url", None):
-        return KubeClient.for_host(args.api_url, pool_size=pool, request_timeout=config.request_timeout())
+        return KubeClient.for_host(args.api_url, pool_size=pool, request_timeout=timeout, max_response_bytes=cap)
     if getattr(args, "kubeconfig", None) or getattr(args, "context", None):
         return KubeClient.from_settings(
-            in_cluster=False, config_file=args.kubeconfig, context=args.context, pool_size=pool
+            in_cluster=False,
+            config_file=args.kubeconfig,
+            context=args.context,
+            pool_size=pool,
+            request_timeout=timeout,
+            max_response_bytes=cap,
         )
     return KubeClient.from_config(config, pool_size=pool)
 

@@ -249,6 +249,7 @@ def test_the_strict_preset_turns_every_difference_on_and_overrides_win():
         "quota_conflict_every",
         "server_defaults",
         "reject_unknown_priority_class",
+        "rbac_sync_delay",
     }
     assert (strict.bookmark_interval, strict.history_seconds, strict.bookmark_shape) == (60, 75, "apiserver")
     assert FakeKubeServer(strict=True).config == strict

@@ -11,7 +11,8 @@ import certifi
 import pytest
 from kubernetes import client as k8s_client
 
-from airflow_k8s.executor.kube.transport import Connections, ssl_context
+from airflow_k8s.executor.kube.deadlines import Reaper, Scope
+from airflow_k8s.executor.kube.transport import Answer, Connections, ssl_context
 
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 
@@ -22,6 +23,15 @@ def configuration(host: str, **fields: object) -> k8s_client.Configuration:
     for name, value in fields.items():
         setattr(config, name, value)
     return config
+
+
+def get(connections: Connections, target: str) -> Answer:
+    ticket = Reaper().begin(10.0, Scope())
+    assert ticket is not None
+    try:
+        return connections.request("GET", target, None, {}, (5.0, 5.0), ticket=ticket, limit=1 << 20)
+    finally:
+        ticket.end()
 
 
 @pytest.fixture
@@ -60,9 +70,9 @@ def closing_server() -> Iterator[tuple[str, list[int], threading.Event]]:
 def test_a_connection_the_server_closed_while_idle_is_replaced_before_reuse(closing_server):
     url, accepted, closed = closing_server
     connections = Connections(configuration(url))
-    first = connections.request("GET", "/a", None, {}, (5.0, 5.0))
+    first = get(connections, "/a")
     assert closed.wait(10)  # the server has hung up while the connection sat idle
-    second = connections.request("GET", "/b", None, {}, (5.0, 5.0))
+    second = get(connections, "/b")
     assert (first.status, second.status, second.data) == (200, 200, b"{}")
     assert len(accepted) == 2  # a fresh connection, not an error on the dead one
 
@@ -74,7 +84,7 @@ def test_each_thread_has_a_connection_of_its_own(fake_kube):
 
     def call() -> None:
         barrier.wait(10)
-        statuses.append(connections.request("GET", "/api/v1/namespaces/a/pods", None, {}, (5.0, 5.0)).status)
+        statuses.append(get(connections, "/api/v1/namespaces/a/pods").status)
 
     threads = [threading.Thread(target=call) for _ in range(3)]
     for thread in threads:

@@ -145,6 +145,29 @@ class Gone(KubeApiError):
     """410: the requested resourceVersion was compacted away; relist."""
 
 
+class DeadlineExceeded(KubeApiError):
+    """No complete answer within the exchange's deadline (connect, headers and body together); status 0.
+
+    Like a lost connection, the request may or may not have been applied.
+    """
+
+
+class Cancelled(KubeApiError):
+    """The client was shut down while the request was in flight (or before it started); status 0, never retried."""
+
+
+class BadResponse(KubeApiError):
+    """The server answered, but not with anything usable: not JSON, the wrong JSON shape, or too large.
+
+    ``status`` is the answer's HTTP status.  The request may have been applied (a 201 with a garbage
+    body), so callers retry it like a lost connection; a retried create finds its pod by name.
+    """
+
+
+class ResponseTooLarge(BadResponse):
+    """An answer (or one watch event) over the client's byte limit; it was not read past the limit."""
+
+
 def api_error(
     message: str, *, status: int, reason: str = "", retry_after: float | None = None, body: object = None
 ) -> KubeApiError:

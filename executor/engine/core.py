@@ -56,8 +56,9 @@ from airflow_k8s.executor.engine.placeholders import PlaceholderPool, WarmShare
 from airflow_k8s.executor.engine.records import State
 from airflow_k8s.executor.engine.scheduling import Dispatcher
 from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.kube.flowcontrol import FlowControl, FlowSettings
 from airflow_k8s.executor.kube.launcher import Launcher
-from airflow_k8s.executor.kube.retry import RetryPolicy, TokenBucket
+from airflow_k8s.executor.kube.retry import RetryPolicy
 from airflow_k8s.executor.kube.watcher import Watcher
 from airflow_k8s.executor.pods import capacity
 from airflow_k8s.executor.pods.templates import TemplateStore
@@ -118,7 +119,8 @@ class Engine:
     ) -> None:
         self.config = config
         self.templates = templates
-        self.kube = kube
+        self.kube = kube.scoped()  # its calls are cut at stop(): no shutdown waits on the API server
+        kube = self.kube
         self.metrics = metrics or EngineMetrics()
         self.intake = intake
         self.options = options or EngineOptions()
@@ -131,6 +133,10 @@ class Engine:
         self._last_timeouts = self._last_placeholders = 0.0
         self._intake_busy, self._intake_scans = False, 0
         self.intake_stalled = False  # the last intake read raised (e.g. its directory is unreadable)
+        # One gate for every write: the API server's pushback paces them (kube/flowcontrol.py).
+        self.flow = FlowControl(
+            FlowSettings(cap_qps=config.worker_pods_creation_qps, cap_burst=config.worker_pods_creation_burst)
+        )
         self.effects = PodEffects(
             kube,
             post=self.post,
@@ -138,6 +144,7 @@ class Engine:
             retry=self.options.retry,
             stop=self._stop,
             workers=self.options.aux_workers,
+            flow=self.flow,
             delete_options=config.delete_options(),
         )
         self.placeholders = PlaceholderPool(config, templates, backoff=self.options.placeholder_backoff)
@@ -155,7 +162,8 @@ class Engine:
         self.launcher = Launcher(
             kube,
             workers=config.creation_workers(),
-            bucket=TokenBucket(config.worker_pods_creation_qps, config.worker_pods_creation_burst),
+            flow=self.flow,
+            seen=self.lifecycle.launch_seen.__contains__,
             listener=_ListenerToInbox(self.post),
             on_api_error=self.metrics.api_error,
             policy=self.options.retry,
@@ -226,13 +234,26 @@ class Engine:
             self._spawn(self._node_loop, "node-capacity")
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop every thread; returns within ``timeout`` seconds however the API server behaves.
+
+        The threads are told to stop first, then every API call of the engine still in flight is
+        cut and new ones are refused (``Cancelled``: never retried, never recorded as a task's
+        failure), so a thread blocked on a silent or dripping server returns at once; all joins
+        share the one deadline.  Tasks in flight stay as they are: queued tasks stay queued, pods
+        keep running, and the next scheduler adopts them.
+        """
+        deadline = time.monotonic() + timeout
         self._stop.set()
         self.post(m.Stop())
         for watcher in self.watchers:
-            watcher.stop(timeout)
-        self.launcher.stop(timeout)
+            watcher.stop(0)
+        self.launcher.stop(0)
+        self.kube.cancel()
+        for watcher in self.watchers:
+            watcher.stop(max(0.0, deadline - time.monotonic()))
+        self.launcher.stop(max(0.0, deadline - time.monotonic()))
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         self.effects.shutdown()
 
     def healthy(self, max_silence: float = 30.0) -> bool:
@@ -385,6 +406,7 @@ class Engine:
             self.lifecycle.launch_abandoned(failure.name, failure.reason)
             return
         rec.launch_pending = False
+        self.lifecycle.launch_seen.discard(failure.name)
         if failure.quota:
             self.dispatcher.quota_refused(rec, failure.namespace, failure.message)
             return
@@ -398,3 +420,9 @@ class Engine:
         self.metrics.pending.set(counts[State.PENDING] + counts[State.LAUNCHING])
         self.metrics.running.set(counts[State.RUNNING])
         self.metrics.placeholders.set(len(self.placeholders))
+        flow = self.flow
+        self.metrics.api_pace.set(flow.rate or 0.0)
+        self.metrics.api_window.set(flow.window)
+        self.metrics.api_writes.set(flow.answered)
+        self.metrics.api_writes_throttled.set(flow.throttled)
+        self.metrics.api_write_signals.set(flow.signals)

@@ -3,13 +3,18 @@
 The official Python client retries nothing on 429/5xx by default.  The executor's policy:
 
 * 429 TooManyRequests: wait what ``Retry-After`` says (capped), then retry.
-* 5xx, 408 and connection errors (status 0): exponential backoff with jitter, capped.
+* 5xx, 408, connection errors and missed deadlines (status 0) and answers that could not be used
+  (``BadResponse``: garbage, the wrong shape, too large; the request may have been applied):
+  exponential backoff with jitter, capped.  ``Cancelled`` (the client is shutting down) never is.
 * 409 with any reason but ``AlreadyExists`` (``Conflict``: an optimistic-concurrency race, e.g.
   creates racing on a ResourceQuota) did not apply the request: retried like a 5xx.  Only
   ``AlreadyExists`` means the object is there; the caller decides what that means.
 * Everything else in 4xx (403 PodSecurity / quota, 422 Invalid, 404...) is not retried here:
   the caller gets the error at once with its reason (quota refusals are retried by the engine,
-  which owns the backoff and the deadline).
+  which owns the backoff and the deadline).  One exception the caller opts into: an RBAC denial
+  (:func:`is_rbac_denial`) shortly after a disruption of the API server
+  (:mod:`~airflow_k8s.executor.kube.disruption`) is the restarted server's authorizer not yet
+  synced, and the launcher retries it while the disruption is recent.
 * A deadline bounds the whole attempt (``pod_creation_timeout`` for pod creation).
 """
 
@@ -22,15 +27,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from airflow_k8s.executor.contract.errors import KubeApiError
+from airflow_k8s.executor.contract.errors import BadResponse, Cancelled, Forbidden, KubeApiError, QuotaExceeded
 
 T = TypeVar("T")
 
 
 def is_retryable(error: KubeApiError) -> bool:
+    if isinstance(error, Cancelled):
+        return False
+    if isinstance(error, BadResponse):
+        return True
     if error.status == 409:
         return error.reason != "AlreadyExists"
     return error.status == 0 or error.status in (408, 429) or error.status >= 500
+
+
+def is_rbac_denial(error: KubeApiError) -> bool:
+    """A 403 from the RBAC authorizer (``User "..." cannot create resource "pods" ...``), not from admission."""
+    if not isinstance(error, Forbidden) or isinstance(error, QuotaExceeded):
+        return False
+    text = str(error)
+    return " cannot " in text and 'resource "' in text
 
 
 @dataclass(frozen=True)

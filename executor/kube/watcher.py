@@ -12,6 +12,12 @@ Protocol (the informer pattern of client-go, reduced to what the executor needs)
    the engine's view whole again; handlers are idempotent, so objects seen twice are harmless.
 5. On connection errors, 429 and 5xx, back off exponentially (capped) and retry; if the version
    survives, the watch resumes where it left off, otherwise 410 sends us to 1.
+6. An answer that cannot be used (``BadResponse``: an event over ``kube_max_response_mib``, one
+   that is not JSON or not an event, a list page of the wrong shape) ends the watch with a logged
+   reason; an event may have been lost, so after the backoff we go back to 1.
+
+Every restart but a refusal (4xx other than 410) is recorded as a disruption of the API server
+(:mod:`~airflow_k8s.executor.kube.disruption`): RBAC denials that follow one are retried.
 
 :meth:`Watcher.stop` closes the open watch: a real server's watch may be silent for most of its
 ``timeoutSeconds`` (bookmarks come about once a minute), and a stop must not wait for it.
@@ -25,8 +31,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from airflow_k8s.executor.contract.errors import Gone, KubeApiError, api_error
-from airflow_k8s.executor.kube.client import KubeClient, WatchStream
+from airflow_k8s.executor.contract.errors import BadResponse, Gone, KubeApiError, api_error
+from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.kube.watchstream import WatchStream
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +94,26 @@ class Watcher:
                 self.connected.clear()
                 if self._stop.is_set():
                     return
+                if isinstance(error, Gone) or error.status == 0 or error.status >= 500:
+                    self.kube.disruptions.note("watch restart")
                 if isinstance(error, Gone):
                     log.info("watch expired, relisting", extra={"event": "watch_expired"})
                     self.resource_version = None
                     self.on_restart("expired")
                     continue
                 self._failures += 1
-                self.on_restart("error")
                 delay = min(self.max_backoff, 0.2 * 2 ** min(self._failures, 10)) * (0.5 + random.random() / 2)  # noqa: S311
                 if error.retry_after is not None:
                     delay = min(max(delay, error.retry_after), 60.0)
-                log.warning("watch failed (%s); retrying in %.1fs", error, delay, extra={"event": "watch_error"})
+                if isinstance(error, BadResponse):
+                    self.resource_version = None  # an event may be lost: the relist makes the view whole
+                    self.on_restart("bad_response")
+                    log.warning(
+                        "watch ended: %s; relisting in %.1fs", error, delay, extra={"event": "watch_bad_response"}
+                    )
+                else:
+                    self.on_restart("error")
+                    log.warning("watch failed (%s); retrying in %.1fs", error, delay, extra={"event": "watch_error"})
                 self._stop.wait(delay)
 
     def _relist(self) -> None:
@@ -113,6 +129,7 @@ class Watcher:
             resource_version=self.resource_version,
             timeout_seconds=self.timeout_seconds,
             read_timeout=self.read_timeout,
+            slim=True,
         )
         self._stream = events
         if self._stop.is_set():  # stop() ran while the watch was being opened
@@ -121,12 +138,15 @@ class Watcher:
         for event in events:
             if self._stop.is_set():
                 return
-            kind = event.get("type")
-            obj = event.get("object") or {}
+            kind, obj = event["type"], event["object"]  # the stream checked both
             if kind == "ERROR":
-                code = int(obj.get("code") or 0)
-                raise api_error(f"watch error: {obj.get('message')}", status=code, reason=obj.get("reason") or "")
-            version = (obj.get("metadata") or {}).get("resourceVersion")
+                code = obj.get("code") if isinstance(obj.get("code"), int) else 0
+                reason = obj.get("reason") if isinstance(obj.get("reason"), str) else ""
+                raise api_error(f"watch error: {str(obj.get('message'))[:500]}", status=code, reason=reason)
+            metadata = obj.get("metadata")
+            if not isinstance(metadata, dict):
+                raise BadResponse(f"watch {self.selector}: a {kind} event's object has no metadata object", status=200)
+            version = metadata.get("resourceVersion")
             if kind != "BOOKMARK":
                 self.on_event(str(kind), obj)
             if version:

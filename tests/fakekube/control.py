@@ -13,6 +13,7 @@
 ``DELETE /_fake/faults/{id}``                      remove one rule
 ``POST /_fake/compact``                            forget watch history (old resourceVersions -> 410)
 ``POST /_fake/history/age``                        ``{"seconds": 100}``: age the watch history (``history_seconds``)
+``POST /_fake/restart``                            ``{"downtime": 1.0}``: a simulated apiserver restart (``restart.py``)
 ``POST /_fake/drop-watches``                       cut every open watch connection
 ``POST /_fake/expire-watches``                     send 410 ERROR on every open watch and end it
 ``POST /_fake/kubelet/{pause,resume,flush}``       control simulated time
@@ -76,6 +77,7 @@ class ControlApi:
             "/_fake/expire-watches", "_fake", POST=g(lambda req: {"expired": self.cluster.faults.expire_watches()})
         )
         router.add("/_fake/history/age", "_fake", POST=g(self.age_history))
+        router.add("/_fake/restart", "_fake", POST=g(self.restart))
         router.add("/_fake/quotas/resync", "_fake", POST=g(self.resync_quotas))
         router.add("/_fake/quotas/conflicts", "_fake", POST=g(self.quota_conflicts))
         router.add("/_fake/kubelet/{action}", "_fake", POST=g(self.kubelet))
@@ -94,11 +96,13 @@ class ControlApi:
             "resource_version": self.cluster.store.rv,
             "config": self.cluster.config.to_dict(),
             "faults": {str(k): v.to_dict() for k, v in self.cluster.faults.rules().items()},
+            "overload": self.server.overload.figures(),
             "errors": len(self.server.errors),
         }
 
     def reset_stats(self, req: Request) -> dict[str, Any]:
         self.cluster.stats.reset()
+        self.server.overload.reset()
         return _OK
 
     def config(self, req: Request) -> dict[str, Any]:
@@ -112,6 +116,10 @@ class ControlApi:
         if preset == "strict":
             self.cluster.configure(**STRICT_PRESET)
         return self.cluster.configure(**body).to_dict()
+
+    def restart(self, req: Request) -> dict[str, Any]:
+        self.server.restart(float(self._body(req).get("downtime", 0.0)))
+        return {"restarts": self.server.restarts.count}
 
     def age_history(self, req: Request) -> dict[str, Any]:
         self.cluster.store.age_history(float(self._body(req)["seconds"]))

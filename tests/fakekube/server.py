@@ -29,7 +29,9 @@ from .config import ClusterConfig
 from .control import ControlApi
 from .discovery import DiscoveryApi
 from .nodes import NodeSpec
+from .overload import Overload
 from .processes import ProcessMode
+from .restart import Restarts
 from .routes import Router
 from .transport import HttpApp, HttpServerThread
 
@@ -103,7 +105,11 @@ class FakeKubeServer:
         self._stopping = threading.Event()
         self.router = build_router(self.cluster)
         ControlApi(self).register(self.router)
-        self._app = HttpApp(self.router, self.store, self.faults, self.stats, self._stopping)
+        self.overload = Overload(lambda: self.cluster.config, self._stopping)
+        self.restarts = Restarts()
+        self._app = HttpApp(
+            self.router, self.store, self.faults, self.stats, self._stopping, self.restarts, overload=self.overload
+        )
         self._http = HttpServerThread(host, port, self._app, self._close_watches)
         self._started = self._stopped = False
 
@@ -170,6 +176,14 @@ class FakeKubeServer:
 
     def compact(self) -> int:
         return self.faults.compact()
+
+    def restart(self, downtime: float = 0.0) -> None:
+        """Simulate a kube-apiserver restart (see :mod:`.restart`): every connection cut, ``downtime`` seconds of
+        cut connections, the watch history compacted, then ``rbac_sync_delay`` seconds of RBAC 403s."""
+        self.restarts.begin(downtime, self.config.rbac_sync_delay)
+        self.faults.compact()
+        self.faults.drop_watches()
+        self._http.close_connections()
 
     def wait_for(self, predicate: Callable[[], T], timeout: float = WAIT_TIMEOUT, message: str = "") -> T:
         return wait_for(predicate, timeout, message=message)

@@ -21,6 +21,8 @@ from urllib.parse import parse_qsl
 
 from .errors import ApiError
 from .faults import Faults
+from .overload import Overload
+from .restart import Restarts, rbac_denial
 from .routes import Request, Response, Router, StreamResponse, WatchResponse
 from .stats import Stats
 from .store import Store
@@ -30,6 +32,7 @@ _PHRASES = {s.value: s.phrase for s in HTTPStatus}
 _WATCH_PREFIX = "/api/v1/watch/"
 _MAX_LINE = 65536
 _MAX_HEADERS = 200
+_serving = threading.local()  # the connection a handler thread serves
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -40,8 +43,19 @@ def _shutdown(sock: socket.socket) -> None:
 class HttpApp:
     """Turns one parsed HTTP request into a response (or a watch stream) on the handler's socket."""
 
-    def __init__(self, router: Router, store: Store, faults: Faults, stats: Stats, stopping: threading.Event) -> None:
+    def __init__(
+        self,
+        router: Router,
+        store: Store,
+        faults: Faults,
+        stats: Stats,
+        stopping: threading.Event,
+        restarts: Restarts | None = None,
+        overload: Overload | None = None,
+    ) -> None:
         self.router, self.store, self.faults, self.stats, self.stopping = router, store, faults, stats, stopping
+        self.restarts = restarts or Restarts()
+        self.overload = overload  # an overloaded server's budget (off unless configured)
         self.errors: list[str] = []  # unexpected exceptions in handlers (tests can assert this stays empty)
 
     def serve(self, h: _Handler) -> None:
@@ -54,6 +68,13 @@ class HttpApp:
             query["watch"] = "true"
         resource, handler, params, error = self.router.resolve(method, path)
         verb = "WATCH" if method == "GET" and query.get("watch", "").lower() in ("true", "1") else method
+        verdict = None if error is not None else self.restarts.verdict(resource)
+        if verdict == "down":
+            self._finish_fault(h, "close", ApiError(503, "restarting"), verb, resource)
+            return
+        if verdict == "rbac":
+            self._finish_fault(h, "respond", rbac_denial(verb, resource, path, params), verb, resource)
+            return
         rule = None if path.startswith("/_fake/") else self.faults.match(method, path, raw_query)
         if rule is not None:
             if rule.latency:
@@ -61,31 +82,45 @@ class HttpApp:
             if rule.mode == "close" or (rule.mode == "respond" and rule.status is not None):
                 self._finish_fault(h, rule.mode, rule.error(), verb, resource)
                 return
-        response: Response | WatchResponse | StreamResponse
-        if error is not None or handler is None:
-            response = Response.error(error or ApiError(500, "no handler"))
-        else:
-            request = Request(method, path, raw_query, query, h.headers, body, params)
+        seat = None
+        if self.overload is not None and verb != "WATCH" and not path.startswith("/_fake/"):
             try:
-                response = handler(request)
+                seat = self.overload.admit(method)  # waits for a seat; 429 when over budget
             except ApiError as exc:
-                response = Response.error(exc)
-            except Exception as exc:
-                self.errors.append(f"{method} {h.path}:\n{traceback.format_exc()}")
-                response = Response.error(ApiError(500, f"Internal error occurred: {exc!r}", "InternalError"))
-        if rule is not None and rule.mode in ("after", "close_after"):
-            if isinstance(response, WatchResponse) and response.watcher is not None:
-                self.store.unsubscribe(response.watcher)
-            self._finish_fault(h, rule.mode, rule.error(), verb, resource)
-            return
-        if isinstance(response, WatchResponse):
-            self._stream(h, response, verb, resource)
-            return
-        if isinstance(response, StreamResponse):
-            self._stream_chunks(h, response, verb, resource)
-            return
-        self.stats.record_request(verb, resource, response.status)
-        self.send(h, response)
+                self.stats.record_request(verb, resource, exc.code)
+                self.send(h, Response.error(exc))
+                return
+        try:
+            if self.overload is not None:
+                self.overload.work(seat)
+            response: Response | WatchResponse | StreamResponse
+            if error is not None or handler is None:
+                response = Response.error(error or ApiError(500, "no handler"))
+            else:
+                request = Request(method, path, raw_query, query, h.headers, body, params)
+                try:
+                    response = handler(request)
+                except ApiError as exc:
+                    response = Response.error(exc)
+                except Exception as exc:
+                    self.errors.append(f"{method} {h.path}:\n{traceback.format_exc()}")
+                    response = Response.error(ApiError(500, f"Internal error occurred: {exc!r}", "InternalError"))
+            if rule is not None and rule.mode in ("after", "close_after"):
+                if isinstance(response, WatchResponse) and response.watcher is not None:
+                    self.store.unsubscribe(response.watcher)
+                self._finish_fault(h, rule.mode, rule.error(), verb, resource)
+                return
+            if isinstance(response, WatchResponse):
+                self._stream(h, response, verb, resource)
+                return
+            if isinstance(response, StreamResponse):
+                self._stream_chunks(h, response, verb, resource)
+                return
+            self.stats.record_request(verb, resource, response.status)
+            self.send(h, response)
+        finally:
+            if self.overload is not None:
+                self.overload.release(seat)
 
     @staticmethod
     def _read_body(h: _Handler) -> bytes:
@@ -177,6 +212,7 @@ class _Handler(StreamRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        _serving.sock = self.connection
         self.server.track(self.connection, add=True)
 
     def finish(self) -> None:
@@ -237,8 +273,10 @@ class _HTTPServer(ThreadingHTTPServer):
             (self._connections.add if add else self._connections.discard)(sock)
 
     def close_connections(self) -> None:
+        """Cut every client connection but the one this thread is serving (a control request's own)."""
+        current = getattr(_serving, "sock", None)
         with self._conn_lock:
-            connections = list(self._connections)
+            connections = [sock for sock in self._connections if sock is not current]
         for sock in connections:
             _shutdown(sock)
 
@@ -271,6 +309,10 @@ class HttpServerThread:
 
     def start(self) -> None:
         self._thread.start()
+
+    def close_connections(self) -> None:
+        """Cut every open client connection (the server keeps listening)."""
+        self._httpd.close_connections()
 
     def stop(self) -> None:
         self._on_stop()  # end watch streams first so their handler threads return

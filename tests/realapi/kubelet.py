@@ -32,8 +32,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airflow_k8s.executor.contract.errors import Conflict, Gone, KubeApiError, NotFound
-from airflow_k8s.executor.kube.client import KubeClient, WatchStream
+from airflow_k8s.executor.kube.client import KubeClient
 from airflow_k8s.executor.kube.retry import is_retryable
+from airflow_k8s.executor.kube.watchstream import WatchStream
 
 log = logging.getLogger(__name__)
 _MERGE = {"Accept": "application/json", "Content-Type": "application/merge-patch+json"}
