@@ -107,6 +107,7 @@ class KubernetesPlatformExecutor(Reporting, BaseExecutor):
         self.pods: dict[TaskKey, str] = {}  # the pod of each try's current launch (reports of others are stale)
         self._log_paths: dict[TaskKey, str] = {}  # each try's log path, for the failure reason (.reasons)
         self.log_folder: str | None = None
+        self._preflight = preflight.VerdictCache()  # queue-time checks, once per distinct executor_config
         self._relaunches: Counter[TaskKey] = Counter()
         self.loops = RescheduleLoops(ExecutorConfig().unrequested_reschedule_limit)
         self._resumed: set[TaskKey] = set()  # tries handed back: replace their finished pod
@@ -223,7 +224,7 @@ class KubernetesPlatformExecutor(Reporting, BaseExecutor):
             try:
                 task = task_from_workload(workload)
                 if self.engine is not None and self.settings is not None:
-                    preflight.check_task(task, self.settings, self.engine.templates, self.engine.nodes)
+                    self._preflight.check(task, self.settings, self.engine.templates, self.engine.nodes)
             except ExecutorError as exc:
                 log.error("cannot run %s: %s", key, exc)
                 self._fail(ours, f"the executor cannot run this task: {exc}")

@@ -17,15 +17,17 @@ checked with the smallest auto tier: the scheduler falls back to it when nothing
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from airflow_k8s.executor.contract import jsonfast
 from airflow_k8s.executor.contract.config import ExecutorConfig
 from airflow_k8s.executor.contract.errors import ExecutorError, TaskSpecError
 from airflow_k8s.executor.pods import capacity
 from airflow_k8s.executor.pods.podfactory import build_pod
 from airflow_k8s.executor.pods.templates import TemplateStore
-from airflow_k8s.executor.tasks.task import AUTO_TIER, Task
+from airflow_k8s.executor.tasks.task import AUTO_TIER, Task, overrides_to_dict
 
 
 class Unplaceable(TaskSpecError):
@@ -75,3 +77,39 @@ def template_problems(config: ExecutorConfig, templates: TemplateStore) -> list[
             except ExecutorError as exc:
                 problems.append(f"[kubernetes_tier:{tier.name}] pod_template = {tier.pod_template!r}: {exc}")
     return problems
+
+
+class VerdictCache:
+    """:func:`check_task` for many tasks of one DAG task: its verdict depends on the task's overrides, the
+    config and the templates - not on the key - so each distinct ``kubernetes_config``/``pod_override`` is
+    built once per ``ttl`` seconds (a ``pod_override`` costs milliseconds of schema validation, and the
+    scheduler's thread checks every workload it queues).  The node check reruns every time (nodes change);
+    a template edited meanwhile is seen at launch, where the pod is built again from scratch.
+    """
+
+    def __init__(self, *, ttl: float = 60.0, size: int = 1024, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self.size, self.clock = ttl, size, clock
+        self._verdicts: dict[tuple[int, str], tuple[float, Task, dict[str, Any] | None, ExecutorError | None]] = {}
+
+    def check(
+        self, task: Task, config: ExecutorConfig, templates: TemplateStore, nodes: Sequence[capacity.Node] | None
+    ) -> None:
+        """Raise what :func:`check_task` would raise for ``task``."""
+        key = (id(config), jsonfast.dumps(overrides_to_dict(task.overrides)).decode())
+        now = self.clock()
+        cached = self._verdicts.get(key)
+        if cached is None or now - cached[0] > self.ttl:
+            try:
+                cached = (now, task, check_task(task, config, templates), None)
+            except ExecutorError as exc:
+                cached = (now, task, None, exc)
+            self._verdicts[key] = cached
+            while len(self._verdicts) > self.size:
+                self._verdicts.pop(next(iter(self._verdicts)))
+        _, checked, pod, error = cached
+        if error is not None:
+            if checked is task:
+                raise error
+            raise type(error)(str(error).replace(str(checked.key), str(task.key))) from error  # this task's key
+        assert pod is not None
+        check_pod(task, pod, nodes)
