@@ -463,3 +463,12 @@ def test_the_production_example_is_highly_available_and_passes_every_check(
     assert budget["spec"]["maxUnavailable"] == 1  # with 2 pods: one eviction at a time, the next one blocked
     assert "apiServerReplicas" not in summary  # no availability warning
     assert "0.0.0.0/0" not in summary  # every allowance is named
+
+
+def test_diff_against_a_directory_that_does_not_exist_is_an_error_saying_how_to_make_it(tmp_path: Path, capsys) -> None:
+    missing = tmp_path / "old"
+    assert main(["render", "--stack", "dev", "--out", str(tmp_path / "new"), "--diff", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert f"--diff {missing}: no earlier render there" in err
+    assert f"python -m airflow_k8s.infra render --stack dev --out {missing}" in err
+    assert not (tmp_path / "new").exists()  # nothing half done
