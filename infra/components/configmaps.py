@@ -14,7 +14,7 @@ Secret and worker service account and re-validated (:mod:`airflow_k8s.infra.comp
 
 ``checksum`` is a sha256 over airflow.cfg and every template (the ``configChecksum`` output);
 :meth:`ExecutorConfigMaps.checksum_for` gives each role the digest of what it reads - airflow.cfg,
-plus the templates for the scheduler - which its Deployment carries as a pod-template annotation
+plus the templates for the roles that load them - which its Deployment carries as a pod-template annotation
 (:mod:`airflow_k8s.infra.components.rollout`), so a config change rolls exactly the roles that
 read it (a ``subPath`` mount never sees ConfigMap updates on its own).
 

@@ -4,10 +4,12 @@ A Deployment rolls when its pod template changes, and two pod-template annotatio
 pods read but the template would not otherwise show:
 
 * ``airflow-k8s/config-sha256`` - sha256 over airflow.cfg, plus the pod templates **only for the
-  scheduler** (the one role that mounts and loads them; :func:`config_digest`).  airflow.cfg is
-  mounted with ``subPath``, which never sees a ConfigMap update, so without the annotation a
-  config change would never reach a running pod.  A template-only change restarts the scheduler
-  and nothing else - the api-server, dag-processor and triggerer keep running.
+  roles that mount and load them** - the scheduler (it builds task pods) and the dag-processor (the
+  executor's cluster policy checks each task's pod at parse time; :func:`config_digest`).
+  airflow.cfg is mounted with ``subPath``, which never sees a ConfigMap update, so without the
+  annotation a config change would never reach a running pod.  A template-only change restarts
+  those two and nothing else - the api-server (the UI and the Execution API) and the triggerer
+  keep running.
 * ``airflow-k8s/secrets-hmac`` - HMAC-SHA256 of the Secret keys the role reads (names and values,
   :func:`secrets_digest`), keyed with a 32-byte random salt generated once per stack and kept,
   encrypted, in the stack state (:class:`~airflow_k8s.infra.components.secrets.AirflowSecret`).

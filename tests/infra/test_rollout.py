@@ -44,13 +44,21 @@ def test_an_airflow_cfg_change_rolls_every_role_and_nothing_else_does(base: Eval
     assert rolled(base, run_stack(fernet=True, quotaPods=30), CONFIG_HASH_ANNOTATION) == set()  # no pod reads it
 
 
-def test_a_template_only_change_restarts_only_the_scheduler(base: Evaluation, tmp_path: Path) -> None:
+def test_a_template_only_change_restarts_only_the_roles_that_load_templates(base: Evaluation, tmp_path: Path) -> None:
+    """The scheduler (it builds task pods) and the dag-processor (the executor's cluster policy checks each
+    task's pod at parse time) mount the templates; the api-server and the triggerer do not, and keep running."""
     templates = tmp_path / "templates"
     shutil.copytree(ROOT / "pod_templates", templates)
     light = templates / "light_task.yaml"
     light.write_text(light.read_text().replace("metadata:\n", "metadata:\n  annotations:\n    team: data\n", 1))
     after = run_stack(fernet=True, podTemplatesDir=str(templates))
-    assert rolled(base, after, CONFIG_HASH_ANNOTATION) == {"scheduler"}
+    readers = {
+        name.removeprefix("airflow-")
+        for name, spec in ((d["metadata"]["name"], d["spec"]["template"]["spec"]) for d in objects(base, "Deployment"))
+        if any(v["name"] == "pod-templates" for v in spec["volumes"])
+    }
+    assert readers == {"scheduler", "dag-processor"}
+    assert rolled(base, after, CONFIG_HASH_ANNOTATION) == readers
     assert rolled(base, after, SECRETS_HMAC_ANNOTATION) == set()
 
 

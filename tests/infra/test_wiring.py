@@ -82,10 +82,11 @@ def test_checksum_output_is_the_hash_of_the_published_config(etl_eval: Evaluatio
     assert etl_eval.plain_outputs()["configChecksum"] == expected
     cfg_only = config_digest(cfg_map["data"]["airflow.cfg"])
     for deployment in objects(etl_eval, "Deployment"):
-        # the scheduler rolls on airflow.cfg and the templates it loads, every other role on airflow.cfg
-        scheduler = deployment["metadata"]["name"] == "etl-scheduler"
+        # the roles that load the templates (scheduler, dag-processor) roll on airflow.cfg and them, the others
+        # on airflow.cfg
+        loads = any(v["name"] == "pod-templates" for v in deployment["spec"]["template"]["spec"]["volumes"])
         annotation = deployment["spec"]["template"]["metadata"]["annotations"]["airflow-k8s/config-sha256"]
-        assert annotation == (expected if scheduler else cfg_only)
+        assert annotation == (expected if loads else cfg_only)
 
 
 def test_every_template_is_rewired_to_the_created_objects(etl_eval: Evaluation) -> None:

@@ -7,7 +7,8 @@ controller-manager (deployment, replicaset, disruption, job controllers), with t
 * the api-server's budget **blocks** the second eviction while a replacement is not ready, and lets the next
   one through once it is; with one replica it blocks nothing - why production runs two;
 * HA schedulers roll one at a time: during a rollout there are never more than two scheduler pods;
-* a template-only change rolls the scheduler alone (only its Deployment gets a new ReplicaSet);
+* a template-only change rolls the scheduler, not the api-server (only the scheduler's Deployment gets a new
+  ReplicaSet);
 * a failed migration Job is what ``pulumi.com/replaceUnready`` replaces: its real status is "unready";
 * the db-clean CronJob is accepted by the API server's validation.
 
@@ -186,7 +187,7 @@ def test_one_api_server_is_evicted_without_resistance(
     nodes.resume()
 
 
-def test_ha_schedulers_roll_one_at_a_time_and_a_template_change_rolls_only_the_scheduler(
+def test_ha_schedulers_roll_one_at_a_time_and_a_template_change_leaves_the_api_server_alone(
     platform: Platform, nodes: StandInKubelet, prod: plat.Rendered
 ) -> None:
     scheduler, api = the(prod, "Deployment", "airflow-scheduler"), the(prod, "Deployment", "airflow-api-server")
@@ -199,7 +200,7 @@ def test_ha_schedulers_roll_one_at_a_time_and_a_template_change_rolls_only_the_s
     # (tests/infra/test_rollout.py); here Kubernetes acts on exactly that
     new_scheduler = copy.deepcopy(scheduler)
     annotations = new_scheduler["spec"]["template"]["metadata"]["annotations"]
-    annotations["airflow-k8s/config-sha256"] = "0" * 64  # what a template-only change does to the scheduler alone
+    annotations["airflow-k8s/config-sha256"] = "0" * 64  # what a template-only change does to the scheduler
     replace(platform, new_scheduler)
     replace(platform, api)  # unchanged: a no-op for the Deployment controller
     peak = 0
