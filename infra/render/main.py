@@ -28,16 +28,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from airflow_k8s.infra.config.secret_values import OFFLINE_PLACEHOLDER
 from airflow_k8s.infra.config.stack_config import Problem, StackConfigError, parse_stack_config
 from airflow_k8s.infra.config.stack_file import load_stack_file
-from airflow_k8s.infra.config.stack_keys import PROJECT, REQUIRED_SECRETS, SECRET_KEYS, to_raw
+from airflow_k8s.infra.config.stack_keys import KEYS_BY_NAME, PROJECT, REQUIRED_SECRETS, SECRET_KEYS, to_raw
 from airflow_k8s.infra.render import checkov, outdir
 from airflow_k8s.infra.render.checks import Finding, check_directory
 from airflow_k8s.infra.render.diff import diff_dirs
 from airflow_k8s.infra.render.manifests import REDACTED, Manifest, manifests
 from airflow_k8s.infra.render.offline import Evaluation, evaluate
 
-PLACEHOLDER = "REDACTED-offline-render-placeholder"
+_PROVIDER_NAMESPACES = ("kubernetes", "pulumi", "aws", "gcp", "azure-native")
+PLACEHOLDER = OFFLINE_PLACEHOLDER  # never checked as a secret value (infra/config/secret_values.py)
 OUTPUTS_FILE = "stack-outputs.json"
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -51,7 +53,8 @@ class StackInputs:
     notes: list[str] = field(default_factory=list)
 
 
-def _full_key(key: str, project: str) -> str:
+def _full_key(key: object, project: str) -> str:
+    key = str(key)  # a YAML key may be a number
     return key if ":" in key else f"{project}:{key}"
 
 
@@ -89,8 +92,18 @@ def load_stack_inputs(stack: str, project_dir: Path = PROJECT_DIR) -> StackInput
             name = full.split(":", 1)[1]
             reason = f"secret given in plain text; remove it and run `pulumi config set --secret {name} <value>`"
             plain_secrets.append(Problem(name, None, reason, secret=True))
+        elif full.split(":", 1)[1] in SECRET_KEYS and not full.startswith(f"{project}:"):
+            other, name = full.split(":", 1)
+            reason = (
+                f"given in plain text under project {other!r}, which is not this one ({project!r}): the program "
+                f"would ignore it; remove it and run `pulumi config set --secret {name} <value>`"
+            )
+            plain_secrets.append(Problem(name, None, reason, secret=True))
         else:
             inputs.config[full] = str(to_raw(value))
+            owner, _, name = full.partition(":")
+            if owner not in (project, *_PROVIDER_NAMESPACES) and name in KEYS_BY_NAME:
+                inputs.notes.append(f"{full}: project {owner!r} is not {project!r}: ignored (meant {project}:{name}?)")
     if plain_secrets:
         raise StackConfigError(plain_secrets, source=stack_path.name)
     for name in REQUIRED_SECRETS:

@@ -104,3 +104,9 @@ def test_providers_are_passed_by_the_caller_not_created() -> None:
     objects_ = evaluation.kubernetes()
     assert len(objects_) == 44
     assert all(r.provider.startswith(providers[0].urn) for r in objects_)
+
+
+def test_a_template_directory_that_holds_no_templates_is_an_error_naming_the_key() -> None:
+    with pytest.raises(pulumi.RunError) as info:
+        run_stack(podTemplatesDir="/etc")
+    assert "airflow-k8s:podTemplatesDir = '/etc': cannot publish the pod templates of /etc: " in str(info.value)
