@@ -155,6 +155,8 @@ def _optional_int(minimum: int, maximum: int) -> Callable[[str], int | None]:
     return lambda raw: parse(raw) if raw.strip() else None
 
 
+MIN_CREATION_QPS = 0.01  # below it the bucket would take days to refill a token: no pod would ever start
+
 KUBERNETES_KEYS: tuple[Key, ...] = (
     # -- Airflow 3.3's keys ----------------------------------------------------------------------
     Key("namespace", namespace, str, "Namespace the worker pods run in (Airflow's default: default).", True),
@@ -209,7 +211,8 @@ KUBERNETES_KEYS: tuple[Key, ...] = (
     Key("worker_tolerations", tolerations, render_tolerations, "JSON array of tolerations."),
     Key("worker_pods_min", _ints(0, 10_000), str, "N_min: warm capacity kept by placeholder pods."),
     Key("worker_pods_max", _ints(1, 50_000), str, "N_max: task pods allowed at once."),
-    Key("worker_pods_creation_qps", float_parser(0.0, 10_000.0), repr, "Sustained pod creations per second."),
+    Key("worker_pods_creation_qps", float_parser(MIN_CREATION_QPS, 10_000.0, inclusive=True), repr,
+        "Sustained pod creations per second (at least 0.01: one every 100 s)."),
     Key("worker_pods_creation_burst", _ints(1, 100_000), str, "Pod creations allowed in a burst."),
     Key("worker_pods_creation_workers", _ints(1, 256), str, "Concurrent pod-creation requests."),
     Key("worker_priority_class", dns_subdomain, str, "PriorityClass of task pods."),
@@ -243,7 +246,7 @@ KUBERNETES_KEYS: tuple[Key, ...] = (
     Key("task_allowed_node_selectors", policy_keys.node_selector_allowance,
         policy_keys.render_node_selector_allowance,
         "JSON object of node label key -> values a task may select, besides the pools' own."),
-    Key("task_allowed_tolerations", tolerations, render_tolerations,
+    Key("task_allowed_tolerations", policy_keys.task_tolerations, render_tolerations,
         "JSON array of tolerations a task may add, besides the pools' own."),
 )  # fmt: skip
 
