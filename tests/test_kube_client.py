@@ -140,11 +140,10 @@ def service_account_token(path, claims: dict) -> None:
 @pytest.fixture
 def in_a_pod(fake_kube, tmp_path, monkeypatch):
     """In-cluster credentials as a pod has them; the token names the service account in ``token``'s claims."""
+    import certifi
     from kubernetes.config import incluster_config
 
     from airflow_k8s.executor.kube import connection
-
-    import certifi
 
     token, ca = tmp_path / "token", certifi.where()  # a readable CA bundle: nothing is connected to
     host, port = fake_kube.url.removeprefix("http://").split(":")

@@ -174,7 +174,7 @@ class KubernetesPlatformExecutor(BaseExecutor):
                 task = task_from_workload(workload)
             except ExecutorError as exc:
                 log.error("cannot run %s: %s", key, exc)
-                self.fail(key, info=f"invalid executor_config: {exc}")
+                self.fail(key, info=f"refused before launch: {exc}")  # the message says what: a key, executor_config
                 continue
             self._tasks[task.key] = task
             self._backlog.append((key, task))
