@@ -2,8 +2,10 @@
 
 Each job runs on a small thread pool and reports back by posting a message (``Finished``,
 ``Cleaned``, ``PlaceholderGone``), so the loop thread never waits on the API.  Cleanup retries
-transient errors and treats 404 as done: deleting or labelling a pod twice is harmless, which
-is what makes the engine's cleanup idempotent across restarts.
+transient errors (and RBAC 403s shortly after a disruption of the API server: a restarted server
+refuses valid credentials for a moment, see :mod:`~airflow_k8s.executor.kube.disruption`) and
+treats 404 as done: deleting or labelling a pod twice is harmless, which is what makes the
+engine's cleanup idempotent across restarts.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from airflow_k8s.executor.contract.errors import KubeApiError, NotFound
 from airflow_k8s.executor.engine.messages import Cleaned, Finished, Message, PlaceholderGone
 from airflow_k8s.executor.engine.metrics import EngineMetrics
 from airflow_k8s.executor.kube.client import KubeClient
-from airflow_k8s.executor.kube.retry import RetryPolicy, call_with_retry
+from airflow_k8s.executor.kube.retry import RetryPolicy, call_with_retry, is_rbac_denial
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.results import TaskResult
 
@@ -84,7 +86,13 @@ class PodEffects:
                 self.kube.patch_pod_metadata(namespace, name, labels={identity.LABEL_DONE: "True"})
 
         try:
-            call_with_retry(call, policy=self.retry, sleep=self.stop_event.wait, what=f"cleanup {name}")
+            call_with_retry(
+                call,
+                policy=self.retry,
+                sleep=self.stop_event.wait,
+                what=f"cleanup {name}",
+                retryable=lambda error: is_rbac_denial(error) and self.kube.disruptions.recent(),
+            )
         except NotFound:
             pass
         except KubeApiError as exc:
