@@ -1,7 +1,8 @@
 """Architecture as a test: the two halves stay apart and the executor's layers import downwards only.
 
 * ``executor/`` never imports Pulumi or ``infra`` (infra may import the executor's contract).
-* Inside the executor: contract < tasks < pods < kube < engine < reports < airflow / cli; a module
+* Inside the executor: imagecheck < contract < tasks < pods < kube < engine < reports < airflow / cli
+  (``imagecheck`` runs inside images without this package: it imports nothing of it); a module
   imports only from its own layer and the ones before it.  Only ``executor/airflow/`` imports
   ``airflow``, so the engine stays testable without Airflow installed.
 * Everything is imported as ``airflow_k8s.*``: a bare ``executor`` / ``infra`` import would load
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-LAYERS = ("contract", "tasks", "pods", "kube", "engine", "reports", "airflow", "cli")
+LAYERS = ("imagecheck", "contract", "tasks", "pods", "kube", "engine", "reports", "airflow", "cli")
 PYTHON_DIRS = ("executor", "infra", "tests", "bench", "examples")
 
 

@@ -29,7 +29,11 @@ def test_the_readme_documents_every_stack_output():
 def test_the_executor_doc_documents_every_airflow_cfg_key():
     table_keys = [key.name for key in config_keys.KUBERNETES_KEYS] + sorted(config_keys.AIRFLOW_KEYS)
     missing = [name for name in table_keys if f"| `{name}` |" not in EXECUTOR_DOC]
-    mentioned = [*config_keys.OBSOLETE, *config_keys.ALIASES, *(k.name for k in config_keys.CORE_KEYS)]
+    mentioned = [
+        *config_keys.OBSOLETE,
+        *config_keys.ALIASES,
+        *(k.name for k in (*config_keys.CORE_KEYS, *config_keys.WORKERS_KEYS)),
+    ]
     assert missing == [] and [name for name in mentioned if f"`{name}`" not in EXECUTOR_DOC] == []
 
 

@@ -13,6 +13,10 @@ How Airflow's calls map onto the engine (which runs in the scheduler process, on
   ``pod_launch_failure_retries``); then hand the engine as many backlog tasks as it has room for
   (and at most ``worker_pods_creation_batch_size`` when set), after one batched query drops
   workloads that went stale while waiting (:mod:`.instances`).
+* a try Airflow hands back (a reschedule, a deferral resuming, or a loop nobody asked for) gets a
+  pod of its own once its previous pod ended - whose outcome, now stale, is not reported - and
+  after ``unrequested_reschedule_limit`` returns
+  without the task asking it fails with its pod's last log lines (:mod:`.reschedules`).
 * ``try_adopt_task_instances``: after a scheduler restart, pods of the dead scheduler's job are
   found by their labels and task annotations, relabelled ``airflow-worker=<this job>`` (the
   engine's watch then follows them) and their task instances kept; no second pod is created.
@@ -20,7 +24,12 @@ How Airflow's calls map onto the engine (which runs in the scheduler process, on
 * ``get_task_log``: the pod's log while it exists (pod names are a function of the task key);
   ``revoke_task`` / ``cleanup_stuck_queued_tasks``: delete the pod, forget the task.
 * ``end`` / ``terminate``: stop the engine's threads; running pods keep running and are adopted
-  by the next scheduler.
+  by the next scheduler (``end``, a clean stop, also deletes this scheduler's placeholders).
+
+Several schedulers (Airflow 3 runs them active-active): each owns only its own pods; a task whose
+pod another scheduler adopted (it took this one for dead) is handed over - dropped from
+``running`` without an event, its pod left alone; N_min is kept once for the namespace, by the
+oldest live scheduler (:mod:`.peers`, refreshed in ``sync``).
 
 Only pods labelled ``airflow-worker=<this scheduler's job id>`` are this executor's.  The
 provider's KubernetesExecutor reads the same ``[kubernetes_executor]`` section and labels its pods
@@ -32,7 +41,9 @@ through the Execution API, so nothing is lost (see docs/executor.md).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections import Counter, deque
 from collections.abc import Sequence
 from typing import Any
@@ -40,15 +51,17 @@ from typing import Any
 from airflow.executors.base_executor import BaseExecutor, get_execution_api_server_url
 from airflow.models.taskinstancekey import TaskInstanceKey
 
-from airflow_k8s.executor.airflow import adoption
+from airflow_k8s.executor.airflow import adoption, peers
 from airflow_k8s.executor.airflow.instances import QUEUED, DatabaseInstances, TaskInstances
 from airflow_k8s.executor.airflow.outcomes import Outcomes, airflow_key, failure_info
+from airflow_k8s.executor.airflow.reschedules import RescheduleLoops
 from airflow_k8s.executor.airflow.settings import load_settings
 from airflow_k8s.executor.airflow.workloads import task_from_workload, task_key
 from airflow_k8s.executor.contract.config import ExecutorConfig
 from airflow_k8s.executor.contract.config_loader import EXECUTOR_CLASS_NAME, executor_class_names
 from airflow_k8s.executor.contract.errors import ConfigError, ExecutorError, KubeApiError, NotFound
 from airflow_k8s.executor.engine.core import Engine, EngineOptions
+from airflow_k8s.executor.engine.placeholders import WarmShare
 from airflow_k8s.executor.engine.server import StatusServer
 from airflow_k8s.executor.kube.client import KubeClient
 from airflow_k8s.executor.pods.templates import TemplateStore
@@ -77,10 +90,16 @@ class KubernetesPlatformExecutor(BaseExecutor):
         self.engine: Engine | None = None
         self.kube: KubeClient | None = None
         self.instances: TaskInstances = DatabaseInstances()
+        self.peers: peers.Peers = peers.DatabasePeers()
+        self.peers_refresh = peers.REFRESH_SECONDS  # seconds between share refreshes while N_min > 0 (tests shorten)
+        self._peers_due: float | None = None  # monotonic time of the next share refresh (None: never)
         self.outcomes = Outcomes()
         self._backlog: deque[tuple[TaskInstanceKey, Task]] = deque()
         self._tasks: dict[TaskKey, Task] = {}
         self._relaunches: Counter[TaskKey] = Counter()
+        self.loops = RescheduleLoops(ExecutorConfig().unrequested_reschedule_limit)
+        self._resumed: set[TaskKey] = set()  # tries handed back: replace their finished pod
+        self._returning: dict[TaskKey, tuple[TaskInstanceKey, Task]] = {}  # handed back before their pod ended
         self._status: StatusServer | None = None
         self._log_client: KubeClient | None = None
         self.engine_options: EngineOptions | None = None  # the engine's timers (tests shorten them)
@@ -112,6 +131,7 @@ class KubernetesPlatformExecutor(BaseExecutor):
         self._check_no_provider_executor(config)
         instance = identity.safe_label_value(str(self.job_id)) if self.job_id is not None else "unknown"
         config = self.settings = replace(config, scheduler_instance_id=instance)
+        self.loops.limit = config.unrequested_reschedule_limit
         self.kube = KubeClient.from_config(config, pool_size=config.creation_workers() + 8)
         templates = TemplateStore(config.pod_template_dir, logical_dir=config.pod_template_dir)
         templates.load_all()  # a broken template stops the scheduler here, not at the first task
@@ -121,8 +141,12 @@ class KubernetesPlatformExecutor(BaseExecutor):
             self.kube,
             sink=self.outcomes,
             on_running=self.outcomes.running,
+            on_released=self.outcomes.released,
             options=self.engine_options,
         )
+        if _job_number(self.job_id) is not None:  # inside a scheduler: no placeholders before the first share
+            self.engine.share_warm_capacity(WarmShare(keeper=False))
+            self._peers_due = 0.0
         self.engine.start()
         try:
             self._status = StatusServer(
@@ -138,13 +162,16 @@ class KubernetesPlatformExecutor(BaseExecutor):
         log.info("%s started for scheduler job %s in %s", EXECUTOR_CLASS_NAME, self.job_id, config.namespaces())
 
     def end(self) -> None:
-        """Stop the engine; pods keep running and the next scheduler adopts them."""
+        """Stop the engine; task pods keep running and the next scheduler adopts them, placeholders go."""
         if self.engine is None:
             return
         try:
             self._report()
         finally:
+            kube, self.kube = self.kube, None  # closed after the placeholders are gone
             self._shutdown()
+            if kube is not None and self.settings is not None:
+                peers.remove_own_placeholders(kube, self.settings)
 
     def terminate(self) -> None:
         self._shutdown()
@@ -176,14 +203,43 @@ class KubernetesPlatformExecutor(BaseExecutor):
                 log.error("cannot run %s: %s", key, exc)
                 self.fail(key, info=f"refused before launch: {exc}")  # the message says what: a key, executor_config
                 continue
-            self._tasks[task.key] = task
-            self._backlog.append((key, task))
+            if task.key in self._tasks:  # handed back while its pod still runs: decided when that pod ends
+                self._returning[task.key] = (key, task)
+                continue
+            self._hand_over(key, task)
+
+    def _hand_over(self, key: TaskInstanceKey, task: Task) -> None:
+        """Into the backlog - unless the same try came back once too often without asking (:mod:`.reschedules`)."""
+        decision = self.loops.returned(task.key)
+        if decision.fail is not None:
+            log.error("failing %s instead of launching it again: %s", key, decision.fail)
+            self.fail(key, info=decision.fail)
+            return
+        if decision.resumed:
+            self._resumed.add(task.key)
+            task = dataclasses.replace(task, log_tail_on_success=decision.read_log)
+        self._tasks[task.key] = task
+        self._backlog.append((key, task))
 
     def sync(self) -> None:
         if self.engine is None:
             return
         self._report()
+        self._share_warm_capacity()
         self._admit()
+
+    def _share_warm_capacity(self) -> None:
+        """Refresh this scheduler's part in N_min (:mod:`.peers`): at the first sync, then often while N_min > 0."""
+        assert self.engine is not None and self.settings is not None and self.kube is not None
+        own, now = _job_number(self.job_id), time.monotonic()
+        if own is None or self._peers_due is None or now < self._peers_due:
+            return
+        warm = self.settings.worker_pods_min > 0
+        self._peers_due = now + self.peers_refresh if warm else None
+        try:
+            peers.refresh(self.peers, self.engine, self.kube, self.settings, own_job=own, executor=peers.match(self))
+        except Exception:
+            log.exception("cannot read the other schedulers' state; keeping this scheduler's share of N_min")
 
     def _admit(self) -> None:
         """Give the engine what it has room for, after one query drops stale workloads."""
@@ -213,22 +269,40 @@ class KubernetesPlatformExecutor(BaseExecutor):
                 log.info("dropping stale workload %s (task instance now: %s)", key, current)
                 self.running.discard(key)
                 self._tasks.pop(task.key, None)
+                self._resumed.discard(task.key)
                 continue
-            self.engine.submit(task)
+            resumed = task.key in self._resumed
+            self._resumed.discard(task.key)
+            self.engine.submit(task, relaunch=resumed)
 
     # -- engine -> Airflow ----------------------------------------------------------------------
     def _report(self) -> None:
+        for key, owner in self.outcomes.handed_over():
+            log.warning("task %s was adopted by scheduler job %s; no longer tracked here", key, owner)
+            self.running.discard(airflow_key(key))
+            self._tasks.pop(key, None)
+            self._relaunches.pop(key, None)
         for key, pod_name in self.outcomes.started():
             if airflow_key(key) in self.running:
                 self.running_state(airflow_key(key), info=pod_name)
         failed = []
         for result in self.outcomes.results():
             key = airflow_key(result.key)
+            returning = self._returning.pop(result.key, None)
+            if returning is not None:
+                # An earlier round of a try Airflow has already handed back: its outcome is stale for
+                # Airflow (reporting it would fail the queued try), but its log says why it came back.
+                self._tasks.pop(result.key, None)
+                self._relaunches.pop(result.key, None)
+                self.loops.ended(result)
+                self._hand_over(*returning)
+                continue
             if key not in self.running:
                 self.outcomes.keep_unclaimed(result)
             elif result.state == SUCCESS:
                 self._tasks.pop(result.key, None)
                 self._relaunches.pop(result.key, None)
+                self.loops.ended(result)  # Airflow decides whether the try is over or comes back
                 self.success(key, info=result.pod_name)
             else:
                 failed.append(result)
@@ -261,6 +335,7 @@ class KubernetesPlatformExecutor(BaseExecutor):
                 continue
             self._tasks.pop(result.key, None)
             self._relaunches.pop(result.key, None)
+            self.loops.forget(result.key)
             self.fail(airflow_key(result.key), info=failure_info(result))
 
     def _may_relaunch(self, result: TaskResult) -> bool:
@@ -288,6 +363,9 @@ class KubernetesPlatformExecutor(BaseExecutor):
         self.queued_tasks.pop(key, None)
         self._backlog = deque(item for item in self._backlog if item[0] != key)
         self._tasks.pop(ours, None)
+        self._resumed.discard(ours)
+        self._returning.pop(ours, None)
+        self.loops.forget(ours)
         if self.engine is not None:
             self.engine.revoke(ours)
 

@@ -43,6 +43,7 @@ class Outcomes:
     def __init__(self) -> None:
         self._results: queue.SimpleQueue[TaskResult] = queue.SimpleQueue()
         self._started: queue.SimpleQueue[tuple[TaskKey, str]] = queue.SimpleQueue()
+        self._released: queue.SimpleQueue[tuple[TaskKey, str]] = queue.SimpleQueue()
         self._unclaimed: dict[TaskKey, TaskResult] = {}
 
     # -- the engine's side (any thread) ---------------------------------------------------------
@@ -55,12 +56,19 @@ class Outcomes:
     def running(self, key: TaskKey, pod_name: str) -> None:
         self._started.put((key, pod_name))
 
+    def released(self, key: TaskKey, owner: str) -> None:
+        """Another scheduler (``owner``) adopted the task's pod: the task is no longer this one's."""
+        self._released.put((key, owner))
+
     # -- the scheduler's side ---------------------------------------------------------------------
     def started(self) -> list[tuple[TaskKey, str]]:
         return _drain(self._started)
 
     def results(self) -> list[TaskResult]:
         return _drain(self._results)
+
+    def handed_over(self) -> list[tuple[TaskKey, str]]:
+        return _drain(self._released)
 
     def keep_unclaimed(self, result: TaskResult) -> None:
         """An outcome for a task Airflow has not handed us: kept (bounded) for adoption."""

@@ -12,6 +12,9 @@ stay unset where unset and default differ (``worker_pods_creation_batch_size``).
 
 ``[core] execution_api_server_url`` is Airflow's effective value (it defaults to one derived
 from ``[api] base_url``), so task pods call the same URL Airflow's own executors would.
+``[workers] execution_api_retries`` / ``_retry_wait_min`` / ``_retry_wait_max``, when set, are
+what task pods get; left at Airflow's defaults, task pods get the executor's (they ride out an
+api-server restart, Airflow's do not: :data:`~airflow_k8s.executor.contract.config.TASK_API_RETRIES`).
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_k8s.executor.contract.config import ExecutorConfig
+from airflow_k8s.executor.contract.config_keys import WORKERS_KEYS
 from airflow_k8s.executor.contract.config_loader import ALIAS_SECTION, SECTION, Setting, build_config
 from airflow_k8s.executor.contract.config_rules import TIER_PREFIX
 
 SOURCE = "airflow config"
-_CORE_KEYS = ("executor", "execution_api_server_url")
+_SHARED_KEYS = {"core": ("executor", "execution_api_server_url"), "workers": tuple(k.name for k in WORKERS_KEYS)}
 
 
 def airflow_settings(conf: Any) -> list[Setting]:
@@ -34,7 +38,7 @@ def airflow_settings(conf: Any) -> list[Setting]:
         ours = section in (SECTION, ALIAS_SECTION) or section.startswith(TIER_PREFIX)
         for key, entry in items.items():
             value, source = entry if isinstance(entry, tuple) else (entry, "airflow.cfg")
-            if "default" in str(source) or not (ours or (section == "core" and key in _CORE_KEYS)):
+            if "default" in str(source) or not (ours or key in _SHARED_KEYS.get(section, ())):
                 continue
             settings.append(Setting(section, key, str(value), _where(source, section, key), source == "env var"))
     return settings

@@ -112,6 +112,14 @@ DEFAULT_TIERS: tuple[Tier, ...] = (
 
 
 EXECUTOR_CLASS = "airflow_k8s.executor.airflow.KubernetesPlatformExecutor"
+# The Task SDK's retries of each Execution API call, as task pods get them unless [workers] sets them:
+# tenacity waits uniform(min, min(max, 2**n)) seconds between attempts, so 30 attempts at 5-10 s ride
+# out an api-server outage of at least 145 s (at most about 270 s, below Airflow's 300 s
+# task_instance_heartbeat_timeout).  Airflow's own defaults (5 attempts, 1-90 s) give up after as
+# little as 4 s - less than an api-server restart takes.
+TASK_API_RETRIES = 30
+TASK_API_RETRY_WAIT_MIN = 5.0
+TASK_API_RETRY_WAIT_MAX = 10.0
 """The import path ``[core] executor`` names to run this executor inside Airflow."""
 
 # Airflow's default of [kubernetes_executor] worker_pod_pending_fatal_container_state_reasons:
@@ -196,6 +204,12 @@ class ExecutorConfig:
     task_publish_max_retries: int | None = None
     pod_launch_failure_retries: int = 1
     pod_launch_failure_excluded_container_reasons: tuple[str, ...] = ("Error",)
+    # -- a try Airflow hands back without the task asking (executor.airflow.reschedules) --------
+    unrequested_reschedule_limit: int = 3
+    # -- Airflow's [workers] keys the executor puts into task pods (docs/executor.md) -----------
+    execution_api_retries: int = TASK_API_RETRIES
+    execution_api_retry_wait_min: float = TASK_API_RETRY_WAIT_MIN
+    execution_api_retry_wait_max: float = TASK_API_RETRY_WAIT_MAX
     # -- what a task may change in its pod (contract.task_policy) -------------------------------
     task_allowed_pod_fields: tuple[str, ...] = DEFAULT_POD_FIELDS
     task_allowed_service_accounts: tuple[str, ...] = ()

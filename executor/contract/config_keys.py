@@ -228,6 +228,8 @@ KUBERNETES_KEYS: tuple[Key, ...] = (
     Key("metrics_port", _ints(1, 65535), str, "Port of the Prometheus metrics endpoint."),
     Key("finished_pod_max_age_hours", _ints(1, 8760), str, "Age after which kept pods are cleaned up."),
     Key("default_tier", dns_label, str, "Tier used for cost when a pod names none."),
+    Key("unrequested_reschedule_limit", _ints(1, 1000), str,
+        "Times a try may come back without having asked before it fails with its pod's last log lines."),
     # -- what a task may change in its pod (docs/executor.md "Task pod policy") -----------------
     Key("task_allowed_pod_fields", policy_keys.pod_fields, render_comma_list,
         "Pod spec fields a task may set at all (comma-separated)."),
@@ -252,6 +254,14 @@ KUBERNETES_KEYS: tuple[Key, ...] = (
 
 CORE_KEYS: tuple[Key, ...] = (
     Key("execution_api_server_url", _url, str, "Execution API URL task pods call (Airflow's key).", True),
+)
+
+# Airflow's [workers] keys the Task SDK reads in a task pod: the executor forwards them (or, unset, its own
+# defaults, which ride out an api-server restart) into every task pod, so none needs airflow.cfg for them.
+WORKERS_KEYS: tuple[Key, ...] = (
+    Key("execution_api_retries", _ints(1, 1000), str, "Attempts of each task's Execution API call.", True),
+    Key("execution_api_retry_wait_min", float_parser(0.0, 3600.0), repr, "Least wait between attempts (s).", True),
+    Key("execution_api_retry_wait_max", float_parser(0.0, 3600.0), repr, "Most wait between attempts (s).", True),
 )
 
 TIER_KEYS: tuple[Key, ...] = (

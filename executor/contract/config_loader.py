@@ -11,7 +11,9 @@ Rules, in the order they apply:
    accepted as an alias.  A key set in both, at the same precedence, is an error; environment
    variables override the file, as in Airflow.
 3. ``[core] executor`` must list this executor when it is set; ``[core] execution_api_server_url``
-   is the URL task pods call.  Other sections and other ``[core]`` keys belong to Airflow.
+   is the URL task pods call; ``[workers] execution_api_retries`` / ``_retry_wait_min`` / ``_max``
+   are what task pods get for retrying it.  Other sections and other ``[core]`` and ``[workers]``
+   keys belong to Airflow.
 4. Unknown keys are errors with a did-you-mean (Airflow ignores them silently, so a typo would
    otherwise do nothing); Airflow keys this executor cannot honour at a value are errors that
    say why; obsolete keys are accepted and ignored.
@@ -43,9 +45,11 @@ SECTIONS = (SECTION, ALIAS_SECTION)
 EXECUTOR_CLASS_NAME = "KubernetesPlatformExecutor"
 _KEYS = {k.name: k for k in config_keys.KUBERNETES_KEYS}
 _CORE_KEYS = {k.name: k for k in config_keys.CORE_KEYS}
+_WORKERS_KEYS = {k.name: k for k in config_keys.WORKERS_KEYS}
+_AIRFLOW_SECTIONS = {"core": _CORE_KEYS, "workers": _WORKERS_KEYS}  # sections shared with Airflow: only these keys
 _TIER_KEYS = {k.name: k for k in config_keys.TIER_KEYS}
 _IMAGE_PARTS = ("worker_container_repository", "worker_container_tag")
-_ENV_SECTIONS = {"KUBERNETES_EXECUTOR": SECTION, "KUBERNETES": ALIAS_SECTION, "CORE": "core"}
+_ENV_SECTIONS = {"KUBERNETES_EXECUTOR": SECTION, "KUBERNETES": ALIAS_SECTION, "CORE": "core", "WORKERS": "workers"}
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ def parse_config(
     settings = [
         Setting(section, key, value, source)
         for section in parser.sections()
-        if section in (*SECTIONS, "core") or section.startswith("kubernetes_tier")
+        if section in (*SECTIONS, *_AIRFLOW_SECTIONS) or section.startswith("kubernetes_tier")
         for key, value in parser.items(section)
     ]
     settings.extend(env_settings(os.environ if environ is None else environ))
@@ -94,7 +98,7 @@ def parse_config(
 
 
 def env_settings(environ: Mapping[str, str]) -> list[Setting]:
-    """``AIRFLOW__KUBERNETES_EXECUTOR__X``, ``AIRFLOW__KUBERNETES__X`` and ``AIRFLOW__CORE__X``."""
+    """``AIRFLOW__<section>__<key>`` of the sections read here (kubernetes_executor, kubernetes, core, workers)."""
     out = []
     for name in sorted(environ):
         if not name.startswith("AIRFLOW__"):
@@ -112,9 +116,12 @@ def build_config(settings: Iterable[Setting], *, source: str) -> ExecutorConfig:
     for setting in settings:
         if setting.section.startswith("kubernetes_tier"):
             tier_settings.setdefault(setting.section, []).append(setting)
-        elif setting.section == "core":
-            if setting.key in ("executor", *_CORE_KEYS):
-                _choose(chosen, f"core.{setting.key}", setting)
+        elif setting.section in _AIRFLOW_SECTIONS:
+            if setting.key in _AIRFLOW_SECTIONS[setting.section] or (setting.section, setting.key) == (
+                "core",
+                "executor",
+            ):
+                _choose(chosen, f"{setting.section}.{setting.key}", setting)
         else:
             _choose(chosen, _kubernetes_key(setting), setting)
     values: dict[str, Any] = {}
@@ -124,7 +131,7 @@ def build_config(settings: Iterable[Setting], *, source: str) -> ExecutorConfig:
         if key in config_keys.OBSOLETE or key in config_keys.ONLY_DEFAULT or _unset(key, setting):
             continue
         origin[key] = setting
-        values[key] = _parse(key, setting, _CORE_KEYS if section == "core" else _KEYS)
+        values[key] = _parse(key, setting, _AIRFLOW_SECTIONS.get(section, _KEYS))
     _combine_image_parts(values, origin)
     tiers = tuple(_tier(section, items) for section, items in tier_settings.items())
     if tiers:
@@ -161,7 +168,7 @@ def _choose(chosen: dict[str, Setting], target: str, setting: Setting) -> None:
 
 def _unset(key: str, setting: Setting) -> bool:
     """Airflow reads an empty value of its own keys as "not set" (comma lists excepted: empty is a list)."""
-    table = _CORE_KEYS if setting.section == "core" else _KEYS
+    table = _AIRFLOW_SECTIONS.get(setting.section, _KEYS)
     spec = table.get(key)
     airflow_key = (spec is not None and spec.airflow) or key in _IMAGE_PARTS
     return airflow_key and not setting.value.strip() and key not in config_keys.EMPTY_IS_A_VALUE

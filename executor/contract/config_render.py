@@ -18,9 +18,10 @@ HEADER = "# Generated from the platform's stack configuration; edit the stack, n
 
 
 def render_config(config: ExecutorConfig, *, header: str = HEADER) -> str:
-    """airflow.cfg text with ``[core]``, ``[kubernetes_executor]`` and one section per tier."""
+    """airflow.cfg text with ``[core]``, ``[workers]``, ``[kubernetes_executor]`` and one section per tier."""
     lines = [header.rstrip("\n"), "[core]", f"executor = {config.executor}"]
     lines.extend(_key_lines(config, config_keys.CORE_KEYS, comments=False))
+    lines.extend(["", "[workers]", *_key_lines(config, config_keys.WORKERS_KEYS, comments=True)])
     lines.extend(["", f"[{SECTION}]", *_key_lines(config, config_keys.KUBERNETES_KEYS, comments=True)])
     for tier in config.tiers:
         lines.extend(["", f"[{TIER_PREFIX}{tier.name}]", *_key_lines(tier, config_keys.TIER_KEYS, comments=False)])

@@ -43,6 +43,14 @@ def check_cross_fields(config: ExecutorConfig, origin: Mapping[str, Setting], so
             f"worker_resource_request_{resource}",
             f"request is greater than worker_resource_limit_{resource} = {config.default_limits()[resource]!r}",
         )
+    if config.execution_api_retry_wait_min > config.execution_api_retry_wait_max:
+        key = (
+            "execution_api_retry_wait_min"
+            if "execution_api_retry_wait_min" in origin
+            else "execution_api_retry_wait_max"
+        )
+        fail(key, f"execution_api_retry_wait_min is greater than execution_api_retry_wait_max = "
+             f"{config.execution_api_retry_wait_max!r}")  # fmt: skip
     if config.worker_pods_min > config.worker_pods_max:
         fail("worker_pods_min", f"N_min is greater than worker_pods_max = {config.worker_pods_max}")
     directory = posixpath.normpath(config.pod_template_dir)

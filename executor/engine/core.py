@@ -25,6 +25,14 @@ Exactly once
     * A pod we give up on while it is not terminal (pending timeout, fatal image error,
       creation timeout, start deadline, revocation) is always deleted, so it can never start
       behind our back.
+
+Ownership (several schedulers in one namespace)
+    The engine acts only on pods labelled ``airflow-worker=<scheduler_instance_id>``: it watches,
+    adopts, cleans up and counts against ``worker_pods_max`` only those.  A pod that another
+    scheduler relabelled to itself (Airflow's orphan adoption) is handed over, never failed or
+    deleted (:mod:`~airflow_k8s.executor.engine.lifecycle`); N_min is kept once per namespace by the
+    scheduler :meth:`Engine.share_warm_capacity` names the keeper
+    (:mod:`~airflow_k8s.executor.engine.placeholders`).
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ from airflow_k8s.executor.engine import messages as m
 from airflow_k8s.executor.engine.effects import PodEffects
 from airflow_k8s.executor.engine.lifecycle import TaskLifecycle
 from airflow_k8s.executor.engine.metrics import EngineMetrics
-from airflow_k8s.executor.engine.placeholders import PlaceholderPool
+from airflow_k8s.executor.engine.placeholders import PlaceholderPool, WarmShare
 from airflow_k8s.executor.engine.records import State
 from airflow_k8s.executor.engine.scheduling import Dispatcher
 from airflow_k8s.executor.kube.client import KubeClient
@@ -105,6 +113,7 @@ class Engine:
         options: EngineOptions | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_running: Callable[[TaskKey, str], None] | None = None,
+        on_released: Callable[[TaskKey, str], None] | None = None,
     ) -> None:
         self.config = config
         self.templates = templates
@@ -140,6 +149,7 @@ class Engine:
             placeholders=self.placeholders,
             clock=clock,
             on_running=on_running,
+            on_released=on_released,
             log_tail_lines=self.options.log_tail_lines,
         )
         self.launcher = Launcher(
@@ -197,6 +207,10 @@ class Engine:
     def revoke(self, key: TaskKey) -> None:
         """Forget a task and delete its pod, recording nothing (Airflow's ``revoke_task``)."""
         self.post(m.Revoke(key))
+
+    def share_warm_capacity(self, share: WarmShare) -> None:
+        """Set this scheduler's part in keeping N_min warm (:class:`~.placeholders.WarmShare`)."""
+        self.post(m.ShareWarmCapacity(share))
 
     def start(self) -> None:
         self.dispatcher.placements = capacity.tier_placements(
@@ -357,6 +371,11 @@ class Engine:
                 self.dispatcher.nodes = nodes
             case m.PlaceholderGone(name):
                 self.placeholders.delete_done(name)
+            case m.ShareWarmCapacity(share):
+                self.placeholders.share = share
+                self.metrics.placeholder_keeper.set(1 if share.keeper else 0)
+            case m.OwnerChecked(name, found):
+                life.owner_checked(name, found)
             case m.Stop():
                 pass
 

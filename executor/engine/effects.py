@@ -1,11 +1,12 @@
-"""Slow pod side effects, run off the loop thread: read a failed pod's log, clean up, delete placeholders.
+"""Slow pod side effects, run off the loop thread: read a failed pod's log, clean up, delete placeholders,
+look up a pod that left the watch.
 
 Each job runs on a small thread pool and reports back by posting a message (``Finished``,
-``Cleaned``, ``PlaceholderGone``), so the loop thread never waits on the API.  Cleanup retries
-transient errors (and RBAC 403s shortly after a disruption of the API server: a restarted server
-refuses valid credentials for a moment, see :mod:`~airflow_k8s.executor.kube.disruption`) and
-treats 404 as done: deleting or labelling a pod twice is harmless, which is what makes the
-engine's cleanup idempotent across restarts.
+``Cleaned``, ``PlaceholderGone``, ``OwnerChecked``), so the loop thread never waits on the API.
+Cleanup retries transient errors (and RBAC 403s shortly after a disruption of the API server: a
+restarted server refuses valid credentials for a moment, see
+:mod:`~airflow_k8s.executor.kube.disruption`) and treats 404 as done: deleting or labelling a pod
+twice is harmless, which is what makes the engine's cleanup idempotent across restarts.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
 from airflow_k8s.executor.contract.errors import KubeApiError, NotFound
-from airflow_k8s.executor.engine.messages import Cleaned, Finished, Message, PlaceholderGone
+from airflow_k8s.executor.engine.messages import Cleaned, Finished, Message, OwnerChecked, PlaceholderGone
 from airflow_k8s.executor.engine.metrics import EngineMetrics
 from airflow_k8s.executor.kube.client import KubeClient
 from airflow_k8s.executor.kube.retry import RetryPolicy, call_with_retry, is_rbac_denial
@@ -62,6 +64,10 @@ class PodEffects:
     def delete_placeholder(self, namespace: str, name: str) -> None:
         self.pool.submit(self._delete_placeholder, namespace, name)
 
+    def check_owner(self, namespace: str, name: str) -> None:
+        """GET a pod that left the watch; the answer (None: it is gone) comes as ``OwnerChecked``."""
+        self.pool.submit(self._check_owner, namespace, name)
+
     def retry_later(self, name: str, result: TaskResult, delay: float = 1.0) -> None:
         """Post the outcome again after ``delay`` seconds (the sink failed to record it)."""
         timer = threading.Timer(delay, self.post, args=(Finished(name, result),))
@@ -100,6 +106,24 @@ class PodEffects:
                 self.metrics.api_error(exc.status, "delete" if delete else "patch")
                 log.error("cleanup of pod %s failed: %s", name, exc)
         self.post(Cleaned(name))
+
+    def _check_owner(self, namespace: str, name: str) -> None:
+        found: dict[str, Any] | None = None
+        try:
+            found = call_with_retry(
+                lambda: self.kube.get_pod(namespace, name),
+                policy=self.retry,
+                sleep=self.stop_event.wait,
+                what=f"get {name}",
+            )
+        except NotFound:
+            pass
+        except KubeApiError as exc:  # cannot tell: treat it as gone, as before ownership was checked
+            if self.stop_event.is_set():
+                return
+            self.metrics.api_error(exc.status, "get")
+            log.warning("cannot look up pod %s that left the watch: %s", name, exc)
+        self.post(OwnerChecked(name, found))
 
     def _delete_placeholder(self, namespace: str, name: str) -> None:
         try:

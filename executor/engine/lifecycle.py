@@ -15,6 +15,15 @@ Exactly once:
   start deadline, revocation) is always deleted, so it can never start behind our back.
 * A relaunch (Airflow's ``pod_launch_failure_retries``) asked for while the failed pod is still
   being cleaned up waits for that cleanup, then replaces the pod; it is never dropped.
+
+Ownership (several schedulers in one namespace):
+
+* A pod that leaves this scheduler's watch (a DELETED event, or missing from a relist) is not
+  assumed deleted: a label-selector watch reports a pod whose ``airflow-worker`` label now names
+  another scheduler - one that adopted it, believing this one dead - exactly like a deletion.
+  One GET decides: gone, and the task fails with ``PodDeleted`` as before; still there and
+  labelled for another scheduler, and the task is *handed over*: forgotten without a result,
+  its pod neither deleted nor labelled, ``on_released`` told.
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ class TaskLifecycle:
         placeholders: PlaceholderPool,
         clock: Callable[[], float],
         on_running: Callable[[TaskKey, str], None] | None = None,
+        on_released: Callable[[TaskKey, str], None] | None = None,
         log_tail_lines: int = 20,
     ) -> None:
         self.config = config
@@ -66,6 +76,7 @@ class TaskLifecycle:
         self.placeholders = placeholders
         self.clock = clock
         self.on_running = on_running
+        self.on_released = on_released
         self.log_tail_lines = log_tail_lines
         self.book = TaskBook()
         self.relaunch_after_cleanup: dict[TaskKey, Task] = {}  # relaunches waiting for the old record to go
@@ -138,11 +149,13 @@ class TaskLifecycle:
             return
         if rec.state in (State.QUEUED, State.LAUNCHING):
             self._mark_created(rec, pod)
-        rec.pod = None if deleted else pod
+        if deleted:
+            rec.pod = pod  # its last state, for the verdict
+            self._vanished(rec, "the pod was deleted before it finished (evicted, preempted or by hand)")
+            return
+        rec.pod = pod
         if status.terminal:
             self._finish(rec, pod, status)
-        elif deleted:
-            self.fail(rec, "PodDeleted", "the pod was deleted before it finished (evicted, preempted or by hand)")
         elif status.phase == "Running" and rec.state is State.PENDING:
             self.book.set_state(rec, State.RUNNING)
             if rec.task is not None:
@@ -181,9 +194,57 @@ class TaskLifecycle:
             in_scope = scope is None or rec.namespace == scope
             gone = rec.pod_name not in seen and 0 <= rec.created_rv <= listed_rv
             if in_scope and gone and rec.state in (State.PENDING, State.RUNNING):
-                self.fail(rec, "PodDeleted", "the pod disappeared while the watch was down")
+                self._vanished(rec, "the pod disappeared while the watch was down")
         if scope in (None, self.config.namespace):
             self.placeholders.relisted(seen)
+
+    # -- ownership ----------------------------------------------------------------------------
+    def _vanished(self, rec: Record, message: str) -> None:
+        """The pod left this scheduler's watch: ask the API whether it is gone or handed over."""
+        if rec.vanished is None:
+            rec.vanished = message
+            self.effects.check_owner(self._namespace(rec), rec.pod_name)
+
+    def owner_checked(self, name: str, found: dict[str, Any] | None) -> None:
+        """The verdict on a pod that left the watch: ``found`` is what a GET returned (None: 404)."""
+        rec = self.book.get(name)
+        if rec is None or rec.vanished is None:
+            return
+        message, rec.vanished = rec.vanished, None
+        if rec.state in FINAL or rec.state is State.FINISHING:
+            return
+        metadata = (found or {}).get("metadata") or {}
+        same_pod = found is not None and (rec.uid is None or metadata.get("uid") == rec.uid)
+        if same_pod and found is not None:
+            labels = metadata.get("labels") or {}
+            owner = labels.get(identity.LABEL_INSTANCE, "")
+            if labels.get(identity.LABEL_EXECUTOR) != "True" or owner != self.config.scheduler_instance_id:
+                self._release(rec, owner)
+            else:  # still ours (it came back into the watch meanwhile)
+                self.observe(found)
+            return
+        last = rec.pod or {}
+        status = pod_status(last)
+        rec.pod = None
+        if status.terminal:
+            self._finish(rec, last, status)
+        else:
+            # Gone (or another incarnation of the name, which is not this record's to delete).
+            self.fail(rec, "PodDeleted", message, delete=found is None)
+
+    def _release(self, rec: Record, owner: str) -> None:
+        """Hand a task over to the scheduler that now owns its pod: no result, no cleanup, no event."""
+        log.warning(
+            "pod %s of task %s now belongs to scheduler %r (it adopted the pod); handing the task over",
+            rec.pod_name,
+            rec.key,
+            owner,
+            extra={"event": "handed_over", "pod": rec.pod_name},
+        )
+        self.metrics.handed_over.inc()
+        self.book.forget(rec, gone=False)
+        if self.on_released is not None:
+            self.on_released(rec.key, owner)
 
     def _mark_created(self, rec: Record, pod: dict[str, Any]) -> None:
         rec.created_at = self._created_at(pod)
@@ -275,7 +336,7 @@ class TaskLifecycle:
             started_at=status.started_at,
             finished_at=status.finished_at or datetime.now(UTC),
         )
-        if success:
+        if success and not (rec.task is not None and rec.task.log_tail_on_success):
             self.finished(rec.pod_name, result)
         else:
             self.effects.read_log_then_finish(self._namespace(rec), result, self.log_tail_lines)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_k8s.executor.engine.placeholders import WarmShare
 from airflow_k8s.executor.pods.capacity import Node
 from airflow_k8s.executor.tasks.key import TaskKey
 from airflow_k8s.executor.tasks.results import TaskResult
@@ -102,11 +103,26 @@ class PlaceholderGone:
 
 
 @dataclass(frozen=True, slots=True)
+class ShareWarmCapacity:
+    """This scheduler's part in keeping N_min warm, among the schedulers sharing the namespace."""
+
+    share: WarmShare
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerChecked:
+    """What a GET found for pod ``name`` after it left this scheduler's watch (None: it is gone)."""
+
+    name: str
+    pod: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     """Wake the loop so it notices the stop flag."""
 
 
 Message = (
     Submit | Revoke | PodEvent | Relisted | Launched | LaunchFailed | Finished | Cleaned | NodesListed
-    | PlaceholderGone | Stop
+    | PlaceholderGone | ShareWarmCapacity | OwnerChecked | Stop
 )  # fmt: skip

@@ -45,6 +45,17 @@ class EngineMetrics:
         self.unschedulable = Gauge(
             "airflow_executor_pods_unschedulable", "Pending task pods the scheduler cannot place.", registry=r
         )
+        self.handed_over = Counter(
+            "airflow_executor_pods_handed_over",
+            "Task pods another scheduler adopted from this one (tasks handed over, not failed).",
+            registry=r,
+        )
+        self.placeholder_keeper = Gauge(
+            "airflow_executor_placeholder_keeper",
+            "1 when this scheduler keeps the namespace's placeholder pods (one of several schedulers does).",
+            registry=r,
+        )
+        self.placeholder_keeper.set(1)
         self._rate_lock = threading.Lock()
         self._rate = 0.0
         self._rate_stamp = time.monotonic()

@@ -9,6 +9,11 @@ a cluster autoscaler keeps nodes for them), and the executor deletes them as tas
 
 Placeholders have deterministic names ``<instance>-placeholder-<i>``, so creating one twice is
 a 409, and reconciling after a restart is a matter of comparing indices.
+
+Several schedulers in one namespace (Airflow 3 runs them active-active) keep N_min once, not
+once each: a :class:`WarmShare` says whether this scheduler is the one that keeps the
+namespace's placeholders, and how many tasks the others want, so P(t) is the namespace's.
+Alone (the default share), a scheduler keeps them against its own P(t).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from airflow_k8s.executor.contract.config import ExecutorConfig
@@ -24,6 +30,21 @@ from airflow_k8s.executor.pods.templates import TemplateStore
 from airflow_k8s.executor.tasks import identity
 
 PAUSE_USER = 65535  # the pause image's non-root user
+
+
+@dataclass(frozen=True)
+class WarmShare:
+    """This scheduler's part in keeping N_min warm.
+
+    ``keeper``: it keeps the namespace's placeholders (one scheduler does; the others keep none).
+    ``wanted_elsewhere``: P(t) of the other schedulers, added to this one's.
+    """
+
+    keeper: bool = True
+    wanted_elsewhere: int = 0
+
+
+ALONE = WarmShare()
 
 
 def desired_placeholders(n_min: int, n_max: int, wanted: int) -> int:
@@ -104,6 +125,7 @@ class PlaceholderPool:
         self.templates = templates
         self.backoff = backoff
         self.pods: dict[str, bool] = {}  # name -> seen in the cluster (False: create in flight)
+        self.share = ALONE
         self._deleting: set[str] = set()
         self._pause_until = 0.0
 
@@ -135,8 +157,15 @@ class PlaceholderPool:
         self._deleting.discard(name)
 
     def plan(self, now: float, wanted: int) -> tuple[list[tuple[str, Callable[[], dict[str, Any]]]], list[str]]:
-        """(creations as (name, build), deletions) bringing the pool to N_min - P(t), capped by N_max."""
+        """(creations as (name, build), deletions) bringing the pool to N_min - P(t), capped by N_max.
+
+        P(t) is ``wanted`` plus what the other schedulers want; a scheduler that is not the keeper
+        brings its pool to zero.
+        """
+        wanted += self.share.wanted_elsewhere
         desired = desired_placeholders(self.config.worker_pods_min, self.config.worker_pods_max, wanted)
+        if not self.share.keeper:
+            desired = 0
         indexed = {placeholder_index(n): n for n in self.pods}
         deletions = []
         for index in sorted((i for i in indexed if i is not None and i >= desired), reverse=True):

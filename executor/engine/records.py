@@ -57,6 +57,7 @@ class Record:
     launch_pending: bool = False  # a create is in flight: keep the record until it answers
     early: tuple[dict[str, Any], bool] | None = None  # (pod, deleted) seen while a relaunch's create was in flight
     give_up: str | None = None  # set by a failure the engine decided: "delete" the pod, or "forget" (none)
+    vanished: str | None = None  # the pod left the watch; a GET decides (the message if it is gone)
 
 
 class TaskBook:
@@ -99,11 +100,15 @@ class TaskBook:
             else:
                 bucket.discard(rec.pod_name)
 
-    def forget(self, rec: Record) -> None:
-        """Drop a finished task from memory (the result sink remembers it); its pod's UID is remembered as gone."""
+    def forget(self, rec: Record, *, gone: bool = True) -> None:
+        """Drop a finished task from memory (the result sink remembers it); its pod's UID is remembered as gone.
+
+        ``gone=False`` (a pod handed over to another scheduler): the UID is not remembered, so the
+        pod is adopted again if it is ever handed back.
+        """
         if self.records.pop(rec.pod_name, None) is None:
             return
-        if rec.uid is not None:
+        if gone and rec.uid is not None:
             self.gone[rec.uid] = None
             while len(self.gone) > GONE_MAX:
                 self.gone.popitem(last=False)

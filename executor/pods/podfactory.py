@@ -16,7 +16,9 @@ Merge order, each step applied on top of the previous one:
    appended.  Templates exist to specialise pods, so a heavy template's 2 CPUs and its
    compute-optimized node selector survive the global defaults.  With ``[core]
    execution_api_server_url`` set, the base container gets ``AIRFLOW__CORE__EXECUTION_API_SERVER_URL``
-   (the Execution API is all an Airflow 3 worker talks to).
+   (the Execution API is all an Airflow 3 worker talks to) and, unless the template sets them, how
+   the Task SDK retries it: ``AIRFLOW__WORKERS__EXECUTION_API_RETRIES``, ``_RETRY_WAIT_MIN``,
+   ``_RETRY_WAIT_MAX`` from ``[workers]`` (the executor's defaults ride out an api-server restart).
 3. **Tier** (the task's ``tier``, or the one the scheduler chose for ``tier: auto``): its
    requests/limits replace those keys on the base container.
 4. **Task overrides** (``kubernetes_config``): ``image`` replaces; ``resources`` replace per key
@@ -166,11 +168,24 @@ def _set_env(container: dict[str, Any], name: str, value: str) -> None:
     env.append({"name": name, "value": value})
 
 
+def task_api_env(config: ExecutorConfig) -> dict[str, str]:
+    """How a task pod's Task SDK retries the Execution API (Airflow's ``[workers]`` keys as env vars)."""
+    return {
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": str(config.execution_api_retries),
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MIN": repr(config.execution_api_retry_wait_min),
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MAX": repr(config.execution_api_retry_wait_max),
+    }
+
+
 def _apply_config(pod: dict[str, Any], base: dict[str, Any], config: ExecutorConfig, namespace: str) -> None:
     spec = pod["spec"]
     pod.setdefault("metadata", {})["namespace"] = namespace
     if config.execution_api_server_url:
         _set_env(base, EXECUTION_API_ENV, config.execution_api_server_url)
+        present = {item.get("name") for item in base.get("env") or ()}
+        for name, value in task_api_env(config).items():
+            if name not in present:
+                _set_env(base, name, value)
     if config.worker_container_image:
         base["image"] = config.worker_container_image
     base.setdefault("imagePullPolicy", config.image_pull_policy)

@@ -88,6 +88,9 @@ class Task:
     overrides: KubernetesOverrides = KubernetesOverrides()
     start_deadline: datetime | None = None
     ti_id: str | None = None
+    # Read the pod's last log lines even when it succeeds: set on a try Airflow handed back, whose
+    # log says whether the task asked for it (executor.airflow.reschedules).
+    log_tail_on_success: bool = False
 
     @classmethod
     def from_dict(cls, data: object, *, source: str = "task") -> Task:

@@ -3,11 +3,18 @@
 :func:`control_plane_pod` builds the pod spec of a :class:`Role` (scheduler, api-server,
 dag-processor, triggerer, migration Job).  What every role shares, and why:
 
-* the platform image (``airflowImage``: apache/airflow 3.x + this package) running as the image's
-  ``airflow`` user (UID 50000, group 0 owns its files - the image's convention) with PSS
+* the platform image (``airflowImage``: apache/airflow 3.x + this package) running as
+  ``runAsUser``/``runAsGroup`` (default the official image's ``airflow`` user, UID 50000, and
+  group 0, which owns its files) with PSS
   restricted, a read-only root filesystem, no privilege escalation, all capabilities dropped,
   RuntimeDefault seccomp, requests and limits from the role's stack keys;
 * ``args`` only (the image's entrypoint - tini and Airflow's own - stays in charge);
+* the layout never left to the image: ``AIRFLOW_HOME`` and ``AIRFLOW_CONFIG`` are set explicitly
+  to where the platform mounts airflow.cfg (an image built with another ``AIRFLOW_HOME`` would
+  otherwise run with default settings; the image preflight reports such images).  ``HOME`` is
+  left to the image: the official image keeps its Python packages in ``~/.local`` (the user
+  site), which a different ``HOME`` would hide; ``PYTHONPATH`` is not needed (Airflow puts the
+  DAGs, plugins and config folders on ``sys.path`` itself);
 * airflow.cfg mounted read-only with ``subPath`` at ``$AIRFLOW_HOME/airflow.cfg`` (a subPath
   mount never sees ConfigMap updates: the ``airflow-k8s/config-sha256`` pod annotation rolls the
   pods instead), emptyDirs for the only paths Airflow writes (``/opt/airflow/logs``, ``/tmp``);
@@ -74,11 +81,21 @@ class Runtime:
     image: str
     image_pull_policy: str
     resources: ResourcesSpec
+    run_as_user: int = RUN_AS_USER  # stack key runAsUser
+    run_as_group: int = RUN_AS_GROUP  # stack key runAsGroup
+
+
+def layout_env() -> list[dict[str, Any]]:
+    """Where Airflow finds its home and airflow.cfg: set explicitly, never the image's."""
+    return [
+        {"name": "AIRFLOW_HOME", "value": AIRFLOW_HOME},
+        {"name": "AIRFLOW_CONFIG", "value": AIRFLOW_CFG_PATH},
+    ]
 
 
 def _env(role: Role, secret: str) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
-        {"name": "AIRFLOW_HOME", "value": AIRFLOW_HOME},
+        *layout_env(),
         {"name": "PYTHONUNBUFFERED", "value": "1"},
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
     ]
@@ -146,9 +163,9 @@ def control_plane_pod(role: Role, runtime: Runtime, wiring: PodWiring) -> dict[s
         "terminationGracePeriodSeconds": role.termination_grace_seconds,
         "securityContext": {
             "runAsNonRoot": True,
-            "runAsUser": RUN_AS_USER,
-            "runAsGroup": RUN_AS_GROUP,
-            "fsGroup": RUN_AS_GROUP,
+            "runAsUser": runtime.run_as_user,
+            "runAsGroup": runtime.run_as_group,
+            "fsGroup": runtime.run_as_group,
             "fsGroupChangePolicy": "OnRootMismatch",
             "seccompProfile": {"type": "RuntimeDefault"},
         },

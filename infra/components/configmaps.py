@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -40,7 +40,7 @@ from airflow_k8s.infra.components.airflowcfg import ControlPlaneSettings, execut
 from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
 from airflow_k8s.infra.components.names import TEMPLATES_LABEL, PlatformNames
 from airflow_k8s.infra.components.podtemplates import TemplateWiring, render_template
-from airflow_k8s.infra.config.args import ExecutorSettings
+from airflow_k8s.infra.config.args import ExecutorSettings, PodIdentitySpec
 
 AIRFLOW_CFG_KEY = "airflow.cfg"
 DEFAULT_TEMPLATE = "default_template.yaml"
@@ -112,6 +112,7 @@ class ExecutorConfigMapsArgs:
     templates: Mapping[str, Mapping[str, Any]]
     control_plane: ControlPlaneSettings
     api_server_service: str
+    identity: PodIdentitySpec = field(default_factory=PodIdentitySpec)  # runAsUser/runAsGroup of the templates
 
 
 class ExecutorConfigMaps(pulumi.ComponentResource):
@@ -145,7 +146,13 @@ class ExecutorConfigMaps(pulumi.ComponentResource):
         self.airflow_config_map = name_of(cfg_map)
 
         def publish_templates(values: list[Any]) -> dict[str, str]:
-            wiring = TemplateWiring(config_map=values[0], pvc=values[1], service_account=values[2])
+            wiring = TemplateWiring(
+                config_map=values[0],
+                pvc=values[1],
+                service_account=values[2],
+                run_as_user=args.identity.run_as_user,
+                run_as_group=args.identity.run_as_group,
+            )
             return {key: render_template(key, args.templates[key], wiring) for key in sorted(args.templates)}
 
         self.templates = pulumi.Output.all(self.airflow_config_map, args.dags_claim, args.worker_service_account).apply(

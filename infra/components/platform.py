@@ -10,6 +10,7 @@ Composition (each a component of its own, all children of this one)::
     AirflowSecret           database URL, Fernet key, JWT secret, [api] secret_key (given or generated)
     ExecutorConfigMaps      airflow.cfg (executor + control plane) + pod templates, wired to the names
     NodePools               Karpenter NodePools / patched existing nodes / declared only
+    ImageChecks             a preflight Job per image (worker, airflow) before anything runs them (``imagePreflight``)
     DatabaseMigration       ``airflow db migrate`` Job, once per release, before the Deployments roll
     SchedulerDeployment     ``airflow scheduler`` running the executor + metrics Service + PDB
     ApiServerDeployment     ``airflow api-server`` (UI + Execution API) + Service + PDB
@@ -34,6 +35,8 @@ ResourceQuota holds what may run at once.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import pulumi
@@ -50,6 +53,7 @@ from airflow_k8s.infra.components.controlplane import (
     ServicePort,
     TriggererDeployment,
 )
+from airflow_k8s.infra.components.imagecheck import ImageCheckArgs, ImageChecks
 from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child
 from airflow_k8s.infra.components.migration import DatabaseMigration, MigrationArgs
 from airflow_k8s.infra.components.monitoring import PodMonitorArgs, SchedulerPodMonitor
@@ -57,7 +61,13 @@ from airflow_k8s.infra.components.names import PlatformNames
 from airflow_k8s.infra.components.namespace import NamespaceArgs, PlatformNamespace
 from airflow_k8s.infra.components.network import NetworkFeatures, NetworkPolicies, NetworkPoliciesArgs
 from airflow_k8s.infra.components.nodepools import NodePools, NodePoolsArgs
-from airflow_k8s.infra.components.preflight import PlatformArgs, PreflightError, control_plane_settings, preflight
+from airflow_k8s.infra.components.preflight import (
+    PlatformArgs,
+    PreflightError,
+    control_plane_settings,
+    executor_wiring,
+    preflight,
+)
 from airflow_k8s.infra.components.priority import PriorityArgs, PriorityClasses
 from airflow_k8s.infra.components.rbac import ExecutorRbac, RbacArgs
 from airflow_k8s.infra.components.secrets import AirflowSecret, AirflowSecretArgs
@@ -84,6 +94,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
     dag_processor_deployment: pulumi.Output[str]
     triggerer_deployment: pulumi.Output[str | None]
     migration_job: pulumi.Output[str]
+    image_check_jobs: pulumi.Output[list[str]]
     metrics_service: pulumi.Output[str]
     pod_monitor: pulumi.Output[str | None]
     config_checksum: pulumi.Output[str]
@@ -135,6 +146,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
                 templates=args.templates,
                 control_plane=control_plane_settings(name, c),
                 api_server_service=names.api_server_service,
+                identity=c.identity,
             ),
             opts=child(self),
         )
@@ -146,13 +158,36 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
 
         def runtime(role: str) -> Runtime:
             cp = c.control_plane
-            return Runtime(cp.image, cp.image_pull_policy, cp.resources_of(role))
+            return Runtime(
+                cp.image, cp.image_pull_policy, cp.resources_of(role), c.identity.run_as_user, c.identity.run_as_group
+            )
 
+        checks: list[pulumi.Resource] = []
+        before_migration: list[pulumi.Resource] = []
+        check_names: list[pulumi.Output[str]] = []
+        if c.image_preflight.enabled:
+            image_checks = ImageChecks(
+                f"{name}-image-checks",
+                ImageCheckArgs(
+                    names=names, namespace=namespace, airflow_version=c.image_preflight.airflow_version,
+                    worker_image=c.executor.worker_image, airflow_runtime=runtime("scheduler"),
+                    execution_api_url=executor_wiring(name, c).execution_api_url,
+                    executor_config=config_maps.executor_config, templates=config_maps.templates,
+                    template_fingerprint=template_fingerprint(args, c),
+                    control_plane_service_account=rbac.control_plane_service_account,
+                    airflow_config_map=config_maps.airflow_config_map,
+                    templates_config_map=config_maps.templates_config_map, dags_claim=dags.claim_name,
+                    template_dir=c.executor.pod_template_dir, after=[network],
+                ),
+                opts=child(self),
+            )  # fmt: skip
+            checks, check_names = list(image_checks.jobs), image_checks.job_names
+            before_migration = [image_checks.airflow_job]
         migration = DatabaseMigration(
             f"{name}-db-migrate",
             MigrationArgs(
                 names, runtime("migration"), namespace, rbac.control_plane_service_account,
-                config_maps.airflow_config_map, secret.secret_name, after=[network],
+                config_maps.airflow_config_map, secret.secret_name, after=[network, *before_migration],
             ),
             opts=child(self),
         )  # fmt: skip
@@ -171,7 +206,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
                     service_account=service_account, airflow_config_map=config_maps.airflow_config_map,
                     templates_config_map=config_maps.templates_config_map, dags_claim=dags.claim_name,
                     secret=secret.secret_name, template_dir=c.executor.pod_template_dir,
-                    checksum=config_maps.checksum, after=[migration.job], **extra,
+                    checksum=config_maps.checksum, after=[migration.job, *checks], **extra,
                 ),
                 opts=child(self),
             )  # fmt: skip
@@ -215,6 +250,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
         self.dag_processor_deployment = dag_processor.deployment_name
         self.triggerer_deployment = triggerer
         self.migration_job = migration.job_name
+        self.image_check_jobs = pulumi.Output.all(*check_names) if check_names else pulumi.Output.from_input([])
         self.metrics_service = scheduler.service_name
         self.pod_monitor = monitor
         self.config_checksum = config_maps.checksum
@@ -247,7 +283,17 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
             "dagProcessorDeploymentName": self.dag_processor_deployment,
             "triggererDeploymentName": self.triggerer_deployment,
             "migrationJobName": self.migration_job,
+            "imageCheckJobNames": self.image_check_jobs,
             "metricsServiceName": self.metrics_service,
             "podMonitorName": self.pod_monitor,
             "configChecksum": self.config_checksum,
         }
+
+
+def template_fingerprint(args: PlatformArgs, config: Any) -> str:
+    """A digest of what shapes the worker check's pod, from known values (the Job's name needs it at preview)."""
+    e = config.executor
+    shaping = {"templates": args.templates, "image": e.worker_image, "pull": e.image_pull_policy,
+               "dir": e.pod_template_dir, "namespace": config.namespace}  # fmt: skip
+    text = json.dumps(shaping, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -14,7 +14,14 @@ Airflow 3 task pods need no database URL, Fernet key or JWT secret (they call th
 with the token in their workload), and the only Secret the platform creates holds exactly those
 control-plane credentials - a template reaching for it is refused, whatever name it uses.
 The service account is always the worker's: a template naming another one (say, the
-scheduler's, which may create pods) is overridden.
+scheduler's, which may create pods) is overridden.  So are the user and group the pod runs as
+(``runAsUser``/``runAsGroup``/``fsGroup`` from the stack keys ``runAsUser``/``runAsGroup``): one
+setting for every pod of the platform.
+
+Task pods never depend on the image's layout: where a template's ``base`` container mounts the
+platform's airflow.cfg, ``AIRFLOW_CONFIG`` is set to that path and ``AIRFLOW_HOME`` to its
+directory, unless the template sets them (the shipped templates do, explicitly); a template whose
+``AIRFLOW_CONFIG`` names another path than its airflow.cfg mount is refused.
 
 :func:`render_template` dumps the result and parses it back with the executor's own
 :func:`airflow_k8s.executor.pods.templates.parse_template` (schema, PSS restricted), then applies the platform's
@@ -47,11 +54,40 @@ NO_SECRETS = (
 
 @dataclass(frozen=True)
 class TemplateWiring:
-    """The real names of the objects templates refer to."""
+    """The real names of the objects templates refer to, and the user pods run as."""
 
     config_map: str
     pvc: str
     service_account: str
+    run_as_user: int = 50000
+    run_as_group: int = 0
+
+
+def _pin_layout(spec: dict[str, Any], config_map: str, problems: list[str]) -> None:
+    """AIRFLOW_CONFIG / AIRFLOW_HOME of the base container from its airflow.cfg mount (module doc)."""
+    volumes = {v.get("name"): v for v in spec.get("volumes") or []}
+    for index, container in enumerate(spec.get("containers") or []):
+        if container.get("name") != "base":
+            continue
+        mounts = [
+            m
+            for m in container.get("volumeMounts") or []
+            if ((volumes.get(m.get("name")) or {}).get("configMap") or {}).get("name") == config_map
+            and str(m.get("mountPath", "")).endswith("/airflow.cfg")
+        ]
+        if not mounts:
+            continue
+        path = mounts[0]["mountPath"]
+        env = container.setdefault("env", [])
+        values = {e.get("name"): e.get("value") for e in env}
+        if values.get("AIRFLOW_CONFIG", path) != path:
+            problems.append(
+                f"spec.containers[{index}] (base): AIRFLOW_CONFIG={values['AIRFLOW_CONFIG']!r} but airflow.cfg "
+                f"is mounted at {path!r}"
+            )
+        for name, value in (("AIRFLOW_HOME", path.rsplit("/", 1)[0]), ("AIRFLOW_CONFIG", path)):
+            if name not in values:
+                env.append({"name": name, "value": value})
 
 
 class RewireError(TemplateError):
@@ -108,6 +144,9 @@ def rewire(template: Mapping[str, Any], wiring: TemplateWiring, *, source: str) 
                 if isinstance(env_from.get("configMapRef"), dict):
                     swap(env_from["configMapRef"], "name", cm, f_where)
 
+    _pin_layout(spec, wiring.config_map, problems)
+    context = spec.setdefault("securityContext", {})
+    context.update(runAsUser=wiring.run_as_user, runAsGroup=wiring.run_as_group, fsGroup=wiring.run_as_group)
     spec["serviceAccountName"] = wiring.service_account
     spec.pop("serviceAccount", None)  # deprecated alias; it would fight serviceAccountName
     if problems:

@@ -73,7 +73,11 @@ def preflight(name: str, args: PlatformArgs) -> None:
     names = PlatformNames(name)
     problems: list[str] = []
     wiring = TemplateWiring(
-        config_map=names.airflow_config_map, pvc=names.dags_pvc, service_account=names.worker_service_account
+        config_map=names.airflow_config_map,
+        pvc=names.dags_pvc,
+        service_account=names.worker_service_account,
+        run_as_user=c.identity.run_as_user,
+        run_as_group=c.identity.run_as_group,
     )
     for template_name, template in sorted(templates.items()):
         try:

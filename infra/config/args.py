@@ -291,6 +291,30 @@ class ExecutorSettings:
 
 
 @dataclass(frozen=True)
+class PodIdentitySpec:
+    """The user and group every platform pod runs as (control plane, task pods, image checks).
+
+    The official apache/airflow image's ``airflow`` user is uid 50000, and group 0 owns its
+    files.  An image built for another uid sets these; the uid must have a passwd entry in every
+    image (Airflow refuses to start without a user name), which the image preflight checks.
+    """
+
+    run_as_user: int = 50000
+    run_as_group: int = 0
+
+
+@dataclass(frozen=True)
+class ImagePreflightSpec:
+    """The image preflight Jobs (:mod:`airflow_k8s.infra.components.imagecheck`).
+
+    ``airflow_version``: the Airflow release both images must carry (empty: not checked).
+    """
+
+    enabled: bool = True
+    airflow_version: str = "3.3.2"
+
+
+@dataclass(frozen=True)
 class PlatformConfig:
     """Everything the stack config decides, validated (see :mod:`airflow_k8s.infra.config.stack_config`)."""
 
@@ -307,3 +331,5 @@ class PlatformConfig:
     protection: ProtectionSpec = field(default_factory=ProtectionSpec)
     monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
+    identity: PodIdentitySpec = field(default_factory=PodIdentitySpec)
+    image_preflight: ImagePreflightSpec = field(default_factory=ImagePreflightSpec)

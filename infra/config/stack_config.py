@@ -253,4 +253,6 @@ def _platform_config(v: Mapping[str, Any], pools: a.NodePoolsSpec, problems: lis
             metrics_port=v["metricsPort"],
             placeholder_image=v["placeholderImage"],
         ),
+        identity=a.PodIdentitySpec(v["runAsUser"], v["runAsGroup"]),
+        image_preflight=a.ImagePreflightSpec(v["imagePreflight"], v["airflowVersion"]),
     )  # fmt: skip

@@ -162,6 +162,26 @@ KEYS: tuple[StackKey, ...] = (
         "IfNotPresent",
         "image_pull_policy of task pods: Always, IfNotPresent or Never.",
     ),
+    # the user the pods run as, and the image preflight
+    _k(
+        "runAsUser",
+        "integer",
+        50000,
+        "uid of every platform pod (the official image's airflow user); must exist in the images.",
+    ),
+    _k("runAsGroup", "integer", 0, "gid of every platform pod (the official image's files belong to group 0)."),
+    _k(
+        "imagePreflight",
+        "boolean",
+        True,
+        "Check airflowImage and workerImage with a Job each before the control plane rolls (false: skip).",
+    ),
+    _k(
+        "airflowVersion",
+        "string",
+        "3.3.2",
+        "Airflow release both images must carry (the image preflight checks it; empty: not checked).",
+    ),
     _k("workerPodsMin", "integer", 0, "N_min: warm capacity kept by low-priority placeholder pods."),
     _k("workerPodsMax", "integer", 8, "N_max: task pods allowed at once (the ResourceQuota must hold them)."),
     _k("podCreationTimeout", "integer", 600, "Seconds until the API server must have accepted a task pod."),
@@ -473,6 +493,12 @@ def _optional_conn_id(value: str) -> str:
     return value
 
 
+def _optional_version(value: str) -> str:
+    if value and not re.fullmatch(r"[0-9]+(\.[0-9]+){1,3}([a-z0-9.+-]*)", value, re.ASCII):
+        raise ValueError("expected an Airflow release such as 3.3.2 (empty: not checked)")
+    return value
+
+
 _tiers = tuple(t.name for t in DEFAULT_TIERS)
 _cpu = config_keys.cpu
 _memory = config_keys.memory
@@ -495,6 +521,9 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "remoteLogConnId": _optional_conn_id,
     "workerImage": config_keys.image,
     "workerImagePullPolicy": config_keys.pull_policy,
+    "runAsUser": _range(1, 2_147_483_647),  # never root: PSS restricted forbids uid 0
+    "runAsGroup": _range(0, 2_147_483_647),
+    "airflowVersion": _optional_version,
     "workerPodsMin": _executor("worker_pods_min"),
     "workerPodsMax": _executor("worker_pods_max"),
     "podCreationTimeout": _executor("pod_creation_timeout"),

@@ -53,6 +53,18 @@ SKIPS: tuple[Skip, ...] = (
         "because no digest exists before the image is built. airflowImage accepts name@sha256:<digest>, "
         "which production stacks should use.",
     ),
+    Skip(
+        "CKV_K8S_43",
+        r"Job\.[^.]+\.[^.]+-check-(worker|airflow)-[0-9a-f]{8}",
+        "The image preflight Jobs run the configured images (workerImage, airflowImage) exactly as given, "
+        "tag or digest: checking what the stack deploys is their purpose.",
+    ),
+    Skip(
+        "CKV_K8S_15",
+        r"Job\.[^.]+\.[^.]+-check-worker-[0-9a-f]{8}",
+        "The worker image check runs workerImage exactly as task pods do, with workerImagePullPolicy "
+        "(IfNotPresent by default): a check with another pull policy would not prove what tasks get.",
+    ),
 )
 
 

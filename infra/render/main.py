@@ -1,6 +1,7 @@
 """Offline render: the stack program under mocks -> one YAML file per Kubernetes object.
 
 ``python -m airflow_k8s.infra render --stack dev --out build/dev [--diff OLD_DIR] [--check]``
+(and ``check-image``: the image preflight's checks against a local image, :mod:`.check_image`)
 
 1. Config as the Pulumi CLI would pass it: ``Pulumi.yaml`` defaults overlaid with
    ``Pulumi.<stack>.yaml``.  Secrets cannot be decrypted without the CLI, and the render must not
@@ -32,7 +33,7 @@ from airflow_k8s.infra.config.secret_values import OFFLINE_PLACEHOLDER
 from airflow_k8s.infra.config.stack_config import Problem, StackConfigError, parse_stack_config
 from airflow_k8s.infra.config.stack_file import load_stack_file
 from airflow_k8s.infra.config.stack_keys import KEYS_BY_NAME, PROJECT, REQUIRED_SECRETS, SECRET_KEYS, to_raw
-from airflow_k8s.infra.render import checkov, outdir
+from airflow_k8s.infra.render import check_image, checkov, outdir
 from airflow_k8s.infra.render.checks import Finding, check_directory
 from airflow_k8s.infra.render.diff import diff_dirs
 from airflow_k8s.infra.render.manifests import REDACTED, Manifest, manifests
@@ -251,7 +252,10 @@ def main(argv: Sequence[str] | None = None, *, environ: dict[str, str] | None = 
     cmd.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     check_cmd = commands.add_parser("check", help="run the --check validations on an existing render directory")
     check_cmd.add_argument("directory", type=Path)
+    check_image.add_parser(commands, PROJECT_DIR)
     args = parser.parse_args(argv)
+    if args.command == "check-image":
+        return check_image.run(args)
     require_checkov = env.get("REQUIRE_CHECKOV") == "1"
     try:
         if args.command == "check":

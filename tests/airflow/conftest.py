@@ -38,6 +38,7 @@ from airflow.executors.workloads.task import TaskInstanceDTO  # noqa: E402
 
 from airflow_k8s.executor.airflow.executor import KubernetesPlatformExecutor  # noqa: E402
 from airflow_k8s.executor.airflow.instances import QUEUED, InstanceState  # noqa: E402
+from airflow_k8s.executor.airflow.peers import ExecutorMatch  # noqa: E402
 from airflow_k8s.executor.contract.config import ExecutorConfig  # noqa: E402
 from airflow_k8s.executor.engine.core import EngineOptions  # noqa: E402
 from airflow_k8s.executor.kube.retry import RetryPolicy  # noqa: E402
@@ -70,6 +71,21 @@ class FakeInstances:
     def current(self, ids: Sequence[str]) -> dict[str, InstanceState]:
         self.calls.append(list(ids))
         return {i: self.rows[i] for i in ids if i in self.rows}
+
+
+class FakePeers:
+    """The other schedulers as the database would describe them: the scheduler jobs alive, what they want."""
+
+    def __init__(self, live: Sequence[int], elsewhere: int = 0) -> None:
+        self.live, self.elsewhere = list(live), elsewhere
+        self.asked: list[tuple[int, ExecutorMatch]] = []
+
+    def live_schedulers(self) -> list[int]:
+        return sorted(self.live)
+
+    def wanted_elsewhere(self, own_job: int, executor: ExecutorMatch) -> int:
+        self.asked.append((own_job, executor))
+        return self.elsewhere
 
 
 def token(expires_in: float = 600.0) -> str:
@@ -145,6 +161,7 @@ def make_executor(settings: ExecutorConfig) -> Iterator[ExecutorFactory]:
         executor.job_id = job_id
         executor.settings = dataclasses.replace(settings, **changes)
         executor.instances = FakeInstances()
+        executor.peers = FakePeers(live=[job_id])  # the only scheduler
         executor.engine_options = FAST
         made.append(executor)
         if start:

@@ -114,3 +114,11 @@ def test_pod_labels_are_the_providers_wherever_the_providers_are_valid(value):
         assert ours == theirs
     else:  # e.g. an id made only of symbols: the provider's "-<hash>" would be refused by the API server
         assert k8snames.is_label_value(ours) and ours == theirs.lstrip("-")
+
+
+def test_task_pods_get_the_operators_workers_retry_settings_or_else_the_executors():
+    assert load_settings(conf_with("")).execution_api_retries == ExecutorConfig().execution_api_retries
+    set_by_operator = conf_with("[workers]\nexecution_api_retries = 9\nexecution_api_retry_wait_max = 20\n")
+    config = load_settings(set_by_operator)
+    assert (config.execution_api_retries, config.execution_api_retry_wait_max) == (9, 20.0)
+    assert config.execution_api_retry_wait_min == ExecutorConfig().execution_api_retry_wait_min

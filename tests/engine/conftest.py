@@ -177,7 +177,9 @@ EngineFactory = Callable[..., Engine]
 
 @pytest.fixture
 def make_engine(kube: KubeClient, templates: TemplateStore) -> Iterator[EngineFactory]:
-    """``make_engine(config=..., sink=..., intake=...)`` -> a started engine, stopped at teardown."""
+    """``make_engine(config=..., sink=..., intake=..., **more)`` -> a started engine, stopped at teardown.
+
+    ``more`` goes to :class:`Engine` as it is (``on_running``, ``on_released``...)."""
     engines: list[Engine] = []
 
     def factory(
@@ -187,9 +189,10 @@ def make_engine(kube: KubeClient, templates: TemplateStore) -> Iterator[EngineFa
         intake: Callable[[], list[Task]] | None = None,
         options: EngineOptions = FAST,
         start: bool = True,
+        **more: Any,
     ) -> Engine:
         engine = Engine(
-            config or make_config(), templates, kube, sink=sink or MemorySink(), intake=intake, options=options
+            config or make_config(), templates, kube, sink=sink or MemorySink(), intake=intake, options=options, **more
         )
         engines.append(engine)
         if start:

@@ -7,6 +7,7 @@ import configparser
 import pytest
 
 from airflow_k8s.executor.contract.config import ExecutorConfig
+from airflow_k8s.executor.contract.config_keys import WORKERS_KEYS
 from airflow_k8s.executor.contract.config_loader import parse_config
 from airflow_k8s.executor.contract.errors import ConfigError
 from airflow_k8s.infra.components import airflowcfg
@@ -34,6 +35,7 @@ def test_control_plane_settings_are_airflow_3_keys_and_never_secrets(stack) -> N
             if section in executor_sections or (section, key) in {
                 ("core", "executor"),
                 ("core", "execution_api_server_url"),
+                *(("workers", k.name) for k in WORKERS_KEYS),  # the executor's: what task pods get
             }:
                 continue
             assert (section, key) in AIRFLOW_KEYS, (section, key)

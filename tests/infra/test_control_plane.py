@@ -49,7 +49,7 @@ def test_the_four_roles_run_airflow_3_commands_from_the_platform_image(control_p
 
 
 def test_every_pod_is_restricted_read_only_and_runs_as_the_airflow_user(default_eval: Evaluation) -> None:
-    workloads = [*objects(default_eval, "Deployment"), one(default_eval, "Job")]
+    workloads = [*objects(default_eval, "Deployment"), *objects(default_eval, "Job")]
     for workload in workloads:
         pod = workload["spec"]["template"]["spec"]
         token = pod["automountServiceAccountToken"]
@@ -83,7 +83,9 @@ def _secret_keys(c: dict[str, Any]) -> set[str]:
 
 def test_each_role_gets_only_the_secrets_it_needs_as_env(default_eval: Evaluation, control_plane: dict) -> None:
     granted = {role: _secret_keys(container(d)) for role, d in control_plane.items()}
-    granted["db-migrate"] = _secret_keys(one(default_eval, "Job")["spec"]["template"]["spec"]["containers"][0])
+    granted["db-migrate"] = _secret_keys(
+        one(default_eval, "Job", "airflow-db-migrate")["spec"]["template"]["spec"]["containers"][0]
+    )
     assert granted == {
         "scheduler": {"database-url", "fernet-key", "jwt-secret"},
         "api-server": {"database-url", "fernet-key", "jwt-secret", "api-secret-key"},
@@ -127,6 +129,7 @@ def test_long_running_roles_wait_for_migrations(control_plane: dict[str, Any]) -
         assert init["args"] == ["airflow", "db", "check-migrations", "--migration-wait-timeout", "600"], role
         assert set(env(init)) == {
             "AIRFLOW_HOME",
+            "AIRFLOW_CONFIG",
             "PYTHONUNBUFFERED",
             "PYTHONDONTWRITEBYTECODE",
             SECRET_ENV["database-url"],
@@ -134,12 +137,12 @@ def test_long_running_roles_wait_for_migrations(control_plane: dict[str, Any]) -
 
 
 def test_migration_job_runs_once_per_release_before_every_deployment(default_eval: Evaluation) -> None:
-    job = one(default_eval, "Job")
+    job = one(default_eval, "Job", "airflow-db-migrate")
     pod = job["spec"]["template"]["spec"]
     assert pod["containers"][0]["args"] == ["airflow", "db", "migrate"]
     assert pod["restartPolicy"] == "Never" and "initContainers" not in pod
     assert "ttlSecondsAfterFinished" not in job["spec"]  # a collected Job would run again on the next up
-    (resource,) = default_eval.of_type("kubernetes:batch/v1:Job")
+    (resource,) = [r for r in default_eval.of_type("kubernetes:batch/v1:Job") if r.name == "airflow-db-migrate-job"]
     assert resource.delete_before_replace  # the name is pinned: the old Job must go first
     policies = {p.name for p in default_eval.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
     waits_for = {urn.rsplit("::", 1)[-1] for urn in resource.depends_on}
@@ -220,7 +223,7 @@ def test_image_and_resources_from_config(stack) -> None:
     evaluation = stack(airflowImage=digest, airflowImagePullPolicy="IfNotPresent", triggererCpuLimit="750m")
     found = deployments(evaluation)
     assert {container(d)["image"] for d in found.values()} == {digest}
-    assert one(evaluation, "Job")["spec"]["template"]["spec"]["containers"][0]["image"] == digest
+    assert one(evaluation, "Job", "airflow-db-migrate")["spec"]["template"]["spec"]["containers"][0]["image"] == digest
     assert {container(d)["imagePullPolicy"] for d in found.values()} == {"IfNotPresent"}
     assert container(found["triggerer"])["resources"] == {
         "limits": {"cpu": "750m", "memory": "1Gi"},

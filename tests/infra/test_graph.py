@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from airflow_k8s.infra.components.names import LABEL_INSTANCE
@@ -19,6 +20,7 @@ COMPONENTS = {
     "AirflowSecret": "secrets",
     "ExecutorConfigMaps": "config",
     "NodePools": "nodepools",
+    "ImageChecks": "image-checks",
     "DatabaseMigration": "db-migrate",
     "SchedulerDeployment": "scheduler",
     "ApiServerDeployment": "api-server",
@@ -43,13 +45,14 @@ EXPECTED_CHILDREN = {
     "AirflowSecret": Counter({"core/v1:Secret": 1}),  # + three random:RandomBytes (not Kubernetes objects)
     "ExecutorConfigMaps": Counter({"core/v1:ConfigMap": 2}),
     "NodePools": Counter({"karpenter.sh/v1:NodePool": 3}),
+    "ImageChecks": Counter({"batch/v1:Job": 2}),  # one per image (imagePreflight)
     "DatabaseMigration": Counter({"batch/v1:Job": 1}),
     "SchedulerDeployment": Counter({**DEPLOYMENT, "core/v1:Service": 1}),  # the metrics Service
     "ApiServerDeployment": Counter({**DEPLOYMENT, "core/v1:Service": 1}),
     "DagProcessorDeployment": Counter(DEPLOYMENT),
     "TriggererDeployment": Counter(DEPLOYMENT),
 }
-KUBERNETES_OBJECTS = 44
+KUBERNETES_OBJECTS = 46
 
 
 def _children(evaluation: Evaluation, parent_urn: str) -> list:
@@ -123,11 +126,15 @@ def test_stack_outputs_are_the_created_names_and_all_plain(etl_eval: Evaluation)
         "dagProcessorDeploymentName": "etl-dag-processor",
         "triggererDeploymentName": "etl-triggerer",
         "migrationJobName": "etl-db-migrate",
+        "imageCheckJobNames": plain["imageCheckJobNames"],
         "metricsServiceName": "etl-scheduler-metrics",
         "podMonitorName": None,
         "configChecksum": plain["configChecksum"],
     }
     assert len(plain["configChecksum"]) == 64
+    worker_check, airflow_check = plain["imageCheckJobNames"]
+    assert re.fullmatch(r"etl-check-worker-[0-9a-f]{8}", worker_check), worker_check
+    assert re.fullmatch(r"etl-check-airflow-[0-9a-f]{8}", airflow_check), airflow_check
     # every name output is an object that exists
     names = {
         (o["kind"], o["metadata"]["name"])

@@ -54,7 +54,7 @@ def _pod_labels(evaluation: Evaluation) -> dict[str, dict[str, str]]:
     out = {
         d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in objects(evaluation, "Deployment")
     }
-    out["airflow-db-migrate"] = one(evaluation, "Job")["spec"]["template"]["metadata"]["labels"]
+    out["airflow-db-migrate"] = one(evaluation, "Job", "airflow-db-migrate")["spec"]["template"]["metadata"]["labels"]
     return {name.removeprefix("airflow-"): labels for name, labels in out.items()}
 
 

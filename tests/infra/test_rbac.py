@@ -79,7 +79,7 @@ def test_only_the_scheduler_and_api_server_mount_a_token(default_eval: Evaluatio
         "airflow-worker": False,
     }
     pods = {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in objects(default_eval, "Deployment")}
-    pods["airflow-db-migrate"] = one(default_eval, "Job")["spec"]["template"]["spec"]
+    pods["airflow-db-migrate"] = one(default_eval, "Job", "airflow-db-migrate")["spec"]["template"]["spec"]
     assert {name: (pod["serviceAccountName"], pod["automountServiceAccountToken"]) for name, pod in pods.items()} == {
         "airflow-scheduler": ("airflow-scheduler", True),
         "airflow-api-server": ("airflow-api-server", True),

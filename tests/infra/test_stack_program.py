@@ -102,7 +102,7 @@ def test_providers_are_passed_by_the_caller_not_created() -> None:
     providers = [r for r in evaluation.resources if r.type.startswith("pulumi:providers:")]
     assert [p.name for p in providers] == ["cluster-b"]  # only the caller's
     objects_ = evaluation.kubernetes()
-    assert len(objects_) == 44
+    assert len(objects_) == 46
     assert all(r.provider.startswith(providers[0].urn) for r in objects_)
 
 

@@ -75,6 +75,12 @@ class Fake:
         """The pods in the task namespace now (finished ones stay: ``delete_worker_pods = False``)."""
         return list(self.get(f"/api/v1/namespaces/{NAMESPACE}/pods")["items"])
 
+    def pod_log(self, name: str) -> str:
+        """The log of a pod's ``base`` container (in process mode: what its process printed so far)."""
+        url = f"{self.url}/api/v1/namespaces/{NAMESPACE}/pods/{name}/log"
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - http to loopback
+            return str(response.read().decode(errors="replace"))
+
     def creates(self) -> dict[str, int]:
         """How often each pod name was created (the fake's record of every successful create)."""
         return {c["name"]: c["count"] for c in self.get("/_fake/stats")["creates"] if c["namespace"] == NAMESPACE}
@@ -96,11 +102,53 @@ class AirflowStack:
     def scheduler(self) -> Service:
         return self.schedulers[-1]
 
-    def start_scheduler(self) -> Service:
+    def start_scheduler(self, **env: str) -> Service:
+        """One more ``airflow scheduler``; ``env`` adds settings of its own (``AIRFLOW__SECTION__KEY="value"``)."""
         name = f"scheduler-{len(self.schedulers) + 1}"
-        service = self.services.start(name, [sys.executable, "-m", "airflow", "scheduler"], env=self.env, cwd=self.home)
+        argv = [sys.executable, "-m", "airflow", "scheduler"]
+        service = self.services.start(name, argv, env={**self.env, **env}, cwd=self.home)
         self.schedulers.append(service)
         return service
+
+    def live_schedulers(self) -> list[Service]:
+        return [service for service in self.schedulers if service.alive()]
+
+    def scheduler_job_id(self, service: Service, *, timeout: float = STARTUP_TIMEOUT) -> int:
+        """The scheduler job id ``service``'s executor runs under (its pods' ``airflow-worker`` label), once started."""
+
+        def started() -> int | None:
+            found = re.search(
+                r"KubernetesPlatformExecutor started for scheduler job (\d+)", service.log_path.read_text()
+            )
+            return int(found.group(1)) if found else None
+
+        return int(self.wait(started, what=f"the executor of {service.name} to start", timeout=timeout))
+
+    def kill_scheduler(self, service: Service) -> None:
+        """SIGKILL ``service`` (no cleanup, its pods keep running); ``scheduler`` stays the newest live one."""
+        assert service.kill() == -9
+        self.schedulers.remove(service)
+        self.schedulers.insert(0, service)
+
+    def stop_scheduler(self, service: Service) -> None:
+        """Stop ``service`` as Kubernetes stops a pod (SIGTERM, then wait); ``scheduler`` stays the newest live one."""
+        service.stop()
+        self.schedulers.remove(service)
+        self.schedulers.insert(0, service)
+
+    def restart_api_server(self, *, while_down: Any = None) -> Service:
+        """Stop the api-server as Kubernetes stops a pod (SIGTERM, then wait), call ``while_down()``, start it again.
+
+        The new process serves the same port with the same configuration (task pods keep their Execution API URL
+        and their tokens, signed with the same secret); returns once it answers.
+        """
+        old = next(service for service in reversed(self.services.started) if service.name == "api-server")
+        old.stop()
+        if while_down is not None:
+            while_down()
+        new = self.services.start("api-server", old.argv, env=old.env, cwd=old.cwd)
+        self.wait(self.api.reachable, what="the restarted API server to answer", timeout=STARTUP_TIMEOUT)
+        return new
 
     def airflow(self, name: str, *args: str, timeout: float = 600) -> None:
         self.services.run(name, [sys.executable, "-m", "airflow", *args], timeout=timeout, env=self.env, cwd=self.home)
@@ -139,6 +187,33 @@ class AirflowStack:
         return self.services.report()
 
 
+LAYOUT = {"AIRFLOW_HOME": "/opt/airflow", "AIRFLOW_CONFIG": "/opt/airflow/airflow.cfg"}
+
+
+def worker_templates(root: Path, worker_home: Path) -> Path:
+    """The shipped templates with their layout env pointed at the workers' home here.
+
+    Task pods pin ``AIRFLOW_HOME``/``AIRFLOW_CONFIG`` to where the platform mounts airflow.cfg
+    (``/opt/airflow``); the fake runs each pod as a local process without mounts, so this stack's
+    copy names ``worker_home`` instead - as the same mount at another path would.  Nothing else changes.
+    """
+    import yaml
+
+    target = root / "pod_templates"
+    if target.is_dir():
+        return target
+    target.mkdir()
+    values = {"AIRFLOW_HOME": str(worker_home), "AIRFLOW_CONFIG": str(worker_home / "airflow.cfg")}
+    for source in sorted((ROOT / "pod_templates").glob("*.yaml")):
+        pod = yaml.safe_load(source.read_text())
+        for container in pod["spec"]["containers"]:
+            for item in container.get("env") or []:
+                if item.get("value") == LAYOUT.get(item["name"]):
+                    item["value"] = values[item["name"]]
+        (target / source.name).write_text(yaml.safe_dump(pod, sort_keys=False))
+    return target
+
+
 def write_configs(root: Path, *, database_url: str, api_port: int, kubeconfig: Path) -> tuple[Path, Path, Path]:
     """The control plane's and the workers' AIRFLOW_HOME (with airflow.cfg), and the shared DAGs folder."""
     home, worker_home, dags, logs = root / "home", root / "worker-home", root / "dags", root / "task-logs"
@@ -174,8 +249,8 @@ def write_configs(root: Path, *, database_url: str, api_port: int, kubeconfig: P
             "namespace": NAMESPACE,
             "in_cluster": "False",
             "config_file": kubeconfig,
-            "pod_template_dir": ROOT / "pod_templates",
-            "pod_template_file": ROOT / "pod_templates" / "default_template.yaml",
+            "pod_template_dir": worker_templates(root, worker_home),
+            "pod_template_file": worker_templates(root, worker_home) / "default_template.yaml",
             "worker_container_image": "apache/airflow:3.3.2",
             "delete_worker_pods": "False",  # finished pods stay, so the test can read their specs
             "metrics_port": free_port(),
