@@ -64,11 +64,12 @@ test-stress: $(VENV)/.installed
 	kill $$hog; exit $$status
 
 bench: $(VENV)/.installed
-	$(PY) bench/bench_engine.py
+	$(PY) bench/bench_engine.py --tasks 3000
 
-## 2,000 queued Airflow tasks through this executor and Airflow's KubernetesExecutor (same fake API, same database).
+## 2,000 queued Airflow tasks through this executor and Airflow's KubernetesExecutor at both sides' defaults
+## (3 interleaved rounds), then one DAG of 500 tasks through a real Airflow each (about 15-20 min; --quick: 2 min).
 bench-airflow: $(AIRFLOW_VENV)/.installed
-	$(AF) bench/bench_airflow.py
+	$(AF) bench/bench_airflow.py --full $(BENCH_ARGS)
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -98,6 +98,7 @@ def drive(executor: Any, workloads: list[Any], args: argparse.Namespace) -> dict
     cpu0, wall0 = tree_cpu_seconds(), time.perf_counter()
     threads0 = cpu_by_thread(_thread_names())
     deadline = wall0 + args.timeout
+    queued_at = time.time()  # wall clock, to compare with the fake's records of each pod
     for workload in workloads:
         executor.queue_workload(workload, session=None)
 
@@ -130,6 +131,7 @@ def drive(executor: Any, workloads: list[Any], args: argparse.Namespace) -> dict
     threads = {name: cpu - threads0.get(name, 0.0) for name, cpu in cpu_by_thread(_thread_names()).items()}
     finals = Counter(states[-1] for states in events.values())
     return {
+        "queued_at": queued_at,
         "wall_s": round(all_terminal - wall0, 3),
         "cleanup_s": round(wall_end - all_terminal, 3),
         "cpu_self_s": round(cpu1["self"] - cpu0["self"], 3),
@@ -174,10 +176,13 @@ def main() -> int:
         executor.get_event_buffer()
         startup = time.perf_counter() - started
         figures = drive(executor, workloads, args)
+        flow = executor.engine.flow if args.executor == "ours" else None
         print("PHASE end", flush=True)
     finally:
         executor.end()  # the provider's watcher is a non-daemon process: without end() nothing exits
     figures.update(tasks=len(workloads), startup_s=round(startup, 3))
+    if flow is not None:  # what the flow control saw: was it ever paced by the server's pushback?
+        figures["flow_control"] = flow.state()
     print(json.dumps(figures), flush=True)
     return 0
 

@@ -370,3 +370,40 @@ def test_any_task_key_gives_a_valid_restricted_pod(seed_config, templates, dag, 
     pod = build_pod(t, seed_config, templates)
     assert_valid(pod)
     assert identity.key_from_annotations(pod["metadata"]["annotations"]) == t.key
+
+
+# -- the checked base pod, built once per template version ------------------------------------------
+@pytest.mark.parametrize("fields", [{}, {"kubernetes_config": {"tier": "heavy"}}, LIGHT, {"task_id": "other"}])
+def test_a_task_that_changes_nothing_gets_the_pod_a_full_build_gives(seed_config, templates, fields):
+    t = Task.from_dict({**KEY, "task_id": "t", **fields})
+    first = build_pod(t, seed_config, templates)
+    assert build_pod(t, seed_config, templates) == first == build_pod(t, seed_config, templates, validate_schema=True)
+    assert_valid(first)
+
+
+def test_each_task_gets_its_own_copy_of_the_shared_pod(seed_config, templates):
+    one = build_pod(task(task_id="one"), seed_config, templates)
+    base(one)["image"] = "changed/by:caller"
+    two = build_pod(task(task_id="two"), seed_config, templates)
+    assert base(two)["image"] == "apache/airflow:2.8.0"
+    assert two["metadata"]["name"] != one["metadata"]["name"]
+    assert base(two)["args"] == ["true"]
+
+
+def test_a_changed_template_file_changes_the_next_pods(seed_config, tmp_path):
+    import yaml
+
+    pod = TemplateStore(Path(__file__).resolve().parent.parent / "pod_templates").load("default_template")
+    (tmp_path / "default_template.yaml").write_text(yaml.safe_dump(pod))
+    store = TemplateStore(tmp_path, recheck_seconds=0)
+    assert "team" not in build_pod(task(), seed_config, store)["metadata"]["labels"]
+    pod["metadata"].setdefault("labels", {})["team"] = "data"
+    (tmp_path / "default_template.yaml").write_text(yaml.safe_dump(pod) + "# changed\n")
+    assert build_pod(task(), seed_config, store)["metadata"]["labels"]["team"] == "data"
+
+
+def test_a_template_that_fails_the_checks_fails_every_task_that_uses_it(seed_config, templates):
+    config = ExecutorConfig(**{**seed_config.__dict__, "worker_container_image": None})
+    for name in ("first", "second"):
+        with pytest.raises(TaskSpecError, match=f"task_id='{name}'|{name}.*no image"):
+            build_pod(task(task_id=name), config, templates)

@@ -166,8 +166,8 @@ class ExecutorConfig:
     worker_tolerations: tuple[Toleration, ...] = ()
     worker_pods_min: int = 0
     worker_pods_max: int = 32
-    worker_pods_creation_qps: float = 20.0
-    worker_pods_creation_burst: int = 40
+    worker_pods_creation_qps: float | None = None  # None: no cap, the API server's pushback paces
+    worker_pods_creation_burst: int | None = None
     worker_pods_creation_workers: int = 8
     worker_priority_class: str | None = None
     placeholder_priority_class: str | None = None

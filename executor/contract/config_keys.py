@@ -150,6 +150,11 @@ _reasons = comma_list(_reason)
 _namespaces = comma_list(namespace)
 
 
+def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse``, or None for an empty value (the key is then as good as unset)."""
+    return lambda raw: parse(raw) if raw.strip() else None
+
+
 def _optional_int(minimum: int, maximum: int) -> Callable[[str], int | None]:
     parse = int_parser(minimum, maximum)
     return lambda raw: parse(raw) if raw.strip() else None
@@ -211,9 +216,10 @@ KUBERNETES_KEYS: tuple[Key, ...] = (
     Key("worker_tolerations", tolerations, render_tolerations, "JSON array of tolerations."),
     Key("worker_pods_min", _ints(0, 10_000), str, "N_min: warm capacity kept by placeholder pods."),
     Key("worker_pods_max", _ints(1, 50_000), str, "N_max: task pods allowed at once."),
-    Key("worker_pods_creation_qps", float_parser(MIN_CREATION_QPS, 10_000.0, inclusive=True), repr,
-        "Sustained pod creations per second (at least 0.01: one every 100 s)."),
-    Key("worker_pods_creation_burst", _ints(1, 100_000), str, "Pod creations allowed in a burst."),
+    Key("worker_pods_creation_qps", _optional(float_parser(MIN_CREATION_QPS, 10_000.0, inclusive=True)), repr,
+        "When set: a hard cap on API writes per second, at least 0.01 (unset: paced by the API server's pushback)."),
+    Key("worker_pods_creation_burst", _optional(_ints(1, 100_000)), str,
+        "With worker_pods_creation_qps: writes allowed in a burst (default 2 x the QPS)."),
     Key("worker_pods_creation_workers", _ints(1, 256), str, "Concurrent pod-creation requests."),
     Key("worker_priority_class", dns_subdomain, str, "PriorityClass of task pods."),
     Key("placeholder_priority_class", dns_subdomain, str, "PriorityClass of placeholder pods."),

@@ -43,6 +43,12 @@ def check_cross_fields(config: ExecutorConfig, origin: Mapping[str, Setting], so
             f"worker_resource_request_{resource}",
             f"request is greater than worker_resource_limit_{resource} = {config.default_limits()[resource]!r}",
         )
+    if config.worker_pods_creation_burst is not None and config.worker_pods_creation_qps is None:
+        fail(
+            "worker_pods_creation_burst",
+            "a burst is part of an explicit creation cap: set worker_pods_creation_qps too, or remove it "
+            "(unset, the API server's own pushback paces creations)",
+        )
     if config.execution_api_retry_wait_min > config.execution_api_retry_wait_max:
         key = (
             "execution_api_retry_wait_min"

@@ -55,8 +55,9 @@ from airflow_k8s.executor.engine.placeholders import PlaceholderPool, WarmShare
 from airflow_k8s.executor.engine.records import State
 from airflow_k8s.executor.engine.scheduling import Dispatcher
 from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.kube.flowcontrol import FlowControl, FlowSettings
 from airflow_k8s.executor.kube.launcher import Launcher
-from airflow_k8s.executor.kube.retry import RetryPolicy, TokenBucket
+from airflow_k8s.executor.kube.retry import RetryPolicy
 from airflow_k8s.executor.kube.watcher import Watcher
 from airflow_k8s.executor.pods import capacity
 from airflow_k8s.executor.pods.templates import TemplateStore
@@ -131,6 +132,10 @@ class Engine:
         self._last_timeouts = self._last_placeholders = 0.0
         self._intake_busy, self._intake_scans = False, 0
         self.intake_stalled = False  # the last intake read raised (e.g. its directory is unreadable)
+        # One gate for every write: the API server's pushback paces them (kube/flowcontrol.py).
+        self.flow = FlowControl(
+            FlowSettings(cap_qps=config.worker_pods_creation_qps, cap_burst=config.worker_pods_creation_burst)
+        )
         self.effects = PodEffects(
             kube,
             post=self.post,
@@ -138,6 +143,7 @@ class Engine:
             retry=self.options.retry,
             stop=self._stop,
             workers=self.options.aux_workers,
+            flow=self.flow,
             delete_options=config.delete_options(),
         )
         self.placeholders = PlaceholderPool(config, templates, backoff=self.options.placeholder_backoff)
@@ -155,7 +161,8 @@ class Engine:
         self.launcher = Launcher(
             kube,
             workers=config.creation_workers(),
-            bucket=TokenBucket(config.worker_pods_creation_qps, config.worker_pods_creation_burst),
+            flow=self.flow,
+            seen=self.lifecycle.launch_seen.__contains__,
             listener=_ListenerToInbox(self.post),
             on_api_error=self.metrics.api_error,
             policy=self.options.retry,
@@ -398,6 +405,7 @@ class Engine:
             self.lifecycle.launch_abandoned(failure.name, failure.reason)
             return
         rec.launch_pending = False
+        self.lifecycle.launch_seen.discard(failure.name)
         if failure.quota:
             self.dispatcher.quota_refused(rec, failure.namespace, failure.message)
             return
@@ -411,3 +419,9 @@ class Engine:
         self.metrics.pending.set(counts[State.PENDING] + counts[State.LAUNCHING])
         self.metrics.running.set(counts[State.RUNNING])
         self.metrics.placeholders.set(len(self.placeholders))
+        flow = self.flow
+        self.metrics.api_pace.set(flow.rate or 0.0)
+        self.metrics.api_window.set(flow.window)
+        self.metrics.api_writes.set(flow.answered)
+        self.metrics.api_writes_throttled.set(flow.throttled)
+        self.metrics.api_write_signals.set(flow.signals)

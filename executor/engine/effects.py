@@ -22,6 +22,7 @@ from airflow_k8s.executor.contract.errors import KubeApiError, NotFound
 from airflow_k8s.executor.engine.messages import Cleaned, Finished, Message, OwnerChecked, PlaceholderGone
 from airflow_k8s.executor.engine.metrics import EngineMetrics
 from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.kube.flowcontrol import FlowControl
 from airflow_k8s.executor.kube.retry import RetryPolicy, call_with_retry, is_rbac_denial
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.results import TaskResult
@@ -39,9 +40,11 @@ class PodEffects:
         retry: RetryPolicy,
         stop: threading.Event,
         workers: int,
+        flow: FlowControl | None = None,
         delete_options: Mapping[str, int | str] | None = None,
     ) -> None:
         self.kube = kube
+        self.flow = flow or FlowControl()
         self.post = post
         self.metrics = metrics
         self.retry = retry
@@ -87,9 +90,11 @@ class PodEffects:
     def _cleanup(self, namespace: str, name: str, delete: bool) -> None:
         def call() -> None:
             if delete:
-                self.kube.delete_pod(namespace, name, options=self.delete_options)
+                options = self.delete_options
+                self.flow.call(lambda: self.kube.delete_pod(namespace, name, options=options), self.stop_event)
             else:
-                self.kube.patch_pod_metadata(namespace, name, labels={identity.LABEL_DONE: "True"})
+                labels = {identity.LABEL_DONE: "True"}
+                self.flow.call(lambda: self.kube.patch_pod_metadata(namespace, name, labels=labels), self.stop_event)
 
         try:
             call_with_retry(

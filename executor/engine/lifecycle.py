@@ -81,6 +81,9 @@ class TaskLifecycle:
         self.book = TaskBook()
         self.relaunch_after_cleanup: dict[TaskKey, Task] = {}  # relaunches waiting for the old record to go
         self.fatal_reasons = frozenset(config.worker_pod_pending_fatal_container_state_reasons)
+        # Pods seen on the watch while their create was still in flight; read by the launcher's threads
+        # (a set membership test), so a retry never creates again what already exists or existed.
+        self.launch_seen: set[str] = set()
 
     # -- intake ---------------------------------------------------------------------------
     def submit(self, task: Task, *, relaunch: bool = False) -> None:
@@ -126,7 +129,11 @@ class TaskLifecycle:
             return
         uid = metadata.get("uid")
         if uid is not None and uid in self.book.gone:
-            return  # a late event of a pod whose task is finished and forgotten
+            # A late event of a pod whose task is finished and forgotten.  Once the pod is deleted or
+            # labelled done, the watch is past every event that could bring it back: forget it too.
+            if deleted or labels.get(identity.LABEL_DONE) == "True":
+                del self.book.gone[uid]
+            return
         rec = self.book.get(name)
         if rec is None:
             if deleted or labels.get(identity.LABEL_DONE) == "True" or metadata.get("deletionTimestamp"):
@@ -136,6 +143,8 @@ class TaskLifecycle:
                 return
         if rec.uid is not None and uid is not None and uid != rec.uid:
             return  # another incarnation of the same name (a relaunch's predecessor)
+        if uid is not None and uid == rec.uid and (deleted or labels.get(identity.LABEL_DONE) == "True"):
+            rec.pod_final = True  # no event of this pod can follow: its UID need not be remembered
         if rec.relaunch and rec.state is State.LAUNCHING:
             rec.early = (pod, deleted)  # old or new incarnation: decided when the create answers
             return
@@ -247,6 +256,8 @@ class TaskLifecycle:
             self.on_released(rec.key, owner)
 
     def _mark_created(self, rec: Record, pod: dict[str, Any]) -> None:
+        if rec.launch_pending:
+            self.launch_seen.add(rec.pod_name)
         rec.created_at = self._created_at(pod)
         rec.created_rv = resource_version(pod)
         metadata = pod.get("metadata") or {}
@@ -287,11 +298,12 @@ class TaskLifecycle:
         return rec
 
     def launched(self, name: str, pod: dict[str, Any]) -> None:
+        self.launch_seen.discard(name)
         rec = self.book.get(name)
         if rec is None:
             return
         rec.launch_pending = False
-        if rec.task is not None and rec.launched_at is not None:
+        if rec.launched_at is not None:  # a task's launch (adopted pods were never launched here)
             self.metrics.launched()
         if rec.state is State.LAUNCHING:
             self._mark_created(rec, pod)
@@ -311,6 +323,7 @@ class TaskLifecycle:
 
     def launch_abandoned(self, name: str, reason: str) -> None:
         """A create answered with a failure for a record already given up on (or revoked)."""
+        self.launch_seen.discard(name)
         rec = self.book.get(name)
         if rec is None or rec.state not in FINAL or not rec.launch_pending:
             return
@@ -396,6 +409,7 @@ class TaskLifecycle:
         self.effects.cleanup(self._namespace(rec), rec.pod_name, delete=delete)
 
     def _forget(self, rec: Record) -> None:
+        self.launch_seen.discard(rec.pod_name)
         self.book.forget(rec)
         waiting = self.relaunch_after_cleanup.pop(rec.key, None)
         if waiting is not None:

@@ -45,6 +45,27 @@ class EngineMetrics:
         self.unschedulable = Gauge(
             "airflow_executor_pods_unschedulable", "Pending task pods the scheduler cannot place.", registry=r
         )
+        self.api_pace = Gauge(
+            "airflow_executor_api_write_pace",
+            "API writes per second the server's pushback allows now (0: unpaced; kube/flowcontrol.py).",
+            registry=r,
+        )
+        self.api_window = Gauge(
+            "airflow_executor_api_write_window",
+            "API writes allowed in flight now (the server's pushback lowers it; kube/flowcontrol.py).",
+            registry=r,
+        )
+        self.api_writes = Gauge(
+            "airflow_executor_api_writes_answered", "API writes answered since start (any outcome).", registry=r
+        )
+        self.api_write_signals = Gauge(
+            "airflow_executor_api_write_signals",
+            "Overload signals the flow control acted on since start (429, 5xx, timeouts, rising latency).",
+            registry=r,
+        )
+        self.api_writes_throttled = Gauge(
+            "airflow_executor_api_writes_throttled", "API writes answered 429 since start.", registry=r
+        )
         self.handed_over = Counter(
             "airflow_executor_pods_handed_over",
             "Task pods another scheduler adopted from this one (tasks handed over, not failed).",

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_k8s.executor.kube import slimpod
 from airflow_k8s.executor.tasks.key import TaskKey
 from airflow_k8s.executor.tasks.task import Task
 
@@ -31,9 +32,13 @@ ACTIVE = frozenset({State.LAUNCHING, State.PENDING, State.RUNNING})  # what N_ma
 FINAL = frozenset({State.SUCCEEDED, State.FAILED})
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Record:
-    """The engine's view of one task try (mutable, private to the loop thread)."""
+    """The engine's view of one task try (mutable, private to the loop thread).
+
+    Once final (succeeded or failed) it keeps only what its cleanup and exactly-once need: the task
+    description and the last pod seen are dropped, so tasks waiting for their pod's deletion are small.
+    """
 
     key: TaskKey
     pod_name: str
@@ -57,6 +62,7 @@ class Record:
     launch_pending: bool = False  # a create is in flight: keep the record until it answers
     early: tuple[dict[str, Any], bool] | None = None  # (pod, deleted) seen while a relaunch's create was in flight
     give_up: str | None = None  # set by a failure the engine decided: "delete" the pod, or "forget" (none)
+    pod_final: bool = False  # its pod's DELETED (or done-label) event was seen: nothing of it can follow
     vanished: str | None = None  # the pod left the watch; a GET decides (the message if it is gone)
 
 
@@ -70,7 +76,9 @@ class TaskBook:
         self._pending: set[str] = set()
         self._launching: set[str] = set()
         # Pod incarnations (UIDs) whose task is finished and forgotten: a late watch event for one
-        # must not bring it back as an "adopted" pod.  Bounded; the oldest are dropped first.
+        # must not bring it back as an "adopted" pod.  Each leaves once its DELETED (or done-label)
+        # event is seen - nothing older can follow - so this holds only pods still being deleted;
+        # bounded anyway, the oldest dropped first.
         self.gone: OrderedDict[str, None] = OrderedDict()
 
     def get(self, pod_name: str) -> Record | None:
@@ -92,6 +100,8 @@ class TaskBook:
         self.counts[state] += 1
         self._index(rec, state)
         rec.state = state
+        if state in FINAL:
+            rec.task = rec.pod = None
 
     def _index(self, rec: Record, state: State) -> None:
         for bucket, member in ((self._pending, State.PENDING), (self._launching, State.LAUNCHING)):
@@ -108,7 +118,7 @@ class TaskBook:
         """
         if self.records.pop(rec.pod_name, None) is None:
             return
-        if gone and rec.uid is not None:
+        if gone and rec.uid is not None and not rec.pod_final:
             self.gone[rec.uid] = None
             while len(self.gone) > GONE_MAX:
                 self.gone.popitem(last=False)
@@ -159,9 +169,10 @@ class TaskBook:
         return [self.records[name] for name in self._launching]
 
     def active_pods(self) -> Iterator[dict[str, Any]]:
+        """The last seen pod of every active task, with its whole spec (decoded here if it was left slim)."""
         for rec in self.records.values():
             if rec.state in ACTIVE and rec.pod is not None:
-                yield rec.pod
+                yield slimpod.full_spec(rec.pod)
 
     def snapshot(self) -> dict[str, int]:
         return {state.value: count for state, count in self.counts.items()}

@@ -5,7 +5,11 @@ records it reads and whose ``fail`` it calls.
 
 N_max
     At most ``worker_pods_max`` tasks are LAUNCHING/PENDING/RUNNING; placeholder pods fill the
-    gap up to N_min (:mod:`~airflow_k8s.executor.engine.placeholders`).
+    gap up to N_min (:mod:`~airflow_k8s.executor.engine.placeholders`).  At most two creates per
+    creation worker are handed to the launcher at once: when the API server paces writes
+    (:mod:`~airflow_k8s.executor.kube.flowcontrol`) the rest wait QUEUED, where no creation clock
+    runs, instead of timing out in the launcher's queue.  And creates pause while more than
+    max(1000, 2 x N_max) finished pods wait for their deletion, so that backlog stays bounded.
 
 ResourceQuota pushback
     The real quota charges a pod at create time and releases it only when its controller
@@ -45,6 +49,8 @@ from airflow_k8s.executor.tasks.task import AUTO_TIER, Task
 log = logging.getLogger(__name__)
 QUOTA_BACKOFF_BASE = 0.5
 QUOTA_BACKOFF_MAX = 30.0
+LAUNCH_QUEUE_PER_WORKER = 2  # creates handed to the launcher per creation worker: one in flight, one next
+CLEANUP_BACKLOG_MIN = 1000  # finished pods waiting for deletion before creates pause (or 2 x N_max)
 
 
 class Dispatcher:
@@ -73,7 +79,13 @@ class Dispatcher:
     # -- launching ------------------------------------------------------------------------------
     def dispatch(self) -> None:
         now = self.clock()
-        room = self.config.worker_pods_max - self.book.active()
+        # N_max bounds the pods; the creation workers bound what is handed to the launcher at once, so a
+        # task waits for the API server's pace QUEUED (no clock running) rather than LAUNCHING, where
+        # pod_creation_timeout counts from the hand-over.
+        launching = self.config.creation_workers() * LAUNCH_QUEUE_PER_WORKER - self.book.counts[State.LAUNCHING]
+        room = min(self.config.worker_pods_max - self.book.active(), launching)
+        if self.book.cleanups >= max(CLEANUP_BACKLOG_MIN, 2 * self.config.worker_pods_max):
+            room = 0  # deletes lag far behind creates: let them catch up (memory stays bounded)
         deferred: list[Record] = []
         while room > 0:
             rec = self.book.next_queued()

@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
+from airflow_k8s.executor.contract import jsonfast
 from airflow_k8s.executor.contract.errors import Cancelled, KubeApiError
-from airflow_k8s.executor.kube import connection, decoding, paging
+from airflow_k8s.executor.kube import connection, decoding, paging, slimpod
 from airflow_k8s.executor.kube import request as requests
 from airflow_k8s.executor.kube.deadlines import Scope
 from airflow_k8s.executor.kube.disruption import Disruptions
@@ -193,10 +194,10 @@ class KubeClient:
             self._noted(exc)
             raise
 
-    def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _object(self, method: str, path: str, loads: Any = jsonfast.loads, **kwargs: Any) -> dict[str, Any]:
         """A call whose answer must be one JSON object (a pod, a list page)."""
         answer = self._answer(method, path, **kwargs)
-        return decoding.json_object(answer, self._exchange.describe(method, path))
+        return decoding.json_object(answer, self._exchange.describe(method, path), loads)
 
     def _noted(self, error: KubeApiError) -> None:
         """A lost connection, a missed deadline or a 5xx is a disruption of the API server (see retry.py)."""
@@ -204,8 +205,10 @@ class KubeClient:
             self.disruptions.note(type(error).__name__)
 
     # -- pods -----------------------------------------------------------------------------
-    def create_pod(self, namespace: str, pod: Mapping[str, Any]) -> dict[str, Any]:
-        return self._object("POST", f"/api/v1/namespaces/{namespace}/pods", body=pod)
+    def create_pod(self, namespace: str, pod: Mapping[str, Any], *, slim: bool = False) -> dict[str, Any]:
+        """Create a pod; the answer is the created pod (``slim``: its spec left undecoded, see kube/slimpod.py)."""
+        loads = slimpod.pod if slim else jsonfast.loads
+        return self._object("POST", f"/api/v1/namespaces/{namespace}/pods", loads=loads, body=pod)
 
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
         return self._object("GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
@@ -254,6 +257,7 @@ class KubeClient:
         resource_version: str,
         timeout_seconds: int,
         read_timeout: float,
+        slim: bool = False,
     ) -> WatchStream:
         """An open watch: raw events (``{"type": ..., "object": {...}}``), bookmarks included.
 
@@ -264,7 +268,8 @@ class KubeClient:
         trickling bytes cannot hold it open either; each event is at most ``max_response_bytes``.
         A real server may stay silent for most of ``timeoutSeconds`` (its watch cache bookmarks
         about once a minute), so :meth:`WatchStream.close` exists to end a watch from another
-        thread without waiting for the next event.
+        thread without waiting for the next event.  ``slim``: each pod's spec is left undecoded but
+        for ``nodeName`` (kube/slimpod.py).
         """
         query: list[tuple[str, Any]] = [
             ("watch", "true"),
@@ -286,7 +291,7 @@ class KubeClient:
             self._noted(exc)
             raise
         stream.ticket.extend(timeout_seconds + deadline)  # the headers came in time: now the stream's own
-        return WatchStream(stream, self.max_response_bytes)
+        return WatchStream(stream, self.max_response_bytes, slimpod.event if slim else jsonfast.loads)
 
     def read_pod_log(self, namespace: str, name: str, *, container: str = "base", tail_lines: int = 20) -> str:
         query = [("container", container), ("tailLines", tail_lines)]

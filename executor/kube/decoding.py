@@ -13,6 +13,7 @@ here lets a ``ValueError``, ``AttributeError`` or ``RecursionError`` through.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from airflow_k8s.executor.contract import jsonfast
@@ -28,8 +29,8 @@ def excerpt(data: bytes) -> str:
     return shown + ("..." if len(data) > _SHOWN else "")
 
 
-def json_value(answer: Answer, what: str) -> Any:
-    """The answer's JSON document; :class:`BadResponse` when it is not JSON."""
+def json_value(answer: Answer, what: str, loads: Callable[[bytes], Any] = jsonfast.loads) -> Any:
+    """The answer's JSON document (decoded by ``loads``); :class:`BadResponse` when it is not JSON."""
     content_type = answer.headers.get("content-type") or "no content type"
     if "json" not in content_type:
         raise BadResponse(
@@ -37,7 +38,7 @@ def json_value(answer: Answer, what: str) -> Any:
             status=answer.status,
         )
     try:
-        return jsonfast.loads(answer.data)
+        return loads(answer.data)
     except (ValueError, RecursionError) as exc:  # orjson / json decode errors are ValueErrors
         raise BadResponse(
             f"{what}: HTTP {answer.status} answer is not valid JSON ({exc}): {excerpt(answer.data)}",
@@ -45,9 +46,9 @@ def json_value(answer: Answer, what: str) -> Any:
         ) from exc
 
 
-def json_object(answer: Answer, what: str) -> dict[str, Any]:
+def json_object(answer: Answer, what: str, loads: Callable[[bytes], Any] = jsonfast.loads) -> dict[str, Any]:
     """The answer as one JSON object (a pod, a list); :class:`BadResponse` for any other shape."""
-    value = json_value(answer, what)
+    value = json_value(answer, what, loads)
     if not isinstance(value, dict):
         raise BadResponse(
             f"{what}: HTTP {answer.status} answer is a JSON {_kind(value)}, expected an object: {excerpt(answer.data)}",

@@ -1,11 +1,13 @@
-"""Pod creation workers: rate-limited, concurrent, idempotent.
+"""Pod creation workers: concurrent, flow-controlled, idempotent.
 
-``workers`` threads take jobs from a priority queue (task pods before placeholders), take a
-token from the shared bucket (``worker_pods_creation_qps`` / ``_burst``), build the pod and
-create it in the namespace the pod names, retrying 429/5xx/connection errors and 409
-``Conflict`` (a race on a ResourceQuota: nothing was created) until the job's deadline.  Many
-creates are in flight at once - Airflow's default of one create per scheduler loop is what made
-1,000 tasks take over 1,000 s - yet the API server never sees more than the configured rate.
+``workers`` threads take jobs from a priority queue (task pods before placeholders), build the
+pod and create it in the namespace the pod names, retrying 429/5xx/connection errors and 409
+``Conflict`` (a race on a ResourceQuota: nothing was created) until the job's deadline.  Every
+request passes the engine's :class:`~airflow_k8s.executor.kube.flowcontrol.FlowControl` gate:
+unpaced while the API server keeps up, held and paced when it pushes back (429, rising latency,
+5xx), and never above an operator's explicit ``worker_pods_creation_qps``.  Many creates are in
+flight at once - Airflow's default of one create per scheduler loop is what made 1,000 tasks
+take over 1,000 s.
 
 Because pod names are deterministic, a retry after a lost response gets ``409 AlreadyExists``;
 only that reason means a pod of that name exists.  The worker then reads it and compares its
@@ -42,7 +44,8 @@ from airflow_k8s.executor.contract.errors import (
     QuotaExceeded,
 )
 from airflow_k8s.executor.kube.client import KubeClient
-from airflow_k8s.executor.kube.retry import RetryPolicy, RetryTimeout, TokenBucket, call_with_retry, is_rbac_denial
+from airflow_k8s.executor.kube.flowcontrol import FlowControl
+from airflow_k8s.executor.kube.retry import RetryPolicy, RetryTimeout, call_with_retry, is_rbac_denial
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.key import TaskKey
 
@@ -87,13 +90,15 @@ class Launcher:
         kube: KubeClient,
         *,
         workers: int,
-        bucket: TokenBucket,
+        flow: FlowControl,
         listener: LaunchListener,
         on_api_error: Callable[[int, str], None],
         policy: RetryPolicy | None = None,
+        seen: Callable[[str], bool] = lambda name: False,
     ) -> None:
         self.kube = kube
-        self.bucket = bucket
+        self.flow = flow
+        self.seen = seen  # the engine already saw this pod (the watch was quicker than our answer)
         self.listener = listener
         self.on_api_error = on_api_error
         self.policy = policy or RetryPolicy()
@@ -126,8 +131,6 @@ class Launcher:
         while True:
             _, _, job = self._queue.get()
             if job is None or self._stop.is_set():
-                return
-            if not self.bucket.acquire(self._stop):
                 return
             try:
                 self._launch(job)
@@ -186,9 +189,18 @@ class Launcher:
         self.listener.launched(job.name, created)
 
     def _create(self, job: LaunchJob, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:
-        """Create the pod; on AlreadyExists return the existing pod if it is ours, else raise."""
+        """Create the pod; on AlreadyExists return the existing pod if it is ours, else raise.
+
+        A retry after a lost answer is not sent once the engine has seen the pod on its watch: the
+        first attempt did create it, and that pod may already have finished and been deleted, so a
+        second create would start the task again.  ``{}`` then reports the launch as done.
+        """
+        if self.seen(job.name):
+            return {}
         try:
-            created: dict[str, Any] = self.kube.create_pod(namespace, pod)
+            created: dict[str, Any] = self.flow.call(
+                lambda: self.kube.create_pod(namespace, pod, slim=True), self._stop
+            )
             return created
         except AlreadyExists:
             pass
@@ -208,7 +220,7 @@ class Launcher:
         superseded = bool(job.ti_id and pod_ti_id and pod_ti_id != job.ti_id)
         if superseded or (job.replace and done):
             with contextlib.suppress(NotFound):
-                self.kube.delete_pod(namespace, job.name, grace_period=0)
+                self.flow.call(lambda: self.kube.delete_pod(namespace, job.name, grace_period=0), self._stop)
             why = "a superseded task instance" if superseded else "an earlier launch of this task"
             raise _Terminating(f"pod {job.name} of {why} is being replaced", status=409)
         return existing

@@ -129,6 +129,7 @@ class Watcher:
             resource_version=self.resource_version,
             timeout_seconds=self.timeout_seconds,
             read_timeout=self.read_timeout,
+            slim=True,
         )
         self._stream = events
         if self._stop.is_set():  # stop() ran while the watch was being opened

@@ -17,7 +17,7 @@ timeout, so a server that trickles whitespace cannot hold a watch open for ever.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import urllib3
@@ -37,8 +37,9 @@ class WatchStream:
     simply ends (no error: the caller asked for it).
     """
 
-    def __init__(self, stream: Stream, max_line: int) -> None:
+    def __init__(self, stream: Stream, max_line: int, loads: Callable[[bytes], Any] = jsonfast.loads) -> None:
         self._stream = stream
+        self._loads = loads
         self._what = f"watch {stream.what}"
         self._max_line = max_line
         self._closed = threading.Event()
@@ -95,7 +96,7 @@ class WatchStream:
 
     def _event(self, line: bytes) -> dict[str, Any]:
         try:
-            event = jsonfast.loads(line)
+            event = self._loads(line)
         except (ValueError, RecursionError) as exc:
             if self._closed.is_set():  # a line cut short by close()
                 raise OSError("closed") from exc

@@ -47,7 +47,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_k8s.executor.contract import k8snames
+from airflow_k8s.executor.contract import jsonfast, k8snames
 from airflow_k8s.executor.contract.config import ExecutorConfig, Tier
 from airflow_k8s.executor.contract.errors import PodPolicyError, TaskSpecError
 from airflow_k8s.executor.pods import policy, schema, security
@@ -103,14 +103,27 @@ def build_pod(
     strict validation costs milliseconds).
     """
     tier = resolve_tier(task, config, tier_name)
-    pod, template_file = templates.load_named(choose_template(task, config, tier))
+    ref = choose_template(task, config, tier)
+    if not _changes_pod(task.overrides) and not validate_schema:
+        # The same template, config and tier give the same checked pod for every such task: build and
+        # check it once per template version, then only copy it and stamp the task's identity on it.
+        key = (id(config), tier.name if tier is not None else None)
+        base, template_file, namespace, checked_for = templates.derived(
+            ref, key, lambda pod, name: _checked_base(pod, name, task, config, tier)
+        )
+        if checked_for is config:
+            pod = jsonfast.clone(base)
+            billed = tier.name if tier is not None else tier_of_template(template_file, config)
+            _apply_identity(pod, task, config, billed, namespace)
+            return pod
+    pod, template_file = templates.load_named(ref)
     pod.setdefault("spec", {})
-    base = _base_container(pod, task)
+    base_container = _base_container(pod, task)
     namespace = choose_namespace(task, pod.get("metadata") or {}, config)
 
-    _apply_config(pod, base, config, namespace)
+    _apply_config(pod, base_container, config, namespace)
     if tier is not None:
-        _set_resources(base, tier.requests(), tier.limits())
+        _set_resources(base_container, tier.requests(), tier.limits())
     judge = policy.TaskPodJudge(pod, config, store_templates(templates)) if _changes_pod(task.overrides) else None
     _apply_overrides(pod, task, judge)
     billed = tier.name if tier is not None else tier_of_template(template_file, config)
@@ -120,6 +133,22 @@ def build_pod(
     if validate_schema:
         schema.validate_manifest(pod, where=f"pod for task {task.key}")
     return pod
+
+
+def _checked_base(
+    pod: dict[str, Any], template_file: str, task: Task, config: ExecutorConfig, tier: Tier | None
+) -> tuple[dict[str, Any], str, str, ExecutorConfig]:
+    """Steps 1-3 for a task that changes nothing itself, checked (with its identity) as :func:`build_pod` does."""
+    pod.setdefault("spec", {})
+    namespace = choose_namespace(task, pod.get("metadata") or {}, config)
+    _apply_config(pod, _base_container(pod, task), config, namespace)
+    if tier is not None:
+        _set_resources(_base_container(pod, task), tier.requests(), tier.limits())
+    stamped = jsonfast.clone(pod)
+    billed = tier.name if tier is not None else tier_of_template(template_file, config)
+    _apply_identity(stamped, task, config, billed, namespace)
+    _check(stamped, task, namespace)  # identity changes nothing these checks read; checked with it anyway
+    return pod, template_file, namespace, config
 
 
 def _changes_pod(o: KubernetesOverrides) -> bool:

@@ -46,9 +46,9 @@ import os
 import posixpath
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -60,6 +60,8 @@ from airflow_k8s.executor.pods.security import check_restricted
 
 TEMPLATE_SUFFIXES = (".yaml", ".yml")
 MAX_TEMPLATE_BYTES = 1024 * 1024
+_MAX_DERIVED = 256  # values kept by TemplateStore.derived (a few per template and tier)
+T = TypeVar("T")
 BASE_CONTAINER = "base"
 
 _Identity = tuple[str, int, int]
@@ -170,6 +172,7 @@ class TemplateStore:
         self._real_directory = Path(os.path.realpath(self.directory))
         self._cache: dict[str, tuple[_Identity, dict[str, Any]]] = {}
         self._recent: dict[str, tuple[float, dict[str, Any], str]] = {}  # ref -> (checked at, document, file)
+        self._derived: dict[tuple[str, object], tuple[dict[str, Any], object]] = {}  # (ref, key) -> (document, value)
         self.recheck_seconds = recheck_seconds
         self._lock = threading.Lock()
 
@@ -233,15 +236,40 @@ class TemplateStore:
 
     def load_named(self, ref: str) -> tuple[dict[str, Any], str]:
         """:meth:`load`, plus the file name ``ref`` resolved to (``heavy_computation.yaml``)."""
+        document, name = self._shared(ref)
+        return jsonfast.clone(document), name
+
+    def derived(self, ref: str, key: object, make: Callable[[dict[str, Any], str], T]) -> T:
+        """``make(copy of the template, file name)``, computed once per version of template ``ref`` and ``key``.
+
+        For what is built the same way from a template for many pods (the pod factory's checked
+        base pod): a changed file (a new version, see :meth:`load`) computes it anew.  ``key`` is
+        compared by equality; what ``make`` returns is shared, so callers copy before changing it.
+        An exception from ``make`` is raised and nothing is kept.
+        """
+        document, name = self._shared(ref)
+        with self._lock:
+            entry = self._derived.get((ref, key))
+        if entry is not None and entry[0] is document:
+            return entry[1]  # type: ignore[return-value]
+        value = make(jsonfast.clone(document), name)
+        with self._lock:
+            if len(self._derived) >= _MAX_DERIVED:
+                self._derived.clear()
+            self._derived[(ref, key)] = (document, value)
+        return value
+
+    def _shared(self, ref: str) -> tuple[dict[str, Any], str]:
+        """The cached parsed template (never to be changed) and its file name, re-checked as :meth:`load` says."""
         now = time.monotonic()
         with self._lock:
             recent = self._recent.get(ref)
         if recent is not None and now - recent[0] < self.recheck_seconds:
-            return jsonfast.clone(recent[1]), recent[2]
+            return recent[1], recent[2]
         document, name = self._load(ref)
         with self._lock:
             self._recent[ref] = (now, document, name)
-        return jsonfast.clone(document), name
+        return document, name
 
     def _load(self, ref: str) -> tuple[dict[str, Any], str]:
         path, real = self._resolve(ref)

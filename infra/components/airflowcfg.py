@@ -22,7 +22,12 @@ Settings infra owns, and why:
   in-cluster URL), ``[api] port``;
 * ``[scheduler] enable_health_check`` on port 8974 - the scheduler's liveness/readiness probe;
 * ``[logging]`` - ``base_log_folder`` (an emptyDir) and, when ``remoteBaseLogFolder`` is set,
-  ``remote_logging``, ``remote_base_log_folder``, ``remote_log_conn_id``, ``delete_local_logs``.
+  ``remote_logging``, ``remote_base_log_folder``, ``remote_log_conn_id``, ``delete_local_logs``;
+* Airflow's own throughput limits, from ``worker_pods_max`` (:func:`throughput_sections`), so the
+  scheduler can hand the executor as many tasks as it may run: ``[core] parallelism`` (32),
+  ``max_active_tasks_per_dag`` (16) and ``default_pool_task_slot_count`` (128, applied when
+  ``airflow db migrate`` creates the default pool) = N_max; ``[scheduler] max_tis_per_query``
+  (16 task instances queued per scheduler loop) = min(N_max, 512).
 
 Never here: ``[database] sql_alchemy_conn``, ``[core] fernet_key``, ``[api_auth] jwt_secret``,
 ``[api] secret_key`` - those reach the control plane only as env vars from the platform Secret
@@ -69,8 +74,13 @@ AIRFLOW_KEYS = frozenset(
         ("logging", "remote_base_log_folder"),
         ("logging", "remote_log_conn_id"),
         ("logging", "delete_local_logs"),
+        ("core", "parallelism"),
+        ("core", "max_active_tasks_per_dag"),
+        ("core", "default_pool_task_slot_count"),
+        ("scheduler", "max_tis_per_query"),
     }
 )
+MAX_TIS_PER_QUERY = 512  # bigger batches make each scheduler loop's queries long
 FORBIDDEN = frozenset(
     {
         ("database", "sql_alchemy_conn"),
@@ -128,6 +138,15 @@ def control_plane_sections(settings: ControlPlaneSettings) -> dict[str, dict[str
     }
 
 
+def throughput_sections(worker_pods_max: int) -> dict[str, dict[str, str]]:
+    """Airflow's throughput limits raised to what the executor may run (module docstring)."""
+    n_max = str(worker_pods_max)
+    return {
+        "core": {"parallelism": n_max, "max_active_tasks_per_dag": n_max, "default_pool_task_slot_count": n_max},
+        "scheduler": {"max_tis_per_query": str(min(worker_pods_max, MAX_TIS_PER_QUERY))},
+    }
+
+
 def merge(executor_text: str, sections: dict[str, dict[str, str]]) -> str:
     """``executor_text`` with ``sections`` added: keys of an existing section go at its end."""
     lines = executor_text.rstrip("\n").split("\n")
@@ -159,6 +178,8 @@ def merge(executor_text: str, sections: dict[str, dict[str, str]]) -> str:
 def publish(config: ExecutorConfig, settings: ControlPlaneSettings) -> str:
     """The airflow.cfg text of the ConfigMap; raises :class:`ConfigError` if it is not sound."""
     sections = control_plane_sections(settings)
+    for section, values in throughput_sections(config.worker_pods_max).items():
+        sections.setdefault(section, {}).update(values)
     for section, values in sections.items():
         for key in values:
             if (section, key) in FORBIDDEN or (section, key) not in AIRFLOW_KEYS:

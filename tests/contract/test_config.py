@@ -173,6 +173,20 @@ def test_request_above_limit_is_rejected():
     parse(kubernetes("worker_resource_request_memory = 1024Mi", "worker_resource_limit_memory = 1Gi"))
 
 
+def test_pod_creations_have_no_rate_cap_unless_the_operator_sets_one():
+    assert parse(kubernetes()).worker_pods_creation_qps is None
+    assert parse(kubernetes()).worker_pods_creation_burst is None
+    capped = parse(kubernetes("worker_pods_creation_qps = 20", "worker_pods_creation_burst = 40"))
+    assert (capped.worker_pods_creation_qps, capped.worker_pods_creation_burst) == (20.0, 40)
+    assert "worker_pods_creation_qps" not in render_config(parse(kubernetes()))
+
+
+def test_a_creation_burst_without_a_qps_is_rejected_naming_both_keys():
+    with pytest.raises(ConfigError, match="set worker_pods_creation_qps too") as info:
+        parse(kubernetes("worker_pods_creation_burst = 40"))
+    assert info.value.key == "worker_pods_creation_burst"
+
+
 def test_n_min_above_n_max_is_rejected():
     with pytest.raises(ConfigError, match="N_min is greater than worker_pods_max = 2"):
         parse(kubernetes("worker_pods_min = 3", "worker_pods_max = 2"))
@@ -299,6 +313,7 @@ def configs(draw):
         draw(st.lists(_cpu, min_size=2, max_size=2)),
         key=lambda q: float(q.rstrip("m")) / (1000 if q.endswith("m") else 1),
     )
+    qps = draw(st.one_of(st.none(), st.floats(min_value=0.01, max_value=1e4, allow_nan=False)))
     return ExecutorConfig(
         namespace=draw(_labels),
         worker_container_image=draw(st.one_of(st.none(), st.just("apache/airflow:2.8.0"))),
@@ -315,7 +330,8 @@ def configs(draw):
         worker_tolerations=tuple(draw(st.lists(_tolerations, max_size=3))),
         worker_pods_min=draw(st.integers(0, n_max)),
         worker_pods_max=n_max,
-        worker_pods_creation_qps=draw(st.floats(min_value=0.01, max_value=1e4, allow_nan=False)),
+        worker_pods_creation_qps=qps,
+        worker_pods_creation_burst=draw(st.one_of(st.none(), st.integers(1, 100_000))) if qps else None,
         worker_priority_class=draw(st.one_of(st.none(), _labels)),
         in_cluster=True,
         default_tier=tiers[0].name,

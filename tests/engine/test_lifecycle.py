@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 
 from airflow_k8s.executor.contract.errors import NotFound
 from airflow_k8s.executor.tasks import identity
@@ -203,3 +204,18 @@ def test_a_succeeded_pod_taken_over_by_another_schedulers_provider_executor_is_r
         kube.delete_pod(NAMESPACE, name)
     assert engine.wait_idle(WAIT)
     assert [r.state for r in sink.recorded] == [SUCCESS]
+
+
+def test_finished_tasks_leave_no_state_behind_once_their_pods_are_gone(cluster, make_engine):
+    """Memory stays flat however many tasks finish: records go after cleanup, pod UIDs once DELETED is seen."""
+    sink = MemorySink()
+    engine = make_engine(sink=sink)
+    for index in range(20):
+        engine.submit(make_task(f"flat{index}"))
+    assert engine.wait_idle(WAIT)
+    assert len(sink.recorded) == 20
+    book = engine.book
+    deadline = time.monotonic() + WAIT
+    while book.gone and time.monotonic() < deadline:  # the DELETED events may still be on their way
+        time.sleep(0.05)
+    assert (len(book.records), len(book.by_key), len(book.gone)) == (0, 0, 0)

@@ -67,10 +67,10 @@ def test_creates_are_concurrent_not_one_per_loop(cluster, make_engine, kube):
     barrier, create = threading.Barrier(8, timeout=WAIT), kube.create_pod
     calls = itertools.count()
 
-    def create_together(namespace: str, pod: dict) -> dict:
+    def create_together(namespace: str, pod: dict, **options: bool) -> dict:
         if next(calls) < 8:
             barrier.wait()  # BrokenBarrierError (a failed task) unless 8 creates run concurrently
-        return create(namespace, pod)
+        return create(namespace, pod, **options)
 
     kube.create_pod = create_together  # type: ignore[method-assign]
     sink = MemorySink()
@@ -94,6 +94,8 @@ def test_placeholders_keep_n_min_warm_and_make_way_for_tasks(cluster, make_engin
     for task in tasks:
         engine.submit(task)
     cluster.cluster.wait_for(lambda: len(placeholder_pods(cluster)) == 1)  # N_min - P(t)
+    # P(t) counts queued tasks too, so the placeholders may make way before the task pods exist.
+    cluster.cluster.wait_for(lambda: all(cluster.cluster.pod(NAMESPACE, identity.pod_name(t.key)) for t in tasks))
     for task in tasks:
         cluster.cluster.complete(NAMESPACE, identity.pod_name(task.key), "succeed")
     cluster.cluster.wait_for(lambda: len(placeholder_pods(cluster)) == 3)

@@ -37,6 +37,13 @@ _KNOBS: list[tuple[str, type, str]] = [
     ("history_seconds", float, "watch events expire after this long (0: never)"),
     ("quota_release_delay", float, "quota usage released this long after a pod ends (0: at once, inf: on resync)"),
     ("quota_conflict_every", int, "every Nth quota-charging create answers 409 (0: never)"),
+    ("overload_concurrency", int, "overloaded server: requests executing at once (0: no concurrency budget)"),
+    ("overload_queue", int, "overloaded server: requests waiting for a seat before 429s"),
+    ("overload_service_time", float, "overloaded server: seconds a request holds its seat, at least"),
+    ("overload_rate", float, "overloaded server: requests per second (0: no rate budget)"),
+    ("overload_burst", int, "overloaded server: burst of the rate budget"),
+    ("overload_retry_after", int, "overloaded server: Retry-After of its 429s"),
+    ("overload_verbs", str, "overloaded server: mutating | all"),
     ("rbac_sync_delay", float, "after POST /_fake/restart, seconds of RBAC 403s (0: never)"),
 ]
 _SWITCHES = [

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 BOOKMARK_SHAPES = ("short", "apiserver")
+OVERLOAD_VERBS = ("mutating", "all")
 #: The knobs :meth:`ClusterConfig.strict` changes (values explained there).
 STRICT_PRESET: dict[str, Any] = {
     "deletion_delay": 2.0,
@@ -61,6 +62,11 @@ class ClusterConfig:
     volume...; see :func:`.defaults.apply_server_defaults`).
     ``reject_unknown_priority_class``: a pod naming a PriorityClass the fake does not know is refused with 403
     (the Priority admission plugin), instead of getting priority 0.
+    ``overload_*``: an overloaded server (:mod:`.overload`, off while ``overload_concurrency`` and
+    ``overload_rate`` are 0, also in the strict preset): ``overload_concurrency`` requests execute at once, each
+    for at least ``overload_service_time`` s, ``overload_queue`` more wait (rising latency), the rest get 429 with
+    ``Retry-After: overload_retry_after``; ``overload_rate``/``overload_burst``: a token bucket on top;
+    ``overload_verbs``: ``mutating`` (POST/PUT/PATCH/DELETE) or ``all`` (watches never).
     ``rbac_sync_delay``: after a simulated restart (``FakeKubeServer.restart``), how long every API request is
     refused with the RBAC authorizer's 403 ("User ... cannot create resource ..."), as a restarted apiserver does
     until its informers have the Roles and bindings (0: never).
@@ -83,6 +89,13 @@ class ClusterConfig:
     quota_conflict_every: int = 0
     server_defaults: bool = False
     reject_unknown_priority_class: bool = False
+    overload_concurrency: int = 0
+    overload_queue: int = 0
+    overload_service_time: float = 0.0
+    overload_rate: float = 0.0
+    overload_burst: int = 1
+    overload_retry_after: int = 1
+    overload_verbs: str = "mutating"
     rbac_sync_delay: float = 0.0
 
     @classmethod
@@ -118,6 +131,8 @@ class ClusterConfig:
                 raise ValueError(f"{key} must be >= 0")
         if coerced.get("history_size", self.history_size) < 1:
             raise ValueError("history_size must be >= 1")
+        if coerced.get("overload_verbs", self.overload_verbs) not in OVERLOAD_VERBS:
+            raise ValueError(f"overload_verbs must be one of {OVERLOAD_VERBS}")
         if coerced.get("bookmark_shape", self.bookmark_shape) not in BOOKMARK_SHAPES:
             raise ValueError(f"bookmark_shape must be one of {BOOKMARK_SHAPES}")
         return dataclasses.replace(self, **coerced)

@@ -96,11 +96,13 @@ class ControlApi:
             "resource_version": self.cluster.store.rv,
             "config": self.cluster.config.to_dict(),
             "faults": {str(k): v.to_dict() for k, v in self.cluster.faults.rules().items()},
+            "overload": self.server.overload.figures(),
             "errors": len(self.server.errors),
         }
 
     def reset_stats(self, req: Request) -> dict[str, Any]:
         self.cluster.stats.reset()
+        self.server.overload.reset()
         return _OK
 
     def config(self, req: Request) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from .config import ClusterConfig
 from .control import ControlApi
 from .discovery import DiscoveryApi
 from .nodes import NodeSpec
+from .overload import Overload
 from .processes import ProcessMode
 from .restart import Restarts
 from .routes import Router
@@ -104,8 +105,11 @@ class FakeKubeServer:
         self._stopping = threading.Event()
         self.router = build_router(self.cluster)
         ControlApi(self).register(self.router)
+        self.overload = Overload(lambda: self.cluster.config, self._stopping)
         self.restarts = Restarts()
-        self._app = HttpApp(self.router, self.store, self.faults, self.stats, self._stopping, self.restarts)
+        self._app = HttpApp(
+            self.router, self.store, self.faults, self.stats, self._stopping, self.restarts, overload=self.overload
+        )
         self._http = HttpServerThread(host, port, self._app, self._close_watches)
         self._started = self._stopped = False
 

@@ -4,7 +4,8 @@
   (their code is the HTTP status, 200 even when the stream carried a 410 ERROR event).  ``resource`` is the
   API path's resource: ``pods``, ``pods/log``, ``pods/status``, ``nodes``, ``events``, ``namespaces``,
   ``metrics/pods``, ``metrics/nodes``, ``discovery``, ``_fake``, ``other``.
-* :meth:`Stats.pods` lists every pod ever created (kept after deletion) with creation time and last/final phase.
+* :meth:`Stats.pods` lists every pod ever created (kept after deletion) with creation time, the time it was first
+  Running, and its last/final phase.
 * :meth:`Stats.creates` counts successful creates per (namespace, name): duplicates show up as counts > 1.
 """
 
@@ -29,6 +30,7 @@ class PodRecord:
     node: str | None = None
     exit_code: int | None = None
     deleted_at: float | None = None
+    running_at: float | None = None  # wall clock when first seen Running
 
 
 class Stats:
@@ -77,8 +79,15 @@ class Stats:
                         exit_code = cs["state"]["terminated"].get("exitCode")
                         break
             deleted_at = time.time() if event.type == DELETED else None
-            if (phase, node, exit_code, deleted_at) != (record.phase, record.node, record.exit_code, None):
-                self._pods[uid] = replace(record, phase=phase, node=node, exit_code=exit_code, deleted_at=deleted_at)
+            running_at = record.running_at
+            if running_at is None and phase == "Running":
+                running_at = time.time()
+            if (phase, node, exit_code, deleted_at, running_at) != (
+                record.phase, record.node, record.exit_code, None, record.running_at
+            ):  # fmt: skip
+                self._pods[uid] = replace(
+                    record, phase=phase, node=node, exit_code=exit_code, deleted_at=deleted_at, running_at=running_at
+                )
 
     def pods(self) -> list[PodRecord]:
         with self._lock:

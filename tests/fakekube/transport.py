@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 
 from .errors import ApiError
 from .faults import Faults
+from .overload import Overload
 from .restart import Restarts, rbac_denial
 from .routes import Request, Response, Router, StreamResponse, WatchResponse
 from .stats import Stats
@@ -50,9 +51,11 @@ class HttpApp:
         stats: Stats,
         stopping: threading.Event,
         restarts: Restarts | None = None,
+        overload: Overload | None = None,
     ) -> None:
         self.router, self.store, self.faults, self.stats, self.stopping = router, store, faults, stats, stopping
         self.restarts = restarts or Restarts()
+        self.overload = overload  # an overloaded server's budget (off unless configured)
         self.errors: list[str] = []  # unexpected exceptions in handlers (tests can assert this stays empty)
 
     def serve(self, h: _Handler) -> None:
@@ -79,31 +82,45 @@ class HttpApp:
             if rule.mode == "close" or (rule.mode == "respond" and rule.status is not None):
                 self._finish_fault(h, rule.mode, rule.error(), verb, resource)
                 return
-        response: Response | WatchResponse | StreamResponse
-        if error is not None or handler is None:
-            response = Response.error(error or ApiError(500, "no handler"))
-        else:
-            request = Request(method, path, raw_query, query, h.headers, body, params)
+        seat = None
+        if self.overload is not None and verb != "WATCH" and not path.startswith("/_fake/"):
             try:
-                response = handler(request)
+                seat = self.overload.admit(method)  # waits for a seat; 429 when over budget
             except ApiError as exc:
-                response = Response.error(exc)
-            except Exception as exc:
-                self.errors.append(f"{method} {h.path}:\n{traceback.format_exc()}")
-                response = Response.error(ApiError(500, f"Internal error occurred: {exc!r}", "InternalError"))
-        if rule is not None and rule.mode in ("after", "close_after"):
-            if isinstance(response, WatchResponse) and response.watcher is not None:
-                self.store.unsubscribe(response.watcher)
-            self._finish_fault(h, rule.mode, rule.error(), verb, resource)
-            return
-        if isinstance(response, WatchResponse):
-            self._stream(h, response, verb, resource)
-            return
-        if isinstance(response, StreamResponse):
-            self._stream_chunks(h, response, verb, resource)
-            return
-        self.stats.record_request(verb, resource, response.status)
-        self.send(h, response)
+                self.stats.record_request(verb, resource, exc.code)
+                self.send(h, Response.error(exc))
+                return
+        try:
+            if self.overload is not None:
+                self.overload.work(seat)
+            response: Response | WatchResponse | StreamResponse
+            if error is not None or handler is None:
+                response = Response.error(error or ApiError(500, "no handler"))
+            else:
+                request = Request(method, path, raw_query, query, h.headers, body, params)
+                try:
+                    response = handler(request)
+                except ApiError as exc:
+                    response = Response.error(exc)
+                except Exception as exc:
+                    self.errors.append(f"{method} {h.path}:\n{traceback.format_exc()}")
+                    response = Response.error(ApiError(500, f"Internal error occurred: {exc!r}", "InternalError"))
+            if rule is not None and rule.mode in ("after", "close_after"):
+                if isinstance(response, WatchResponse) and response.watcher is not None:
+                    self.store.unsubscribe(response.watcher)
+                self._finish_fault(h, rule.mode, rule.error(), verb, resource)
+                return
+            if isinstance(response, WatchResponse):
+                self._stream(h, response, verb, resource)
+                return
+            if isinstance(response, StreamResponse):
+                self._stream_chunks(h, response, verb, resource)
+                return
+            self.stats.record_request(verb, resource, response.status)
+            self.send(h, response)
+        finally:
+            if self.overload is not None:
+                self.overload.release(seat)
 
     @staticmethod
     def _read_body(h: _Handler) -> bytes:

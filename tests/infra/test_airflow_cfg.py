@@ -111,3 +111,13 @@ def test_publish_refuses_a_secret_setting(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(airflowcfg, "control_plane_sections", leaky)
     with pytest.raises(ConfigError, match=r"infra may not write \[database\] sql_alchemy_conn"):
         publish(ExecutorConfig(), ControlPlaneSettings("http://x"))
+
+
+def test_airflows_throughput_limits_follow_worker_pods_max(default_eval: Evaluation) -> None:
+    """At Airflow's defaults (parallelism 32, 16 tasks per DAG, 16 per scheduler query) the scheduler, not the
+    executor, would set the pace; the platform raises them to what the executor may run."""
+    cfg = _cfg(default_eval)
+    n_max = cfg["kubernetes_executor"]["worker_pods_max"]
+    assert (cfg["core"]["parallelism"], cfg["core"]["max_active_tasks_per_dag"]) == (n_max, n_max)
+    assert cfg["core"]["default_pool_task_slot_count"] == n_max
+    assert cfg["scheduler"]["max_tis_per_query"] == str(min(int(n_max), 512))

@@ -144,8 +144,6 @@ def platform(kas: RealApiServer, rendered: plat.Rendered, tmp_path: Path) -> Ite
         in_cluster=False,  # the scheduler runs here, with the ServiceAccount's token in a kubeconfig
         task_intake_dir=str(tmp_path / "spool"),
         worker_pods_max=8,
-        worker_pods_creation_qps=50.0,
-        worker_pods_creation_burst=20,
         pod_creation_timeout=120,
         max_pod_pending_timeout=120,
         watch_timeout_seconds=30,
