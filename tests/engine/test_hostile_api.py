@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -54,6 +55,17 @@ def hostile_engine(hostile, templates) -> Iterator[Callable[..., Engine]]:
         engine.stop(timeout=5)
     for client in clients:
         client.close()
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it does not end in time: a test never leaves a scheduler behind."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(WAIT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(WAIT)
 
 
 def tracebacks(caplog) -> list[str]:
@@ -140,8 +152,7 @@ def test_sigint_stops_a_scheduler_whose_creates_hang_and_the_tasks_stay_queued(h
         # The stated bound is Engine.stop's 5 s plus the status server's stop; 30 s is for a loaded machine.
         assert process.wait(30) == 0, log.read_text()[-3000:]
     finally:
-        if process.poll() is None:
-            process.kill()
+        stop_process(process)
     assert "Traceback" not in log.read_text()
     assert [r.key for r in spool.read_results()] == [] and len(list(spool.incoming.glob("*.json"))) == 8
     # The next scheduler, on a server that answers, runs them.
@@ -151,6 +162,5 @@ def test_sigint_stops_a_scheduler_whose_creates_hang_and_the_tasks_stay_queued(h
         done = lambda: [r.state for r in spool.read_results()] == [SUCCESS] * 8  # noqa: E731
         wait_for(done, WAIT, message="a task was lost")
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(WAIT)
+        stop_process(process)
     assert sum(e.get("event") == "started" for e in log_events(log)) == 2
