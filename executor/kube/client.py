@@ -299,6 +299,16 @@ class KubeClient:
         path = f"/api/v1/namespaces/{namespace}/pods/{name}/log"
         return decoding.text(self._answer("GET", path, query=query, headers=headers))
 
+    def pod_events(
+        self, namespace: str, name: str, uid: str | None = None, *, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Events about one pod (``involvedObject`` name, and uid when given), as the API lists them."""
+        selector = f"involvedObject.kind=Pod,involvedObject.name={name}"
+        if uid:
+            selector += f",involvedObject.uid={uid}"
+        query: list[tuple[str, Any]] = [("fieldSelector", selector), ("limit", limit)]
+        return list(self.request("GET", f"/api/v1/namespaces/{namespace}/events", query=query).get("items") or [])
+
     # -- cluster --------------------------------------------------------------------------
     def list_nodes(self) -> list[dict[str, Any]]:
         """Every node, page by page."""

@@ -33,7 +33,13 @@ def load(in_cluster: bool, config_file: str | None, context: str | None) -> k8s_
             k8s_config.load_kube_config(config_file=config_file, context=context, client_configuration=configuration)
     except (k8s_config.ConfigException, OSError) as exc:
         where = "in-cluster service account" if in_cluster else f"kubeconfig {config_file or '(default)'}"
-        raise KubeApiError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
+        hint = (
+            " - not running in a pod? Outside a cluster set [kubernetes_executor] in_cluster = False and "
+            "config_file = <kubeconfig path> (or pass --kubeconfig / --api-url to the operator commands)"
+            if in_cluster
+            else ""
+        )
+        raise KubeApiError(f"cannot load Kubernetes credentials from {where}: {exc}{hint}") from exc
     return configuration
 
 

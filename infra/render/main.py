@@ -181,6 +181,11 @@ def render(
     project_dir: Path = PROJECT_DIR,
     stream: TextIO = sys.stdout,
 ) -> RenderResult:
+    if diff is not None and not diff.is_dir():  # else every object would be reported "added"
+        raise FileNotFoundError(
+            f"--diff {diff}: no earlier render there; make one first, e.g. from the base branch: "
+            f"python -m airflow_k8s.infra render --stack {stack} --out {diff}"
+        )
     inputs = load_stack_inputs(stack, project_dir)
     evaluation = evaluate(inputs.config, secret_keys=inputs.secret_keys, project=inputs.project, stack=stack)
     rendered = manifests(evaluation)

@@ -95,9 +95,11 @@ def test_each_role_gets_only_the_secrets_it_needs_as_env(default_eval: Evaluatio
     }
 
 
-def test_only_the_scheduler_mounts_templates_only_dag_readers_mount_dags(control_plane: dict) -> None:
+def test_the_scheduler_and_the_dag_processor_mount_templates_only_dag_readers_mount_dags(control_plane: dict) -> None:
+    # The dag-processor builds each task's pod while parsing (the executor's cluster policy).
     mounts = {role: {m["mountPath"] for m in container(d)["volumeMounts"]} for role, d in control_plane.items()}
-    assert {role for role, paths in mounts.items() if "/opt/airflow/pod_templates" in paths} == {"scheduler"}
+    templated = {role for role, paths in mounts.items() if "/opt/airflow/pod_templates" in paths}
+    assert templated == {"scheduler", "dag-processor"}
     assert {role for role, paths in mounts.items() if "/opt/airflow/dags" in paths} == {"dag-processor", "triggerer"}
 
 

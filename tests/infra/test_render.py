@@ -446,3 +446,12 @@ def test_render_takes_over_a_render_from_before_the_manifest_existed(tmp_path: P
     (other / "Pulumi.yaml").write_text("# Pulumi project\nname: x\n")
     assert main(["render", "--stack", "dev", "--out", str(other)], environ={}) == 1
     assert (other / "Pulumi.yaml").exists() and (other / OUTPUTS_FILE).exists()
+
+
+def test_diff_against_a_directory_that_does_not_exist_is_an_error_saying_how_to_make_it(tmp_path: Path, capsys) -> None:
+    missing = tmp_path / "old"
+    assert main(["render", "--stack", "dev", "--out", str(tmp_path / "new"), "--diff", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert f"--diff {missing}: no earlier render there" in err
+    assert f"python -m airflow_k8s.infra render --stack dev --out {missing}" in err
+    assert not (tmp_path / "new").exists()  # nothing half done
