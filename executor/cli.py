@@ -147,7 +147,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from airflow_k8s.executor.tasks.spool import Spool
 
     config = load_config(args.config)
-    path = Spool(args.spool or config.task_intake_dir).submit(_read_task(args.task))
+    task = _read_task(args.task)
+    # The pod the scheduler would build, judged now: a task the pod policy refuses is never spooled.
+    build_pod(task, config, _templates(args, config), tier_name=args.tier)
+    path = Spool(args.spool or config.task_intake_dir).submit(task)
     print(path)
     return 0
 
@@ -291,8 +294,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True, help="task JSON: inline, a file, or - for stdin")
     p.add_argument("--tier", help="tier to assume for tier: auto tasks (default: the config's default_tier)")
     command("validate", cmd_validate, "check airflow.cfg and every pod template")
-    p = command("submit", cmd_submit, "put a task into the intake spool")
+    p = command("submit", cmd_submit, "check a task against the pod policy, then put it into the intake spool")
     p.add_argument("--task", required=True, help="task JSON: inline, a file, or - for stdin")
+    p.add_argument("--tier", help="tier to assume for tier: auto tasks in the check (default: the default_tier)")
     p.add_argument("--spool", help="intake directory (default: the config's task_intake_dir)")
     p = command("run", cmd_run, "run the scheduler", cluster=True)
     p.add_argument("--spool", help="intake directory (default: the config's task_intake_dir)")

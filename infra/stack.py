@@ -34,12 +34,15 @@ import pulumi
 
 from airflow_k8s.executor.contract.errors import ExecutorError
 from airflow_k8s.executor.pods.templates import TemplateStore
+from airflow_k8s.infra.components.configmaps import DEFAULT_TEMPLATE
 from airflow_k8s.infra.components.platform import AirflowK8sPlatform, PlatformArgs, PreflightError
 from airflow_k8s.infra.components.provider import default_provider_problems
 from airflow_k8s.infra.components.secrets import PlatformSecrets
+from airflow_k8s.infra.config.secret_values import secret_problems
 from airflow_k8s.infra.config.stack_config import (
     PROJECT,
     SECRET_KEYS,
+    Problem,
     StackConfig,
     StackConfigError,
     parse_stack_config,
@@ -58,12 +61,22 @@ def configured_keys() -> set[str]:
     return {key[len(prefix) :] for key in everything if key.startswith(prefix)}
 
 
+def secret_value(key: str) -> str | None:
+    """The plaintext of secret config ``key``, for :func:`secret_problems` only (never logged, never an output)."""
+    from pulumi.runtime import config as runtime_config  # Config.get() of a secret warns; this is the same value
+
+    return runtime_config.get_config(f"{PROJECT}:{key}")
+
+
 def read_config() -> tuple[StackConfig, PlatformSecrets]:
     """The validated stack config and the secret Outputs; raises StackConfigError."""
     config = pulumi.Config(PROJECT)
     present = configured_keys()
     raw = {key: config.get(key) for key in sorted(present) if key not in SECRET_KEYS}
     stack = parse_stack_config(raw, secrets_set={key for key in SECRET_KEYS if key in present})
+    problems = secret_problems({key: secret_value(key) for key in SECRET_KEYS if key in present})
+    if problems:
+        raise StackConfigError(problems)
     optional = {key: config.require_secret(key) if key in present else None for key in OPTIONAL_SECRETS}
     secrets = PlatformSecrets(
         database_url=config.require_secret("databaseUrl") if "databaseUrl" in present else None,
@@ -76,12 +89,21 @@ def read_config() -> tuple[StackConfig, PlatformSecrets]:
 
 
 def load_templates(stack: StackConfig) -> dict[str, dict[str, Any]]:
-    """Every template of the stack's template directory, parsed and validated."""
+    """Every template of the stack's template directory, parsed and validated; errors name ``podTemplatesDir``."""
     directory = Path(stack.templates_dir)
     if not directory.is_absolute():
         directory = PROJECT_DIR / directory
-    store = TemplateStore(directory, logical_dir=stack.platform.executor.pod_template_dir)
-    return store.load_all()
+    default = DEFAULT_TEMPLATE
+    try:
+        store = TemplateStore(directory, logical_dir=stack.platform.executor.pod_template_dir)
+        templates = store.load_all()
+    except (ExecutorError, OSError) as exc:
+        reason = f"cannot publish the pod templates of {directory}: {exc}"
+        raise StackConfigError([Problem("podTemplatesDir", stack.templates_dir, reason)]) from exc
+    if default not in templates:
+        reason = f"cannot publish the pod templates of {directory}: it holds no {default} (found: {sorted(templates)})"
+        raise StackConfigError([Problem("podTemplatesDir", stack.templates_dir, reason)])
+    return templates
 
 
 def main() -> AirflowK8sPlatform:

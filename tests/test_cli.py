@@ -113,10 +113,20 @@ def test_validate_reports_a_broken_template(tmp_path, capsys):
 
 def test_submit_writes_the_task_into_the_spool(tmp_path, capsys):
     spool = tmp_path / "spool"
-    assert run("submit", "--config", str(EXAMPLES / "airflow.cfg"), "--spool", str(spool),
+    assert run("submit", "--config", str(EXAMPLES / "airflow.cfg"), "--templates", TEMPLATES, "--spool", str(spool),
                "--task", str(EXAMPLES / "light_task.json")) == 0  # fmt: skip
     [task] = Spool(spool).scan()
     assert task.key.task_id == "light_task"
+
+
+def test_submit_refuses_a_task_the_pod_policy_would_refuse_and_spools_nothing(tmp_path, capsys):
+    spool = tmp_path / "spool"
+    task = json.loads((EXAMPLES / "light_task.json").read_text())
+    task["kubernetes_config"] = {"pod_override": {"spec": {"hostNetwork": True}}}
+    code = run("submit", "--config", str(EXAMPLES / "airflow.cfg"), "--templates", TEMPLATES, "--spool", str(spool),
+               "--task", json.dumps(task))  # fmt: skip
+    assert code == 2 and "hostNetwork" in capsys.readouterr().err
+    assert not (spool / "incoming").exists() or list((spool / "incoming").iterdir()) == []
 
 
 def test_pods_and_cleanup_talk_to_the_cluster(fake_kube, capsys, tmp_path):

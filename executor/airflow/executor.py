@@ -218,7 +218,12 @@ class KubernetesPlatformExecutor(Reporting, BaseExecutor):
             key = workload.ti.key
             self.queued_tasks.pop(key, None)
             self.running.add(key)
-            ours = task_key(workload.ti)
+            try:
+                ours = task_key(workload.ti)
+            except ExecutorError as exc:  # an identity the executor cannot use (a run_id with a newline...)
+                log.error("cannot run %s: %s", key, exc)
+                self.fail(key, info=f"the executor cannot run this task: {exc}")
+                continue
             if workload.log_path:
                 self._log_paths[ours] = workload.log_path
             try:

@@ -57,7 +57,10 @@ def task_key(ti: Any, try_number: int | None = None) -> TaskKey:
 def task_from_workload(workload: Any) -> Task:
     """The :class:`Task` for an ``ExecuteTask`` workload; :class:`TaskSpecError` names what is wrong."""
     ti = workload.ti
-    key = task_key(ti)
+    try:
+        key = task_key(ti)
+    except TaskSpecError as exc:
+        raise TaskSpecError(f"task instance {ti.dag_id!r}.{ti.task_id!r}: {exc}") from exc
     source = f"{key}: executor_config"
     overrides = overrides_from_executor_config(ti.executor_config, source=source)
     return Task(

@@ -2,9 +2,11 @@
 clean up, delete placeholders, look up a pod that left the watch.
 
 Each job runs on a small thread pool and reports back by posting a message (``Finished``,
-``Cleaned``, ``PlaceholderGone``, ``OwnerChecked``), so the loop thread never waits on the API.  Cleanup retries
-transient errors and treats 404 as done: deleting or labelling a pod twice is harmless, which
-is what makes the engine's cleanup idempotent across restarts.
+``Cleaned``, ``PlaceholderGone``, ``OwnerChecked``), so the loop thread never waits on the API.
+Cleanup retries transient errors (and RBAC 403s shortly after a disruption of the API server: a
+restarted server refuses valid credentials for a moment, see
+:mod:`~airflow_k8s.executor.kube.disruption`) and treats 404 as done: deleting or labelling a pod
+twice is harmless, which is what makes the engine's cleanup idempotent across restarts.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from airflow_k8s.executor.engine.messages import Cleaned, Finished, Message, Own
 from airflow_k8s.executor.engine.metrics import EngineMetrics
 from airflow_k8s.executor.kube.client import KubeClient
 from airflow_k8s.executor.kube.flowcontrol import FlowControl
-from airflow_k8s.executor.kube.retry import RetryPolicy, call_with_retry
+from airflow_k8s.executor.kube.retry import RetryPolicy, call_with_retry, is_rbac_denial
 from airflow_k8s.executor.pods.podstate import deletion_event
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.results import TaskResult
@@ -132,7 +134,13 @@ class PodEffects:
                 self.flow.call(lambda: self.kube.patch_pod_metadata(namespace, name, labels=labels), self.stop_event)
 
         try:
-            call_with_retry(call, policy=self.retry, sleep=self.stop_event.wait, what=f"cleanup {name}")
+            call_with_retry(
+                call,
+                policy=self.retry,
+                sleep=self.stop_event.wait,
+                what=f"cleanup {name}",
+                retryable=lambda error: is_rbac_denial(error) and self.kube.disruptions.recent(),
+            )
         except NotFound:
             pass
         except KubeApiError as exc:

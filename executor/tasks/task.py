@@ -174,9 +174,12 @@ def _pairs(value: object, what: str, check_key: Any, check_value: Any) -> Pairs:
     if not isinstance(value, dict):
         raise TaskSpecError(f"{what} must be a JSON object, got {value!r}")
     for k, v in value.items():
-        problem = check_key(k) or check_value(v)
+        problem = check_key(k)
         if problem:
             raise TaskSpecError(f"{what}: {problem}")
+        problem = check_value(v)
+        if problem:
+            raise TaskSpecError(f"{what}[{k!r}]: {problem}")
     return tuple(sorted(value.items()))
 
 

@@ -472,6 +472,16 @@ def _optional_label(value: str) -> str | None:
     return config_keys.dns_label(value) if value else None
 
 
+def _ingress_namespace(value: str) -> str | None:
+    """A namespace allowed to reach the api-server: never a system one, whose every pod would get in."""
+    if value in RESERVED_NAMESPACES or value.startswith("kube-"):
+        raise ValueError(
+            f"{value!r} is a system namespace: every pod in it could reach the api-server; run the ingress "
+            "controller in a namespace of its own (e.g. ingress-nginx)"
+        )
+    return _optional_label(value)
+
+
 def _optional_url(value: str) -> str:
     if value and not (value.isascii() and re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value, re.ASCII)):
         raise ValueError("expected an http(s) URL such as https://airflow.example.com")
@@ -479,11 +489,17 @@ def _optional_url(value: str) -> str:
 
 
 _LOG_FOLDER = re.compile(r"[a-z][a-z0-9+.-]*://[!-~]+", re.ASCII)  # whole value: no trailing newline
+# The prefixes Airflow 3's airflow_local_settings.py has a remote task-log handler for (any other
+# value silently leaves task logs local, to vanish with their pods).
+REMOTE_LOG_PREFIXES = ("s3://", "gs://", "wasb", "cloudwatch://", "stackdriver://", "oss://", "hdfs://")
 
 
 def _optional_log_folder(value: str) -> str:
     if value and not _LOG_FOLDER.fullmatch(value):
         raise ValueError("expected a remote folder URL such as s3://bucket/logs (empty: remote logging off)")
+    if value and not value.startswith(REMOTE_LOG_PREFIXES):
+        shown = ", ".join(p if p.endswith("://") else f"{p}://" for p in REMOTE_LOG_PREFIXES)
+        raise ValueError(f"Airflow has no remote log handler for this scheme (it has: {shown})")
     return value
 
 
@@ -550,7 +566,7 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "databaseCidr": _cidr,
     "databasePort": _range(1, 65535),
     "monitoringNamespace": config_keys.dns_label,
-    "uiIngressNamespace": _optional_label,
+    "uiIngressNamespace": _ingress_namespace,
     "taskEgressCidrs": lambda items: tuple(_cidr(item) for item in items),
     "remoteLogCidr": lambda value: _cidr(value) if value else "",
     "dagsStorageSize": _memory,

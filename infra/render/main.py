@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import TextIO
 
 from airflow_k8s.infra.config.args import PlatformConfig
+from airflow_k8s.infra.config.secret_values import OFFLINE_PLACEHOLDER
 from airflow_k8s.infra.config.stack_config import EXISTING_FOR_SECRET, Problem, StackConfigError, parse_stack_config
 from airflow_k8s.infra.config.stack_file import load_stack_file
-from airflow_k8s.infra.config.stack_keys import PROJECT, REQUIRED_SECRETS, SECRET_KEYS, to_raw
+from airflow_k8s.infra.config.stack_keys import KEYS_BY_NAME, PROJECT, REQUIRED_SECRETS, SECRET_KEYS, to_raw
 from airflow_k8s.infra.render import check_image, checkov, outdir
 from airflow_k8s.infra.render.checks import Finding, check_directory
 from airflow_k8s.infra.render.diff import diff_dirs
@@ -40,7 +41,8 @@ from airflow_k8s.infra.render.manifests import REDACTED, Manifest, manifests
 from airflow_k8s.infra.render.offline import Evaluation, evaluate
 from airflow_k8s.infra.render.reachability import reachability_problems
 
-PLACEHOLDER = "REDACTED-offline-render-placeholder"
+_PROVIDER_NAMESPACES = ("kubernetes", "pulumi", "aws", "gcp", "azure-native")
+PLACEHOLDER = OFFLINE_PLACEHOLDER  # never checked as a secret value (infra/config/secret_values.py)
 OUTPUTS_FILE = "stack-outputs.json"
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -55,7 +57,8 @@ class StackInputs:
     platform: PlatformConfig | None = None  # the validated config (set by load_stack_inputs)
 
 
-def _full_key(key: str, project: str) -> str:
+def _full_key(key: object, project: str) -> str:
+    key = str(key)  # a YAML key may be a number
     return key if ":" in key else f"{project}:{key}"
 
 
@@ -93,8 +96,18 @@ def load_stack_inputs(stack: str, project_dir: Path = PROJECT_DIR) -> StackInput
             name = full.split(":", 1)[1]
             reason = f"secret given in plain text; remove it and run `pulumi config set --secret {name} <value>`"
             plain_secrets.append(Problem(name, None, reason, secret=True))
+        elif full.split(":", 1)[1] in SECRET_KEYS and not full.startswith(f"{project}:"):
+            other, name = full.split(":", 1)
+            reason = (
+                f"given in plain text under project {other!r}, which is not this one ({project!r}): the program "
+                f"would ignore it; remove it and run `pulumi config set --secret {name} <value>`"
+            )
+            plain_secrets.append(Problem(name, None, reason, secret=True))
         else:
             inputs.config[full] = str(to_raw(value))
+            owner, _, name = full.partition(":")
+            if owner not in (project, *_PROVIDER_NAMESPACES) and name in KEYS_BY_NAME:
+                inputs.notes.append(f"{full}: project {owner!r} is not {project!r}: ignored (meant {project}:{name}?)")
     if plain_secrets:
         raise StackConfigError(plain_secrets, source=stack_path.name)
     for name in REQUIRED_SECRETS:

@@ -143,6 +143,17 @@ def test_an_invalid_executor_config_fails_the_task_without_a_pod(cluster, make_e
     assert cluster.stats.creates() == {}
 
 
+def test_a_run_id_the_executor_cannot_use_is_reported_as_such_not_as_an_invalid_executor_config(cluster, make_executor):
+    executor = make_executor()
+    item = workload("odd", run_id="manual__1\nforged")
+    run(executor, item)
+    events = events_until(executor, lambda e: FAILED in states(e, item))
+    info = events[item.ti.key][-1][1]
+    assert "run_id = 'manual__1\\nforged': expected 1-250 printable characters" in info, info
+    assert "executor_config" not in info
+    assert cluster.stats.creates() == {}
+
+
 def test_airflows_pod_override_and_the_typed_kubernetes_config_both_reach_the_pod(cluster, make_executor):
     executor = make_executor()
     override = k8s.V1Pod(

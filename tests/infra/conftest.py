@@ -17,7 +17,7 @@ from airflow_k8s.infra.render.manifests import Manifest, manifests
 from airflow_k8s.infra.render.offline import Evaluation, evaluate
 
 SECRET_DB_URL = "postgresql://airflow:Zq8-very-secret-PW-77@db.internal:5432/airflow"
-SECRET_FERNET = "dGhpcy1pcy1hLWZlcm5ldC1rZXktdGVzdC12YWx1ZTE9"
+SECRET_FERNET = "dGhpcy1pcy1hLWZlcm5ldC1rZXktdGVzdC12YWx1ZSE="  # 32 bytes, as Fernet requires
 SECRET_JWT = "jwt-Secret-Value-For-Tests-0123456789abcdef"
 SECRET_API_KEY = "api-Secret-Key-For-Tests-0123456789abcdef"
 SECRET_ADMIN = "admin-Password-For-Tests-0123456789"

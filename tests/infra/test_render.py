@@ -36,6 +36,14 @@ def _project(tmp_path: Path, **overrides: object) -> Path:
     return project
 
 
+def _with_full_keys(project: Path, values: dict[str, object]) -> Path:
+    """``values`` (full keys, any project prefix) added to the project's Pulumi.dev.yaml."""
+    stack = yaml.safe_load((project / "Pulumi.dev.yaml").read_text())
+    stack["config"].update(values)
+    (project / "Pulumi.dev.yaml").write_text(yaml.safe_dump(stack))
+    return project
+
+
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RenderResult, str]:
     out = tmp_path_factory.mktemp("render") / "dev"
@@ -339,6 +347,8 @@ def test_a_plain_text_secret_in_the_stack_file_is_an_error_naming_file_and_key(t
         ("config:\n  <<: {airflow-k8s:workerPodsMax: 8}\n", "line 2: YAML merge keys are not allowed"),
         ("- a list\n", "expected a mapping at the top"),
         ("config: [\n", "invalid YAML"),
+        ("config:\n  airflow-k8s:x: " + "[" * 100_000 + "]" * 100_000 + "\n", "line 2: nested deeper than 64 levels"),
+        ("config:\n  - airflow-k8s:workerPodsMax: 8\n", "config: expected a mapping of keys to values, found a list"),
     ],
 )
 def test_stack_files_with_duplicate_keys_or_aliases_are_errors_naming_the_file(
@@ -350,6 +360,21 @@ def test_stack_files_with_duplicate_keys_or_aliases_are_errors_naming_the_file(
     err = capsys.readouterr().err
     assert code == 1 and "Pulumi.dev.yaml" in err and fragment in err, err
     assert "Traceback" not in err
+
+
+def test_a_plain_secret_under_another_projects_prefix_is_an_error_not_ignored(tmp_path: Path) -> None:
+    project = _with_full_keys(_project(tmp_path), {"other-project:jwtSecret": "plain-jwt-value"})
+    with pytest.raises(StackConfigError) as info:
+        load_stack_inputs("dev", project)
+    message = str(info.value)
+    assert "airflow-k8s:jwtSecret" in message and "under project 'other-project'" in message
+    assert "plain-jwt-value" not in message
+
+
+def test_a_plain_key_under_another_projects_prefix_is_noted_as_ignored(tmp_path: Path) -> None:
+    project = _with_full_keys(_project(tmp_path), {"airflow:workerPodsMax": 3})
+    inputs = load_stack_inputs("dev", project)
+    assert "airflow:workerPodsMax: project 'airflow' is not 'airflow-k8s': ignored" in "\n".join(inputs.notes)
 
 
 def test_a_bad_stack_value_names_the_stack_file_key_and_value(tmp_path: Path) -> None:

@@ -123,3 +123,9 @@ def test_the_component_itself_refuses_a_provider_it_cannot_prove_updates_in_plac
         evaluate({"kubernetes:enableConfigMapMutable": "true"}, program=lambda: _platform_with(None))
     with pytest.raises(ValueError, match="enable_secret_mutable=False is what the platform cannot run with"):
         PlatformProvider("d", enable_secret_mutable=False)
+
+
+def test_a_template_directory_that_holds_no_templates_is_an_error_naming_the_key() -> None:
+    with pytest.raises(pulumi.RunError) as info:
+        run_stack(podTemplatesDir="/etc")
+    assert "airflow-k8s:podTemplatesDir = '/etc': cannot publish the pod templates of /etc: " in str(info.value)
