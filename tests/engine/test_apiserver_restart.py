@@ -23,11 +23,13 @@ RBAC_MESSAGE = (
 
 
 def test_creates_refused_by_rbac_right_after_an_apiserver_restart_are_retried_and_run(cluster, make_engine):
-    cluster.configure(rbac_sync_delay=8.0)
+    cluster.configure(rbac_sync_delay=15.0)
     sink = MemorySink()
     engine = make_engine(sink=sink)
     assert engine.synced.wait(WAIT)
     cluster.restart(downtime=0.5)
+    # A 403 counts as the restart's only once the engine saw the restart (its watch cut, a connection lost).
+    wait_for(engine.kube.disruptions.recent, WAIT, message="the engine never noticed the restart")
     tasks = [make_task(f"after-restart-{i}") for i in range(5)]
     for task in tasks:
         engine.submit(task)
@@ -63,6 +65,7 @@ def test_rbac_403s_that_outlast_the_disruption_window_fail_the_task(cluster, mak
     jump = [None]
     disruptions.clock = lambda: standing if jump[0] is None else time.monotonic() + jump[0]
     cluster.restart()
+    wait_for(disruptions.recent, WAIT, message="the engine never noticed the restart")
     task = make_task("never-allowed")
     engine.submit(task)
     wait_for(lambda: cluster.stats.count("POST", "pods", 403) >= 2, WAIT, message="the 403s were not retried")
