@@ -47,7 +47,8 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(PY) -m mypy
 
-unit: $(VENV)/.installed $(CHECKOV_VENV)/.installed
+# The Airflow venv too: tests/test_snippets.py runs the docs' Airflow snippets with it.
+unit: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(AIRFLOW_VENV)/.installed
 	CHECKOV=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov REQUIRE_CHECKOV=1 $(PY) -m pytest -q
 
 ## The Airflow tier: the executor inside a real Airflow 3.3.2 (adapter tests, then the end-to-end run).

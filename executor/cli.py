@@ -2,11 +2,18 @@
 
     run          the scheduler: reads the intake spool, launches pods, watches, cleans up
     render-pod   print the pod YAML a task would get (offline: no cluster needed)
-    validate     load airflow.cfg and every pod template, report the first problem
+    validate     load airflow.cfg and every pod template, report every problem
     submit       put a task JSON into the intake spool
-    pods         list this executor's pods and counts by phase
-    cleanup      delete finished pods older than N hours
+    pods         list the platform's pods and counts by phase
+    cleanup      delete finished pods older than N hours (0: every finished pod)
     cost         cost (C = sum c_i t_i) and utilization report per task, DAG or tier
+    groom-logs   keep a logs directory within an age and a size (the control plane's log-groomer)
+
+``pods``, ``cleanup`` and ``cost`` see every pod of this platform's executors in the namespace -
+the pods an executor inside Airflow runs (labelled with its scheduler job id) and the standalone
+runner's alike: ``kubernetes_executor=True`` (the provider's label) and this project's
+``airflow_executor_tier``, so the provider's own KubernetesExecutor pods are not touched.
+``--scheduler-job ID`` narrows them to one scheduler job (``default``: the standalone runner).
 
 Exit codes: 0 success, 2 bad input (config, task, template), 1 anything else.
 """
@@ -16,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import signal
 import sys
 import threading
@@ -26,18 +34,21 @@ import yaml
 
 from airflow_k8s.executor.contract.config import ExecutorConfig
 from airflow_k8s.executor.contract.config_loader import load_config
-from airflow_k8s.executor.contract.errors import ExecutorError, KubeApiError
+from airflow_k8s.executor.contract.errors import ConfigErrors, ExecutorError, KubeApiError
 from airflow_k8s.executor.contract.parsers import float_parser, int_parser
 from airflow_k8s.executor.engine import logs
 from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.pods import preflight
 from airflow_k8s.executor.pods.podfactory import build_pod
 from airflow_k8s.executor.pods.templates import TemplateStore
-from airflow_k8s.executor.tasks import taskfile
-from airflow_k8s.executor.tasks.identity import instance_selector
+from airflow_k8s.executor.tasks import identity, taskfile
 from airflow_k8s.executor.tasks.task import Task
 
 log = logging.getLogger("airflow_k8s.executor")
 BAD_INPUT = 2
+MAX_AGE_HOURS = 8760.0  # a year, the config key's bound
+# Every pod of this platform's executors: the provider's executor label and this project's own tier label.
+PLATFORM_SELECTOR = f"{identity.LABEL_EXECUTOR}=True,{identity.LABEL_TIER}"
 
 
 def _read_task(value: str) -> Task:
@@ -59,6 +70,23 @@ def _bounded(parse: Callable[[str], Any]) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(f"{raw!r}: {exc}") from exc
 
     return checked
+
+
+def _hours(raw: str) -> float:
+    """``--max-age-hours``: a finite number of hours from 0 (every finished pod) to a year."""
+    text = raw.strip()
+    value = float(text) if re.fullmatch(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", text, flags=re.ASCII) else float("nan")
+    if not 0 <= value <= MAX_AGE_HOURS:
+        raise argparse.ArgumentTypeError(f"{raw!r}: expected a number of hours from 0 to {MAX_AGE_HOURS:g}")
+    return value
+
+
+def _selector(args: argparse.Namespace) -> str:
+    """The platform's pods, or one scheduler job's (``--scheduler-job``)."""
+    job = getattr(args, "scheduler_job", None)
+    return (
+        f"{PLATFORM_SELECTOR},{identity.LABEL_INSTANCE}={identity.safe_label_value(job)}" if job else PLATFORM_SELECTOR
+    )
 
 
 def _templates(args: argparse.Namespace, config: ExecutorConfig) -> TemplateStore:
@@ -91,12 +119,27 @@ def cmd_render_pod(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    loaded = _templates(args, config).load_all()
-    for tier in config.tiers:
-        if tier.pod_template and tier.pod_template not in loaded:
-            raise ExecutorError(f"tier {tier.name!r}: template {tier.pod_template!r} is not in the template directory")
-    print(f"ok: {args.config}: namespace {config.namespace}, {len(loaded)} templates, {len(config.tiers)} tiers")
+    """Every problem of the config file and of the templates it relies on, at once (exit 2 if any)."""
+    try:
+        config = load_config(args.config)
+    except ConfigErrors as exc:
+        problems = [str(problem) for problem in exc.problems]
+    except ExecutorError as exc:
+        problems = [str(exc)]
+    else:
+        try:
+            store = _templates(args, config)
+        except ExecutorError as exc:
+            problems = [str(exc)]
+        else:
+            problems = preflight.template_problems(config, store)
+    if problems:
+        print(f"{args.config}: {len(problems)} problem(s):", file=sys.stderr)
+        for problem in problems:
+            print("  - " + problem.replace("\n", "\n    "), file=sys.stderr)
+        return BAD_INPUT
+    templates = store.names()
+    print(f"ok: {args.config}: namespace {config.namespace}, {len(templates)} templates, {len(config.tiers)} tiers")
     return 0
 
 
@@ -104,7 +147,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from airflow_k8s.executor.tasks.spool import Spool
 
     config = load_config(args.config)
-    path = Spool(args.spool or config.task_intake_dir).submit(_read_task(args.task))
+    task = _read_task(args.task)
+    # The pod the scheduler would build, judged now: a task the pod policy refuses is never spooled.
+    build_pod(task, config, _templates(args, config), tier_name=args.tier)
+    path = Spool(args.spool or config.task_intake_dir).submit(task)
     print(path)
     return 0
 
@@ -152,9 +198,7 @@ def cmd_pods(args: argparse.Namespace) -> int:
     from airflow_k8s.executor.reports.monitor import PodMonitor
 
     config = load_config(args.config)
-    monitor = PodMonitor(
-        _kube(args, config), config.namespace, label_selector=instance_selector(config.scheduler_instance_id)
-    )
+    monitor = PodMonitor(_kube(args, config), config.namespace, label_selector=_selector(args))
     pods = monitor.list_worker_pods()
     for pod in pods:
         summary = monitor.summarize(pod)
@@ -170,9 +214,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     from airflow_k8s.executor.reports.monitor import PodMonitor
 
     config = load_config(args.config)
-    monitor = PodMonitor(
-        _kube(args, config), config.namespace, label_selector=instance_selector(config.scheduler_instance_id)
-    )
+    monitor = PodMonitor(_kube(args, config), config.namespace, label_selector=_selector(args))
     hours = args.max_age_hours if args.max_age_hours is not None else config.finished_pod_max_age_hours
     report = monitor.cleanup_old_pods(hours, dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"
@@ -189,11 +231,34 @@ def cmd_cost(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     results = Spool(args.spool or config.task_intake_dir).read_results()
     kube = None if args.no_live else _kube(args, config)
-    report = cost.gather_report(config, results, kube)
+    report = cost.gather_report(config, results, kube, label_selector=_selector(args))
     print(cost.render_table(report, by=args.by))
     if args.png:
         cost.plot(report, args.png, by=args.by)
         print(f"plot written to {args.png}")
+    return 0
+
+
+def cmd_groom_logs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from airflow_k8s.executor.reports import logfiles
+
+    root = Path(args.dir)
+    if not root.is_dir():
+        print(f"error: --dir {args.dir}: not a directory", file=sys.stderr)
+        return BAD_INPUT
+    if args.alive_within_minutes is not None:  # the sidecar's probe
+        return 0 if logfiles.alive(root, args.alive_within_minutes * 60) else 1
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    every = 0.0 if args.once else args.every_minutes * 60
+    if args.once:
+        stop.set()
+    logfiles.run(
+        root, max_age_seconds=args.max_age_days * 86400, max_bytes=args.max_bytes, every_seconds=every, stop=stop
+    )
     return 0
 
 
@@ -204,7 +269,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--plain-logs", action="store_true", help="human-readable logs instead of JSON lines")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, handler: Any, help_text: str, *, cluster: bool = False) -> argparse.ArgumentParser:
+    def command(
+        name: str, handler: Any, help_text: str, *, cluster: bool = False, selects: bool = False
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(handler=handler)
         p.add_argument("--config", required=True, help="path of airflow.cfg")
@@ -214,33 +281,55 @@ def _parser() -> argparse.ArgumentParser:
             group.add_argument("--kubeconfig", help="kubeconfig file")
             group.add_argument("--context", help="kubeconfig context")
             group.add_argument("--api-url", help="plain HTTP API URL, e.g. from kubectl proxy")
+        if selects:
+            p.add_argument(
+                "--scheduler-job",
+                metavar="ID",
+                help="only the pods of this scheduler job (its airflow-worker label; the standalone runner's is "
+                "'default'); default: every pod of this platform's executors in the namespace",
+            )
         return p
 
     p = command("render-pod", cmd_render_pod, "print the pod YAML a task would get")
     p.add_argument("--task", required=True, help="task JSON: inline, a file, or - for stdin")
     p.add_argument("--tier", help="tier to assume for tier: auto tasks (default: the config's default_tier)")
     command("validate", cmd_validate, "check airflow.cfg and every pod template")
-    p = command("submit", cmd_submit, "put a task into the intake spool")
+    p = command("submit", cmd_submit, "check a task against the pod policy, then put it into the intake spool")
     p.add_argument("--task", required=True, help="task JSON: inline, a file, or - for stdin")
+    p.add_argument("--tier", help="tier to assume for tier: auto tasks in the check (default: the default_tier)")
     p.add_argument("--spool", help="intake directory (default: the config's task_intake_dir)")
     p = command("run", cmd_run, "run the scheduler", cluster=True)
     p.add_argument("--spool", help="intake directory (default: the config's task_intake_dir)")
     p.add_argument(
         "--port", type=_bounded(int_parser(0, 65535)), help="metrics/probe port (default: the config's metrics_port)"
     )
-    command("pods", cmd_pods, "list this executor's pods", cluster=True)
-    p = command("cleanup", cmd_cleanup, "delete finished pods older than N hours", cluster=True)
+    command("pods", cmd_pods, "list the platform's pods", cluster=True, selects=True)
+    p = command("cleanup", cmd_cleanup, "delete finished pods older than N hours", cluster=True, selects=True)
     p.add_argument(
         "--max-age-hours",
-        type=_bounded(float_parser(0.0, 8760.0)),
-        help="hours, up to 8760 (default: the config's finished_pod_max_age_hours)",
+        type=_hours,
+        help="hours, 0 (every finished pod) to 8760 (default: the config's finished_pod_max_age_hours)",
     )
     p.add_argument("--dry-run", action="store_true")
-    p = command("cost", cmd_cost, "cost and utilization report", cluster=True)
+    p = command("cost", cmd_cost, "cost and utilization report", cluster=True, selects=True)
     p.add_argument("--by", default="tier", choices=("task", "dag", "tier"))
     p.add_argument("--png", help="also write a bar chart to this PNG file")
     p.add_argument("--spool", help="intake directory with results/ (default: the config's task_intake_dir)")
     p.add_argument("--no-live", action="store_true", help="only finished tasks; do not ask the cluster")
+    p = sub.add_parser(
+        "groom-logs", help="keep a logs directory within an age and a size", description=cmd_groom_logs.__doc__
+    )
+    p.set_defaults(handler=cmd_groom_logs)
+    p.add_argument("--dir", required=True, help="the logs directory (only regular files below it are deleted)")
+    p.add_argument("--max-age-days", type=_bounded(float_parser(0.0, 36500.0)), default=15.0)
+    p.add_argument("--max-bytes", type=_bounded(int_parser(0, 2**62)), default=2**62, help="disk use to stay under")
+    p.add_argument("--every-minutes", type=_bounded(float_parser(0.1, 1440.0)), default=15.0)
+    p.add_argument("--once", action="store_true", help="one pass, then exit")
+    p.add_argument(
+        "--alive-within-minutes",
+        type=_bounded(float_parser(0.0, 100000.0)),
+        help="probe: exit 0 if a pass finished within this many minutes, else 1 (grooms nothing)",
+    )
     return parser
 
 

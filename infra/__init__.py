@@ -15,9 +15,18 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow_k8s.infra.components.platform import AirflowK8sPlatform, PlatformArgs
+    from airflow_k8s.infra.components.provider import PlatformProvider
     from airflow_k8s.infra.components.secrets import PlatformSecrets
+    from airflow_k8s.infra.config.args import PlatformConfig
 
-__all__ = ["AirflowK8sPlatform", "PlatformArgs", "PlatformSecrets", "shipped_templates"]
+__all__ = [
+    "AirflowK8sPlatform",
+    "PlatformArgs",
+    "PlatformConfig",
+    "PlatformProvider",
+    "PlatformSecrets",
+    "shipped_templates",
+]
 
 
 def shipped_templates(logical_dir: str | None = None) -> dict[str, dict[str, Any]]:
@@ -41,6 +50,14 @@ def __getattr__(name: str) -> Any:
         from airflow_k8s.infra.components import platform
 
         return getattr(platform, name)
+    if name == "PlatformProvider":
+        from airflow_k8s.infra.components import provider
+
+        return provider.PlatformProvider
+    if name == "PlatformConfig":
+        from airflow_k8s.infra.config import args
+
+        return args.PlatformConfig
     if name == "PlatformSecrets":
         from airflow_k8s.infra.components import secrets
 

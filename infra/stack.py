@@ -14,7 +14,9 @@ object before creating it again - a pod starting in between (a task pod mounting
 control-plane pod reading the Secret) fails.  The program therefore requires
 ``kubernetes:enableConfigMapMutable`` and ``kubernetes:enableSecretMutable`` to be ``true`` in the
 stack config (or the provider's ``PULUMI_K8S_ENABLE_*_MUTABLE`` environment variables), and says
-so, naming the keys, when they are not.  The offline render reads the same settings to tell
+so, naming the keys, when they are not - first, before any other check; the component checks its
+provider again (:mod:`airflow_k8s.infra.components.provider`), for programs that are not this one.
+The offline render reads the same settings to tell
 "update" from "replace" (:mod:`airflow_k8s.infra.render.replacement`).
 
 The same function runs under ``pulumi up``/``preview`` (via the root ``__main__.py``) and under
@@ -25,7 +27,6 @@ no traceback.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -33,41 +34,22 @@ import pulumi
 
 from airflow_k8s.executor.contract.errors import ExecutorError
 from airflow_k8s.executor.pods.templates import TemplateStore
+from airflow_k8s.infra.components.configmaps import DEFAULT_TEMPLATE
 from airflow_k8s.infra.components.platform import AirflowK8sPlatform, PlatformArgs, PreflightError
+from airflow_k8s.infra.components.provider import default_provider_problems
 from airflow_k8s.infra.components.secrets import PlatformSecrets
+from airflow_k8s.infra.config.secret_values import secret_problems
 from airflow_k8s.infra.config.stack_config import (
     PROJECT,
     SECRET_KEYS,
+    Problem,
     StackConfig,
     StackConfigError,
     parse_stack_config,
 )
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-# provider config key -> the environment variable the provider falls back to
-MUTABLE_FLAGS = {
-    "enableConfigMapMutable": "PULUMI_K8S_ENABLE_CONFIGMAP_MUTABLE",
-    "enableSecretMutable": "PULUMI_K8S_ENABLE_SECRET_MUTABLE",
-}
-OPTIONAL_SECRETS = ("fernetKey", "jwtSecret", "apiSecretKey")
-
-
-def provider_flag(key: str, environ: dict[str, str] | None = None) -> bool:
-    """The default Kubernetes provider's boolean ``key``, as the provider resolves it."""
-    value = pulumi.Config("kubernetes").get(key)
-    if value is None:
-        value = (os.environ if environ is None else environ).get(MUTABLE_FLAGS[key])
-    return (value or "").strip().lower() == "true"
-
-
-def provider_problems() -> list[str]:
-    """What the default provider must have set for ConfigMaps and Secrets to update in place."""
-    return [
-        f"kubernetes:{key} must be true (pulumi config set kubernetes:{key} true): without it every change "
-        f"of airflow.cfg, a pod template or a secret deletes and recreates the object under running pods"
-        for key in MUTABLE_FLAGS
-        if not provider_flag(key)
-    ]
+OPTIONAL_SECRETS = ("fernetKey", "jwtSecret", "apiSecretKey", "adminPassword")
 
 
 def configured_keys() -> set[str]:
@@ -79,35 +61,55 @@ def configured_keys() -> set[str]:
     return {key[len(prefix) :] for key in everything if key.startswith(prefix)}
 
 
+def secret_value(key: str) -> str | None:
+    """The plaintext of secret config ``key``, for :func:`secret_problems` only (never logged, never an output)."""
+    from pulumi.runtime import config as runtime_config  # Config.get() of a secret warns; this is the same value
+
+    return runtime_config.get_config(f"{PROJECT}:{key}")
+
+
 def read_config() -> tuple[StackConfig, PlatformSecrets]:
     """The validated stack config and the secret Outputs; raises StackConfigError."""
     config = pulumi.Config(PROJECT)
     present = configured_keys()
     raw = {key: config.get(key) for key in sorted(present) if key not in SECRET_KEYS}
     stack = parse_stack_config(raw, secrets_set={key for key in SECRET_KEYS if key in present})
+    problems = secret_problems({key: secret_value(key) for key in SECRET_KEYS if key in present})
+    if problems:
+        raise StackConfigError(problems)
     optional = {key: config.require_secret(key) if key in present else None for key in OPTIONAL_SECRETS}
     secrets = PlatformSecrets(
-        database_url=config.require_secret("databaseUrl"),
+        database_url=config.require_secret("databaseUrl") if "databaseUrl" in present else None,
         fernet_key=optional["fernetKey"],
         jwt_secret=optional["jwtSecret"],
         api_secret_key=optional["apiSecretKey"],
+        admin_password=optional["adminPassword"],
     )
     return stack, secrets
 
 
 def load_templates(stack: StackConfig) -> dict[str, dict[str, Any]]:
-    """Every template of the stack's template directory, parsed and validated."""
+    """Every template of the stack's template directory, parsed and validated; errors name ``podTemplatesDir``."""
     directory = Path(stack.templates_dir)
     if not directory.is_absolute():
         directory = PROJECT_DIR / directory
-    store = TemplateStore(directory, logical_dir=stack.platform.executor.pod_template_dir)
-    return store.load_all()
+    default = DEFAULT_TEMPLATE
+    try:
+        store = TemplateStore(directory, logical_dir=stack.platform.executor.pod_template_dir)
+        templates = store.load_all()
+    except (ExecutorError, OSError) as exc:
+        reason = f"cannot publish the pod templates of {directory}: {exc}"
+        raise StackConfigError([Problem("podTemplatesDir", stack.templates_dir, reason)]) from exc
+    if default not in templates:
+        reason = f"cannot publish the pod templates of {directory}: it holds no {default} (found: {sorted(templates)})"
+        raise StackConfigError([Problem("podTemplatesDir", stack.templates_dir, reason)])
+    return templates
 
 
 def main() -> AirflowK8sPlatform:
     """Build the platform from the stack config and export its outputs."""
     try:
-        problems = provider_problems()
+        problems = default_provider_problems()  # before reading config: the component checks it again
         if problems:
             lines = "\n".join(f"  - {p}" for p in problems)
             raise pulumi.RunError(f"the Kubernetes provider is not set up for this platform:\n{lines}")

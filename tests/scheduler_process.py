@@ -20,12 +20,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def start_scheduler(
-    cfg: Path, spool: Path, log: Path, *, api_url: str | None = None, kubeconfig: Path | None = None
+    cfg: Path,
+    spool: Path,
+    log: Path,
+    *,
+    api_url: str | None = None,
+    kubeconfig: Path | None = None,
+    templates: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start a scheduler on ``api_url`` (unauthenticated) or with ``kubeconfig``; output appended to ``log``."""
+    """Start a scheduler on ``api_url`` (unauthenticated) or with ``kubeconfig``; output appended to ``log``.
+
+    ``templates`` is the pod template directory (default: the repository's ``pod_templates/``)."""
     command = [
         sys.executable, "-m", "airflow_k8s.executor", "run", "--config", str(cfg),
-        "--templates", str(ROOT / "pod_templates"), "--spool", str(spool), "--port", "0",
+        "--templates", str(templates or ROOT / "pod_templates"), "--spool", str(spool), "--port", "0",
     ]  # fmt: skip
     if api_url is not None:
         command += ["--api-url", api_url]

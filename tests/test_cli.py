@@ -113,10 +113,20 @@ def test_validate_reports_a_broken_template(tmp_path, capsys):
 
 def test_submit_writes_the_task_into_the_spool(tmp_path, capsys):
     spool = tmp_path / "spool"
-    assert run("submit", "--config", str(EXAMPLES / "airflow.cfg"), "--spool", str(spool),
+    assert run("submit", "--config", str(EXAMPLES / "airflow.cfg"), "--templates", TEMPLATES, "--spool", str(spool),
                "--task", str(EXAMPLES / "light_task.json")) == 0  # fmt: skip
     [task] = Spool(spool).scan()
     assert task.key.task_id == "light_task"
+
+
+def test_submit_refuses_a_task_the_pod_policy_would_refuse_and_spools_nothing(tmp_path, capsys):
+    spool = tmp_path / "spool"
+    task = json.loads((EXAMPLES / "light_task.json").read_text())
+    task["kubernetes_config"] = {"pod_override": {"spec": {"hostNetwork": True}}}
+    code = run("submit", "--config", str(EXAMPLES / "airflow.cfg"), "--templates", TEMPLATES, "--spool", str(spool),
+               "--task", json.dumps(task))  # fmt: skip
+    assert code == 2 and "hostNetwork" in capsys.readouterr().err
+    assert not (spool / "incoming").exists() or list((spool / "incoming").iterdir()) == []
 
 
 def test_pods_and_cleanup_talk_to_the_cluster(fake_kube, capsys, tmp_path):
@@ -145,9 +155,17 @@ def test_pods_and_cleanup_talk_to_the_cluster(fake_kube, capsys, tmp_path):
     assert "light" in capsys.readouterr().out
 
 
-def test_cluster_errors_exit_1(capsys):
+def test_cluster_errors_exit_1_naming_the_api_server(capsys):
     assert run("pods", "--config", str(EXAMPLES / "airflow.cfg"), "--api-url", "http://127.0.0.1:9") == 1
-    assert "connection" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "connection error" in err and "http://127.0.0.1:9" in err  # the server it could not reach
+
+
+def test_outside_a_cluster_the_in_cluster_default_says_how_to_point_at_a_kubeconfig(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert run("pods", "--config", str(EXAMPLES / "airflow.cfg")) == 1
+    err = capsys.readouterr().err
+    assert "in-cluster service account" in err and "in_cluster = False" in err and "config_file" in err
 
 
 def test_the_status_server_serves_metrics_and_probes():
@@ -182,3 +200,100 @@ def test_logs_are_json_lines_with_the_extra_fields():
     entry = json.loads(JsonFormatter().format(record))
     assert entry["msg"] == "task k failed" and entry["level"] == "warning"
     assert (entry["event"], entry["pod"], entry["exit_code"]) == ("task_failed", "p-1", 3)
+
+
+# -- which pods the operator commands see ---------------------------------------------------------------
+def _pod_of_job(fake_kube, tmp_path, task_id: str, job: str | None, *, ours: bool = True) -> str:
+    """A finished task pod as the executor inside Airflow labels it (``airflow-worker=<scheduler job id>``);
+    ``ours=False`` makes it a pod of the provider's KubernetesExecutor (its labels, without this project's)."""
+    import dataclasses
+
+    from airflow_k8s.executor.contract.config_loader import load_config
+    from airflow_k8s.executor.kube.client import KubeClient
+    from airflow_k8s.executor.pods.podfactory import build_pod
+    from airflow_k8s.executor.pods.templates import TemplateStore
+    from airflow_k8s.executor.tasks.task import Task
+
+    config = load_config(EXAMPLES / "airflow.cfg", environ={})
+    if job is not None:
+        config = dataclasses.replace(config, scheduler_instance_id=job)
+    task = Task.from_dict({**json.loads(BASE_TASK + "}"), "task_id": task_id})
+    pod = build_pod(task, config, TemplateStore(TEMPLATES))
+    pod["spec"].pop("nodeSelector")
+    pod["spec"].pop("tolerations")
+    if not ours:
+        del pod["metadata"]["labels"][identity.LABEL_TIER]
+    kube = KubeClient.for_host(fake_kube.url)
+    try:
+        kube.create_pod(config.namespace, pod)
+    finally:
+        kube.close()
+    fake_kube.cluster.wait_for_phase(config.namespace, pod["metadata"]["name"], "Succeeded")
+    return str(pod["metadata"]["name"])
+
+
+def test_pods_cleanup_and_cost_see_the_pods_of_airflow_scheduler_jobs_unless_narrowed(fake_kube, capsys, tmp_path):
+    fake_kube.cluster.set_nodes([])
+    job_42 = _pod_of_job(fake_kube, tmp_path, "in_airflow", "42")
+    standalone = _pod_of_job(fake_kube, tmp_path, "standalone", None)
+    provider = _pod_of_job(fake_kube, tmp_path, "providers", "43", ours=False)
+    common = ["--config", str(EXAMPLES / "airflow.cfg"), "--api-url", fake_kube.url]
+
+    assert run("pods", *common) == 0
+    out = capsys.readouterr().out
+    assert job_42 in out and standalone in out and provider not in out
+    assert '"succeeded": 2' in out
+    assert run("pods", *common, "--scheduler-job", "42") == 0
+    out = capsys.readouterr().out
+    assert job_42 in out and standalone not in out
+    assert run("cost", *common, "--spool", str(tmp_path / "spool"), "--no-live") == 0
+    capsys.readouterr()
+    assert run("cleanup", *common, "--max-age-hours", "0", "--scheduler-job", "default") == 0
+    assert "deleted 1 pod(s)" in capsys.readouterr().out
+    names = {p["metadata"]["name"] for p in fake_kube.cluster.pods("airflow")}
+    assert standalone not in names and {job_42, provider} <= names
+    assert run("cleanup", *common, "--max-age-hours", "0") == 0
+    assert "deleted 1 pod(s)" in capsys.readouterr().out
+    assert {p["metadata"]["name"] for p in fake_kube.cluster.pods("airflow")} == {provider}
+
+
+def test_cleanup_accepts_zero_hours_and_refuses_negative_ones(capsys):
+    with pytest.raises(SystemExit):
+        run("cleanup", "--config", str(EXAMPLES / "airflow.cfg"), "--max-age-hours", "-0.5")
+    assert "from 0 to 8760" in capsys.readouterr().err
+
+
+# -- validate ---------------------------------------------------------------------------------------------
+def test_validate_lists_every_problem_of_the_file_and_the_templates_at_once(tmp_path, capsys):
+    for template in Path(TEMPLATES).glob("*.yaml"):
+        (tmp_path / template.name).write_text(template.read_text())
+    (tmp_path / "light_task.yaml").write_text("kind: Deployment\n")
+    cfg = tmp_path / "airflow.cfg"
+    cfg.write_text(
+        "[kubernetes_executor]\nworker_pods_max = 0\nimage_pull_policy = Sometimes\nworker_pods_mx = 3\n"
+        "[kubernetes_tier:big]\nrequest_cpu = 64\nrequest_memory = 1Gi\npod_template = big.yaml\n"
+    )
+    assert run("validate", "--config", str(cfg), "--templates", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "3 problem(s)" in err, err
+    for fragment in ("worker_pods_max", "image_pull_policy", "worker_pods_mx", "did you mean 'worker_pods_max'"):
+        assert fragment in err, (fragment, err)
+    cfg.write_text("[kubernetes_executor]\nworker_pods_max = 3\ndefault_tier = big\n[kubernetes_tier:big]\n"
+                   "request_cpu = 64\nrequest_memory = 1Gi\npod_template = big.yaml\n")  # fmt: skip
+    assert run("validate", "--config", str(cfg), "--templates", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "2 problem(s)" in err and "light_task.yaml" in err, err
+    assert "[kubernetes_tier:big] pod_template = 'big.yaml'" in err, err
+
+
+def test_validate_with_only_pod_template_dir_finds_that_directorys_default_template(tmp_path, capsys):
+    cfg = tmp_path / "airflow.cfg"
+    cfg.write_text("[kubernetes_executor]\npod_template_dir = /srv/templates\n")
+    assert run("validate", "--config", str(cfg), "--templates", TEMPLATES) == 0
+    assert "4 templates" in capsys.readouterr().out
+    empty = tmp_path / "templates"
+    empty.mkdir()
+    (empty / "light_task.yaml").write_text((Path(TEMPLATES) / "light_task.yaml").read_text())
+    assert run("validate", "--config", str(cfg), "--templates", str(empty)) == 2
+    err = capsys.readouterr().err
+    assert "pod_template_file = '/srv/templates/default_template.yaml'" in err and "not found" in err

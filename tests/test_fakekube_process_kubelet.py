@@ -90,6 +90,24 @@ def test_the_base_container_runs_with_its_environment_and_its_output_is_the_log(
     assert terminated.started_at is not None and terminated.finished_at >= terminated.started_at
 
 
+def test_an_image_that_cannot_be_pulled_leaves_the_pod_pending_with_err_image_pull_and_runs_nothing(
+    server, core, tmp_path
+):
+    marker = tmp_path / "ran"
+    pod = process_pod("unpullable", f"open({str(marker)!r}, 'w').close()")
+    pod["spec"]["containers"][0]["image"] = "registry.example/app:bad"
+    core.create_namespaced_pod(NS, pod)
+
+    def pull_failed():
+        waiting = container_state(core, "unpullable").waiting
+        return waiting if waiting is not None and waiting.reason != "ContainerCreating" else None
+
+    waiting = server.wait_for(pull_failed, message="the pull never failed")
+    assert waiting.reason == "ErrImagePull" and 'Failed to pull image "registry.example/app:bad"' in waiting.message
+    assert core.read_namespaced_pod("unpullable", NS).status.phase == "Pending"
+    assert not marker.exists() and server.cluster.process_pid(NS, "unpullable") is None
+
+
 def test_an_exit_code_fails_the_pod_with_that_code(server, core):
     core.create_namespaced_pod(NS, process_pod("three", "import sys; print('bye'); sys.exit(3)"))
     assert server.cluster.wait_for_phase(NS, "three", "Succeeded", "Failed") == "Failed"

@@ -124,3 +124,57 @@ def test_closing_a_quiet_watch_from_another_thread_ends_it_at_once(fake_kube):
     assert events == []  # ended quietly: no error, no event
     stream.close()  # idempotent
     assert client.list_pods("airflow").items == []  # the pool still works after the closed watch
+
+
+# -- the scheduler's own service account is never a task pod's ----------------------------------------
+def service_account_token(path, claims: dict) -> None:
+    import base64
+    import json
+
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    path.write_text(f"{part({'alg': 'RS256'})}.{part(claims)}.signature")
+
+
+@pytest.fixture
+def in_a_pod(fake_kube, tmp_path, monkeypatch):
+    """In-cluster credentials as a pod has them; the token names the service account in ``token``'s claims."""
+    import certifi
+    from kubernetes.config import incluster_config
+
+    from airflow_k8s.executor.kube import connection
+
+    token, ca = tmp_path / "token", certifi.where()  # a readable CA bundle: nothing is connected to
+    host, port = fake_kube.url.removeprefix("http://").split(":")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", host)
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", port)
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(token))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(ca))
+    monkeypatch.setattr(connection, "TOKEN_PATH", token)
+    return token
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"kubernetes.io": {"namespace": "airflow", "serviceaccount": {"name": "airflow-scheduler", "uid": "u"}}},
+        {"kubernetes.io/serviceaccount/service-account.name": "airflow-scheduler"},
+    ],
+    ids=["bound token", "legacy token"],
+)
+def test_task_pods_running_as_the_schedulers_own_service_account_is_a_config_error(in_a_pod, claims):
+    service_account_token(in_a_pod, claims)
+    config = dataclasses.replace(ExecutorConfig(), in_cluster=True, worker_service_account_name="airflow-scheduler")
+    with pytest.raises(ConfigError) as info:
+        KubeClient.from_config(config)
+    assert info.value.key == "worker_service_account_name"
+    assert "is the scheduler's own service account (airflow-scheduler)" in str(info.value)
+    allowed = dataclasses.replace(
+        config, worker_service_account_name="airflow-worker", task_allowed_service_accounts=("airflow-scheduler",)
+    )
+    with pytest.raises(ConfigError) as info:
+        KubeClient.from_config(allowed)
+    assert info.value.key == "task_allowed_service_accounts"
+    fine = dataclasses.replace(allowed, task_allowed_service_accounts=("team-a",))
+    assert KubeClient.from_config(fine).request_timeout == 60.0

@@ -350,8 +350,8 @@ def test_a_naive_now_is_rejected_and_nothing_is_deleted(kube: KubeClient, monito
     assert old in names_on_server(kube)
 
 
-@pytest.mark.parametrize("bad", [0, -1, math.nan, math.inf, True, "12"])
-def test_max_age_must_be_a_positive_finite_number(monitor: PodMonitor, bad: Any) -> None:
+@pytest.mark.parametrize("bad", [-1, -0.5, math.nan, math.inf, True, "12"])
+def test_max_age_must_be_a_finite_number_of_hours_from_zero(monitor: PodMonitor, bad: Any) -> None:
     with pytest.raises(MonitorError, match="max_age_hours"):
         monitor.cleanup_old_pods(bad)
 

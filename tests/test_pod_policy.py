@@ -333,10 +333,16 @@ def test_container_changes_outside_the_rules_are_refused(refused, override, frag
 
 
 def test_a_stricter_security_context_and_another_user_are_allowed(build):
-    override = spec(
-        securityContext={"runAsUser": 1000},
-        containers=[{"name": "base", "securityContext": {"capabilities": {"drop": ["ALL", "NET_RAW"]}}}],
-    )
+    # pod_override replaces security contexts (the provider's semantics): a complete one, with another user.
+    pod_context = {
+        "runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 0, "fsGroup": 0,
+        "fsGroupChangePolicy": "OnRootMismatch", "seccompProfile": {"type": "RuntimeDefault"},
+    }  # fmt: skip
+    container_context = {
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL", "NET_RAW"]},
+    }  # fmt: skip
+    override = spec(securityContext=pod_context, containers=[{"name": "base", "securityContext": container_context}])
     assert build({"pod_override": override})["spec"]["securityContext"]["runAsUser"] == 1000
 
 

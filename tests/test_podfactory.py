@@ -14,7 +14,7 @@ from airflow_k8s.executor.contract import k8snames
 from airflow_k8s.executor.contract.config import ExecutorConfig, Toleration
 from airflow_k8s.executor.contract.errors import PodPolicyError, SchemaError, TaskSpecError, TemplateError
 from airflow_k8s.executor.pods import schema, security
-from airflow_k8s.executor.pods.podfactory import build_pod, deep_merge
+from airflow_k8s.executor.pods.podfactory import build_pod, merge_pod_override
 from airflow_k8s.executor.pods.templates import TemplateStore
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.task import Task
@@ -83,7 +83,6 @@ def test_the_seeds_heavy_computation_task_gets_the_seeds_pod_hardened(build):
     assert {"key": "workload", "operator": "Equal", "value": "heavy", "effect": "NoSchedule"} in pod["spec"][
         "tolerations"
     ]
-    assert pod["metadata"]["labels"]["workload"] == "heavy"
     assert pod["metadata"]["namespace"] == "airflow" and pod["spec"]["serviceAccountName"] == "airflow-worker"
     assert container["args"] == ["true"] and "command" not in container
     # hardened: what the seed's template lacked
@@ -343,17 +342,87 @@ def test_pod_override_fields_unknown_to_kubernetes_fail_strict_validation(seed_c
         build_pod(task({"pod_override": {"spec": {"colour": "blue"}}}), seed_config, templates)
 
 
-def test_deep_merge_semantics():
-    base_doc = {"a": {"b": 1, "c": [1, 2]}, "env": [{"name": "X", "value": "1"}], "drop": 1}
-    override = {
-        "a": {"b": 2, "c": [2, 3]},
-        "env": [{"name": "X", "value": "2"}, {"name": "Y", "value": "3"}],
-        "drop": None,
+def test_merge_pod_override_replaces_fields_merges_named_items_and_leaves_its_inputs_alone():
+    base_doc = {
+        "metadata": {"labels": {"a": "1", "b": "2"}},
+        "spec": {
+            "nodeSelector": {"node-type": "worker", "zone": "a"},
+            "containers": [{"name": "base", "env": [{"name": "X", "value": "1"}], "args": ["a", "b"]}],
+            "drop": 1,
+        },
     }
-    snapshot = copy.deepcopy(base_doc)
-    merged = deep_merge(base_doc, override)
-    assert merged == {"a": {"b": 2, "c": [1, 2, 3]}, "env": [{"name": "X", "value": "2"}, {"name": "Y", "value": "3"}]}
-    assert base_doc == snapshot
+    override = {
+        "metadata": {"labels": {"b": "3", "a": None}},
+        "spec": {
+            "nodeSelector": {"node-type": "compute-optimized"},
+            "containers": [{"name": "base", "env": [{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}],
+                            "args": ["c"]}],
+            "drop": None,
+        },
+    }  # fmt: skip
+    snapshot, override_snapshot = copy.deepcopy(base_doc), copy.deepcopy(override)
+    merged = merge_pod_override(base_doc, override)
+    assert merged == {
+        "metadata": {"labels": {"b": "3"}},
+        "spec": {
+            "nodeSelector": {"node-type": "compute-optimized"},  # replaced: "zone" is gone, as in the provider
+            "containers": [{"name": "base", "env": [{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}],
+                            "args": ["c"]}],
+        },
+    }  # fmt: skip
+    assert (base_doc, override) == (snapshot, override_snapshot)
+
+
+def test_the_seeds_placement_as_a_pod_override_moves_a_default_task_to_the_compute_pool_alone(build):
+    """The seed's heavy pod (its nodeSelector and toleration) as Airflow's pod_override on the default template:
+    the template's worker-pool selector and toleration are replaced, not kept beside the compute pool's.  (The
+    seed's labels would change the template's ``workload`` label, which the task pod policy refuses.)"""
+    seed_placement = {
+        "spec": {
+            "nodeSelector": {"node-type": "compute-optimized"},
+            "tolerations": [{"key": "workload", "operator": "Equal", "value": "heavy", "effect": "NoSchedule"}],
+        },
+    }
+    pod = build(task({"pod_override": seed_placement}))
+    assert pod["spec"]["nodeSelector"] == {"node-type": "compute-optimized"}
+    assert pod["spec"]["tolerations"] == [
+        {"key": "workload", "operator": "Equal", "value": "heavy", "effect": "NoSchedule"}
+    ]
+
+
+def test_a_pod_override_affinity_replaces_the_templates_instead_of_adding_alternatives(seed_config, build):
+    def pool(name: str) -> dict:
+        term = {"matchExpressions": [{"key": "node-type", "operator": "In", "values": [name]}]}
+        return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
+
+    first = build(task({"pod_override": {"spec": {"affinity": pool("worker")}}}))
+    assert first["spec"]["affinity"] == pool("worker")
+    # A template that already pins the pool by affinity: the override's terms replace its terms (merged, the two
+    # terms would be ORed and the pod could land in either pool).
+    second = merge_pod_override(first, {"spec": {"affinity": pool("compute-optimized")}})
+    assert second["spec"]["affinity"] == pool("compute-optimized")
+
+
+def test_a_pod_override_security_context_replaces_the_templates_so_the_policy_judges_what_remains(
+    seed_config, templates
+):
+    weaker = {"spec": {"securityContext": {"runAsUser": 1000}}}
+    with pytest.raises(PodPolicyError, match=r"securityContext\.runAsNonRoot: a task may only make the security"):
+        build_pod(task({"pod_override": weaker}), seed_config, templates)
+    container = {"spec": {"containers": [{"name": "base", "securityContext": {"runAsUser": 1000}}]}}
+    with pytest.raises(
+        PodPolicyError, match=r"containers\[0\] \(base\)\.securityContext\.readOnlyRootFilesystem: a task may only make"
+    ):
+        build_pod(task({"pod_override": container}), seed_config, templates)
+
+
+def test_a_complete_security_context_in_a_pod_override_is_taken_as_given(build):
+    hardened = {
+        "runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 0, "fsGroup": 0,
+        "fsGroupChangePolicy": "OnRootMismatch", "seccompProfile": {"type": "RuntimeDefault"},
+    }  # fmt: skip
+    pod = build(task({"pod_override": {"spec": {"securityContext": hardened}}}))
+    assert pod["spec"]["securityContext"] == hardened
 
 
 # -- property: whatever the ids, the pod is valid ----------------------------------------------------

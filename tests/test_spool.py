@@ -147,3 +147,34 @@ def test_read_task_file_refuses_a_fifo_without_blocking(tmp_path):
     os.mkfifo(tmp_path / "t.json")
     with pytest.raises(TaskFileError, match="a FIFO"):
         read_task_file(tmp_path / "t.json")
+
+
+# -- files sharing a task key -------------------------------------------------------------------------
+def result_of(task: Task):
+    from airflow_k8s.executor.tasks.results import SUCCESS, TaskResult
+
+    return TaskResult(key=task.key, state=SUCCESS, reason="Completed", pod_name="p")
+
+
+def test_a_second_file_holding_the_same_task_try_is_rejected_naming_the_first(spool):
+    (spool.incoming / "m-copy-of-first.json").write_text(json.dumps(FIRST))
+    tasks = scan_within(spool)
+    assert sorted(t.key.task_id for t in tasks) == ["first", "last"]
+    assert sorted(p.name for p in spool.incoming.iterdir()) == ["0-first.json", "z-last.json"]
+    reason = (spool.rejected / "m-copy-of-first.json.error").read_text()
+    assert "the same task try as incoming/0-first.json" in reason
+
+
+def test_the_file_a_task_was_read_from_is_removed_with_its_result_whatever_its_name(spool):
+    tasks = {t.key.task_id: t for t in scan_within(spool)}
+    spool.record(result_of(tasks["first"]))
+    assert sorted(p.name for p in spool.incoming.iterdir()) == ["z-last.json"]
+
+
+def test_a_file_whose_task_has_a_result_is_removed_by_the_next_scheduler(spool, tmp_path):
+    tasks = {t.key.task_id: t for t in scan_within(spool)}
+    spool.record(result_of(tasks["first"]))
+    (spool.incoming / "again-first.json").write_text(json.dumps(FIRST))  # e.g. restored from a backup
+    later = Spool(spool.root)  # a restarted scheduler
+    assert [t.key.task_id for t in scan_within(later)] == ["last"]
+    assert sorted(p.name for p in spool.incoming.iterdir()) == ["z-last.json"]

@@ -17,6 +17,8 @@ from datetime import datetime
 
 from airflow.sdk import dag, task
 
+from airflow_k8s.executor.tasks.dag import kubernetes_config
+
 TIER_FROM_LABEL = {
     "name": "EXECUTOR_TIER",
     "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['airflow_executor_tier']"}},
@@ -31,12 +33,9 @@ TIER_FROM_LABEL = {
 )
 def resource_aware_k8s_dag():
     @task(
-        executor_config={
-            "kubernetes_config": {
-                "tier": "auto",
-                "pod_override": {"spec": {"containers": [{"name": "base", "env": [TIER_FROM_LABEL]}]}},
-            }
-        }
+        executor_config=kubernetes_config(
+            tier="auto", pod_override={"spec": {"containers": [{"name": "base", "env": [TIER_FROM_LABEL]}]}}
+        )
     )
     def process_with_adaptive_resources():
         """Process with the resources the executor chose for this run."""

@@ -5,18 +5,24 @@ Point Airflow at it with ``[core] executor = airflow_k8s.executor.airflow.Kubern
 How Airflow's calls map onto the engine (which runs in the scheduler process, on threads):
 
 * ``queue_workload`` (BaseExecutor's) -> ``_process_workloads``: each ``ExecuteTask`` becomes a
-  :class:`~airflow_k8s.executor.tasks.task.Task` (:mod:`.workloads`) and joins a backlog; an
-  invalid ``executor_config`` fails the task at once with the reason.
+  :class:`~airflow_k8s.executor.tasks.task.Task` (:mod:`.workloads`), is checked as the launcher
+  will check it (:mod:`~airflow_k8s.executor.pods.preflight`: the pod it gets, the task pod
+  policy, a request no node can hold) and joins a backlog; a task that fails the check fails at
+  once with the reason - for DAGs parsed where the cluster policy (:mod:`.policy`) is not installed.
+* Each workload is one *launch* of its try (a deferred task resumed, a rescheduled sensor's next
+  poke are queued again with the same try number): its pod is named after the launch id Airflow's
+  scheduler assigns (``pre_assigns_external_executor_id``), so it never meets the earlier launch's
+  pod, and only the current launch's pod reports to Airflow.
 * ``sync`` (every scheduler loop): report pods that started (``running``), finished
   (``success``) or failed (``failed``, with the pod's reason, exit code and last log lines as the
-  event's info); relaunch a pod that failed before its task started (Airflow's
-  ``pod_launch_failure_retries``); then hand the engine as many backlog tasks as it has room for
-  (and at most ``worker_pods_creation_batch_size`` when set), after one batched query drops
-  workloads that went stale while waiting (:mod:`.instances`).
-* a try Airflow hands back (a reschedule, a deferral resuming, or a loop nobody asked for) gets a
-  pod of its own once its previous pod ended - whose outcome, now stale, is not reported - and
-  after ``unrequested_reschedule_limit`` returns
-  without the task asking it fails with its pod's last log lines (:mod:`.reschedules`).
+  event's info, also written into the try's log: :mod:`.reasons`); relaunch a pod that failed
+  before its task started (Airflow's ``pod_launch_failure_retries``); then hand the engine as
+  many backlog tasks as it has room for (and at most ``worker_pods_creation_batch_size`` when
+  set), after one batched query drops workloads that went stale while waiting (:mod:`.instances`).
+* a try Airflow hands back (a reschedule, a deferral resuming, or a loop nobody asked for) waits
+  for its previous pod to end - whose outcome, now stale, is not reported - then gets a pod of its
+  own (its launch's), and after ``unrequested_reschedule_limit`` returns without the task asking
+  it fails with its pod's last log lines (:mod:`.reschedules`).
 * ``try_adopt_task_instances``: after a scheduler restart, pods of the dead scheduler's job are
   found by their labels and task annotations, relabelled ``airflow-worker=<this job>`` (the
   engine's watch then follows them) and their task instances kept; no second pod is created.
@@ -46,42 +52,44 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import replace
+from typing import Any, ClassVar
 
 from airflow.executors.base_executor import BaseExecutor, get_execution_api_server_url
 from airflow.models.taskinstancekey import TaskInstanceKey
 
 from airflow_k8s.executor.airflow import adoption, peers
 from airflow_k8s.executor.airflow.instances import QUEUED, DatabaseInstances, TaskInstances
-from airflow_k8s.executor.airflow.outcomes import Outcomes, airflow_key, failure_info
+from airflow_k8s.executor.airflow.outcomes import Outcomes, airflow_key
+from airflow_k8s.executor.airflow.reporting import Reporting
 from airflow_k8s.executor.airflow.reschedules import RescheduleLoops
 from airflow_k8s.executor.airflow.settings import load_settings
 from airflow_k8s.executor.airflow.workloads import task_from_workload, task_key
 from airflow_k8s.executor.contract.config import ExecutorConfig
-from airflow_k8s.executor.contract.config_loader import EXECUTOR_CLASS_NAME, executor_class_names
+from airflow_k8s.executor.contract.config_loader import EXECUTOR_CLASS_NAME, SECTION, executor_class_names
 from airflow_k8s.executor.contract.errors import ConfigError, ExecutorError, KubeApiError, NotFound
 from airflow_k8s.executor.engine.core import Engine, EngineOptions
 from airflow_k8s.executor.engine.placeholders import WarmShare
 from airflow_k8s.executor.engine.server import StatusServer
 from airflow_k8s.executor.kube.client import KubeClient
+from airflow_k8s.executor.pods import preflight
 from airflow_k8s.executor.pods.templates import TemplateStore
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.key import TaskKey
-from airflow_k8s.executor.tasks.results import SUCCESS, TaskResult
 from airflow_k8s.executor.tasks.task import Task
 
 log = logging.getLogger(__name__)
-# Failures the engine decided for reasons a new pod cannot fix: never relaunched.
-NOT_LAUNCH_FAILURES = frozenset(
-    {"StartDeadlineExceeded", "QuotaExceeded", "PolicyViolation", "InvalidTask", "NameConflict", "Forbidden", "Invalid"}
-)
+__all__ = ["KubernetesPlatformExecutor", "airflow_key"]
 
 
-class KubernetesPlatformExecutor(BaseExecutor):
+class KubernetesPlatformExecutor(Reporting, BaseExecutor):
     """Runs each Airflow task in its own pod through this project's engine (module docstring)."""
 
     supports_ad_hoc_ti_run: bool = True
     serve_logs: bool = False
+    # Airflow assigns each queueing of a task instance a fresh external_executor_id, committed with the
+    # queued state: the launch id that gives a resumed try its own pod (module docstring).
+    pre_assigns_external_executor_id: ClassVar[bool] = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Constructing spawns nothing: the API server builds executors only to read task logs.
@@ -96,6 +104,10 @@ class KubernetesPlatformExecutor(BaseExecutor):
         self.outcomes = Outcomes()
         self._backlog: deque[tuple[TaskInstanceKey, Task]] = deque()
         self._tasks: dict[TaskKey, Task] = {}
+        self.pods: dict[TaskKey, str] = {}  # the pod of each try's current launch (reports of others are stale)
+        self._log_paths: dict[TaskKey, str] = {}  # each try's log path, for the failure reason (.reasons)
+        self.log_folder: str | None = None
+        self._preflight = preflight.VerdictCache()  # queue-time checks, once per distinct executor_config
         self._relaunches: Counter[TaskKey] = Counter()
         self.loops = RescheduleLoops(ExecutorConfig().unrequested_reschedule_limit)
         self._resumed: set[TaskKey] = set()  # tries handed back: replace their finished pod
@@ -125,16 +137,25 @@ class KubernetesPlatformExecutor(BaseExecutor):
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        from dataclasses import replace
+        from airflow.configuration import conf
+        from airflow.version import version as airflow_version
 
         config = self.load_settings()
         self._check_no_provider_executor(config)
         instance = identity.safe_label_value(str(self.job_id)) if self.job_id is not None else "unknown"
-        config = self.settings = replace(config, scheduler_instance_id=instance)
+        config = self.settings = replace(config, scheduler_instance_id=instance, airflow_version=airflow_version)
         self.loops.limit = config.unrequested_reschedule_limit
-        self.kube = KubeClient.from_config(config, pool_size=config.creation_workers() + 8)
+        self.log_folder = conf.get("logging", "base_log_folder", fallback=None)
         templates = TemplateStore(config.pod_template_dir, logical_dir=config.pod_template_dir)
-        templates.load_all()  # a broken template stops the scheduler here, not at the first task
+        problems = preflight.template_problems(config, templates)  # broken templates stop the scheduler here
+        if problems:
+            raise ConfigError(
+                "the pod templates cannot be used:\n" + "\n".join(f"  - {p}" for p in problems),
+                section=SECTION,
+                key="pod_template_dir",
+                value=config.pod_template_dir,
+            )
+        self.kube = KubeClient.from_config(config, pool_size=config.creation_workers() + 8)
         self.engine = Engine(
             config,
             templates,
@@ -198,10 +219,20 @@ class KubernetesPlatformExecutor(BaseExecutor):
             self.queued_tasks.pop(key, None)
             self.running.add(key)
             try:
+                ours = task_key(workload.ti)
+            except ExecutorError as exc:  # an identity the executor cannot use (a run_id with a newline...)
+                log.error("cannot run %s: %s", key, exc)
+                self.fail(key, info=f"the executor cannot run this task: {exc}")
+                continue
+            if workload.log_path:
+                self._log_paths[ours] = workload.log_path
+            try:
                 task = task_from_workload(workload)
+                if self.engine is not None and self.settings is not None:
+                    self._preflight.check(task, self.settings, self.engine.templates, self.engine.nodes)
             except ExecutorError as exc:
                 log.error("cannot run %s: %s", key, exc)
-                self.fail(key, info=f"invalid executor_config: {exc}")
+                self._fail(ours, f"the executor cannot run this task: {exc}")
                 continue
             if task.key in self._tasks:  # handed back while its pod still runs: decided when that pod ends
                 self._returning[task.key] = (key, task)
@@ -213,12 +244,13 @@ class KubernetesPlatformExecutor(BaseExecutor):
         decision = self.loops.returned(task.key)
         if decision.fail is not None:
             log.error("failing %s instead of launching it again: %s", key, decision.fail)
-            self.fail(key, info=decision.fail)
+            self._fail(task.key, decision.fail)
             return
         if decision.resumed:
             self._resumed.add(task.key)
             task = dataclasses.replace(task, log_tail_on_success=decision.read_log)
         self._tasks[task.key] = task
+        self.pods[task.key] = task.pod_name
         self._backlog.append((key, task))
 
     def sync(self) -> None:
@@ -268,85 +300,12 @@ class KubernetesPlatformExecutor(BaseExecutor):
             if stale:
                 log.info("dropping stale workload %s (task instance now: %s)", key, current)
                 self.running.discard(key)
-                self._tasks.pop(task.key, None)
+                self._forget(task.key)
                 self._resumed.discard(task.key)
                 continue
             resumed = task.key in self._resumed
             self._resumed.discard(task.key)
             self.engine.submit(task, relaunch=resumed)
-
-    # -- engine -> Airflow ----------------------------------------------------------------------
-    def _report(self) -> None:
-        for key, owner in self.outcomes.handed_over():
-            log.warning("task %s was adopted by scheduler job %s; no longer tracked here", key, owner)
-            self.running.discard(airflow_key(key))
-            self._tasks.pop(key, None)
-            self._relaunches.pop(key, None)
-        for key, pod_name in self.outcomes.started():
-            if airflow_key(key) in self.running:
-                self.running_state(airflow_key(key), info=pod_name)
-        failed = []
-        for result in self.outcomes.results():
-            key = airflow_key(result.key)
-            returning = self._returning.pop(result.key, None)
-            if returning is not None:
-                # An earlier round of a try Airflow has already handed back: its outcome is stale for
-                # Airflow (reporting it would fail the queued try), but its log says why it came back.
-                self._tasks.pop(result.key, None)
-                self._relaunches.pop(result.key, None)
-                self.loops.ended(result)
-                self._hand_over(*returning)
-                continue
-            if key not in self.running:
-                self.outcomes.keep_unclaimed(result)
-            elif result.state == SUCCESS:
-                self._tasks.pop(result.key, None)
-                self._relaunches.pop(result.key, None)
-                self.loops.ended(result)  # Airflow decides whether the try is over or comes back
-                self.success(key, info=result.pod_name)
-            else:
-                failed.append(result)
-        if failed:
-            self._fail_or_relaunch(failed)
-
-    def _fail_or_relaunch(self, failed: list[TaskResult]) -> None:
-        """Relaunch pods that failed before their task started (still queued); report the rest."""
-        assert self.engine is not None and self.settings is not None
-        candidates = {r.key: self._tasks[r.key] for r in failed if self._may_relaunch(r)}
-        states = {}
-        if candidates:
-            try:
-                states = self.instances.current([task.ti_id for task in candidates.values() if task.ti_id])
-            except Exception:
-                log.exception("cannot read task instance states; failing without relaunch")
-        for result in failed:
-            task = candidates.get(result.key)
-            current = states.get(task.ti_id or "") if task is not None else None
-            if task is not None and current is not None and current.state == QUEUED:
-                self._relaunches[result.key] += 1
-                log.warning(
-                    "pod %s failed before its task started (%s); relaunching (%d of %s)",
-                    result.pod_name,
-                    result.reason,
-                    self._relaunches[result.key],
-                    self.settings.pod_launch_failure_retries,
-                )
-                self.engine.submit(task, relaunch=True)
-                continue
-            self._tasks.pop(result.key, None)
-            self._relaunches.pop(result.key, None)
-            self.loops.forget(result.key)
-            self.fail(airflow_key(result.key), info=failure_info(result))
-
-    def _may_relaunch(self, result: TaskResult) -> bool:
-        assert self.settings is not None
-        limit = self.settings.pod_launch_failure_retries
-        excluded = NOT_LAUNCH_FAILURES | set(self.settings.pod_launch_failure_excluded_container_reasons)
-        return (
-            result.key in self._tasks
-            and result.reason not in excluded
-            and (limit == -1 or self._relaunches[result.key] < limit)
-        )
 
     # -- adoption, revocation, logs ---------------------------------------------------------------
     def try_adopt_task_instances(self, tis: Sequence[Any]) -> Sequence[Any]:
@@ -362,12 +321,13 @@ class KubernetesPlatformExecutor(BaseExecutor):
         self.running.discard(key)
         self.queued_tasks.pop(key, None)
         self._backlog = deque(item for item in self._backlog if item[0] != key)
-        self._tasks.pop(ours, None)
+        pod_name = self.pods.get(ours)
+        self._forget(ours)
         self._resumed.discard(ours)
         self._returning.pop(ours, None)
         self.loops.forget(ours)
         if self.engine is not None:
-            self.engine.revoke(ours)
+            self.engine.revoke(ours, pod_name)
 
     def cleanup_stuck_queued_tasks(self, tis: list[Any]) -> list[str]:
         """Airflow 2's name for revoking tasks stuck in queued; kept for callers that still use it."""
@@ -383,15 +343,16 @@ class KubernetesPlatformExecutor(BaseExecutor):
             config = self.load_settings()
             if self._log_client is None:
                 self._log_client = KubeClient.from_config(config, pool_size=2)
-            name = identity.pod_name(task_key(ti, try_number))
+            names = adoption.candidate_pod_names(task_key(ti, try_number), getattr(ti, "external_executor_id", None))
             for namespace in adoption.log_namespaces(ti, config):
-                try:
-                    text = self._log_client.read_pod_log(namespace, name, tail_lines=config.running_pod_log_lines)
-                except NotFound:
-                    continue
-                messages.append(f"Found logs of pod {namespace}/{name} through the Kubernetes API")
-                return messages, [text]
-            messages.append(f"Pod {name} is gone (deleted when its task finished); see the task's remote logs")
+                for name in names:
+                    try:
+                        text = self._log_client.read_pod_log(namespace, name, tail_lines=config.running_pod_log_lines)
+                    except NotFound:
+                        continue
+                    messages.append(f"Found logs of pod {namespace}/{name} through the Kubernetes API")
+                    return messages, [text]
+            messages.append(f"Pod {names[0]} is gone (deleted when its task finished); see the task's remote logs")
         except (ExecutorError, KubeApiError) as exc:
             messages.append(f"Reading the pod's log failed: {exc}")
         return messages, [""]

@@ -12,6 +12,7 @@ for ``try_adopt_task_instances`` after a restart.
 from __future__ import annotations
 
 import queue
+from collections.abc import Collection
 from typing import Any
 
 from airflow.models.taskinstancekey import TaskInstanceKey
@@ -76,11 +77,13 @@ class Outcomes:
         while len(self._unclaimed) > UNCLAIMED_MAX:
             self._unclaimed.pop(next(iter(self._unclaimed)))
 
-    def claim(self, key: TaskKey) -> bool:
-        """Adopt a kept outcome: it is reported by the next ``sync``.  False when there is none."""
-        result = self._unclaimed.pop(key, None)
-        if result is None:
+    def claim(self, key: TaskKey, pod_names: Collection[str] | None = None) -> bool:
+        """Adopt a kept outcome (of one of ``pod_names`` when given: the current launch's): the next
+        ``sync`` reports it.  False when there is none."""
+        result = self._unclaimed.get(key)
+        if result is None or (pod_names is not None and result.pod_name not in pod_names):
             return False
+        del self._unclaimed[key]
         self._results.put(result)
         return True
 

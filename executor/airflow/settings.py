@@ -10,6 +10,11 @@ Values Airflow reports from its own defaults are skipped: for every Airflow key 
 default is Airflow's default (the Airflow test tier checks that), and a key that is unset must
 stay unset where unset and default differ (``worker_pods_creation_batch_size``).
 
+Only the executor's sections are read - never ``conf.as_dict()``, which runs every ``*_cmd``
+option of the whole configuration: inside a DAG file processor (where the cluster policy reads
+these settings) Airflow's supervisor sets ``[database] sql_alchemy_conn_cmd = /bin/false`` to
+keep DAG code off the database, and that command fails.
+
 ``[core] execution_api_server_url`` is Airflow's effective value (it defaults to one derived
 from ``[api] base_url``), so task pods call the same URL Airflow's own executors would.
 ``[workers] execution_api_retries`` / ``_retry_wait_min`` / ``_retry_wait_max``, when set, are
@@ -19,6 +24,7 @@ api-server restart, Airflow's do not: :data:`~airflow_k8s.executor.contract.conf
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from airflow_k8s.executor.contract.config import ExecutorConfig
@@ -32,15 +38,21 @@ _SHARED_KEYS = {"core": ("executor", "execution_api_server_url"), "workers": tup
 
 def airflow_settings(conf: Any) -> list[Setting]:
     """Every non-default setting of the executor's sections, with where Airflow found it."""
-    resolved: dict[str, dict[str, tuple[str, str]]] = conf.as_dict(display_source=True, display_sensitive=True)
+    sections = [SECTION, ALIAS_SECTION, *_SHARED_KEYS, *(s for s in conf.sections() if s.startswith(TIER_PREFIX))]
     settings = []
-    for section, items in resolved.items():
-        ours = section in (SECTION, ALIAS_SECTION) or section.startswith(TIER_PREFIX)
-        for key, entry in items.items():
-            value, source = entry if isinstance(entry, tuple) else (entry, "airflow.cfg")
-            if "default" in str(source) or not (ours or key in _SHARED_KEYS.get(section, ())):
+    for section in sections:
+        found: dict[str, tuple[str, str]] = {}
+        if conf.has_section(section):  # the file, or conf.set()
+            found.update((key, (str(value), "airflow.cfg")) for key, value in conf.items(section))
+        prefix = f"AIRFLOW__{section.upper()}__"
+        for name in sorted(os.environ):
+            if name.startswith(prefix) and len(name) > len(prefix):
+                key = name[len(prefix) :].lower()
+                found[key] = (str(conf.get(section, key, fallback=os.environ[name])), "env var")
+        for key, (value, source) in found.items():
+            if section in _SHARED_KEYS and key not in _SHARED_KEYS[section]:
                 continue
-            settings.append(Setting(section, key, str(value), _where(source, section, key), source == "env var"))
+            settings.append(Setting(section, key, value, _where(source, section, key), source == "env var"))
     return settings
 
 

@@ -8,6 +8,13 @@ The workload carries a JWT valid for ``[scheduler] task_queued_timeout``; its ``
 becomes the task's start deadline, so a pod that cannot start in time is failed with that reason
 instead of starting and failing on an expired token.
 
+Each workload is one *launch* of its task try (:mod:`airflow_k8s.executor.tasks.identity`): a
+deferred task resumed by the triggerer, or a sensor in reschedule mode, is queued again with the
+same try number.  The launch id is the ``external_executor_id`` Airflow's scheduler assigns when it
+queues the task instance (this executor sets ``pre_assigns_external_executor_id``, so the id is
+committed with the ``queued`` state and survives a scheduler crash); a workload without one falls
+back to its token's ``jti`` (unique per workload), then to none (the pod name of the key alone).
+
 Per-task settings come from ``ti.executor_config`` in two forms, both accepted:
 
 * Airflow's: ``{"pod_override": k8s.V1Pod(...), "pod_template_file": "/path/in/pod_template_dir.yaml"}``;
@@ -22,6 +29,7 @@ the key named: a typo must not silently launch a pod without the settings the DA
 from __future__ import annotations
 
 import base64
+import difflib
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -49,7 +57,10 @@ def task_key(ti: Any, try_number: int | None = None) -> TaskKey:
 def task_from_workload(workload: Any) -> Task:
     """The :class:`Task` for an ``ExecuteTask`` workload; :class:`TaskSpecError` names what is wrong."""
     ti = workload.ti
-    key = task_key(ti)
+    try:
+        key = task_key(ti)
+    except TaskSpecError as exc:
+        raise TaskSpecError(f"task instance {ti.dag_id!r}.{ti.task_id!r}: {exc}") from exc
     source = f"{key}: executor_config"
     overrides = overrides_from_executor_config(ti.executor_config, source=source)
     return Task(
@@ -58,7 +69,18 @@ def task_from_workload(workload: Any) -> Task:
         overrides=overrides,
         start_deadline=token_expiry(workload.token),
         ti_id=str(ti.id),
+        launch=launch_id(workload),
     )
+
+
+def launch_id(workload: Any) -> str | None:
+    """Which queueing of the try this workload is (module docstring)."""
+    assigned = getattr(workload.ti, "external_executor_id", None)
+    if assigned:
+        return str(assigned)
+    claims = token_claims(workload.token)
+    jti = claims.get("jti") if claims else None
+    return str(jti) if isinstance(jti, str) and jti else None
 
 
 def overrides_from_executor_config(executor_config: Any, *, source: str = "executor_config") -> KubernetesOverrides:
@@ -67,10 +89,12 @@ def overrides_from_executor_config(executor_config: Any, *, source: str = "execu
         return KubernetesOverrides()
     if not isinstance(executor_config, dict):
         raise TaskSpecError(f"{source} must be a dict, got {type(executor_config).__name__}")
-    unknown = sorted(set(executor_config) - set(EXECUTOR_CONFIG_KEYS))
+    unknown = sorted(set(executor_config) - set(EXECUTOR_CONFIG_KEYS), key=str)
     if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), EXECUTOR_CONFIG_KEYS, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
         raise TaskSpecError(
-            f"{source}: unknown key(s) {unknown}; this executor reads {', '.join(EXECUTOR_CONFIG_KEYS)}"
+            f"{source}: unknown key(s) {unknown}{hint} (this executor reads {', '.join(EXECUTOR_CONFIG_KEYS)})"
         )
     typed = dict(executor_config.get("kubernetes_config") or {})
     template = executor_config.get("pod_template_file")
@@ -103,15 +127,23 @@ def pod_manifest(pod: Any, *, source: str) -> dict[str, Any]:
     return serialised
 
 
-def token_expiry(token: str | None) -> datetime | None:
-    """The ``exp`` claim of a JWT (read, not verified: the API server verifies it), or None."""
+def token_claims(token: str | None) -> dict[str, Any] | None:
+    """The claims of a JWT (read, not verified: the API server verifies it), or None."""
     if not token or token.count(".") != 2:
         return None
     payload = token.split(".")[1]
     try:
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        expiry = claims["exp"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, TypeError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def token_expiry(token: str | None) -> datetime | None:
+    """The ``exp`` claim of a JWT (read, not verified: the API server verifies it), or None."""
+    claims = token_claims(token)
+    expiry = claims.get("exp") if claims else None
+    if expiry is None:
         return None
     if isinstance(expiry, bool) or not isinstance(expiry, int | float):
         return None

@@ -28,6 +28,7 @@ from airflow_k8s.executor.contract import quantity
 from airflow_k8s.executor.contract.task_policy import DEFAULT_POD_FIELDS, TaskPodPolicy
 
 DEFAULT_TEMPLATE_DIR = "/opt/airflow/pod_templates"
+DEFAULT_TEMPLATE_NAME = "default_template.yaml"  # pod_template_file when unset: <pod_template_dir>/<this>
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 TOLERATION_OPERATORS = ("Equal", "Exists")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
@@ -154,7 +155,7 @@ class ExecutorConfig:
     worker_resource_request_memory: str | None = None
     worker_resource_limit_cpu: str | None = None
     worker_resource_limit_memory: str | None = None
-    pod_template_file: str = f"{DEFAULT_TEMPLATE_DIR}/default_template.yaml"
+    pod_template_file: str = ""  # unset: <pod_template_dir>/default_template.yaml (__post_init__)
     pod_template_dir: str = DEFAULT_TEMPLATE_DIR
     delete_worker_pods: bool = True
     delete_worker_pods_on_failure: bool = False
@@ -221,6 +222,14 @@ class ExecutorConfig:
     task_allowed_node_selectors: tuple[tuple[str, tuple[str, ...]], ...] = ()
     task_allowed_tolerations: tuple[Toleration, ...] = ()
     tiers: tuple[Tier, ...] = field(default=DEFAULT_TIERS)
+    # -- not airflow.cfg keys: set by the executor inside Airflow --------------------------------
+    airflow_version: str | None = None  # the airflow_version label of task pods, as the provider sets it
+
+    def __post_init__(self) -> None:
+        if not self.pod_template_file:  # Airflow's unset pod_template_file: the directory's default template
+            object.__setattr__(
+                self, "pod_template_file", f"{self.pod_template_dir.rstrip('/')}/{DEFAULT_TEMPLATE_NAME}"
+            )
 
     def node_selector(self) -> dict[str, str]:
         return dict(self.worker_node_selector)

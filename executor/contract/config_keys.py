@@ -160,6 +160,8 @@ def _optional_int(minimum: int, maximum: int) -> Callable[[str], int | None]:
     return lambda raw: parse(raw) if raw.strip() else None
 
 
+MIN_CREATION_QPS = 0.01  # below it the bucket would take days to refill a token: no pod would ever start
+
 KUBERNETES_KEYS: tuple[Key, ...] = (
     # -- Airflow 3.3's keys ----------------------------------------------------------------------
     Key("namespace", namespace, str, "Namespace the worker pods run in (Airflow's default: default).", True),
@@ -214,8 +216,8 @@ KUBERNETES_KEYS: tuple[Key, ...] = (
     Key("worker_tolerations", tolerations, render_tolerations, "JSON array of tolerations."),
     Key("worker_pods_min", _ints(0, 10_000), str, "N_min: warm capacity kept by placeholder pods."),
     Key("worker_pods_max", _ints(1, 50_000), str, "N_max: task pods allowed at once."),
-    Key("worker_pods_creation_qps", _optional(float_parser(0.0, 10_000.0)), repr,
-        "When set: a hard cap on API writes per second (unset: paced by the API server's pushback)."),
+    Key("worker_pods_creation_qps", _optional(float_parser(MIN_CREATION_QPS, 10_000.0, inclusive=True)), repr,
+        "When set: a hard cap on API writes per second, at least 0.01 (unset: paced by the API server's pushback)."),
     Key("worker_pods_creation_burst", _optional(_ints(1, 100_000)), str,
         "With worker_pods_creation_qps: writes allowed in a burst (default 2 x the QPS)."),
     Key("worker_pods_creation_workers", _ints(1, 256), str, "Concurrent pod-creation requests."),
@@ -252,7 +254,7 @@ KUBERNETES_KEYS: tuple[Key, ...] = (
     Key("task_allowed_node_selectors", policy_keys.node_selector_allowance,
         policy_keys.render_node_selector_allowance,
         "JSON object of node label key -> values a task may select, besides the pools' own."),
-    Key("task_allowed_tolerations", tolerations, render_tolerations,
+    Key("task_allowed_tolerations", policy_keys.task_tolerations, render_tolerations,
         "JSON array of tolerations a task may add, besides the pools' own."),
 )  # fmt: skip
 

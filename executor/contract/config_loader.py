@@ -19,9 +19,10 @@ Rules, in the order they apply:
    say why; obsolete keys are accepted and ignored.
 5. ``[kubernetes_tier:<name>]`` sections define tiers; without any, the seed's table applies.
 6. Cross-field rules (request <= limit, N_min <= N_max, ...) run last
-   (:mod:`~airflow_k8s.executor.contract.config_rules`).
+   (:mod:`~airflow_k8s.executor.contract.config_rules`), once every key parsed.
 
-Every error is a :class:`ConfigError` naming source (file or env var), section, key and value.
+Every error is a :class:`ConfigError` naming source (file or env var), section, key and value;
+all of them are reported at once (:class:`~airflow_k8s.executor.contract.errors.ConfigErrors`).
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from typing import Any
 
 from airflow_k8s.executor.contract import config_keys, k8snames
 from airflow_k8s.executor.contract.config import ExecutorConfig, Tier
-from airflow_k8s.executor.contract.config_rules import TIER_PREFIX, check_cross_fields
-from airflow_k8s.executor.contract.errors import ConfigError
+from airflow_k8s.executor.contract.config_rules import TIER_PREFIX, cross_field_problems
+from airflow_k8s.executor.contract.errors import ConfigError, raise_all
 
 SECTION = "kubernetes_executor"
 ALIAS_SECTION = "kubernetes"
@@ -111,19 +112,23 @@ def env_settings(environ: Mapping[str, str]) -> list[Setting]:
 
 def build_config(settings: Iterable[Setting], *, source: str) -> ExecutorConfig:
     """Validate ``settings`` (from any source) into an :class:`ExecutorConfig`; see the module docstring."""
+    problems: list[ConfigError] = []
     chosen: dict[str, Setting] = {}
     tier_settings: dict[str, list[Setting]] = {}
     for setting in settings:
-        if setting.section.startswith("kubernetes_tier"):
-            tier_settings.setdefault(setting.section, []).append(setting)
-        elif setting.section in _AIRFLOW_SECTIONS:
-            if setting.key in _AIRFLOW_SECTIONS[setting.section] or (setting.section, setting.key) == (
-                "core",
-                "executor",
-            ):
-                _choose(chosen, f"{setting.section}.{setting.key}", setting)
-        else:
-            _choose(chosen, _kubernetes_key(setting), setting)
+        try:
+            if setting.section.startswith("kubernetes_tier"):
+                tier_settings.setdefault(setting.section, []).append(setting)
+            elif setting.section in _AIRFLOW_SECTIONS:
+                if setting.key in _AIRFLOW_SECTIONS[setting.section] or (setting.section, setting.key) == (
+                    "core",
+                    "executor",
+                ):
+                    _choose(chosen, f"{setting.section}.{setting.key}", setting)
+            else:
+                _choose(chosen, _kubernetes_key(setting), setting)
+        except ConfigError as exc:
+            problems.append(exc)
     values: dict[str, Any] = {}
     origin: dict[str, Setting] = {}
     for target, setting in chosen.items():
@@ -131,13 +136,25 @@ def build_config(settings: Iterable[Setting], *, source: str) -> ExecutorConfig:
         if key in config_keys.OBSOLETE or key in config_keys.ONLY_DEFAULT or _unset(key, setting):
             continue
         origin[key] = setting
-        values[key] = _parse(key, setting, _AIRFLOW_SECTIONS.get(section, _KEYS))
-    _combine_image_parts(values, origin)
-    tiers = tuple(_tier(section, items) for section, items in tier_settings.items())
+        try:
+            values[key] = _parse(key, setting, _AIRFLOW_SECTIONS.get(section, _KEYS))
+        except ConfigError as exc:
+            problems.append(exc)
+    try:
+        _combine_image_parts(values, origin)
+    except ConfigError as exc:
+        problems.append(exc)
+    tiers = []
+    for section, items in tier_settings.items():
+        try:
+            tiers.append(_tier(section, items))
+        except ConfigError as exc:
+            problems.append(exc)
+    raise_all(problems, source=source)  # cross-field rules need every key parsed
     if tiers:
-        values["tiers"] = tiers
+        values["tiers"] = tuple(tiers)
     config = ExecutorConfig(**values)
-    check_cross_fields(config, origin, source)
+    raise_all(cross_field_problems(config, origin, source), source=source)
     return config
 
 

@@ -1,7 +1,8 @@
 """Rules that span several airflow.cfg keys, checked after every key parsed on its own.
 
 Each failure is a :class:`ConfigError` naming the key that has to change (where it came from,
-its section and value) and the other key it conflicts with.  Settings Airflow would ignore
+its section and value) and the other key it conflicts with; :func:`cross_field_problems` returns
+every one of them, so an operator fixes a file in one pass.  Settings Airflow would ignore
 rather than reject (``config_file`` while ``in_cluster`` is true) only log a warning, so an
 existing Airflow configuration keeps loading.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from airflow_k8s.executor.contract import quantity
 from airflow_k8s.executor.contract.config import ExecutorConfig, Tier
@@ -24,17 +25,20 @@ log = logging.getLogger(__name__)
 TIER_PREFIX = "kubernetes_tier:"
 
 
-def check_cross_fields(config: ExecutorConfig, origin: Mapping[str, Setting], source: str) -> None:
-    """Raise :class:`ConfigError` for the first rule ``config`` breaks; ``origin`` says where keys came from."""
+def cross_field_problems(config: ExecutorConfig, origin: Mapping[str, Setting], source: str) -> list[ConfigError]:
+    """Every rule ``config`` breaks, as :class:`ConfigError` values; ``origin`` says where keys came from."""
+    problems: list[ConfigError] = []
 
-    def fail(key: str, message: str) -> NoReturn:
+    def fail(key: str, message: str) -> None:
         setting = origin.get(key)
-        raise ConfigError(
-            message,
-            source=setting.source if setting else source,
-            section=setting.section if setting else "kubernetes_executor",
-            key=key,
-            value=getattr(config, key),
+        problems.append(
+            ConfigError(
+                message,
+                source=setting.source if setting else source,
+                section=setting.section if setting else "kubernetes_executor",
+                key=key,
+                value=getattr(config, key),
+            )
         )
 
     resource = request_over_limit(config.default_requests(), config.default_limits())
@@ -78,23 +82,34 @@ def check_cross_fields(config: ExecutorConfig, origin: Mapping[str, Setting], so
     names = [tier.name for tier in config.tiers]
     if len(set(names)) != len(names):
         fail("default_tier", f"tier names must be unique (defined: {', '.join(names)})")
-    if config.default_tier not in names:
+    elif config.default_tier not in names:
         fail("default_tier", f"no such tier (defined: {', '.join(names)})")
     for tier in config.tiers:
-        check_tier_limits(tier, source)
+        problem = tier_limit_problem(tier, source)
+        if problem is not None:
+            problems.append(problem)
+    return problems
 
 
-def check_tier_limits(tier: Tier, source: str) -> None:
+def check_cross_fields(config: ExecutorConfig, origin: Mapping[str, Setting], source: str) -> None:
+    """Raise the first of :func:`cross_field_problems` (one :class:`ConfigError`)."""
+    problems = cross_field_problems(config, origin, source)
+    if problems:
+        raise problems[0]
+
+
+def tier_limit_problem(tier: Tier, source: str) -> ConfigError | None:
     limits = tier.limits()
     resource = request_over_limit(tier.requests(), limits)
     if resource is not None:
-        raise ConfigError(
+        return ConfigError(
             f"request is greater than limit_{resource} = {limits[resource]!r}",
             source=source,
             section=f"{TIER_PREFIX}{tier.name}",
             key=f"request_{resource}",
             value=tier.requests()[resource],
         )
+    return None
 
 
 def request_over_limit(requests: Mapping[str, str], limits: Mapping[str, str]) -> str | None:

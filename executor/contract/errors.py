@@ -50,6 +50,29 @@ class ConfigError(ExecutorError, ValueError):
         super().__init__(f"{prefix}{shown}: {message}" if prefix else message)
 
 
+class ConfigErrors(ConfigError):
+    """Several settings are invalid at once; ``problems`` holds each :class:`ConfigError`.
+
+    Raised instead of the first error so an operator fixes a file in one pass (as the stack
+    validator does).  It is a :class:`ConfigError`, so callers catching one need no change.
+    """
+
+    def __init__(self, problems: list[ConfigError], *, source: str | None = None) -> None:
+        self.problems = list(problems)
+        where = f" in {source}" if source else ""
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(f"{len(self.problems)} invalid settings{where}:\n{lines}")
+        self.source = source
+
+
+def raise_all(problems: list[ConfigError], *, source: str | None = None) -> None:
+    """Raise nothing, the one problem, or :class:`ConfigErrors` listing all of them."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ConfigErrors(problems, source=source) from problems[0]
+
+
 class TemplateError(ExecutorError, ValueError):
     """A pod template cannot be loaded: bad YAML, wrong kind, schema violation, path escape."""
 

@@ -82,15 +82,17 @@ def int_parser(minimum: int, maximum: int) -> Callable[[str], int]:
     return parse
 
 
-def float_parser(minimum: float, maximum: float) -> Callable[[str], float]:
-    """A finite number in ``(minimum, maximum]``."""
+def float_parser(minimum: float, maximum: float, *, inclusive: bool = False) -> Callable[[str], float]:
+    """A finite number in ``(minimum, maximum]`` (``[minimum, maximum]`` when ``inclusive``)."""
 
     def parse(raw: str) -> float:
         value_text = raw.strip()
         if not fullmatch(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", value_text):
             raise ValueError("expected a number")
         value = float(value_text)
-        if not math.isfinite(value) or value <= minimum:
+        if inclusive and not (math.isfinite(value) and value >= minimum):
+            raise ValueError(f"must be a finite number of at least {minimum:g}")
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
             raise ValueError(f"must be a finite number greater than {minimum:g}")
         if value > maximum:
             raise ValueError(f"must be <= {maximum:g}")

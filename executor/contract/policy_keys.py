@@ -14,7 +14,8 @@ import re
 from collections.abc import Callable
 
 from airflow_k8s.executor.contract import k8snames
-from airflow_k8s.executor.contract.parsers import comma_list, dns_subdomain, json_value
+from airflow_k8s.executor.contract.config import Toleration
+from airflow_k8s.executor.contract.parsers import comma_list, dns_subdomain, json_value, tolerations
 from airflow_k8s.executor.contract.task_policy import (
     DEFAULT_POD_FIELDS,
     NEVER_POD_FIELDS,
@@ -107,3 +108,16 @@ def render_node_selector_allowance(value: tuple[tuple[str, tuple[str, ...]], ...
 def registry_allows(entry: str, repository: str) -> bool:
     """``repository`` (fully qualified, see :func:`~.parsers.image_repository`) lies under ``entry``."""
     return repository == entry or repository.startswith(entry.rstrip("/") + "/")
+
+
+def task_tolerations(raw: str) -> tuple[Toleration, ...]:
+    """Tolerations a task may add: never one without a key and with operator ``Exists``, which tolerates every
+    taint (the control plane's, ``node.kubernetes.io/unschedulable``...), whatever its effect."""
+    allowed = tolerations(raw)
+    for item in allowed:
+        if item.key is None:
+            raise ValueError(
+                'a toleration without a key and with operator "Exists" tolerates every taint; '
+                "name the taint keys tasks may tolerate"
+            )
+    return allowed

@@ -15,8 +15,9 @@ Life of a task
     ResourceQuota goes back to QUEUED with backoff (:mod:`~airflow_k8s.executor.engine.scheduling`).
 
 Exactly once
-    * Pod names are derived from the task key, so a second create of the same try is a 409
-      (see :mod:`~airflow_k8s.executor.kube.launcher`).
+    * Pod names are derived from the task key and its launch, so a second create of the same
+      launch is a 409 (see :mod:`~airflow_k8s.executor.kube.launcher`), while a resumed try (a
+      new launch) gets a pod of its own.
     * A task's result is recorded in the sink *before* its pod is deleted or labelled done.
     * On start (and after every 410), the full list of this instance's pods is reconciled:
       running pods are adopted, terminal pods without a recorded result are finished, pods
@@ -213,9 +214,9 @@ class Engine:
         """
         self.post(m.Submit(task, relaunch))
 
-    def revoke(self, key: TaskKey) -> None:
-        """Forget a task and delete its pod, recording nothing (Airflow's ``revoke_task``)."""
-        self.post(m.Revoke(key))
+    def revoke(self, key: TaskKey, pod_name: str | None = None) -> None:
+        """Forget a task (its launch with pod ``pod_name``) and delete its pod, recording nothing (``revoke_task``)."""
+        self.post(m.Revoke(key, pod_name))
 
     def share_warm_capacity(self, share: WarmShare) -> None:
         """Set this scheduler's part in keeping N_min warm (:class:`~.placeholders.WarmShare`)."""
@@ -390,8 +391,8 @@ class Engine:
                 life.cleaned(name)
             case m.Submit(task, relaunch):
                 life.submit(task, relaunch=relaunch)
-            case m.Revoke(key):
-                life.revoke(key)
+            case m.Revoke(key, pod_name):
+                life.revoke(key, pod_name)
             case m.Relisted(scope, items, rv):
                 self._relisted(scope, items, rv)
             case m.NodesListed(nodes, others):

@@ -1,15 +1,18 @@
-"""Slow pod side effects, run off the loop thread: read a failed pod's log, clean up, delete placeholders,
-look up a pod that left the watch.
+"""Slow pod side effects, run off the loop thread: read a failed pod's log, say why a pod was deleted,
+clean up, delete placeholders, look up a pod that left the watch.
 
 Each job runs on a small thread pool and reports back by posting a message (``Finished``,
-``Cleaned``, ``PlaceholderGone``, ``OwnerChecked``), so the loop thread never waits on the API.  Cleanup retries
-transient errors and treats 404 as done: deleting or labelling a pod twice is harmless, which
-is what makes the engine's cleanup idempotent across restarts.
+``Cleaned``, ``PlaceholderGone``, ``OwnerChecked``), so the loop thread never waits on the API.
+Cleanup retries transient errors (and RBAC 403s shortly after a disruption of the API server: a
+restarted server refuses valid credentials for a moment, see
+:mod:`~airflow_k8s.executor.kube.disruption`) and treats 404 as done: deleting or labelling a pod
+twice is harmless, which is what makes the engine's cleanup idempotent across restarts.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -21,11 +24,14 @@ from airflow_k8s.executor.engine.messages import Cleaned, Finished, Message, Own
 from airflow_k8s.executor.engine.metrics import EngineMetrics
 from airflow_k8s.executor.kube.client import KubeClient
 from airflow_k8s.executor.kube.flowcontrol import FlowControl
-from airflow_k8s.executor.kube.retry import RetryPolicy, call_with_retry
+from airflow_k8s.executor.kube.retry import RetryPolicy, call_with_retry, is_rbac_denial
+from airflow_k8s.executor.pods.podstate import deletion_event
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.results import TaskResult
 
 log = logging.getLogger(__name__)
+# The scheduler's Preempted event on current releases names the preemptor by UID only.
+_PREEMPTOR_UID = re.compile(r"^Preempted by pod ([0-9a-fA-F-]{36})( on node \S+)?")
 
 
 class PodEffects:
@@ -58,6 +64,14 @@ class PodEffects:
         """Attach the last ``tail`` log lines of the base container to a failed result."""
         self.pool.submit(self._read_log, namespace, result, tail)
 
+    def explain_deletion_then_finish(self, namespace: str, result: TaskResult, uid: str | None) -> None:
+        """Put the reason the cluster gave for deleting the pod (its events) into a failed result.
+
+        A preempted pod then reads "preempted by <namespace>/<pod> on node <node>" - the scheduler's
+        own event - rather than only "deleted".
+        """
+        self.pool.submit(self._explain_deletion, namespace, result, uid)
+
     def cleanup(self, namespace: str, name: str, *, delete: bool) -> None:
         """Delete the pod, or label it done so no scheduler processes it again."""
         self.pool.submit(self._cleanup, namespace, name, delete)
@@ -85,6 +99,31 @@ class PodEffects:
             lines = (f"(logs unavailable: {exc})",)
         self.post(Finished(result.pod_name, replace(result, log_tail=lines)))
 
+    def _explain_deletion(self, namespace: str, result: TaskResult, uid: str | None) -> None:
+        try:
+            found = deletion_event(self.kube.pod_events(namespace, result.pod_name, uid))
+            if found is not None:
+                reason, message = found
+                result = replace(result, reason=reason, message=self._named_preemptor(namespace, message))
+        except KubeApiError as exc:
+            self.metrics.api_error(exc.status, "events")
+            log.info("cannot read the events of pod %s: %s", result.pod_name, exc)
+        except Exception:  # the outcome must reach the engine whatever happened here
+            log.exception("explaining the deletion of pod %s failed", result.pod_name)
+        finally:
+            self.post(Finished(result.pod_name, result))
+
+    def _named_preemptor(self, namespace: str, message: str) -> str:
+        """ "Preempted by pod <uid> on node n" as "preempted by <namespace>/<name> on node n" when the pod is found."""
+        match = _PREEMPTOR_UID.match(message)
+        if match is None:
+            return message[:1].lower() + message[1:]
+        for pod in self.kube.list_pods(namespace).items:
+            metadata = pod.get("metadata") or {}
+            if metadata.get("uid") == match.group(1):
+                return f"preempted by {namespace}/{metadata.get('name')}{match.group(2) or ''}"
+        return message[:1].lower() + message[1:]
+
     def _cleanup(self, namespace: str, name: str, delete: bool) -> None:
         def call() -> None:
             if delete:
@@ -95,7 +134,13 @@ class PodEffects:
                 self.flow.call(lambda: self.kube.patch_pod_metadata(namespace, name, labels=labels), self.stop_event)
 
         try:
-            call_with_retry(call, policy=self.retry, sleep=self.stop_event.wait, what=f"cleanup {name}")
+            call_with_retry(
+                call,
+                policy=self.retry,
+                sleep=self.stop_event.wait,
+                what=f"cleanup {name}",
+                retryable=lambda error: is_rbac_denial(error) and self.kube.disruptions.recent(),
+            )
         except NotFound:
             pass
         except KubeApiError as exc:

@@ -15,6 +15,12 @@ Exactly once:
   start deadline, revocation) is always deleted, so it can never start behind our back.
 * A relaunch (Airflow's ``pod_launch_failure_retries``) asked for while the failed pod is still
   being cleaned up waits for that cleanup, then replaces the pod; it is never dropped.
+* Another *launch* of the same task try (a deferred task resumed, a rescheduled sensor's next
+  poke: :mod:`~airflow_k8s.executor.tasks.identity`) is a record and a pod of its own, whatever
+  state the earlier launch's record or pod is in; its outcome carries its own pod name.
+* A pod deleted before it finished (gone, once a GET confirms it: see below) fails its task
+  with the cluster's reason: the pod's ``DisruptionTarget`` condition, then its events (a
+  preempted pod names its preemptor).
 
 Ownership (several schedulers in one namespace):
 
@@ -38,7 +44,7 @@ from airflow_k8s.executor.engine.effects import PodEffects
 from airflow_k8s.executor.engine.metrics import EngineMetrics
 from airflow_k8s.executor.engine.placeholders import PlaceholderPool
 from airflow_k8s.executor.engine.records import FINAL, Record, State, TaskBook
-from airflow_k8s.executor.pods.podstate import PodStatus, parse_time, pod_status
+from airflow_k8s.executor.pods.podstate import PodStatus, disruption, parse_time, pod_status
 from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.key import TaskKey
 from airflow_k8s.executor.tasks.results import FAILED, SUCCESS, ResultSink, TaskResult
@@ -88,26 +94,29 @@ class TaskLifecycle:
     # -- intake ---------------------------------------------------------------------------
     def submit(self, task: Task, *, relaunch: bool = False) -> None:
         known = self.book.by_key.get(task.key)
-        if known is not None:
+        if known is not None and known.launch == task.launch:
             if relaunch and known.state in FINAL:  # its failed pod is still being cleaned up: relaunch after
                 self.relaunch_after_cleanup[task.key] = task
+            return
+        if self.book.get(task.pod_name) is not None:  # this launch is tracked already (adopted, or earlier)
             return
         if not relaunch and self.sink.has_result(task.key):
             log.info("task %s already has a result; not relaunching", task.key)
             return
         now = self.clock()
-        rec = Record(task.key, identity.pod_name(task.key), task, State.QUEUED, now, relaunch=relaunch)
+        rec = Record(task.key, task.pod_name, task, State.QUEUED, now, relaunch=relaunch, launch=task.launch)
         if task.start_deadline is not None:
             remaining = (task.start_deadline - datetime.now(UTC)).total_seconds() - START_DEADLINE_MARGIN
             rec.start_by = now + remaining
         self.book.add(rec)
 
-    def revoke(self, key: TaskKey) -> None:
-        """Forget ``key`` without a result; delete its pod if one may exist (also one still being created)."""
+    def revoke(self, key: TaskKey, pod_name: str | None = None) -> None:
+        """Forget ``key`` (its launch with pod ``pod_name`` when given) without a result; delete its pod if
+        one may exist (also one still being created)."""
         self.relaunch_after_cleanup.pop(key, None)
-        rec = self.book.by_key.get(key)
+        rec = self.book.get(pod_name) if pod_name else self.book.by_key.get(key)
         if rec is None:  # e.g. adopted but not yet seen: delete by name, harmless if absent
-            self.effects.cleanup(self.config.namespace, identity.pod_name(key), delete=True)
+            self.effects.cleanup(self.config.namespace, pod_name or identity.pod_name(key), delete=True)
             return
         if rec.state in FINAL:
             return
@@ -237,9 +246,10 @@ class TaskLifecycle:
         rec.pod = None
         if status.terminal:
             self._finish(rec, last, status)
-        else:
-            # Gone (or another incarnation of the name, which is not this record's to delete).
-            self.fail(rec, "PodDeleted", message, delete=found is None)
+        elif found is None:  # gone: fail with the cluster's reason (fail_deleted)
+            self.fail_deleted(rec, last, message)
+        else:  # another incarnation of the name, which is not this record's to delete
+            self.fail(rec, "PodDeleted", message, delete=False)
 
     def _release(self, rec: Record, owner: str) -> None:
         """Hand a task over to the scheduler that now owns its pod: no result, no cleanup, no event."""
@@ -284,7 +294,7 @@ class TaskLifecycle:
             return None
         tier = (metadata.get("labels") or {}).get(identity.LABEL_TIER)
         rec = Record(key, metadata["name"], None, State.PENDING, self.clock(), namespace=metadata.get("namespace"))
-        rec.tier = tier
+        rec.tier, rec.launch = tier, identity.launch_from_annotations(metadata.get("annotations"))
         rec.created_at, rec.created_rv = self._created_at(pod), resource_version(pod)
         if self.sink.has_result(key):
             # Finished before a restart; only its cleanup may be missing.
@@ -394,6 +404,19 @@ class TaskLifecycle:
         self.book.set_state(rec, State.FINISHING)
         result = TaskResult(rec.key, FAILED, reason, message, pod_name=rec.pod_name, tier=rec.tier or "")
         self.finished(rec.pod_name, result)
+
+    def fail_deleted(self, rec: Record, pod: dict[str, Any], fallback: str) -> None:
+        """Fail a task whose pod was deleted before it finished, with the cluster's reason for it.
+
+        The pod's ``DisruptionTarget`` condition names the cause at once (``Preempted``,
+        ``Evicted``...); the pod's events, read off the loop thread, then say more - the
+        scheduler's "Preempted by ..." names the preemptor.  The pod is gone: nothing to delete.
+        """
+        reason, message = disruption(pod) or ("PodDeleted", fallback)
+        rec.give_up = "forget" if not rec.launch_pending else "delete"
+        self.book.set_state(rec, State.FINISHING)
+        result = TaskResult(rec.key, FAILED, reason, message, pod_name=rec.pod_name, tier=rec.tier or "")
+        self.effects.explain_deletion_then_finish(self._namespace(rec), result, rec.uid)
 
     def _should_delete(self, success: bool) -> bool:
         return self.config.delete_worker_pods if success else self.config.delete_failed_pods()

@@ -28,9 +28,11 @@ class Submit:
 
 @dataclass(frozen=True, slots=True)
 class Revoke:
-    """Forget ``key`` and delete its pod, recording no result (Airflow's ``revoke_task``)."""
+    """Forget ``key`` (its launch with pod ``pod_name`` when given) and delete its pod, recording no result
+    (Airflow's ``revoke_task``)."""
 
     key: TaskKey
+    pod_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

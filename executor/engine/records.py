@@ -62,6 +62,7 @@ class Record:
     launch_pending: bool = False  # a create is in flight: keep the record until it answers
     early: tuple[dict[str, Any], bool] | None = None  # (pod, deleted) seen while a relaunch's create was in flight
     give_up: str | None = None  # set by a failure the engine decided: "delete" the pod, or "forget" (none)
+    launch: str | None = None  # which launch of the task try (identity): a resumed try is another record
     pod_final: bool = False  # its pod's DELETED (or done-label) event was seen: nothing of it can follow
     vanished: str | None = None  # the pod left the watch; a GET decides (the message if it is gone)
 
@@ -88,8 +89,11 @@ class TaskBook:
         return key in self.by_key
 
     def add(self, rec: Record) -> None:
+        """Track ``rec``; ``by_key`` follows the newest *submitted* launch of a key (an adopted pod of an
+        earlier launch, found after a restart, never takes the place of the current one)."""
         self.records[rec.pod_name] = rec
-        self.by_key[rec.key] = rec
+        if rec.task is not None or rec.key not in self.by_key:
+            self.by_key[rec.key] = rec
         self.counts[rec.state] += 1
         self._index(rec, rec.state)
         if rec.state is State.QUEUED:

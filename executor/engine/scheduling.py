@@ -40,7 +40,7 @@ from airflow_k8s.executor.engine.lifecycle import TaskLifecycle
 from airflow_k8s.executor.engine.placeholders import PlaceholderPool
 from airflow_k8s.executor.engine.records import Record, State
 from airflow_k8s.executor.kube.launcher import PLACEHOLDER_PRIORITY, Launcher, LaunchJob
-from airflow_k8s.executor.pods import capacity
+from airflow_k8s.executor.pods import capacity, preflight
 from airflow_k8s.executor.pods.podfactory import build_pod
 from airflow_k8s.executor.pods.podstate import pod_status
 from airflow_k8s.executor.pods.templates import TemplateStore
@@ -111,11 +111,16 @@ class Dispatcher:
         rec.launch_pending = True
         self.book.set_state(rec, State.LAUNCHING)
 
+        nodes = self.nodes
+
         def build(task: Task = task, tier: str | None = tier) -> dict[str, Any]:
-            return build_pod(task, self.config, self.templates, tier_name=tier)
+            pod = build_pod(task, self.config, self.templates, tier_name=tier)
+            preflight.check_pod(task, pod, nodes)  # a pod no node can ever hold fails now, not when pending times out
+            return pod
 
         deadline = now + self.config.pod_creation_timeout
-        self.launcher.submit(LaunchJob(rec.pod_name, build, task.key, deadline, replace=rec.relaunch, ti_id=task.ti_id))
+        job = LaunchJob(rec.pod_name, build, task.key, deadline, replace=rec.relaunch, ti_id=task.ti_id)
+        self.launcher.submit(job)
 
     def _auto_tier(self) -> str:
         launching = (rec.tier for rec in self.book.launching())

@@ -121,11 +121,19 @@ class KubeClient:
 
     @classmethod
     def from_config(cls, config: ExecutorConfig, *, pool_size: int = 16) -> KubeClient:
-        """The client airflow.cfg describes (module docstring); ``verify_ssl = False`` is logged loudly."""
+        """The client airflow.cfg describes (module docstring); ``verify_ssl = False`` is logged loudly.
+
+        In a pod, a worker service account (or one a task may switch to) that is the scheduler's
+        own is a ``ConfigError``: task pods must never get the rights to create and delete pods.
+        """
         if config.client_factory:
             configuration = connection.from_factory(config.client_factory)
         else:
             configuration = connection.load(config.in_cluster, config.config_file, config.cluster_context)
+        if config.in_cluster:
+            own = connection.own_service_account()
+            accounts = config.task_allowed_service_accounts
+            connection.refuse_own_service_account(config.worker_service_account_name, accounts, own)
         if config.ssl_ca_cert:
             configuration.ssl_ca_cert = config.ssl_ca_cert
         if not config.verify_ssl:
@@ -290,6 +298,16 @@ class KubeClient:
         headers = {"Accept": "text/plain, */*"}
         path = f"/api/v1/namespaces/{namespace}/pods/{name}/log"
         return decoding.text(self._answer("GET", path, query=query, headers=headers))
+
+    def pod_events(
+        self, namespace: str, name: str, uid: str | None = None, *, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Events about one pod (``involvedObject`` name, and uid when given), as the API lists them."""
+        selector = f"involvedObject.kind=Pod,involvedObject.name={name}"
+        if uid:
+            selector += f",involvedObject.uid={uid}"
+        query: list[tuple[str, Any]] = [("fieldSelector", selector), ("limit", limit)]
+        return list(self.request("GET", f"/api/v1/namespaces/{namespace}/events", query=query).get("items") or [])
 
     # -- cluster --------------------------------------------------------------------------
     def list_nodes(self) -> list[dict[str, Any]]:

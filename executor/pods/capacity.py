@@ -18,6 +18,11 @@ nodes shared with them; on the dedicated, tainted pools the platform provisions 
 node the tier's pods may schedule on (nodeSelector matches, NoSchedule/NoExecute taints
 tolerated), after placing the executor's not-yet-bound pods first-fit.  If none fits, the
 smallest auto tier is used: it waits for capacity the cheapest way.
+
+``unplaceable`` answers another question: could this pod *ever* run - do its requests fit the
+allocatable (not the free) capacity of at least one node it may schedule on?  A pod no node can
+hold would stay Pending until ``max_pod_pending_timeout``; the executor refuses it at once,
+naming the largest values allowed.
 """
 
 from __future__ import annotations
@@ -237,3 +242,25 @@ def auto_tier(
             unbound.append((tier_requests(config.tier(name)), placements[name]))
     tier = choose_tier(config.tiers, nodes, free, placements, unbound)
     return tier.name if tier is not None else config.default_tier
+
+
+def unplaceable(pod: Mapping[str, Any], nodes: Sequence[Node]) -> str | None:
+    """Why no node can ever hold ``pod`` (its requests exceed the allocatable of every node it may
+    schedule on), naming the largest allowed values; None when one can, or when no node matches its
+    placement at all (an autoscaled pool may have no node yet: the pending timeout decides then)."""
+    placement = placement_of(pod)
+    matching = [node for node in nodes if eligible(node, placement)]
+    need = pod_requests(pod)
+    if not matching or not need or any(_fits(node.allocatable, need) for node in matching):
+        return None
+    largest = max(matching, key=lambda n: tuple(n.allocatable.get(r, Decimal(0)) for r in sorted(need)))
+    asked = ", ".join(f"{name}={quantity.format_for_resource(name, need[name])}" for name in sorted(need))
+    allowed = ", ".join(
+        f"{name}={quantity.format_for_resource(name, largest.allocatable.get(name, Decimal(0)))}"
+        for name in sorted(need)
+    )
+    where = ",".join(f"{k}={v}" for k, v in sorted(placement.node_selector.items())) or "any node"
+    return (
+        f"requests {asked} fit no node this pod may run on ({len(matching)} matching {where}); the largest "
+        f"allowed is {allowed} (node {largest.name}'s allocatable)"
+    )

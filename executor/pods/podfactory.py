@@ -24,10 +24,14 @@ Merge order, each step applied on top of the previous one:
 4. **Task overrides** (``kubernetes_config``): ``image`` replaces; ``resources`` replace per key
    (``requests.cpu`` alone leaves ``requests.memory`` as it was); ``node_selector`` replaces per
    key; ``tolerations`` are appended (duplicates dropped); ``env`` replaces by name and appends
-   new names; ``labels``/``annotations`` replace per key; ``pod_override`` is deep-merged last
-   (dicts merged, ``null`` deletes a key, lists of named items - containers, volumes, env,
-   volumeMounts by mountPath - merged by name, other lists appended, scalars replaced).
-5. **Executor identity** - name, identity labels and annotations, ``restartPolicy: Never``, the
+   new names; ``labels``/``annotations`` replace per key.
+   ``pod_override`` comes last, with the provider's ``reconcile_pods`` semantics
+   (:func:`merge_pod_override`): what it sets replaces the template's - ``nodeSelector``,
+   ``tolerations``, ``affinity``, security contexts, any other field - except labels/annotations
+   (per key), containers, init containers and volumes (by name) and a container's env, mounts,
+   ports (by name/path/port) and resources (per key); ``null`` deletes a key.
+5. **Executor identity** - name (a function of the task key and its launch), identity labels
+   (the provider's, ``airflow_version`` included) and annotations, ``restartPolicy: Never``, the
    task command as the base container's ``args``, ``AIRFLOW_IS_K8S_EXECUTOR_POD=True`` (as Airflow's
    own pods carry).  Applied last, so nothing can forge them.
 
@@ -57,8 +61,6 @@ from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.task import AUTO_TIER, KubernetesOverrides, Task
 
 BASE_CONTAINER = "base"
-_NAMED_LIST_KEYS = {"containers": "name", "initContainers": "name", "volumes": "name", "env": "name",
-                    "volumeMounts": "mountPath", "ports": "containerPort"}  # fmt: skip
 EXECUTION_API_ENV = "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"
 # Control-plane secrets a task pod must never see, in every form Airflow reads them.
 _SECRET_SETTINGS = ("DATABASE__SQL_ALCHEMY_CONN", "CORE__SQL_ALCHEMY_CONN", "API_AUTH__JWT_SECRET", "CORE__FERNET_KEY")
@@ -274,7 +276,7 @@ def _apply_overrides(pod: dict[str, Any], task: Task, judge: policy.TaskPodJudge
         override.pop("apiVersion", None)
         override.pop("kind", None)
         _reject_reserved_metadata(override.get("metadata") or {}, task)
-        merged = deep_merge(pod, override)
+        merged = merge_pod_override(pod, override)
         pod.clear()
         pod.update(merged)
         schema.validate_manifest(pod, where=f"pod for task {task.key} (with its pod_override)")
@@ -292,42 +294,123 @@ def _reject_reserved_metadata(metadata: Mapping[str, Any], task: Task) -> None:
             raise PodPolicyError(f"{task.key}: pod_override may not set metadata.{part} {clash}")
 
 
-def deep_merge(base: Any, override: Any, list_key: str | None = None) -> Any:
-    """Merge ``override`` into ``base`` with the pod_override semantics of the module docstring."""
-    if isinstance(base, dict) and isinstance(override, dict):
-        out = dict(base)
-        for key, value in override.items():
-            if value is None:
-                out.pop(key, None)
-            elif key in out:
-                out[key] = deep_merge(out[key], value, key)
-            else:
-                out[key] = value
-        return out
-    if isinstance(base, list) and isinstance(override, list):
-        name_field = _NAMED_LIST_KEYS.get(list_key or "")
-        out_list = list(base)
+def merge_pod_override(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge a ``pod_override`` into ``base`` with the provider's ``reconcile_pods`` semantics (module docstring).
+
+    What the override sets *replaces* the template's - ``nodeSelector``, ``tolerations``,
+    ``affinity``, the pod's and each container's ``securityContext`` and every other field - except
+    where the provider merges: ``metadata.labels``/``annotations`` per key, ``containers`` and
+    ``initContainers`` by name, ``volumes`` (by name here: the provider appends, and two volumes of
+    one name are invalid), and in a container ``env`` (by name), ``volumeMounts`` (by mount path),
+    ``ports`` (by container port), ``envFrom`` and ``volumeDevices`` (appended), and ``resources``
+    (per key here: the provider replaces the whole block, dropping the template's requests).
+    ``null`` deletes a key.  Neither input is modified.  Whether the result is allowed (a replaced
+    security context must still be as strict) is the task pod policy's call, not the merge's.
+    """
+    out = dict(base)
+    for key, value in override.items():
+        if value is None:
+            out.pop(key, None)
+        elif key == "metadata" and isinstance(value, Mapping):
+            out[key] = _merge_fields(out.get(key) or {}, value, _METADATA_MERGES)
+        elif key == "spec" and isinstance(value, Mapping):
+            out[key] = _merge_fields(out.get(key) or {}, value, _SPEC_MERGES)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _merge_fields(base: Mapping[str, Any], override: Mapping[str, Any], merges: Mapping[str, Any]) -> dict[str, Any]:
+    """Each field of ``override`` replaces ``base``'s, unless ``merges`` names how to combine it."""
+    out = dict(base)
+    for key, value in override.items():
+        if value is None:
+            out.pop(key, None)
+        elif key in merges and key in out:
+            out[key] = merges[key](out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _per_key(base: Any, override: Any) -> Any:
+    """Dicts merged key by key (``null`` deletes); anything else replaced."""
+    if not isinstance(base, Mapping) or not isinstance(override, Mapping):
+        return copy.deepcopy(override)
+    out = dict(base)
+    for key, value in override.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _resources(base: Any, override: Any) -> Any:
+    """``requests`` and ``limits`` merged per resource."""
+    if not isinstance(base, Mapping) or not isinstance(override, Mapping):
+        return copy.deepcopy(override)
+    out = dict(base)
+    for part, amounts in override.items():
+        out[part] = _per_key(out[part], amounts) if part in out and amounts is not None else copy.deepcopy(amounts)
+        if out[part] is None:
+            del out[part]
+    return out
+
+
+def _by(field: str, merge_item: Any = None) -> Any:
+    """Lists of objects keyed by ``field``: an item of the override merges into (or replaces) the same-keyed one."""
+
+    def merge(base: Any, override: Any) -> Any:
+        if not isinstance(base, list) or not isinstance(override, list):
+            return copy.deepcopy(override)
+        out = list(base)
         for item in override:
-            if name_field and isinstance(item, dict) and name_field in item:
-                for i, existing in enumerate(out_list):
-                    if isinstance(existing, dict) and existing.get(name_field) == item[name_field]:
-                        out_list[i] = deep_merge(existing, item)
-                        break
-                else:
-                    out_list.append(item)
-            elif item not in out_list:
-                out_list.append(item)
-        return out_list
-    return override
+            for index, existing in enumerate(out):
+                keyed = isinstance(item, Mapping) and isinstance(existing, Mapping) and field in item
+                if keyed and existing.get(field) == item[field]:
+                    out[index] = merge_item(existing, item) if merge_item else copy.deepcopy(item)
+                    break
+            else:
+                out.append(copy.deepcopy(item))
+        return out
+
+    return merge
+
+
+def _appended(base: Any, override: Any) -> Any:
+    if not isinstance(base, list) or not isinstance(override, list):
+        return copy.deepcopy(override)
+    return [*base, *(copy.deepcopy(item) for item in override if item not in base)]
+
+
+def _container(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    return _merge_fields(base, override, _CONTAINER_MERGES)
+
+
+_METADATA_MERGES = {"labels": _per_key, "annotations": _per_key}
+_CONTAINER_MERGES = {
+    "env": _by("name"),
+    "volumeMounts": _by("mountPath"),
+    "ports": _by("containerPort"),
+    "envFrom": _appended,
+    "volumeDevices": _appended,
+    "resources": _resources,
+}
+_SPEC_MERGES = {
+    "containers": _by("name", _container),
+    "initContainers": _by("name", _container),
+    "volumes": _by("name"),
+}
 
 
 def _apply_identity(pod: dict[str, Any], task: Task, config: ExecutorConfig, tier: str, namespace: str) -> None:
     rest = {k: v for k, v in (pod.get("metadata") or {}).items() if k not in ("name", "generateName", "namespace")}
-    metadata = pod["metadata"] = {"name": identity.pod_name(task.key), "namespace": namespace, **rest}
+    metadata = pod["metadata"] = {"name": task.pod_name, "namespace": namespace, **rest}
     labels = metadata.setdefault("labels", {})
-    labels.update(identity.task_labels(task.key, config.scheduler_instance_id))
+    labels.update(identity.task_labels(task.key, config.scheduler_instance_id, config.airflow_version))
     labels[identity.LABEL_TIER] = tier
-    metadata.setdefault("annotations", {}).update(identity.task_annotations(task.key, task.ti_id))
+    metadata.setdefault("annotations", {}).update(identity.task_annotations(task.key, task.ti_id, task.launch))
     pod["apiVersion"], pod["kind"] = "v1", "Pod"
     pod["spec"]["restartPolicy"] = "Never"
     base = _base_container(pod, task)

@@ -99,3 +99,35 @@ def pod_status(pod: dict[str, Any], *, container: str = "base") -> PodStatus:
         finished_at=parse_time(terminated.get("finishedAt")),
         deleting=bool(metadata.get("deletionTimestamp")),
     )
+
+
+# Why a pod was deleted before it finished: the DisruptionTarget condition Kubernetes (1.26+) sets on it.
+_DISRUPTIONS = {
+    "PreemptionByScheduler": "Preempted",
+    "PreemptionByKubeScheduler": "Preempted",
+    "DeletionByTaintManager": "TaintEviction",
+    "EvictionByEvictionAPI": "Evicted",
+    "DeletionByPodGC": "PodGarbageCollected",
+    "TerminationByKubelet": "TerminatedByKubelet",
+}
+# Events that say why a pod went away (the scheduler's "Preempted", the taint manager's eviction).
+_DELETION_EVENTS = {"Preempted": "Preempted", "TaintManagerEviction": "TaintEviction", "Evicted": "Evicted"}
+
+
+def disruption(pod: dict[str, Any]) -> tuple[str, str] | None:
+    """(reason, message) from a pod's ``DisruptionTarget`` condition, or None (an older cluster, or by hand)."""
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "DisruptionTarget" and condition.get("status") == "True":
+            raw = str(condition.get("reason") or "Disrupted")
+            return _DISRUPTIONS.get(raw, raw), str(condition.get("message") or raw)
+    return None
+
+
+def deletion_event(events: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """(reason, message) of the newest event that explains a pod's deletion, e.g. the scheduler's
+    ``Preempted`` ("Preempted by pod <uid> on node <node>", or ``<namespace>/<name>`` on older releases)."""
+    found = [event for event in events if event.get("reason") in _DELETION_EVENTS]
+    if not found:
+        return None
+    newest = max(found, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+    return _DELETION_EVENTS[str(newest["reason"])], str(newest.get("message") or newest["reason"])

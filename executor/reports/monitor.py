@@ -205,7 +205,7 @@ class PodMonitor:
     def cleanup_old_pods(
         self, max_age_hours: float, *, now: datetime | None = None, dry_run: bool = False
     ) -> CleanupReport:
-        """Delete terminal (Succeeded/Failed) pods that finished more than ``max_age_hours`` ago.
+        """Delete terminal (Succeeded/Failed) pods that finished more than ``max_age_hours`` ago (0: all of them).
 
         ``now`` defaults to the current time and must be timezone-aware.  Pods that are still
         pending or running are never deleted, whatever their age.  Listing errors raise
@@ -213,8 +213,10 @@ class PodMonitor:
         """
         if isinstance(max_age_hours, bool) or not isinstance(max_age_hours, int | float):
             raise MonitorError(f"max_age_hours must be a number of hours, got {max_age_hours!r}")
-        if not math.isfinite(max_age_hours) or max_age_hours <= 0:
-            raise MonitorError(f"max_age_hours must be a finite number greater than 0, got {max_age_hours!r}")
+        if not math.isfinite(max_age_hours) or max_age_hours < 0:
+            raise MonitorError(
+                f"max_age_hours must be a finite number >= 0 (0: every finished pod), got {max_age_hours!r}"
+            )
         current = datetime.now(UTC) if now is None else require_aware(now)
         cutoff = current - timedelta(hours=max_age_hours)
         deleted: list[str] = []

@@ -6,7 +6,9 @@ Layout under ``task_intake_dir``::
     results/<id>.json    outcomes (written by the executor)
     rejected/<name>      entries that are not valid tasks, with <name>.error saying why
 
-``<id>`` is derived from the task key, so submitting the same task try twice is harmless.
+``<id>`` is derived from the task key, so submitting the same task try twice is harmless; a file
+under another name holding a task try already read from another file is rejected (naming that
+file), and when a task's result is written every file it was read from is removed.
 Submitters must write atomically (``submit`` does: a temporary file, then ``os.replace``).
 The executor removes an incoming file only *after* writing the task's result, so a crash at
 any point leaves either the task (to be re-read and reconciled against its pod) or its result.
@@ -71,6 +73,7 @@ class Spool:
         except OSError as exc:
             raise ExecutorError(f"task intake directory {self.root} is not usable: {exc}") from exc
         self._seen: set[str] = set()
+        self._files: dict[TaskKey, str] = {}  # key -> the incoming/ entry it was read from
         self._stuck: dict[str, tuple[int, int, int]] = {}  # name -> (inode, size, mtime) of an unmovable entry
 
     # -- submitters -----------------------------------------------------------------------
@@ -99,9 +102,15 @@ class Spool:
             except Exception as exc:  # one bad entry never stops the scan
                 self._reject(entry, exc)
                 continue
-            if task is not None:
-                self._seen.add(entry.name)
-                found.append(task)
+            if task is None:
+                continue
+            first = self._files.get(task.key)
+            if first is not None and first != entry.name and (self.incoming / first).exists():
+                self._reject(entry, ExecutorError(f"{entry.path}: the same task try as incoming/{first}, which runs"))
+                continue
+            self._files[task.key] = entry.name
+            self._seen.add(entry.name)
+            found.append(task)
         return found
 
     def _read(self, entry: os.DirEntry[str]) -> Task | None:
@@ -115,7 +124,11 @@ class Spool:
             # The result was written but the crash came before the task file was removed.
             Path(entry.path).unlink(missing_ok=True)
             return None
-        return read_task_file(entry.path)
+        task = read_task_file(entry.path)
+        if entry.name != f"{task_file_id(task.key)}.json" and self.has_result(task.key):
+            Path(entry.path).unlink(missing_ok=True)  # a file under another name whose task is done
+            return None
+        return task
 
     def _still_stuck(self, entry: os.DirEntry[str]) -> bool:
         if entry.name not in self._stuck:
@@ -151,8 +164,9 @@ class Spool:
     def record(self, result: TaskResult) -> None:
         name = f"{task_file_id(result.key)}.json"
         _atomic_write(self.results / name, json.dumps(result.to_dict(), indent=1))
-        (self.incoming / name).unlink(missing_ok=True)
-        self._seen.discard(name)
+        for done in {name, self._files.pop(result.key, name)}:  # the file it was read from may be named otherwise
+            (self.incoming / done).unlink(missing_ok=True)
+            self._seen.discard(done)
 
     def read_results(self) -> list[TaskResult]:
         out = []

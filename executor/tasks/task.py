@@ -30,7 +30,8 @@ from airflow_k8s.executor.tasks import identity
 from airflow_k8s.executor.tasks.key import ID_MAX, TaskKey
 
 _TASK_FIELDS = (
-    "dag_id", "task_id", "run_id", "map_index", "try_number", "command", "kubernetes_config", "start_deadline", "ti_id"
+    "dag_id", "task_id", "run_id", "map_index", "try_number", "command", "kubernetes_config", "start_deadline", "ti_id",
+    "launch",
 )  # fmt: skip
 _OVERRIDE_FIELDS = (
     "pod_template",
@@ -81,6 +82,8 @@ class Task:
     token): a pod not running shortly before it is deleted and the task failed, rather than
     started late.  ``ti_id`` is Airflow's task instance id, kept in the pod's annotations so an
     adopting scheduler can tell a pod of a superseded task instance from the current one.
+    ``launch`` identifies this queueing of the try (a deferred task or a rescheduled sensor is
+    queued again with the same key): each launch gets a pod of its own (:mod:`.identity`).
     """
 
     key: TaskKey
@@ -88,9 +91,15 @@ class Task:
     overrides: KubernetesOverrides = KubernetesOverrides()
     start_deadline: datetime | None = None
     ti_id: str | None = None
+    launch: str | None = None
     # Read the pod's last log lines even when it succeeds: set on a try Airflow handed back, whose
     # log says whether the task asked for it (executor.airflow.reschedules).
     log_tail_on_success: bool = False
+
+    @property
+    def pod_name(self) -> str:
+        """The name of this launch's pod."""
+        return identity.pod_name(self.key, self.launch)
 
     @classmethod
     def from_dict(cls, data: object, *, source: str = "task") -> Task:
@@ -116,11 +125,14 @@ class Task:
             )
         overrides = parse_overrides(data.get("kubernetes_config") or {}, source=f"{source}: kubernetes_config")
         deadline = _deadline(data.get("start_deadline"), source)
-        ti_id = data.get("ti_id")
-        valid_id = isinstance(ti_id, str) and 0 < len(ti_id) <= ID_MAX and ti_id.isascii() and ti_id.isprintable()
-        if ti_id is not None and not valid_id:
-            raise TaskSpecError(f"{source}: ti_id must be a non-empty printable ASCII string, got {ti_id!r}")
-        return cls(key=key, command=tuple(command), overrides=overrides, start_deadline=deadline, ti_id=ti_id)
+        ti_id, launch = data.get("ti_id"), data.get("launch")
+        for name, value in (("ti_id", ti_id), ("launch", launch)):
+            valid = isinstance(value, str) and 0 < len(value) <= ID_MAX and value.isascii() and value.isprintable()
+            if value is not None and not valid:
+                raise TaskSpecError(f"{source}: {name} must be a non-empty printable ASCII string, got {value!r}")
+        return cls(
+            key=key, command=tuple(command), overrides=overrides, start_deadline=deadline, ti_id=ti_id, launch=launch
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form accepted by :meth:`from_dict` (used by the intake spool)."""
@@ -134,6 +146,7 @@ class Task:
             "kubernetes_config": overrides_to_dict(self.overrides),
             **({"start_deadline": self.start_deadline.isoformat()} if self.start_deadline else {}),
             **({"ti_id": self.ti_id} if self.ti_id else {}),
+            **({"launch": self.launch} if self.launch else {}),
         }
 
 
@@ -161,9 +174,12 @@ def _pairs(value: object, what: str, check_key: Any, check_value: Any) -> Pairs:
     if not isinstance(value, dict):
         raise TaskSpecError(f"{what} must be a JSON object, got {value!r}")
     for k, v in value.items():
-        problem = check_key(k) or check_value(v)
+        problem = check_key(k)
         if problem:
             raise TaskSpecError(f"{what}: {problem}")
+        problem = check_value(v)
+        if problem:
+            raise TaskSpecError(f"{what}[{k!r}]: {problem}")
     return tuple(sorted(value.items()))
 
 

@@ -23,11 +23,16 @@ Settings infra owns, and why:
 * ``[scheduler] enable_health_check`` on port 8974 - the scheduler's liveness/readiness probe;
 * ``[logging]`` - ``base_log_folder`` (an emptyDir) and, when ``remoteBaseLogFolder`` is set,
   ``remote_logging``, ``remote_base_log_folder``, ``remote_log_conn_id``, ``delete_local_logs``;
+* ``[core] auth_manager`` (``authManager``) and, for the simple auth manager,
+  ``simple_auth_manager_users = <adminUser>:admin`` (its password comes from the Secret);
+* ``[metrics] statsd_*`` - the StatsD exporter's Service, when ``airflowMetrics`` is ``statsd``;
 * Airflow's own throughput limits, from ``worker_pods_max`` (:func:`throughput_sections`), so the
   scheduler can hand the executor as many tasks as it may run: ``[core] parallelism`` (32),
   ``max_active_tasks_per_dag`` (16) and ``default_pool_task_slot_count`` (128, applied when
   ``airflow db migrate`` creates the default pool) = N_max; ``[scheduler] max_tis_per_query``
-  (16 task instances queued per scheduler loop) = min(N_max, 512).
+  (16 task instances queued per scheduler loop) = min(N_max, 512).  With several schedulers,
+  ``parallelism`` and ``max_tis_per_query`` follow each scheduler's share, while the pool and the
+  per-DAG limit - counted in the database across every scheduler - get the platform's total.
 
 Never here: ``[database] sql_alchemy_conn``, ``[core] fernet_key``, ``[api_auth] jwt_secret``,
 ``[api] secret_key`` - those reach the control plane only as env vars from the platform Secret
@@ -53,8 +58,17 @@ LOGS_FOLDER = f"{AIRFLOW_HOME}/logs"
 API_PORT = 8080
 SCHEDULER_HEALTH_PORT = 8974
 TRIGGERER_LOG_PORT = 8794
+STATSD_PORT = 9125  # the StatsD exporter's UDP ingest port
 EXECUTION_API_PATH = "/execution/"
 SIMPLE_AUTH_PASSWORDS = "/tmp/simple_auth_manager_passwords.json.generated"  # noqa: S108 - an emptyDir
+# The api-server's admin-password init container (podoptions.py): the simple auth manager's passwords file,
+# from env (the Secret), created 0600 - the manager then finds its Admin and generates nothing.
+WRITE_PASSWORDS_SCRIPT = (
+    "import json, os\n"
+    "fd = os.open(os.environ['PASSWORDS_FILE'], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)\n"
+    "with os.fdopen(fd, 'w') as f:\n"
+    "    json.dump({os.environ['ADMIN_USER']: os.environ['ADMIN_PASSWORD']}, f)\n"
+)
 
 # (section, key) pairs of Airflow 3.3.2 this module may write (``airflow config list --defaults``).
 AIRFLOW_KEYS = frozenset(
@@ -74,6 +88,12 @@ AIRFLOW_KEYS = frozenset(
         ("logging", "remote_base_log_folder"),
         ("logging", "remote_log_conn_id"),
         ("logging", "delete_local_logs"),
+        ("core", "auth_manager"),
+        ("core", "simple_auth_manager_users"),
+        ("metrics", "statsd_on"),
+        ("metrics", "statsd_host"),
+        ("metrics", "statsd_port"),
+        ("metrics", "statsd_prefix"),
         ("core", "parallelism"),
         ("core", "max_active_tasks_per_dag"),
         ("core", "default_pool_task_slot_count"),
@@ -103,10 +123,20 @@ def execution_api_url(service: str, namespace: str) -> str:
 
 @dataclass(frozen=True)
 class ControlPlaneSettings:
-    """What the platform decides in airflow.cfg besides the executor's own section."""
+    """What the platform decides in airflow.cfg besides the executor's own section.
+
+    ``dags_folder``: the DAGs claim's mount, or git-sync's checkout inside it.  ``auth_manager``: its
+    class path; ``admin_user`` is the simple auth manager's one Admin (None for other managers).
+    ``statsd_host``: the StatsD exporter's Service (None: Airflow's metrics off).
+    """
 
     base_url: str
     logging: LoggingSpec = field(default_factory=LoggingSpec)
+    dags_folder: str = DAGS_FOLDER
+    auth_manager: str | None = None
+    admin_user: str | None = None
+    statsd_host: str | None = None
+    schedulers: int = 1  # schedulerReplicas: the database-wide limits count every scheduler's pods
 
 
 def control_plane_sections(settings: ControlPlaneSettings) -> dict[str, dict[str, str]]:
@@ -121,14 +151,19 @@ def control_plane_sections(settings: ControlPlaneSettings) -> dict[str, dict[str
         )
     else:
         logging["remote_logging"] = "False"
-    return {
-        "core": {
-            "dags_folder": DAGS_FOLDER,
-            "load_examples": "False",
-            "hostname_callable": "airflow.utils.net.get_host_ip_address",
-            # the default auth manager writes its generated passwords file; the root FS is read-only
-            "simple_auth_manager_passwords_file": SIMPLE_AUTH_PASSWORDS,
-        },
+    core = {
+        "dags_folder": settings.dags_folder,
+        "load_examples": "False",
+        "hostname_callable": "airflow.utils.net.get_host_ip_address",
+        # the default auth manager writes its generated passwords file; the root FS is read-only
+        "simple_auth_manager_passwords_file": SIMPLE_AUTH_PASSWORDS,
+    }
+    if settings.auth_manager:
+        core["auth_manager"] = settings.auth_manager
+    if settings.admin_user:
+        core["simple_auth_manager_users"] = f"{settings.admin_user}:admin"
+    sections = {
+        "core": core,
         "api": {"base_url": settings.base_url, "port": str(API_PORT), "expose_config": "False"},
         "scheduler": {
             "enable_health_check": "True",
@@ -136,13 +171,26 @@ def control_plane_sections(settings: ControlPlaneSettings) -> dict[str, dict[str
         },
         "logging": logging,
     }
+    if settings.statsd_host:
+        sections["metrics"] = {
+            "statsd_on": "True",
+            "statsd_host": settings.statsd_host,
+            "statsd_port": str(STATSD_PORT),
+            "statsd_prefix": "airflow",
+        }
+    return sections
 
 
-def throughput_sections(worker_pods_max: int) -> dict[str, dict[str, str]]:
-    """Airflow's throughput limits raised to what the executor may run (module docstring)."""
-    n_max = str(worker_pods_max)
+def throughput_sections(worker_pods_max: int, schedulers: int = 1) -> dict[str, dict[str, str]]:
+    """Airflow's throughput limits raised to what the executor may run (module docstring).
+
+    ``worker_pods_max`` is one scheduler's (``parallelism`` and ``max_tis_per_query`` are per
+    scheduler); the default pool and ``max_active_tasks_per_dag`` are counted in the database across
+    every scheduler, so they get the platform's total, ``schedulers x worker_pods_max``.
+    """
+    n_max, total = str(worker_pods_max), str(worker_pods_max * schedulers)
     return {
-        "core": {"parallelism": n_max, "max_active_tasks_per_dag": n_max, "default_pool_task_slot_count": n_max},
+        "core": {"parallelism": n_max, "max_active_tasks_per_dag": total, "default_pool_task_slot_count": total},
         "scheduler": {"max_tis_per_query": str(min(worker_pods_max, MAX_TIS_PER_QUERY))},
     }
 
@@ -178,7 +226,7 @@ def merge(executor_text: str, sections: dict[str, dict[str, str]]) -> str:
 def publish(config: ExecutorConfig, settings: ControlPlaneSettings) -> str:
     """The airflow.cfg text of the ConfigMap; raises :class:`ConfigError` if it is not sound."""
     sections = control_plane_sections(settings)
-    for section, values in throughput_sections(config.worker_pods_max).items():
+    for section, values in throughput_sections(config.worker_pods_max, settings.schedulers).items():
         sections.setdefault(section, {}).update(values)
     for section, values in sections.items():
         for key in values:

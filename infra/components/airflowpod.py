@@ -41,6 +41,7 @@ from airflow_k8s.executor.contract.errors import PodPolicyError
 from airflow_k8s.executor.pods import security
 from airflow_k8s.infra.components.airflowcfg import AIRFLOW_HOME, DAGS_FOLDER, LOGS_FOLDER
 from airflow_k8s.infra.components.configmaps import AIRFLOW_CFG_KEY
+from airflow_k8s.infra.components.podoptions import PodOptions, customize
 from airflow_k8s.infra.components.secrets import ENV_OF_KEY
 from airflow_k8s.infra.config.args import ResourcesSpec
 
@@ -144,8 +145,18 @@ def _volumes(role: Role, wiring: PodWiring) -> list[dict[str, Any]]:
     return volumes
 
 
-def control_plane_pod(role: Role, runtime: Runtime, wiring: PodWiring) -> dict[str, Any]:
-    """The pod spec of ``role`` (module docstring), checked: PSS restricted + hardening."""
+def control_plane_pod(
+    role: Role, runtime: Runtime, wiring: PodWiring, options: PodOptions | None = None
+) -> dict[str, Any]:
+    """The pod spec of ``role`` (module docstring), with the operator's ``options``
+    (:mod:`airflow_k8s.infra.components.podoptions`) applied last."""
+    spec = _base_pod(role, runtime, wiring)
+    if options is None:
+        return spec
+    return customize(spec, options, image=runtime.image, pull_policy=runtime.image_pull_policy)
+
+
+def _base_pod(role: Role, runtime: Runtime, wiring: PodWiring) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": role.name,
         "image": runtime.image,

@@ -12,12 +12,11 @@ with (its output would make a cycle: the Service's pods roll on this ConfigMap's
 The templates ConfigMap has one key per template file, rewired to the created ConfigMap, PVC,
 Secret and worker service account and re-validated (:mod:`airflow_k8s.infra.components.podtemplates`).
 
-``checksum`` is a sha256 over airflow.cfg and every template (the stack output ``configChecksum``);
-``airflow_cfg_checksum`` over airflow.cfg alone.  Each control-plane Deployment carries the one over
-what it mounts as a pod-template annotation - the scheduler ``checksum`` (it reads the templates),
-the other roles ``airflow_cfg_checksum`` - so a change rolls exactly the roles that read it (a
-``subPath`` mount never sees ConfigMap updates on its own; a template-only change leaves the
-api-server, dag-processor and triggerer running).
+``checksum`` is a sha256 over airflow.cfg and every template (the ``configChecksum`` output);
+:meth:`ExecutorConfigMaps.checksum_for` gives each role the digest of what it reads - airflow.cfg,
+plus the templates for the roles that load them - which its Deployment carries as a pod-template annotation
+(:mod:`airflow_k8s.infra.components.rollout`), so a config change rolls exactly the roles that
+read it (a ``subPath`` mount never sees ConfigMap updates on its own).
 
 Neither ConfigMap ever holds a secret: the control plane's credentials reach its containers as
 env vars from the platform Secret, and task pods get none (:mod:`airflow_k8s.infra.components.secrets`).
@@ -30,7 +29,6 @@ creating it again, and a pod starting in between fails.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +41,7 @@ from airflow_k8s.infra.components.airflowcfg import ControlPlaneSettings, execut
 from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
 from airflow_k8s.infra.components.names import TEMPLATES_LABEL, PlatformNames
 from airflow_k8s.infra.components.podtemplates import TemplateWiring, render_template
+from airflow_k8s.infra.components.rollout import config_digest
 from airflow_k8s.infra.config.args import ExecutorSettings, PodIdentitySpec
 
 AIRFLOW_CFG_KEY = "airflow.cfg"
@@ -65,7 +64,12 @@ class ExecutorWiring:
         return execution_api_url(self.api_server_service, self.namespace)
 
 
-def build_executor_config(settings: ExecutorSettings, wiring: ExecutorWiring) -> ExecutorConfig:
+def build_executor_config(settings: ExecutorSettings, wiring: ExecutorWiring, schedulers: int = 1) -> ExecutorConfig:
+    """The executor's config; with ``schedulers`` > 1 each gets its share of N_max (per_scheduler).
+
+    N_min is the namespace's: the executor keeps it once, on its keeper scheduler (docs/executor.md,
+    *Several schedulers*), so it is never split.
+    """
     return ExecutorConfig(
         execution_api_server_url=wiring.execution_api_url,
         namespace=wiring.namespace,
@@ -78,8 +82,8 @@ def build_executor_config(settings: ExecutorSettings, wiring: ExecutorWiring) ->
         pod_creation_timeout=settings.pod_creation_timeout,
         max_pod_pending_timeout=settings.max_pod_pending_timeout,
         image_pull_policy=settings.image_pull_policy,
-        worker_pods_min=settings.worker_pods_min,
-        worker_pods_max=settings.worker_pods_max,
+        worker_pods_min=settings.worker_pods_min,  # the namespace's, kept once by the keeper scheduler
+        worker_pods_max=ExecutorSettings.per_scheduler(settings.worker_pods_max, schedulers),
         worker_priority_class=wiring.task_priority_class,
         placeholder_priority_class=wiring.placeholder_priority_class,
         placeholder_image=settings.placeholder_image,
@@ -97,10 +101,8 @@ def render_airflow_cfg(config: ExecutorConfig, settings: ControlPlaneSettings) -
 
 
 def config_checksum(airflow_cfg: str, templates: Mapping[str, str]) -> str:
-    digest = hashlib.sha256()
-    for key, text in [(AIRFLOW_CFG_KEY, airflow_cfg), *sorted(templates.items())]:
-        digest.update(key.encode() + b"\0" + text.encode() + b"\0")
-    return digest.hexdigest()
+    """sha256 of airflow.cfg and every template (the ``configChecksum`` output, the scheduler's digest)."""
+    return config_digest(airflow_cfg, templates)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class ExecutorConfigMapsArgs:
     templates: Mapping[str, Mapping[str, Any]]
     control_plane: ControlPlaneSettings
     api_server_service: str
+    schedulers: int = 1
     identity: PodIdentitySpec = field(default_factory=PodIdentitySpec)  # runAsUser/runAsGroup of the templates
 
 
@@ -137,7 +140,7 @@ class ExecutorConfigMaps(pulumi.ComponentResource):
             args.namespace, args.worker_service_account, args.task_priority_class, args.placeholder_priority_class
         ).apply(
             lambda v: build_executor_config(
-                args.settings, ExecutorWiring(v[0], v[1], v[2], v[3], n.name, args.api_server_service)
+                args.settings, ExecutorWiring(v[0], v[1], v[2], v[3], n.name, args.api_server_service), args.schedulers
             )
         )
         self.airflow_cfg = self.executor_config.apply(lambda c: render_airflow_cfg(c, args.control_plane))
@@ -170,7 +173,7 @@ class ExecutorConfigMaps(pulumi.ComponentResource):
         )
         self.templates_config_map = name_of(templates_map)
         self.checksum = pulumi.Output.all(self.airflow_cfg, self.templates).apply(lambda v: config_checksum(v[0], v[1]))
-        self.airflow_cfg_checksum = self.airflow_cfg.apply(lambda text: config_checksum(text, {}))
+        self.airflow_cfg_checksum = self.airflow_cfg.apply(config_digest)
         self.register_outputs(
             {
                 "airflowConfigMap": self.airflow_config_map,
@@ -178,3 +181,7 @@ class ExecutorConfigMaps(pulumi.ComponentResource):
                 "checksum": self.checksum,
             }
         )
+
+    def checksum_for(self, reads_templates: bool) -> pulumi.Output[str]:
+        """The digest a role's pods roll on: airflow.cfg, plus the templates when the role loads them."""
+        return self.checksum if reads_templates else self.airflow_cfg_checksum

@@ -7,20 +7,27 @@
 * ``metadata`` is built from known strings (name, labels) plus the namespace Input, never from an
   ``apply`` over other resources' outputs: ``pulumi preview`` shows the name even when every
   output is unknown (a new cluster, a provider built from another resource's output).
-* Single-replica roles (scheduler, dag-processor, triggerer) use ``strategy: Recreate``: two
-  schedulers of this executor would launch pods for the same queue, and the old pod must stop
-  before the new one starts.  The api-server rolls with ``maxSurge: 1, maxUnavailable: 0`` so the
-  Execution API task pods call never goes away (the quota check counts the surge pod).
-* The pod-template annotations ``airflow-k8s/config-sha256`` (what the role mounts: airflow.cfg,
-  plus the templates for the scheduler) and ``airflow-k8s/secret-hmac-sha256`` (the Secret's values
-  the role reads) roll exactly the pods that read a changed value, which neither a subPath mount
-  nor an env var would otherwise ever see.
+* Rollout strategy: the api-server rolls with ``maxSurge: 1, maxUnavailable: 0`` so the Execution
+  API task pods call never goes away (the quota check counts the surge pod).  Single-replica roles
+  (one scheduler, the dag-processor, the triggerer) use ``Recreate``: the old pod stops before the
+  new one starts, and no surge pod needs quota.  Schedulers in HA (``schedulerReplicas`` 2+, Airflow
+  3 runs them active-active, each executor owning its own task pods) roll **one at a time**
+  (``maxSurge: 0, maxUnavailable: 1``): the others keep scheduling and adopt the pods of the one
+  being replaced, and no extra scheduler - nor its quota - is ever needed.
+* The pod-template annotations ``airflow-k8s/config-sha256`` (airflow.cfg, + templates for the
+  scheduler) and ``airflow-k8s/secrets-hmac`` (the Secret keys the role reads, keyed HMAC) roll
+  exactly the pods that read a changed input (:mod:`airflow_k8s.infra.components.rollout`).
+* Every role runs at the control plane's PriorityClass (:mod:`airflow_k8s.infra.components.priority`):
+  no task pod can preempt it.
 * ``after`` (the migration Job) orders the rollout: Pulumi updates a Deployment only once the
   Job has completed, so a new release never runs against an old schema.
-* PodDisruptionBudget ``maxUnavailable: 1`` + ``unhealthyPodEvictionPolicy: AlwaysAllow``: every
-  role is restart-safe (the executor relists and adopts its pods; Airflow's jobs recover from the
-  database), so a node drain or cluster upgrade must never hang on these pods, and a
-  crash-looping pod never blocks one.
+* PodDisruptionBudget ``maxUnavailable: 1`` + ``unhealthyPodEvictionPolicy: AlwaysAllow``: a
+  drain evicts one pod of a role at a time and, with 2+ replicas, **blocks** the next eviction
+  until the replacement is ready - so the api-server (UI and Execution API) and HA schedulers
+  stay up through node drains and cluster upgrades.  With one replica it cannot block (there is
+  nothing left to keep), which is why production stacks run 2+ api-servers (README); the
+  single-replica roles are restart-safe (the executor relists and adopts its pods, Airflow's jobs
+  recover from the database), and a crash-looping pod never blocks a drain.
 """
 
 from __future__ import annotations
@@ -34,15 +41,20 @@ import pulumi_kubernetes as k8s
 
 from airflow_k8s.infra.components.airflowpod import PodWiring, Role, Runtime, check_pod, control_plane_pod
 from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
-from airflow_k8s.infra.components.names import (
-    CONFIG_HASH_ANNOTATION,
-    ROLE_LABEL,
-    SECRET_HASH_ANNOTATION,
-    PlatformNames,
-)
+from airflow_k8s.infra.components.names import API_SERVER, ROLE_LABEL, PlatformNames
+from airflow_k8s.infra.components.podoptions import PodOptions
+from airflow_k8s.infra.components.rollout import CONFIG_HASH_ANNOTATION, SECRETS_HMAC_ANNOTATION
 
 RECREATE = {"type": "Recreate"}
 ROLLING = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+ONE_AT_A_TIME = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+
+
+def strategy(role: str, replicas: int) -> dict[str, Any]:
+    """The rollout strategy of ``role`` with ``replicas`` pods (module docstring)."""
+    if role == API_SERVER:
+        return ROLLING
+    return ONE_AT_A_TIME if replicas > 1 else RECREATE
 
 
 @dataclass(frozen=True)
@@ -63,40 +75,35 @@ class DeploymentArgs:
     dags_claim: pulumi.Input[str]
     secret: pulumi.Input[str]
     template_dir: str
-    checksum: pulumi.Input[str]
-    priority_class: pulumi.Input[str] = ""
-    secret_digest: pulumi.Input[str] = ""  # AirflowSecret.digest of the keys the role reads
+    checksum: pulumi.Input[str]  # the role's config digest (rollout.config_digest)
+    secrets_hmac: pulumi.Input[str] | None = None  # the role's Secret fingerprint (AirflowSecret.fingerprint)
+    priority_class: pulumi.Input[str] = ""  # the control plane's PriorityClass (priority.py); empty: none
     replicas: int = 1
     service: tuple[str, ServicePort] | None = None  # (Service name, port)
     after: Sequence[pulumi.Resource] = ()
+    options: PodOptions | None = None  # the operator's additions (podoptions.py)
 
 
 def pod_labels(names: PlatformNames, role: str) -> dict[str, str]:
     return {**names.common_labels(role), **names.selector(role), ROLE_LABEL: role}
 
 
-def rollout_annotations(checksum: str, secret_digest: str) -> dict[str, str]:
-    """What a pod template carries so it rolls when what it reads changes (config, secret values)."""
-    out = {CONFIG_HASH_ANNOTATION: checksum} if checksum else {}
-    if secret_digest:
-        out[SECRET_HASH_ANNOTATION] = secret_digest
-    return out
-
-
-def deployment_spec(args: DeploymentArgs, wiring: PodWiring, checksum: str, secret_digest: str = "") -> dict[str, Any]:
+def deployment_spec(
+    args: DeploymentArgs, wiring: PodWiring, checksum: str, secrets_hmac: str | None = None
+) -> dict[str, Any]:
     """The Deployment's ``spec`` (checked: PSS restricted + hardening)."""
     n, role = args.names, args.role
+    annotations = {CONFIG_HASH_ANNOTATION: checksum}
+    if secrets_hmac is not None:
+        annotations[SECRETS_HMAC_ANNOTATION] = secrets_hmac
     spec = {
         "replicas": args.replicas,
         "revisionHistoryLimit": 3,
-        "strategy": ROLLING if args.replicas > 1 or role.name == "api-server" else RECREATE,
+        "strategy": strategy(role.name, args.replicas),
         "selector": {"matchLabels": n.selector(role.name)},
         "template": {
-            "metadata": {
-                "labels": pod_labels(n, role.name),
-                "annotations": rollout_annotations(checksum, secret_digest),
-            },
-            "spec": control_plane_pod(role, args.runtime, wiring),
+            "metadata": {"labels": pod_labels(n, role.name), "annotations": annotations},
+            "spec": control_plane_pod(role, args.runtime, wiring, args.options),
         },
     }
     obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": n.deployment(role.name)}, "spec": spec}
@@ -104,11 +111,11 @@ def deployment_spec(args: DeploymentArgs, wiring: PodWiring, checksum: str, secr
     return spec
 
 
-def resolve_wiring(args: DeploymentArgs) -> pulumi.Output[tuple[PodWiring, str, str]]:
+def resolve_wiring(args: DeploymentArgs) -> pulumi.Output[tuple[PodWiring, str, str | None]]:
     return pulumi.Output.all(
         args.service_account, args.airflow_config_map, args.templates_config_map, args.dags_claim, args.secret,
-        args.checksum, args.priority_class, args.secret_digest,
-    ).apply(lambda v: (PodWiring(v[0], v[1], v[2], v[3], v[4], args.template_dir, v[6]), v[5], v[7]))  # fmt: skip
+        args.checksum, args.secrets_hmac, args.priority_class,
+    ).apply(lambda v: (PodWiring(v[0], v[1], v[2], v[3], v[4], args.template_dir, v[7]), v[5], v[6]))  # fmt: skip
 
 
 class AirflowDeployment(pulumi.ComponentResource):

@@ -14,6 +14,8 @@ from typing import Any
 import pulumi
 
 TOKEN_PREFIX = "airflow-k8s:index:"  # noqa: S105 - a Pulumi type token, not a password
+# pulumi-kubernetes: replace a Job on the next update when the live one is not ready (render.replacement)
+REPLACE_UNREADY = "pulumi.com/replaceUnready"
 
 
 def raw(value: Any) -> Any:

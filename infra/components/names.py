@@ -30,11 +30,13 @@ API_SERVER = "api-server"
 DAG_PROCESSOR = "dag-processor"
 TRIGGERER = "triggerer"
 MIGRATION = "db-migrate"
+DB_CLEAN = "db-clean"
+STATSD = "statsd"
+GIT_SYNC = "git-sync"
 # Set by the executor on every pod it creates, after all overrides: a task cannot remove it.
 EXECUTOR_POD_LABEL = identity.LABEL_EXECUTOR
 TEMPLATES_LABEL = f"{APP}/pod-templates"
 CONFIG_HASH_ANNOTATION = f"{APP}/config-sha256"
-SECRET_HASH_ANNOTATION = f"{APP}/secret-hmac-sha256"
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,20 @@ class PlatformNames:
     @property
     def pod_monitor(self) -> str:
         return self._n("scheduler")
+
+    @property
+    def db_clean(self) -> str:
+        return self._n("db-clean")
+
+    @property
+    def statsd(self) -> str:
+        """The StatsD exporter's Deployment and Service."""
+        return self._n("statsd")
+
+    @property
+    def ui(self) -> str:
+        """The UI's Ingress or HTTPRoute."""
+        return self._n("ui")
 
     @property
     def quota(self) -> str:

@@ -17,6 +17,9 @@ Composition (each a component of its own, all children of this one)::
     DagProcessorDeployment  ``airflow dag-processor`` + PDB
     TriggererDeployment     ``airflow triggerer`` + PDB (``triggererEnabled``)
     SchedulerPodMonitor     prometheus-operator PodMonitor (``podMonitor``)
+    DatabaseCleanup         ``airflow db clean`` CronJob (``dbCleanEnabled``)          - addons/
+    UiAccess                Ingress or HTTPRoute for the UI (``uiHost``)
+    StatsdExporter          Airflow's own metrics through a StatsD exporter (``airflowMetrics``)
 
 The metadata database stays outside (``databaseUrl``); only the control plane gets its URL.
 
@@ -24,8 +27,10 @@ Importable from other stacks: build a :class:`PlatformArgs` (config from
 :func:`airflow_k8s.infra.config.stack_config.parse_stack_config` or constructed directly,
 templates from :func:`airflow_k8s.infra.shipped_templates` or your own, secrets as Pulumi secret
 Outputs) and pass ``opts=pulumi.ResourceOptions(providers=[...])`` to target a cluster; no
-provider is created here.  That provider must have ``enable_config_map_mutable`` and
-``enable_secret_mutable`` (see :mod:`airflow_k8s.infra.stack`).
+provider is created here.  That provider must update ConfigMaps and Secrets in place: a
+:class:`~airflow_k8s.infra.components.provider.PlatformProvider`, or the default provider with
+``kubernetes:enableConfigMapMutable`` / ``enableSecretMutable`` - the component refuses anything
+else (:mod:`airflow_k8s.infra.components.provider`).
 
 Before any resource is declared, :func:`~airflow_k8s.infra.components.preflight.preflight`
 checks what would otherwise fail later: every tier's template exists, every template fits a node
@@ -42,6 +47,7 @@ from typing import Any
 import pulumi
 
 from airflow_k8s.infra.components import roles
+from airflow_k8s.infra.components.addons.compose import AddonInputs, create_addons
 from airflow_k8s.infra.components.airflowpod import Runtime
 from airflow_k8s.infra.components.configmaps import ExecutorConfigMaps, ExecutorConfigMapsArgs
 from airflow_k8s.infra.components.controlplane import (
@@ -61,19 +67,22 @@ from airflow_k8s.infra.components.names import PlatformNames
 from airflow_k8s.infra.components.namespace import NamespaceArgs, PlatformNamespace
 from airflow_k8s.infra.components.network import NetworkFeatures, NetworkPolicies, NetworkPoliciesArgs
 from airflow_k8s.infra.components.nodepools import NodePools, NodePoolsArgs
+from airflow_k8s.infra.components.podoptions import ADMIN_PASSWORD_KEY
 from airflow_k8s.infra.components.preflight import (
     PlatformArgs,
     PreflightError,
     control_plane_settings,
     executor_wiring,
+    pod_options,
     preflight,
 )
 from airflow_k8s.infra.components.priority import PriorityArgs, PriorityClasses
+from airflow_k8s.infra.components.provider import PlatformProvider, provider_problems
 from airflow_k8s.infra.components.rbac import ExecutorRbac, RbacArgs
 from airflow_k8s.infra.components.secrets import AirflowSecret, AirflowSecretArgs
 from airflow_k8s.infra.components.storage import DagsVolume, DagsVolumeArgs
 
-__all__ = ["AirflowK8sPlatform", "PlatformArgs", "PreflightError", "preflight"]
+__all__ = ["AirflowK8sPlatform", "PlatformArgs", "PlatformProvider", "PreflightError", "preflight"]
 
 
 class AirflowK8sPlatform(pulumi.ComponentResource):
@@ -98,12 +107,19 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
     metrics_service: pulumi.Output[str]
     pod_monitor: pulumi.Output[str | None]
     config_checksum: pulumi.Output[str]
+    db_clean_cronjob: pulumi.Output[str | None]
+    ui_route: pulumi.Output[str | None]
+    statsd_service: pulumi.Output[str | None]
     execution_api_url: pulumi.Output[str | None]
     node_pool_names: list[str]
     node_pool_backend: str
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TOKEN_PREFIX}AirflowK8sPlatform", name, None, opts)
+        refused = provider_problems(self)
+        if refused:
+            lines = "\n".join(f"  - {p}" for p in refused)
+            raise PreflightError(f"the Kubernetes provider is not set up for this platform:\n{lines}")
         preflight(name, args)
         c = args.config
         names = PlatformNames(name)
@@ -117,11 +133,16 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
             opts=child(self),
         )
         namespace = ns.namespace
-        features = NetworkFeatures(c.executor.metrics_port, c.control_plane.triggerer, c.logging.remote)
+        features = NetworkFeatures(
+            c.executor.metrics_port, c.control_plane.triggerer, c.logging.remote,
+            git_cidrs=c.addons.git_sync.cidrs if c.addons.git_sync.enabled else (), statsd=c.addons.metrics.statsd,
+        )  # fmt: skip
         network = NetworkPolicies(
             f"{name}-network", NetworkPoliciesArgs(namespace, names, c.network, features), opts=child(self)
         )
-        rbac = ExecutorRbac(f"{name}-rbac", RbacArgs(namespace, names, c.rbac), opts=child(self))
+        rbac = ExecutorRbac(
+            f"{name}-rbac", RbacArgs(namespace, names, c.rbac, c.pods.image_pull_secrets), opts=child(self)
+        )
         priority = PriorityClasses(f"{name}-priority", PriorityArgs(names, c.priority), opts=child(self))
         dags = DagsVolume(
             f"{name}-dags",
@@ -130,7 +151,14 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
         )
         secret = AirflowSecret(
             f"{name}-secrets",
-            AirflowSecretArgs(namespace, names.secret, args.secrets, names.common_labels("secrets")),
+            AirflowSecretArgs(
+                namespace,
+                names.secret,
+                args.secrets,
+                names.common_labels("secrets"),
+                {key: f"{ref.name}:{ref.key}" for key, ref in c.existing_secrets.refs},
+                admin_password=c.addons.access.simple,
+            ),
             opts=child(self),
         )
         config_maps = ExecutorConfigMaps(
@@ -146,6 +174,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
                 templates=args.templates,
                 control_plane=control_plane_settings(name, c),
                 api_server_service=names.api_server_service,
+                schedulers=c.control_plane.scheduler_replicas,
                 identity=c.identity,
             ),
             opts=child(self),
@@ -187,11 +216,16 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
             f"{name}-db-migrate",
             MigrationArgs(
                 names, runtime("migration"), namespace, rbac.control_plane_service_account,
-                config_maps.airflow_config_map, secret.secret_name, priority.control_plane_class,
-                secret.digest(roles.migration().secret_keys), after=[network, *before_migration],
+                config_maps.airflow_config_map, secret.secret_name, after=[network, *before_migration],
+                options=pod_options(c, "migration", names.secret), priority_class=priority.control_plane_class,
+                secrets_hmac=secret.fingerprint(roles.migration().secret_keys),
             ),
             opts=child(self),
         )  # fmt: skip
+
+        def admin_keys(role: str) -> tuple[str, ...]:
+            """The api-server also reads the simple auth manager's Admin password (its init container)."""
+            return (ADMIN_PASSWORD_KEY,) if role == "api-server" and c.addons.access.simple else ()
 
         def deployment(
             cls: type[AirflowDeployment],
@@ -207,15 +241,17 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
                     service_account=service_account, airflow_config_map=config_maps.airflow_config_map,
                     templates_config_map=config_maps.templates_config_map, dags_claim=dags.claim_name,
                     secret=secret.secret_name, template_dir=c.executor.pod_template_dir,
-                    checksum=config_maps.checksum if role.templates else config_maps.airflow_cfg_checksum,
-                    priority_class=priority.control_plane_class, secret_digest=secret.digest(role.secret_keys),
-                    after=[migration.job, *checks], **extra,
+                    checksum=config_maps.checksum_for(role.templates),
+                    secrets_hmac=secret.fingerprint(role.secret_keys + admin_keys(role.name)),
+                    priority_class=priority.control_plane_class,
+                    after=[migration.job, *checks], options=pod_options(c, key, names.secret), **extra,
                 ),
                 opts=child(self),
             )  # fmt: skip
 
         scheduler = deployment(
             SchedulerDeployment, roles.scheduler(c.executor.metrics_port), "scheduler", rbac.scheduler_service_account,
+            replicas=c.control_plane.scheduler_replicas,
             service=(names.metrics_service, ServicePort(roles.METRICS_PORT_NAME, c.executor.metrics_port)),
         )  # fmt: skip
         api_server = deployment(
@@ -231,6 +267,13 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
             triggerer = deployment(
                 TriggererDeployment, roles.triggerer(), "triggerer", rbac.control_plane_service_account
             ).deployment_name
+        addons = create_addons(
+            self, name, c,
+            AddonInputs(
+                namespace, rbac.control_plane_service_account, config_maps.airflow_config_map, secret.secret_name,
+                api_server.service_name or names.api_server_service, migration.job,
+            ),
+        )  # fmt: skip
         monitor: pulumi.Output[str | None] = pulumi.Output.from_input(None)
         if c.monitoring.pod_monitor:
             monitor = SchedulerPodMonitor(
@@ -257,6 +300,9 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
         self.metrics_service = scheduler.service_name
         self.pod_monitor = monitor
         self.config_checksum = config_maps.checksum
+        self.db_clean_cronjob = addons.db_clean_cronjob
+        self.ui_route = addons.ui_route
+        self.statsd_service = addons.statsd_service
         self.node_pool_names = pools.pool_names
         self.node_pool_backend = c.node_pools.backend
         self.execution_api_url = config_maps.executor_config.apply(lambda e: e.execution_api_server_url)
@@ -265,7 +311,8 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
     def outputs(self) -> dict[str, Any]:
         """Stack-output names -> values (all plain: names, a URL and a checksum, never a secret).
 
-        ``triggererDeploymentName`` / ``podMonitorName`` are None (null) when that part is off.
+        ``triggererDeploymentName``, ``podMonitorName``, ``dbCleanCronJobName``, ``uiRouteName`` and
+        ``statsdServiceName`` are None (null) when that part is off.
         """
         return {
             "namespace": self.namespace,
@@ -290,6 +337,9 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
             "metricsServiceName": self.metrics_service,
             "podMonitorName": self.pod_monitor,
             "configChecksum": self.config_checksum,
+            "dbCleanCronJobName": self.db_clean_cronjob,
+            "uiRouteName": self.ui_route,
+            "statsdServiceName": self.statsd_service,
         }
 
 

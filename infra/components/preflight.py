@@ -1,5 +1,9 @@
 """Preflight: everything that can be known wrong about a platform before any resource exists.
 
+It first holds the typed config to the same rules as a stack file (:mod:`airflow_k8s.infra.config.typed`:
+every key's validator and every cross-key rule, each problem naming the stack key), so a consumer
+building a :class:`~airflow_k8s.infra.config.args.PlatformConfig` in Python gets the same checks.
+
 :func:`preflight` runs synchronously at the top of
 :class:`~airflow_k8s.infra.components.platform.AirflowK8sPlatform`, so a bad template or setting
 fails with one readable message listing every problem - not later inside an Output callback, and
@@ -18,6 +22,7 @@ from typing import Any
 from airflow_k8s.executor.contract import quantity
 from airflow_k8s.executor.contract.config import DEFAULT_TIERS
 from airflow_k8s.executor.contract.errors import ExecutorError
+from airflow_k8s.infra.components.addons.gitsync import dags_folder
 from airflow_k8s.infra.components.airflowcfg import ControlPlaneSettings, api_server_url
 from airflow_k8s.infra.components.configmaps import (
     DEFAULT_TEMPLATE,
@@ -27,10 +32,12 @@ from airflow_k8s.infra.components.configmaps import (
 )
 from airflow_k8s.infra.components.names import PlatformNames
 from airflow_k8s.infra.components.placement import unplaceable
+from airflow_k8s.infra.components.podoptions import PodOptions
 from airflow_k8s.infra.components.podtemplates import TemplateWiring, render_template
 from airflow_k8s.infra.components.secrets import PlatformSecrets
 from airflow_k8s.infra.config.args import PlatformConfig
-from airflow_k8s.infra.config.quota import quota_problems
+from airflow_k8s.infra.config.pods import ROLES
+from airflow_k8s.infra.config.typed import config_problems
 
 
 @dataclass(frozen=True)
@@ -46,8 +53,69 @@ class PreflightError(ValueError):
 
 def control_plane_settings(name: str, config: PlatformConfig) -> ControlPlaneSettings:
     names = PlatformNames(name)
-    base_url = config.control_plane.api_base_url or api_server_url(names.api_server_service, config.namespace)
-    return ControlPlaneSettings(base_url=base_url, logging=config.logging)
+    access, metrics = config.addons.access, config.addons.metrics
+    base_url = (
+        config.control_plane.api_base_url
+        or access.base_url
+        or api_server_url(names.api_server_service, config.namespace)
+    )
+    return ControlPlaneSettings(
+        base_url=base_url,
+        logging=config.logging,
+        dags_folder=dags_folder(config.addons.git_sync),
+        auth_manager=access.auth_manager_class,
+        admin_user=access.admin_user if access.simple else None,
+        statsd_host=f"{names.statsd}.{config.namespace}.svc.cluster.local" if metrics.statsd else None,
+        schedulers=config.control_plane.scheduler_replicas,
+    )
+
+
+def pod_options(config: PlatformConfig, role_key: str, platform_secret: str = "") -> PodOptions:
+    """The operator's additions to the pods of the role ``role_key`` (scheduler, apiServer...)."""
+    return PodOptions(
+        role=ROLES[role_key],
+        role_key=role_key,
+        additions=config.pods.for_role(role_key),
+        logs=config.pods.logs,
+        secret_refs=dict(config.existing_secrets.refs),
+        remote_log_secret=config.existing_secrets.remote_logging,
+        git_sync=config.addons.git_sync,
+        admin_user=config.addons.access.admin_user if config.addons.access.simple else None,
+        platform_secret=platform_secret,
+    )
+
+
+def role_pod_problems(config: PlatformConfig) -> list[str]:
+    """Build every control-plane pod once, with the operator's additions: a refused extra container, a
+    mount of a missing volume or a PSS violation is reported here, naming the stack key, not later."""
+    from airflow_k8s.infra.components import roles
+    from airflow_k8s.infra.components.airflowpod import PodWiring, Runtime, check_pod, control_plane_pod
+
+    cp = config.control_plane
+    built = {
+        "scheduler": roles.scheduler(config.executor.metrics_port),
+        "apiServer": roles.api_server(),
+        "dagProcessor": roles.dag_processor(),
+        "migration": roles.migration(),
+        **({"triggerer": roles.triggerer()} if cp.triggerer else {}),
+    }
+    wiring = PodWiring("sa", "config", "templates", "dags", "secret", config.executor.pod_template_dir)
+    problems = []
+    for key, role in built.items():
+        runtime = Runtime(
+            cp.image,
+            cp.image_pull_policy,
+            cp.resources_of(key),
+            config.identity.run_as_user,
+            config.identity.run_as_group,
+        )
+        try:
+            spec = control_plane_pod(role, runtime, wiring, pod_options(config, key))
+            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": role.name}, "spec": spec}
+            check_pod("pod of", key, pod, token=role.token)
+        except ExecutorError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def executor_wiring(name: str, config: PlatformConfig) -> ExecutorWiring:
@@ -71,7 +139,8 @@ def preflight(name: str, args: PlatformArgs) -> None:
     """
     c, templates = args.config, args.templates
     names = PlatformNames(name)
-    problems: list[str] = []
+    problems: list[str] = [str(problem) for problem in config_problems(c, secrets_set=_secrets_set(args.secrets),
+                                                                        platform_name=name)]  # fmt: skip
     wiring = TemplateWiring(
         config_map=names.airflow_config_map,
         pvc=names.dags_pvc,
@@ -85,7 +154,8 @@ def preflight(name: str, args: PlatformArgs) -> None:
         except ExecutorError as exc:
             problems.append(str(exc))
     try:
-        render_airflow_cfg(build_executor_config(c.executor, executor_wiring(name, c)), control_plane_settings(name, c))
+        executor = build_executor_config(c.executor, executor_wiring(name, c), c.control_plane.scheduler_replicas)
+        render_airflow_cfg(executor, control_plane_settings(name, c))
     except ExecutorError as exc:
         problems.append(f"airflow.cfg: {exc}")
     if DEFAULT_TEMPLATE not in templates:
@@ -105,6 +175,21 @@ def preflight(name: str, args: PlatformArgs) -> None:
                         f"{resource}={limits[resource]} is above the LimitRange maximum {ceiling} "
                         f"(raise limitMax{resource.capitalize()})"
                     )
-    problems.extend(f"airflow-k8s:{p.key} = {p.value!r}: {p.reason}" for p in quota_problems(c))
+    problems.extend(role_pod_problems(c))
     if problems:
-        raise PreflightError("platform preflight failed:\n" + "\n".join(f"  - {p}" for p in problems))
+        unique = list(dict.fromkeys(problems))
+        raise PreflightError("platform preflight failed:\n" + "\n".join(f"  - {p}" for p in unique))
+
+
+def _secrets_set(secrets: PlatformSecrets | None) -> set[str]:
+    """The secret stack keys a :class:`PlatformSecrets` stands for (what the stack-key rules check)."""
+    if secrets is None:
+        return {"databaseUrl"}
+    given = {
+        "databaseUrl": secrets.database_url,
+        "fernetKey": secrets.fernet_key,
+        "jwtSecret": secrets.jwt_secret,
+        "apiSecretKey": secrets.api_secret_key,
+        "adminPassword": secrets.admin_password,
+    }
+    return {key for key, value in given.items() if value is not None}

@@ -65,6 +65,8 @@ class RbacArgs:
     namespace: pulumi.Input[str]
     names: PlatformNames
     spec: RbacSpec
+    # on every ServiceAccount: pods (task pods included) pull private images without naming a Secret
+    image_pull_secrets: tuple[str, ...] = ()
 
 
 class ExecutorRbac(pulumi.ComponentResource):
@@ -81,10 +83,12 @@ class ExecutorRbac(pulumi.ComponentResource):
         labels = n.common_labels("rbac")
 
         def account(suffix: str, object_name: str, token: bool) -> pulumi.Output[str]:
+            pull = [{"name": secret} for secret in args.image_pull_secrets] or None
             sa = k8s.core.v1.ServiceAccount(
                 f"{name}-{suffix}",
                 metadata=raw(metadata(object_name, ns, labels)),
                 automount_service_account_token=token,
+                image_pull_secrets=raw(pull),
                 opts=child(self),
             )
             return name_of(sa)

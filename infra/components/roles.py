@@ -89,11 +89,14 @@ def api_server() -> Role:
 
 
 def dag_processor() -> Role:
+    # templates: the executor's cluster policy (airflow.policy entry point) builds each task's pod from them
+    # while parsing, so a DAG with an executor_config the executor would refuse shows as an import error.
     return Role(
         DAG_PROCESSOR,
         ("airflow", "dag-processor"),
         (DATABASE_URL_KEY, FERNET_KEY_KEY),
         dags=True,
+        templates=True,
         probes=_job_check_probes("DagProcessorJob"),
     )
 

@@ -10,6 +10,8 @@ key                env var of the control plane           who gets it
                                                           (checks them) - Airflow asks to restrict it
 ``api-secret-key`` ``AIRFLOW__API__SECRET_KEY``            api-server and triggerer (log-server
                                                           requests for deferred tasks' logs)
+``admin-password`` (the passwords file, init container)    api-server, with the simple auth manager:
+                                                          its Admin's password (``adminPassword``)
 =================  ====================================  ===========================================
 
 Task pods get none of them: they reach only the Execution API with the short-lived token the
@@ -29,14 +31,9 @@ component.  The decision, and why:
 * rotating: set the new value with ``pulumi config set --secret <key>``, or ``pulumi up --replace``
   the RandomBytes (for the Fernet key, first follow Airflow's ``rotate-fernet-key`` procedure).
 
-**Pods roll when a value they read changes.**  A running container never sees a new value of an
-env var, so every control-plane pod template carries ``airflow-k8s/secret-hmac-sha256``:
-:meth:`AirflowSecret.digest` of exactly the keys its role reads (:data:`ENV_OF_KEY`), an
-HMAC-SHA256 keyed with the Fernet key (32 random bytes).  A changed ``apiSecretKey`` rolls the
-api-server and the triggerer and nothing else; a changed ``databaseUrl`` also replaces the
-migration Job, which migrates the new database before the Deployments roll.  The HMAC is the one
-value derived from secrets that leaves the Secret (declassified with ``Output.unsecret``): without
-its key it tells nothing about the values, not even whether two platforms share one.
+Rollouts: :meth:`AirflowSecret.fingerprint` is the HMAC a role's Deployment carries so that a
+change of any key it reads restarts it (:mod:`airflow_k8s.infra.components.rollout`), keyed with
+a ``random:RandomBytes`` salt (``<name>-rollout-salt``) generated once and kept in the state.
 
 Values stay secret Outputs all the way (:func:`pulumi.Output.secret` again here, so a caller
 passing a plain string cannot produce a non-secret input; ``additional_secret_outputs`` marks
@@ -46,22 +43,21 @@ names - never a value, never in a ConfigMap, never in a log.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random
 
 from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
+from airflow_k8s.infra.components.rollout import secrets_digest
 
 DATABASE_URL_KEY = "database-url"
 FERNET_KEY_KEY = "fernet-key"
 JWT_SECRET_KEY = "jwt-secret"  # noqa: S105 - a key name, not a secret
 API_SECRET_KEY = "api-secret-key"  # noqa: S105 - a key name, not a secret
+ADMIN_PASSWORD_KEY = "admin-password"  # noqa: S105 - a key name: the simple auth manager's Admin
 SECRET_KEYS = (DATABASE_URL_KEY, FERNET_KEY_KEY, JWT_SECRET_KEY, API_SECRET_KEY)
 ENV_OF_KEY = {
     DATABASE_URL_KEY: "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
@@ -76,12 +72,14 @@ class PlatformSecrets:
     """Secret inputs of the platform (Pulumi secret Outputs, normally from ``require_secret``).
 
     ``None`` for the optional three: generated once, kept in the stack state (module docstring).
+    ``database_url`` is None only when an existing Secret holds it (``existingDatabaseUrlSecret``).
     """
 
-    database_url: pulumi.Input[str]
+    database_url: pulumi.Input[str] | None
     fernet_key: pulumi.Input[str] | None = None
     jwt_secret: pulumi.Input[str] | None = None
     api_secret_key: pulumi.Input[str] | None = None
+    admin_password: pulumi.Input[str] | None = None  # the simple auth manager's Admin (adminPassword)
 
 
 def fernet_from_base64(value: str) -> str:
@@ -95,6 +93,9 @@ class AirflowSecretArgs:
     secret_name: str
     secrets: PlatformSecrets
     labels: dict[str, str]
+    # platform key -> "<secret>:<key>" of the operator's Secret holding it instead (neither set nor generated)
+    existing: Mapping[str, str] = field(default_factory=dict)
+    admin_password: bool = False  # keep the simple auth manager's Admin password (given or generated)
 
 
 class AirflowSecret(pulumi.ComponentResource):
@@ -111,9 +112,17 @@ class AirflowSecret(pulumi.ComponentResource):
             JWT_SECRET_KEY: args.secrets.jwt_secret,
             API_SECRET_KEY: args.secrets.api_secret_key,
         }
-        values: dict[str, pulumi.Input[str]] = {DATABASE_URL_KEY: pulumi.Output.secret(args.secrets.database_url)}
+        if args.admin_password:
+            given[ADMIN_PASSWORD_KEY] = args.secrets.admin_password
+        values: dict[str, pulumi.Input[str]] = {}
+        if DATABASE_URL_KEY not in args.existing:
+            if args.secrets.database_url is None:
+                raise ValueError("the database URL is neither given (databaseUrl) nor in an existing Secret")
+            values[DATABASE_URL_KEY] = pulumi.Output.secret(args.secrets.database_url)
         generated = []
         for key, configured in given.items():
+            if key in args.existing:
+                continue
             value = configured
             if value is None:
                 random_bytes = pulumi_random.RandomBytes(f"{name}-{key}", length=32, opts=child(self))
@@ -130,19 +139,22 @@ class AirflowSecret(pulumi.ComponentResource):
         self.secret_name = name_of(secret)
         self.keys = SECRET_KEYS
         self.generated = tuple(generated)
-        self._values: dict[str, pulumi.Input[str]] = values
+        # a key in an operator's Secret enters the fingerprint by reference: its rotation is the operator's
+        self._values = {**values, **{key: f"existing:{ref}" for key, ref in args.existing.items()}}
+        self._salt = pulumi_random.RandomBytes(f"{name}-rollout-salt", length=32, opts=child(self)).base64
         self.register_outputs({"secretName": self.secret_name, "keys": list(self.keys)})
 
-    def digest(self, keys: Sequence[str]) -> pulumi.Output[str]:
-        """HMAC-SHA256 (keyed with the Fernet key) of the values of ``keys``: a plain, non-secret Output."""
-        wanted = [key for key in SECRET_KEYS if key in keys]
-        values = pulumi.Output.all(self._values[FERNET_KEY_KEY], *(self._values[key] for key in wanted))
-        return pulumi.Output.unsecret(
-            values.apply(lambda v: secret_digest(v[0], dict(zip(wanted, v[1:], strict=True))))
+    def fingerprint(self, keys: Sequence[str]) -> pulumi.Output[str]:
+        """HMAC of the values of ``keys`` under the stack's salt: changes exactly when one of them does.
+
+        Unsecreted on purpose (:mod:`airflow_k8s.infra.components.rollout`): it reveals nothing
+        without the salt, and it goes into a Deployment's pod-template annotation.
+        """
+        wanted = sorted(set(keys))
+        unknown = set(wanted) - set(self._values)
+        if unknown:
+            raise ValueError(f"not keys of the platform Secret: {sorted(unknown)}")
+        digest = pulumi.Output.all(self._salt, *(self._values[key] for key in wanted)).apply(
+            lambda v: secrets_digest(v[0], list(zip(wanted, v[1:], strict=True)))
         )
-
-
-def secret_digest(key: str, values: dict[str, str]) -> str:
-    """The pod-template annotation of :meth:`AirflowSecret.digest` (module docstring)."""
-    message = json.dumps(values, sort_keys=True).encode()
-    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+        return pulumi.Output.unsecret(digest)

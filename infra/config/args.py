@@ -11,8 +11,14 @@ same value, in ``Pulumi.yaml`` (a test keeps the two in step).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from airflow_k8s.executor.contract.config import DEFAULT_TEMPLATE_DIR
+
+if TYPE_CHECKING:
+    from airflow_k8s.infra.config.addons import AddonsSpec
+    from airflow_k8s.infra.config.pods import ExistingSecrets, PodSettings
 
 NODE_POOL_BACKENDS = ("karpenter", "existing-nodes", "none")
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
@@ -67,10 +73,18 @@ class NetworkSpec:
     """Allowances on top of the default-deny NetworkPolicy (:mod:`~airflow_k8s.infra.components.network`).
 
     ``task_egress_cidrs``: extra egress of task pods and the triggerer (which runs task code too),
-    any port; the database CIDR is always cut out of them.  ``ui_ingress_namespace``: namespace of
-    the ingress controller that may reach the api-server (empty: none; ``kubectl port-forward``
-    works regardless).  ``remote_log_cidr``: HTTPS egress of task pods and the api-server to the
-    remote log store, used only when remote logging is on.
+    any port; the database, a named Kubernetes API range and link-local addresses are always cut
+    out of them.  ``ui_ingress_namespace``: namespace of the ingress controller that may reach the
+    api-server (empty: none; ``kubectl port-forward`` works regardless).  ``remote_log_cidr``:
+    HTTPS egress of task pods and the api-server to the remote log store, required when remote
+    logging is on.  ``allow_open_task_egress``: a task egress of ``0.0.0.0/0`` is refused unless
+    this says so explicitly (task code would reach every host on the internet).
+
+    DNS (every pod): ``dns_pod_labels`` in ``dns_namespace`` select the cluster DNS pods (kube-dns
+    and most CoreDNS installs label theirs ``k8s-app=kube-dns``); ``node_local_dns_ips`` are the
+    addresses NodeLocal DNSCache answers on (its link-local ``169.254.20.10``, and the kube-dns
+    Service IP when it runs in iptables mode), reached as ``ipBlock`` because its pods use the host
+    network - a pod selector never matches them.
     """
 
     api_server_cidr: str = "0.0.0.0/0"
@@ -79,7 +93,11 @@ class NetworkSpec:
     monitoring_namespace: str = "monitoring"
     ui_ingress_namespace: str | None = None
     task_egress_cidrs: tuple[str, ...] = ()
-    remote_log_cidr: str = "0.0.0.0/0"
+    remote_log_cidr: str = ""
+    dns_namespace: str = "kube-system"
+    dns_pod_labels: tuple[tuple[str, str], ...] = (("k8s-app", "kube-dns"),)
+    node_local_dns_ips: tuple[str, ...] = ()
+    allow_open_task_egress: bool = False
 
 
 @dataclass(frozen=True)
@@ -175,7 +193,11 @@ DEFAULT_NODE_POOLS: tuple[NodePoolSpec, ...] = (
 
 @dataclass(frozen=True)
 class NodePoolsSpec:
-    backend: str = "karpenter"
+    """How the pools are provided.  ``none`` (the default: any cluster) creates nothing - label and taint
+    the nodes yourself; ``existing-nodes`` labels and taints named nodes; ``karpenter`` creates NodePools
+    (needs Karpenter's CRDs and an EC2NodeClass)."""
+
+    backend: str = "none"
     node_class: str = "default"
     pools: tuple[NodePoolSpec, ...] = DEFAULT_NODE_POOLS
 
@@ -231,6 +253,9 @@ class ControlPlaneSpec:
     resources: tuple[tuple[str, ResourcesSpec], ...] = tuple(DEFAULT_RESOURCES.items())
     api_server_replicas: int = 1
     triggerer: bool = True
+    # Airflow 3 runs schedulers active-active; each runs this executor with its own share of the task
+    # pods (ExecutorSettings.per_scheduler), and owns only the pods it created.
+    scheduler_replicas: int = 1
     api_base_url: str = ""
 
     def resources_of(self, role: str) -> ResourcesSpec:
@@ -289,6 +314,17 @@ class ExecutorSettings:
     placeholder_image: str = "registry.k8s.io/pause:3.10"
     pod_template_dir: str = DEFAULT_TEMPLATE_DIR
 
+    @staticmethod
+    def per_scheduler(total: int, schedulers: int) -> int:
+        """One scheduler's share of ``total`` task pods: ``ceil(total / schedulers)``.
+
+        airflow.cfg is shared by every scheduler and each executor caps *its own* pods at
+        ``worker_pods_max``, so with ``schedulers`` of them ``workerPodsMax`` (the platform's N_max)
+        is split; rounding up keeps the full N_max, and the quota check counts ``schedulers x
+        share``.  ``worker_pods_min`` is not split: the executor keeps N_min once per namespace.
+        """
+        return -(-total // schedulers)
+
 
 @dataclass(frozen=True)
 class PodIdentitySpec:
@@ -333,3 +369,20 @@ class PlatformConfig:
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     identity: PodIdentitySpec = field(default_factory=PodIdentitySpec)
     image_preflight: ImagePreflightSpec = field(default_factory=ImagePreflightSpec)
+    pods: PodSettings = field(default_factory=lambda: _pods().PodSettings())
+    existing_secrets: ExistingSecrets = field(default_factory=lambda: _pods().ExistingSecrets())
+    addons: AddonsSpec = field(default_factory=lambda: _addons().AddonsSpec())
+
+
+def _addons() -> ModuleType:
+    """:mod:`airflow_k8s.infra.config.addons` (it imports this module: loaded on first use)."""
+    from airflow_k8s.infra.config import addons
+
+    return addons
+
+
+def _pods() -> ModuleType:
+    """:mod:`airflow_k8s.infra.config.pods` (it imports this module: loaded on first use)."""
+    from airflow_k8s.infra.config import pods
+
+    return pods

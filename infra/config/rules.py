@@ -16,7 +16,7 @@ from typing import Any
 from airflow_k8s.executor.contract import quantity
 from airflow_k8s.executor.contract.config import DEFAULT_TIERS
 from airflow_k8s.infra.config import args as a
-from airflow_k8s.infra.config.network import without_database
+from airflow_k8s.infra.config.network import is_open, without_database
 from airflow_k8s.infra.config.problem import Problem
 from airflow_k8s.infra.config.quota import quota_problems
 from airflow_k8s.infra.config.stack_keys import PROJECT
@@ -33,9 +33,11 @@ def open_cidr_warnings(c: a.PlatformConfig) -> list[str]:
     if c.network.api_server_cidr == OPEN:
         out.append(f"{PROJECT}:apiServerCidr is {OPEN}: the scheduler and api-server may reach any address on "
                    "TCP 443/6443; production stacks set the Kubernetes API server's CIDR")  # fmt: skip
-    if c.logging.remote and c.network.remote_log_cidr == OPEN:
-        out.append(f"{PROJECT}:remoteLogCidr is {OPEN}: task pods and the api-server may reach any address on "
-                   "TCP 443 for remote logs; set the log store's CIDR where it has one")  # fmt: skip
+    if c.logging.remote and c.network.remote_log_cidr and is_open(c.network.remote_log_cidr):
+        out.append(
+            f"{PROJECT}:remoteLogCidr is {c.network.remote_log_cidr} (allowOpenTaskEgress): task pods and the "
+            "api-server may reach any address on TCP 443; set the log store's CIDR where it has one"
+        )
     return out
 
 

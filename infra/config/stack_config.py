@@ -18,6 +18,10 @@ from typing import Any
 from airflow_k8s.executor.contract import k8snames, quantity
 from airflow_k8s.executor.contract.errors import QuantityError
 from airflow_k8s.infra.config import args as a
+from airflow_k8s.infra.config.addons_parse import addons_spec
+from airflow_k8s.infra.config.feature_rules import feature_checks, feature_warnings
+from airflow_k8s.infra.config.pods import EXISTING_SECRET_KEYS
+from airflow_k8s.infra.config.pods_parse import existing_secrets, pod_settings
 from airflow_k8s.infra.config.problem import Problem
 from airflow_k8s.infra.config.rules import cross_checks, open_cidr_warnings
 from airflow_k8s.infra.config.stack_keys import (
@@ -49,6 +53,15 @@ __all__ = [
     "raw_default",
     "to_raw",
 ]
+
+
+# secret stack key -> the stack key naming an existing Secret that replaces it
+EXISTING_FOR_SECRET = {
+    "databaseUrl": EXISTING_SECRET_KEYS["database-url"][0],
+    "fernetKey": EXISTING_SECRET_KEYS["fernet-key"][0],
+    "jwtSecret": EXISTING_SECRET_KEYS["jwt-secret"][0],
+    "apiSecretKey": EXISTING_SECRET_KEYS["api-secret-key"][0],
+}
 
 
 class StackConfigError(ValueError):
@@ -101,15 +114,26 @@ def parse_stack_config(raw: Mapping[str, str | None], *, secrets_set: Collection
         except ValueError as exc:
             problems.append(Problem(key.name, text, str(exc)))
     for name in REQUIRED_SECRETS:
-        if name not in secrets_set:
-            problems.append(Problem(name, None, f"is not set: pulumi config set --secret {name} <value>", secret=True))
+        existing = EXISTING_FOR_SECRET.get(name)
+        if name not in secrets_set and not (existing and raw.get(existing)):
+            alternative = f", or name an existing Secret holding it ({PROJECT}:{existing})" if existing else ""
+            problems.append(
+                Problem(name, None, f"is not set: pulumi config set --secret {name} <value>{alternative}", secret=True)
+            )
+    for name, existing in EXISTING_FOR_SECRET.items():
+        if name in secrets_set and raw.get(existing):
+            problems.append(
+                Problem(existing, raw[existing], f"and the secret {PROJECT}:{name} are both set: keep one of them")
+            )
     if problems:
         raise StackConfigError(problems)
     warnings: list[str] = []
     pools = _node_pools(values, problems, warnings)
     config = _platform_config(values, pools, problems)
     cross_checks(config, values, problems)
+    feature_checks(config, values, problems)
     warnings.extend(open_cidr_warnings(config))
+    warnings.extend(feature_warnings(config))
     if problems:
         raise StackConfigError(problems)
     return StackConfig(values["platformName"], values["podTemplatesDir"], config, tuple(warnings))
@@ -165,6 +189,12 @@ def _node_pools(values: Mapping[str, Any], problems: list[Problem], warnings: li
             problems.append(Problem("existingNodes", item, f"node is already in pool {owner[node]!r}"))
         owner.setdefault(node, pool)
         fields[pool]["nodes"].append(node)
+    if backend == "none":
+        warnings.append(
+            f"{PROJECT}:nodePoolBackend is none: the platform creates no node pools, and task pods select the pools' "
+            f"labels - label (and taint) nodes yourself ({_pool_needs()}), or set existing-nodes with existingNodes, "
+            "or karpenter"
+        )
     pools = []
     for name, default in POOLS.items():
         f = fields[name]
@@ -190,6 +220,16 @@ def _node_pools(values: Mapping[str, Any], problems: list[Problem], warnings: li
             )
         )
     return a.NodePoolsSpec(backend=backend, node_class=values["karpenterNodeClass"], pools=tuple(pools))
+
+
+def _pool_needs() -> str:
+    """``workers: label node-type=worker, taint dedicated=worker:NoSchedule; ...`` for every pool."""
+    out = []
+    for pool in POOLS.values():
+        labels = ",".join(f"{k}={v}" for k, v in pool.labels)
+        taints = ",".join(f"{t.key}{'=' + t.value if t.value else ''}:{t.effect}" for t in pool.taints)
+        out.append(f"{pool.name}: label {labels}" + (f", taint {taints}" if taints else ""))
+    return "; ".join(out)
 
 
 def _resources(v: Mapping[str, Any], role: str) -> a.ResourcesSpec:
@@ -223,6 +263,8 @@ def _platform_config(v: Mapping[str, Any], pools: a.NodePoolsSpec, problems: lis
         network=a.NetworkSpec(
             v["apiServerCidr"], v["databaseCidr"], v["databasePort"], v["monitoringNamespace"],
             v["uiIngressNamespace"], v["taskEgressCidrs"], v["remoteLogCidr"],
+            dns_namespace=v["dnsNamespace"], dns_pod_labels=v["dnsPodLabels"],
+            node_local_dns_ips=v["nodeLocalDnsIps"], allow_open_task_egress=v["allowOpenTaskEgress"],
         ),
         rbac=a.RbacSpec(v["capacityAwareTiers"], v["utilizationMetrics"]),
         storage=a.DagsStorageSpec(v["dagsStorageSize"], v["dagsStorageClass"], v["dagsAccessMode"]),
@@ -233,12 +275,16 @@ def _platform_config(v: Mapping[str, Any], pools: a.NodePoolsSpec, problems: lis
             image_pull_policy=v["airflowImagePullPolicy"],
             resources=tuple((role, _resources(v, role)) for role in a.CONTROL_PLANE_ROLES),
             api_server_replicas=v["apiServerReplicas"],
+            scheduler_replicas=v["schedulerReplicas"],
             triggerer=v["triggererEnabled"],
             api_base_url=v["apiBaseUrl"],
         ),
         logging=a.LoggingSpec(v["remoteBaseLogFolder"], v["remoteLogConnId"]),
         protection=a.ProtectionSpec(v["protectNamespace"], v["protectDagsVolume"]),
         monitoring=a.MonitoringSpec(v["podMonitor"], _labels(v, "podMonitorLabels", problems)),
+        pods=pod_settings(v, problems),
+        addons=addons_spec(v),
+        existing_secrets=existing_secrets(v, problems),
         executor=a.ExecutorSettings(
             worker_image=v["workerImage"],
             image_pull_policy=v["workerImagePullPolicy"],

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 MAX_STACK_FILE_BYTES = 1024 * 1024
+MAX_DEPTH = 64  # nesting of a stack file (PyYAML composes recursively: 100k levels would be a RecursionError)
 
 
 class StackFileError(ValueError):
@@ -23,11 +24,20 @@ class StackFileError(ValueError):
 
 
 class _StrictLoader(yaml.SafeLoader):
+    depth = 0
+
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark
             raise StackFileError(f"{self.name}: line {mark.line + 1}: YAML aliases are not allowed in stack files")
-        return super().compose_node(parent, index)
+        if self.depth >= MAX_DEPTH:
+            mark = self.peek_event().start_mark
+            raise StackFileError(f"{self.name}: line {mark.line + 1}: nested deeper than {MAX_DEPTH} levels")
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: dict[object, int] = {}
@@ -76,4 +86,7 @@ def load_stack_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(document, dict):
         raise StackFileError(f"{path.name}: expected a mapping at the top, found a {type(document).__name__}")
+    if not isinstance(document.get("config") or {}, dict):
+        found = type(document["config"]).__name__
+        raise StackFileError(f"{path.name}: config: expected a mapping of keys to values, found a {found}")
     return document

@@ -24,6 +24,7 @@ from typing import Any
 from airflow_k8s.executor.contract import config_keys
 from airflow_k8s.executor.contract.config import DEFAULT_TIERS
 from airflow_k8s.infra.config import args as a
+from airflow_k8s.infra.config import platform_keys
 
 PROJECT = "airflow-k8s"
 MAX_PLATFORM_NAME = 40  # leaves room for the longest suffix ("-pod-metrics-reader") within 63
@@ -250,8 +251,9 @@ KEYS: tuple[StackKey, ...] = (
     _k(
         "remoteLogCidr",
         "string",
-        "0.0.0.0/0",
-        "HTTPS egress of task pods and the api-server to the remote log store (only with remoteBaseLogFolder).",
+        "",
+        "HTTPS egress of task pods and the api-server to the remote log store (required with remoteBaseLogFolder; "
+        "0.0.0.0/0 only with allowOpenTaskEgress).",
     ),
     # RBAC options
     _k("capacityAwareTiers", "boolean", True, "Grant the scheduler get/list on nodes (cluster-wide) for tier: auto."),
@@ -282,8 +284,9 @@ KEYS: tuple[StackKey, ...] = (
     _k(
         "nodePoolBackend",
         "string",
-        "karpenter",
-        "How node pools are provided: karpenter (NodePool), existing-nodes (label/taint named nodes) or none.",
+        "none",
+        "How node pools are provided: none (any cluster: you label and taint nodes), existing-nodes (the platform "
+        "labels and taints the existingNodes) or karpenter (NodePools; needs Karpenter's CRDs).",
     ),
     _k("karpenterNodeClass", "string", "default", "Name of the EC2NodeClass the Karpenter NodePools reference."),
     _k("nodePoolInstanceTypes", "array", _DEFAULT_INSTANCE_TYPES, 'Karpenter instance types, as "<pool>=<type>".'),
@@ -300,14 +303,18 @@ KEYS: tuple[StackKey, ...] = (
         [],
         'Existing nodes to label and taint (existing-nodes backend), as "<pool>=<node name>".',
     ),
-    # secrets: only the required one is declared in Pulumi.yaml (the CLI requires every declared
-    # key without a default, so declaring an optional one would break every preview).
+    # day 2 and Helm chart parity (platform_keys.py)
+    *(_k(*row) for row in platform_keys.ROWS),
+    # secrets: none is declared in Pulumi.yaml - the CLI requires every declared key without a default, and
+    # even the database URL may come from an existing Secret (existingDatabaseUrlSecret) instead.
     _k(
         "databaseUrl",
         "string",
         None,
-        "Airflow metadata database URL (secret; pulumi config set --secret databaseUrl ...).",
+        "Airflow metadata database URL (secret; pulumi config set --secret databaseUrl ...), unless "
+        "existingDatabaseUrlSecret names a Secret holding it.",
         secret=True,
+        declared=False,
     ),
     _k(
         "fernetKey",
@@ -330,6 +337,15 @@ KEYS: tuple[StackKey, ...] = (
         "string",
         None,
         "Optional [api] secret_key (secret; signs log-server requests); unset: generated once and kept in the state.",
+        secret=True,
+        declared=False,
+    ),
+    _k(
+        "adminPassword",
+        "string",
+        None,
+        "Optional password of the simple auth manager's Admin (adminUser; secret); unset: generated once and kept "
+        "in the stack state.",
         secret=True,
         declared=False,
     ),
@@ -456,6 +472,16 @@ def _optional_label(value: str) -> str | None:
     return config_keys.dns_label(value) if value else None
 
 
+def _ingress_namespace(value: str) -> str | None:
+    """A namespace allowed to reach the api-server: never a system one, whose every pod would get in."""
+    if value in RESERVED_NAMESPACES or value.startswith("kube-"):
+        raise ValueError(
+            f"{value!r} is a system namespace: every pod in it could reach the api-server; run the ingress "
+            "controller in a namespace of its own (e.g. ingress-nginx)"
+        )
+    return _optional_label(value)
+
+
 def _optional_url(value: str) -> str:
     if value and not (value.isascii() and re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value, re.ASCII)):
         raise ValueError("expected an http(s) URL such as https://airflow.example.com")
@@ -463,11 +489,17 @@ def _optional_url(value: str) -> str:
 
 
 _LOG_FOLDER = re.compile(r"[a-z][a-z0-9+.-]*://[!-~]+", re.ASCII)  # whole value: no trailing newline
+# The prefixes Airflow 3's airflow_local_settings.py has a remote task-log handler for (any other
+# value silently leaves task logs local, to vanish with their pods).
+REMOTE_LOG_PREFIXES = ("s3://", "gs://", "wasb", "cloudwatch://", "stackdriver://", "oss://", "hdfs://")
 
 
 def _optional_log_folder(value: str) -> str:
     if value and not _LOG_FOLDER.fullmatch(value):
         raise ValueError("expected a remote folder URL such as s3://bucket/logs (empty: remote logging off)")
+    if value and not value.startswith(REMOTE_LOG_PREFIXES):
+        shown = ", ".join(p if p.endswith("://") else f"{p}://" for p in REMOTE_LOG_PREFIXES)
+        raise ValueError(f"Airflow has no remote log handler for this scheme (it has: {shown})")
     return value
 
 
@@ -534,14 +566,15 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "databaseCidr": _cidr,
     "databasePort": _range(1, 65535),
     "monitoringNamespace": config_keys.dns_label,
-    "uiIngressNamespace": _optional_label,
+    "uiIngressNamespace": _ingress_namespace,
     "taskEgressCidrs": lambda items: tuple(_cidr(item) for item in items),
-    "remoteLogCidr": _cidr,
+    "remoteLogCidr": lambda value: _cidr(value) if value else "",
     "dagsStorageSize": _memory,
     "dagsStorageClass": _optional_subdomain,
     "dagsAccessMode": _one_of(*a.ACCESS_MODES),
     "nodePoolBackend": _one_of(*a.NODE_POOL_BACKENDS),
     "karpenterNodeClass": config_keys.dns_subdomain,
+    **platform_keys.VALIDATORS,
 }
 
 

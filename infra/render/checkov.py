@@ -34,7 +34,7 @@ class Skip:
 SKIPS: tuple[Skip, ...] = (
     Skip(
         "CKV_K8S_35",
-        r"(Deployment|Job)\.[^.]+\.[^.]+-(scheduler|api-server|dag-processor|triggerer|db-migrate)",
+        r"(Deployment|Job|CronJob)\.[^.]+\.[^.]+-(scheduler|api-server|dag-processor|triggerer|db-migrate|db-clean)",
         "Airflow reads its sensitive settings (database URL, Fernet key, JWT secret, [api] secret_key) from "
         "AIRFLOW__<SECTION>__<KEY> environment variables, which keeps them out of airflow.cfg; each role gets "
         "only the Secret keys it needs (secrets.py), and task pods get none.",
@@ -48,7 +48,7 @@ SKIPS: tuple[Skip, ...] = (
     ),
     Skip(
         "CKV_K8S_43",
-        r"(Deployment|Job)\.[^.]+\.[^.]+-(scheduler|api-server|dag-processor|triggerer|db-migrate)",
+        r"(Deployment|Job|CronJob)\.[^.]+\.[^.]+-(scheduler|api-server|dag-processor|triggerer|db-migrate|db-clean)",
         "The control-plane image comes from stack config (airflowImage); the dev stack pins a version tag "
         "because no digest exists before the image is built. airflowImage accepts name@sha256:<digest>, "
         "which production stacks should use.",

@@ -13,7 +13,10 @@ A changed object is labelled the way ``pulumi preview`` would act on it:
 * ``replace BLOCKED`` - the same, on a ``protect``-ed resource: ``pulumi up`` stops with an error
   instead (the DAGs claim, the namespace);
 * a removed and an added file that are the same Pulumi resource (same type and name in the
-  header) are one ``replace`` with a new name - create-first, then delete.
+  header) are one ``replace`` with a new name - create-first, then delete;
+* a Job carrying ``pulumi.com/replaceUnready`` is listed as ``replaced if unready``, changed or
+  not: the next ``up`` replaces it (re-runs it) when the live Job has not completed, which a
+  render cannot know (:func:`airflow_k8s.infra.render.replacement.unready_replacement`).
 
 Secret values are redacted in both renders, so the diff can be posted on a pull request.
 """
@@ -29,7 +32,7 @@ import yaml
 
 from airflow_k8s.infra.render.manifests import OPTIONS_HEADER, REPLACE_ON_HEADER
 from airflow_k8s.infra.render.outdir import MANIFEST
-from airflow_k8s.infra.render.replacement import METADATA, replacing_changes
+from airflow_k8s.infra.render.replacement import METADATA, REPLACE_UNREADY, replaces_when_unready, replacing_changes
 
 PATTERNS = ("*.yaml", "*.json")
 RESOURCE_HEADER = "# pulumi: "
@@ -43,6 +46,7 @@ class DirDiff:
     unchanged: int = 0
     patches: dict[str, str] = field(default_factory=dict)  # file -> unified diff (all three kinds)
     actions: dict[str, str] = field(default_factory=dict)  # changed or renamed file -> what pulumi up does
+    unready_replaced: list[str] = field(default_factory=list)  # files replaced on the next up if not ready
 
     @property
     def empty(self) -> bool:
@@ -64,6 +68,11 @@ class DirDiff:
         lines += [f"- removed: {name}" for name in self.removed]
         lines += [f"~ changed: {name} ({self.actions.get(name, 'update')})" for name in self.changed]
         lines += [f"+- {action}: {name}" for name, action in sorted(self.actions.items()) if name not in self.changed]
+        lines += [
+            f"! replaced if unready: {name} (the next up re-runs it unless the live Job has completed: "
+            f"{REPLACE_UNREADY})"
+            for name in self.unready_replaced
+        ]
         for name in [*self.added, *self.removed, *self.changed]:
             lines += ["", self.patches[name].rstrip("\n")]
         return "\n".join(lines) + "\n"
@@ -139,6 +148,10 @@ def diff_dirs(old: Path, new: Path) -> DirDiff:
         old_label = f"old/{name}" if name in before else "/dev/null"
         new_label = f"new/{name}" if name in after else "/dev/null"
         result.patches[name] = "".join(difflib.unified_diff(old_text, new_text, old_label, new_label))
+    for name in sorted(after):
+        rendered = _read(after[name])
+        if isinstance(rendered.obj, dict) and replaces_when_unready(rendered.obj):
+            result.unready_replaced.append(name)
     removed = {_read(before[name]).resource: name for name in result.removed}
     for name in result.added:
         rendered = _read(after[name])

@@ -29,16 +29,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from airflow_k8s.infra.config.stack_config import Problem, StackConfigError, parse_stack_config
+from airflow_k8s.infra.config.args import PlatformConfig
+from airflow_k8s.infra.config.secret_values import OFFLINE_PLACEHOLDER
+from airflow_k8s.infra.config.stack_config import EXISTING_FOR_SECRET, Problem, StackConfigError, parse_stack_config
 from airflow_k8s.infra.config.stack_file import load_stack_file
-from airflow_k8s.infra.config.stack_keys import PROJECT, REQUIRED_SECRETS, SECRET_KEYS, to_raw
+from airflow_k8s.infra.config.stack_keys import KEYS_BY_NAME, PROJECT, REQUIRED_SECRETS, SECRET_KEYS, to_raw
 from airflow_k8s.infra.render import check_image, checkov, outdir
 from airflow_k8s.infra.render.checks import Finding, check_directory
 from airflow_k8s.infra.render.diff import diff_dirs
 from airflow_k8s.infra.render.manifests import REDACTED, Manifest, manifests
 from airflow_k8s.infra.render.offline import Evaluation, evaluate
+from airflow_k8s.infra.render.reachability import reachability_problems
 
-PLACEHOLDER = "REDACTED-offline-render-placeholder"
+_PROVIDER_NAMESPACES = ("kubernetes", "pulumi", "aws", "gcp", "azure-native")
+PLACEHOLDER = OFFLINE_PLACEHOLDER  # never checked as a secret value (infra/config/secret_values.py)
 OUTPUTS_FILE = "stack-outputs.json"
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -50,9 +54,11 @@ class StackInputs:
     config: dict[str, str]
     secret_keys: list[str]
     notes: list[str] = field(default_factory=list)
+    platform: PlatformConfig | None = None  # the validated config (set by load_stack_inputs)
 
 
-def _full_key(key: str, project: str) -> str:
+def _full_key(key: object, project: str) -> str:
+    key = str(key)  # a YAML key may be a number
     return key if ":" in key else f"{project}:{key}"
 
 
@@ -90,23 +96,36 @@ def load_stack_inputs(stack: str, project_dir: Path = PROJECT_DIR) -> StackInput
             name = full.split(":", 1)[1]
             reason = f"secret given in plain text; remove it and run `pulumi config set --secret {name} <value>`"
             plain_secrets.append(Problem(name, None, reason, secret=True))
+        elif full.split(":", 1)[1] in SECRET_KEYS and not full.startswith(f"{project}:"):
+            other, name = full.split(":", 1)
+            reason = (
+                f"given in plain text under project {other!r}, which is not this one ({project!r}): the program "
+                f"would ignore it; remove it and run `pulumi config set --secret {name} <value>`"
+            )
+            plain_secrets.append(Problem(name, None, reason, secret=True))
         else:
             inputs.config[full] = str(to_raw(value))
+            owner, _, name = full.partition(":")
+            if owner not in (project, *_PROVIDER_NAMESPACES) and name in KEYS_BY_NAME:
+                inputs.notes.append(f"{full}: project {owner!r} is not {project!r}: ignored (meant {project}:{name}?)")
     if plain_secrets:
         raise StackConfigError(plain_secrets, source=stack_path.name)
     for name in REQUIRED_SECRETS:
         full = f"{project}:{name}"
+        existing = EXISTING_FOR_SECRET.get(name)
+        if existing and inputs.config.get(f"{project}:{existing}"):
+            continue  # the value lives in the operator's Secret
         if full not in inputs.config:
             inputs.config[full] = PLACEHOLDER
             inputs.secret_keys.append(full)
             inputs.notes.append(
                 f"{full}: not set (set it with `pulumi config set --secret {name} ...`); placeholder used"
             )
-    _validate(inputs, stack_path.name)
+    inputs.platform = _validate(inputs, stack_path.name)
     return inputs
 
 
-def _validate(inputs: StackInputs, source: str) -> None:
+def _validate(inputs: StackInputs, source: str) -> PlatformConfig:
     """The stack's own keys, validated before the program runs, so errors name the stack file."""
     prefix = f"{inputs.project}:"
     raw = {
@@ -116,7 +135,7 @@ def _validate(inputs: StackInputs, source: str) -> None:
     }
     secrets = {key[len(prefix) :] for key in inputs.secret_keys if key.startswith(prefix)}
     try:
-        parse_stack_config(raw, secrets_set=secrets)
+        return parse_stack_config(raw, secrets_set=secrets).platform
     except StackConfigError as exc:
         raise StackConfigError(exc.problems, source=source) from exc
 
@@ -127,6 +146,7 @@ class RenderResult:
     manifests: list[Manifest]
     findings: list[Finding] = field(default_factory=list)
     checkov: checkov.CheckovReport | None = None
+    flows_checked: int = 0  # reachability flows evaluated against the NetworkPolicies
 
     @property
     def ok(self) -> bool:
@@ -168,6 +188,11 @@ def render(
     project_dir: Path = PROJECT_DIR,
     stream: TextIO = sys.stdout,
 ) -> RenderResult:
+    if diff is not None and not diff.is_dir():  # else every object would be reported "added"
+        raise FileNotFoundError(
+            f"--diff {diff}: no earlier render there; make one first, e.g. from the base branch: "
+            f"python -m airflow_k8s.infra render --stack {stack} --out {diff}"
+        )
     inputs = load_stack_inputs(stack, project_dir)
     evaluation = evaluate(inputs.config, secret_keys=inputs.secret_keys, project=inputs.project, stack=stack)
     rendered = manifests(evaluation)
@@ -187,6 +212,9 @@ def render(
             shutil.rmtree(snapshot, ignore_errors=True)
     if check:
         result.findings = leak_findings(rendered, evaluation) + check_directory(out)
+        if inputs.platform is not None:
+            wrong, result.flows_checked = reachability_problems([m.obj for m in rendered], inputs.platform)
+            result.findings += [Finding("networkpolicies", "reachability", problem) for problem in wrong]
         result.checkov = checkov.run_checkov(out)
         print(_check_report(result), file=stream)
     return result
@@ -207,8 +235,10 @@ def _summary(inputs: StackInputs, result: RenderResult, out: Path) -> str:
 
 
 def _check_report(result: RenderResult) -> str:
-    lines = ["Checks (schema, PSS restricted, hardening, templates, airflow.cfg, secrets):"]
+    lines = ["Checks (schema, PSS restricted, hardening, templates, airflow.cfg, secrets, reachability):"]
     lines += [f"  FAIL {finding}" for finding in result.findings] or ["  ok"]
+    if result.flows_checked:
+        lines.append(f"reachability: {result.flows_checked} flows checked against the NetworkPolicies")
     report = result.checkov
     assert report is not None
     if not report.available:

@@ -19,6 +19,16 @@ sources decide, as in the engine:
 
 Paths are written Pulumi's way, from the object root with a leading dot and ``[*]`` for list
 items (``.spec.containers[*].image``); a change at or below a path forces the replacement.
+
+3. **the live object**, for a Job annotated ``pulumi.com/replaceUnready: "true"``: the provider's
+   Diff (pulumi-kubernetes >= 3.1, ``provider.go``) reads the live Job and, when it is not
+   *ready* by the Job await's own rule (``cloud-ready-checks`` ``job.NewJobChecker``:
+   ``status.startTime`` set and condition ``Complete=True``, not ``Failed=True`` with reason
+   ``BackoffLimitExceeded``/``DeadlineExceeded``), replaces it even though no input changed -
+   delete-first, as the name is pinned.  Without it a failed Job stays failed: the engine sends
+   an empty update, the await sees ``Failed=True`` again, and everything that depends on the
+   Job is never created.  A render cannot see the live Job, so :func:`unready_replacement`
+   takes its status as an argument, and ``render --diff`` says which objects carry the rule.
 """
 
 from __future__ import annotations
@@ -26,6 +36,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from airflow_k8s.infra.components.k8s import REPLACE_UNREADY
 
 _SELECTOR = (".spec.selector",)
 _FORCE_NEW: dict[tuple[str, str], tuple[str, ...]] = {
@@ -47,6 +59,8 @@ _FORCE_NEW: dict[tuple[str, str], tuple[str, ...]] = {
     ("storage.k8s.io", "StorageClass"): (".parameters", ".provisioner"),
 }  # fmt: skip
 METADATA = (".metadata.name", ".metadata.namespace")
+# The Job await fails at once on these Failed reasons (cloud-ready-checks, collectJobConditionErrors).
+FATAL_JOB_REASONS = ("BackoffLimitExceeded", "DeadlineExceeded")
 
 
 @dataclass(frozen=True)
@@ -106,3 +120,43 @@ def replacing_changes(old: Any, new: Any, rules: Iterable[str]) -> list[str]:
     rules = tuple(rules)
     found = [path for path in leaf_paths(old, new) if any(_covers(rule, path) for rule in rules)]
     return list(dict.fromkeys(found))
+
+
+def replaces_when_unready(obj: Mapping[str, Any]) -> bool:
+    """Does ``obj`` carry ``pulumi.com/replaceUnready: "true"`` on a kind the provider honours it for?
+
+    The provider reads the annotation on Jobs only (any other kind gets a warning and nothing else).
+    """
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return obj.get("kind") == "Job" and str(annotations.get(REPLACE_UNREADY, "")).lower() == "true"
+
+
+def _conditions(live: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    status = live.get("status") or {}
+    return {str(c.get("type")): c for c in status.get("conditions") or [] if isinstance(c, Mapping)}
+
+
+def job_ready(live: Mapping[str, Any]) -> bool:
+    """The Job await's readiness (module docstring, source 3): started and Complete, not failed for good."""
+    status = live.get("status") or {}
+    conditions = _conditions(live)
+    failed = conditions.get("Failed") or {}
+    if failed.get("status") == "True" and failed.get("reason") in FATAL_JOB_REASONS:
+        return False
+    complete = conditions.get("Complete") or {}
+    return bool(status.get("startTime")) and complete.get("status") == "True"
+
+
+def unready_replacement(obj: Mapping[str, Any], live: Mapping[str, Any] | None) -> str | None:
+    """Why ``pulumi up`` replaces ``obj`` given its ``live`` state (None: not in the cluster), or None."""
+    if live is None or not replaces_when_unready(obj) or job_ready(live):
+        return None
+    conditions = _conditions(live)
+    failed = conditions.get("Failed") or {}
+    if failed.get("status") == "True":
+        state = f"failed ({failed.get('reason') or 'Failed'})"
+    elif not (live.get("status") or {}).get("startTime"):
+        state = "not started"
+    else:
+        state = "not complete"
+    return f"the live Job is {state} and carries {REPLACE_UNREADY}: replaced, delete-first, so it runs again"

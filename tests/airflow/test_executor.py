@@ -143,6 +143,17 @@ def test_an_invalid_executor_config_fails_the_task_without_a_pod(cluster, make_e
     assert cluster.stats.creates() == {}
 
 
+def test_a_run_id_the_executor_cannot_use_is_reported_as_such_not_as_an_invalid_executor_config(cluster, make_executor):
+    executor = make_executor()
+    item = workload("odd", run_id="manual__1\nforged")
+    run(executor, item)
+    events = events_until(executor, lambda e: FAILED in states(e, item))
+    info = events[item.ti.key][-1][1]
+    assert "run_id = 'manual__1\\nforged': expected 1-250 printable characters" in info, info
+    assert "executor_config" not in info
+    assert cluster.stats.creates() == {}
+
+
 def test_airflows_pod_override_and_the_typed_kubernetes_config_both_reach_the_pod(cluster, make_executor):
     executor = make_executor()
     override = k8s.V1Pod(
@@ -233,3 +244,28 @@ def test_sharing_a_scheduler_with_airflows_kubernetes_executor_is_refused(make_e
 def test_event_keys_are_airflows_task_instance_keys():
     item = workload("k", try_number=3, map_index=5)
     assert airflow_key(task_key(item.ti)) == item.ti.key
+
+
+def test_a_scheduler_whose_config_sets_only_pod_template_dir_starts_and_uses_its_default_template(
+    cluster, make_executor, tmp_path
+):
+    import shutil
+
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "pod_templates", templates)
+    executor = make_executor(pod_template_dir=str(templates), pod_template_file="")
+    assert executor.settings.pod_template_file == f"{templates}/default_template.yaml"
+    item = workload("from_the_directory", executor_config=annotations(outcome="hang"))
+    run(executor, item)
+    events_until(executor, lambda e: RUNNING in states(e, item))
+    assert pod_of(cluster, item)["spec"]["nodeSelector"] == {"node-type": "worker"}  # default_template.yaml's
+
+
+def test_a_missing_default_template_stops_the_scheduler_naming_the_setting_and_the_directory(make_executor, tmp_path):
+    (tmp_path / "light_task.yaml").write_text((ROOT / "pod_templates" / "light_task.yaml").read_text())
+    executor = make_executor(start=False, pod_template_dir=str(tmp_path), pod_template_file="")
+    with pytest.raises(ConfigError) as info:
+        executor.start()
+    message = str(info.value)
+    assert f"pod_template_file = '{tmp_path}/default_template.yaml'" in message and "not found" in message
+    assert "[kubernetes_tier:medium] pod_template = 'default_template.yaml'" in message  # the tier needs it too

@@ -116,6 +116,36 @@ def test_pod_labels_are_the_providers_wherever_the_providers_are_valid(value):
         assert k8snames.is_label_value(ours) and ours == theirs.lstrip("-")
 
 
+def test_pod_template_dir_alone_names_that_directorys_default_template():
+    config = load_settings(conf_with("[kubernetes_executor]\npod_template_dir = /srv/pod_templates\n"))
+    assert (config.pod_template_dir, config.pod_template_file) == (
+        "/srv/pod_templates",
+        "/srv/pod_templates/default_template.yaml",
+    )
+
+
+def test_every_configuration_error_is_in_one_message_as_the_scheduler_would_report_it(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__KUBERNETES_EXECUTOR__WORKER_PODS_MAX", "lots")
+    parser = conf_with("[kubernetes_executor]\nimage_pull_policy = Sometimes\nworker_pod_min = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(parser)
+    message = str(info.value)
+    assert message.startswith("3 invalid settings in airflow config:"), message
+    for fragment in (
+        "env:AIRFLOW__KUBERNETES_EXECUTOR__WORKER_PODS_MAX",
+        "'Sometimes'",
+        "did you mean 'worker_pods_min'",
+    ):
+        assert fragment in message, (fragment, message)
+
+
+def test_settings_load_where_airflow_blocks_the_database_with_a_failing_command():
+    # What Airflow's supervisor does in a DAG file processor, where the cluster policy reads these settings.
+    parser = conf_with(f"[core]\nexecutor = {EXECUTOR}\n[kubernetes_executor]\nnamespace = team-a\n")
+    parser.set("database", "sql_alchemy_conn_cmd", "/bin/false")
+    assert load_settings(parser).namespace == "team-a"
+
+
 def test_task_pods_get_the_operators_workers_retry_settings_or_else_the_executors():
     assert load_settings(conf_with("")).execution_api_retries == ExecutorConfig().execution_api_retries
     set_by_operator = conf_with("[workers]\nexecution_api_retries = 9\nexecution_api_retry_wait_max = 20\n")

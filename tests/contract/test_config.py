@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from airflow_k8s.executor.contract.config import DEFAULT_TIERS, EXECUTOR_CLASS, ExecutorConfig, Tier, Toleration
 from airflow_k8s.executor.contract.config_loader import load_config, parse_config
 from airflow_k8s.executor.contract.config_render import render_config
-from airflow_k8s.executor.contract.errors import ConfigError
+from airflow_k8s.executor.contract.errors import ConfigError, ConfigErrors
 from tests.conftest import SEED_CFG
 
 SEED = Path("/work/shared/seed/kubernetes-executor-deep-dive.txt")
@@ -148,6 +148,10 @@ def test_airflow_repository_and_tag_compose_the_image():
         ("worker_container_image = has space", "container image"),
         ("pod_template_dir = relative/dir", "absolute path"),
         ("worker_pods_creation_qps = nan", "expected a number"),
+        ("worker_pods_creation_qps = 1e-300", "must be a finite number of at least 0.01"),
+        ("worker_pods_creation_qps = 0", "at least 0.01"),
+        ('task_allowed_tolerations = [{"operator": "Exists"}]', "tolerates every taint"),
+        ('task_allowed_tolerations = [{"operator": "Exists", "effect": "NoSchedule"}]', "tolerates every taint"),
         ("metrics_port = 70000", "<= 65535"),
         ("scheduler_instance_id = a,b!=c", "not a valid label value"),
     ],
@@ -193,6 +197,31 @@ def test_the_default_template_must_live_in_the_template_directory():
         parse(kubernetes("pod_template_file = /etc/passwd"))
     with pytest.raises(ConfigError, match="directly inside pod_template_dir"):
         parse(kubernetes("pod_template_file = /opt/airflow/pod_templates/../../../etc/passwd"))
+
+
+def test_an_unset_pod_template_file_is_the_default_template_of_pod_template_dir():
+    assert parse(kubernetes("pod_template_dir = /srv/templates")).pod_template_file == (
+        "/srv/templates/default_template.yaml"
+    )
+    assert ExecutorConfig(pod_template_dir="/srv/t").pod_template_file == "/srv/t/default_template.yaml"
+    assert ExecutorConfig().pod_template_file == "/opt/airflow/pod_templates/default_template.yaml"
+    with pytest.raises(ConfigError, match="directly inside pod_template_dir"):
+        parse(kubernetes("pod_template_dir = /srv/templates", "pod_template_file = /opt/airflow/pod_templates/x.yaml"))
+
+
+def test_every_invalid_setting_is_reported_at_once_each_naming_its_key():
+    with pytest.raises(ConfigErrors) as info:
+        parse(kubernetes("worker_pods_max = 0", "image_pull_policy = Sometimes", "worker_pods_mx = 3"))
+    assert [problem.key for problem in info.value.problems] == [
+        "worker_pods_mx",
+        "worker_pods_max",
+        "image_pull_policy",
+    ]
+    assert "3 invalid settings" in str(info.value) and "did you mean 'worker_pods_max'" in str(info.value)
+    with pytest.raises(ConfigErrors) as info:  # rules across keys, once every key parsed, all of them too
+        parse(kubernetes("worker_pods_min = 3", "worker_pods_max = 2", "worker_resource_request_cpu = 2",
+                         "worker_resource_limit_cpu = 1"))  # fmt: skip
+    assert {problem.key for problem in info.value.problems} == {"worker_pods_min", "worker_resource_request_cpu"}
 
 
 def test_kubeconfig_settings_are_ignored_with_a_warning_while_in_cluster(caplog):

@@ -10,6 +10,8 @@ machine; the strict preset's 0.6 s and the real apiserver's window are in the re
 
 from __future__ import annotations
 
+import time
+
 from airflow_k8s.executor.tasks.results import FAILED, SUCCESS, MemorySink
 from tests.engine.conftest import NAMESPACE, WAIT, make_task
 from tests.fakekube.cluster import wait_for
@@ -21,11 +23,13 @@ RBAC_MESSAGE = (
 
 
 def test_creates_refused_by_rbac_right_after_an_apiserver_restart_are_retried_and_run(cluster, make_engine):
-    cluster.configure(rbac_sync_delay=8.0)
+    cluster.configure(rbac_sync_delay=15.0)
     sink = MemorySink()
     engine = make_engine(sink=sink)
     assert engine.synced.wait(WAIT)
     cluster.restart(downtime=0.5)
+    # A 403 counts as the restart's only once the engine saw the restart (its watch cut, a connection lost).
+    wait_for(engine.kube.disruptions.recent, WAIT, message="the engine never noticed the restart")
     tasks = [make_task(f"after-restart-{i}") for i in range(5)]
     for task in tasks:
         engine.submit(task)
@@ -52,10 +56,21 @@ def test_rbac_403s_that_outlast_the_disruption_window_fail_the_task(cluster, mak
     sink = MemorySink()
     engine = make_engine(sink=sink)
     assert engine.synced.wait(WAIT)
-    engine.kube.disruptions.window = 2.0
+    # The disruption's age is the test's to decide, not the machine's speed: its clock stands still
+    # until two refusals were retried, then jumps past the window (later disruptions, such as a watch
+    # restart, count from then on as usual).
+    disruptions = engine.kube.disruptions
+    disruptions.window = 2.0
+    standing = time.monotonic()
+    jump = [None]
+    disruptions.clock = lambda: standing if jump[0] is None else time.monotonic() + jump[0]
     cluster.restart()
+    wait_for(disruptions.recent, WAIT, message="the engine never noticed the restart")
     task = make_task("never-allowed")
     engine.submit(task)
+    wait_for(lambda: cluster.stats.count("POST", "pods", 403) >= 2, WAIT, message="the 403s were not retried")
+    assert task.key not in sink.results  # still retrying while the disruption is recent
+    jump[0] = 10 * disruptions.window
     wait_for(lambda: task.key in sink.results, WAIT, message="the task was retried for ever")
     result = sink.results[task.key]
     assert (result.state, result.reason) == (FAILED, "Forbidden"), result

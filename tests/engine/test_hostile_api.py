@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -54,6 +55,17 @@ def hostile_engine(hostile, templates) -> Iterator[Callable[..., Engine]]:
         engine.stop(timeout=5)
     for client in clients:
         client.close()
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it does not end in time: a test never leaves a scheduler behind."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(WAIT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(WAIT)
 
 
 def tracebacks(caplog) -> list[str]:
@@ -125,31 +137,31 @@ def test_stopping_the_engine_ends_every_thread_while_creates_hang(hostile, hosti
     assert engine.snapshot()["failed"] == 0  # cut creates are not task failures
 
 
-def test_sigint_stops_a_scheduler_whose_create_hangs_and_the_task_stays_queued(hostile, cluster, tmp_path: Path):
+def test_sigint_stops_a_scheduler_whose_creates_hang_and_the_tasks_stay_queued(hostile, cluster, tmp_path: Path):
     cfg = tmp_path / "airflow.cfg"
     cfg.write_text(render_config(make_config(kube_request_timeout=600, pod_creation_timeout=3600)))
     spool = Spool(tmp_path / "spool")
-    task = make_task("stuck")
-    spool.submit(task)
+    tasks = [make_task(f"stuck{i}") for i in range(8)]  # every creation worker blocked in a create
+    for task in tasks:
+        spool.submit(task)
     log = tmp_path / "scheduler.log"
     hostile.add(hang(), method="POST", path="/pods$")
     process = start_scheduler(cfg, spool.root, log, api_url=hostile.url)
     try:
-        wait_for(lambda: hostile.seen("POST", "/pods$"), WAIT, message="the create never reached the server")
+        wait_for(lambda: len(hostile.seen("POST", "/pods$")) == 8, WAIT, message="the creates never reached the server")
         process.send_signal(signal.SIGINT)
         # The stated bound is Engine.stop's 5 s plus the status server's stop; 30 s is for a loaded machine.
         assert process.wait(30) == 0, log.read_text()[-3000:]
     finally:
-        if process.poll() is None:
-            process.kill()
+        stop_process(process)
     assert "Traceback" not in log.read_text()
-    assert [r.key for r in spool.read_results()] == [] and len(list(spool.incoming.glob("*.json"))) == 1
-    # The next scheduler, on a server that answers, runs it.
+    assert [r.key for r in spool.read_results()] == [] and len(list(spool.incoming.glob("*.json"))) == 8
+    # The next scheduler, on a server that answers, runs them.
     hostile.clear()
     process = start_scheduler(cfg, spool.root, log, api_url=hostile.url)
     try:
-        wait_for(lambda: [r.state for r in spool.read_results()] == [SUCCESS], WAIT, message="the task was lost")
+        done = lambda: [r.state for r in spool.read_results()] == [SUCCESS] * 8  # noqa: E731
+        wait_for(done, WAIT, message="a task was lost")
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(WAIT)
+        stop_process(process)
     assert sum(e.get("event") == "started" for e in log_events(log)) == 2

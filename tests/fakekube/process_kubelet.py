@@ -10,7 +10,9 @@ one) really runs (see :mod:`.podenv` for argv and environment, :mod:`.processes`
         ConfigMap of its namespace is written: the kubelet retries until the missing one appears)
     bound --no command, executable not allowed or not found--> Pending, waiting CreateContainerError
 
-The container's Behavior, image and other containers are ignored (the others are reported like the main one).
+The container's Behavior and other containers are ignored (the others are reported like the main one); its image
+only as the simulation treats it: one that cannot be pulled there (tag ``bad``, a name with ``does-not-exist``)
+leaves the pod Pending with ``ErrImagePull``, as a real kubelet would, and nothing runs.
 Deleting the pod gracefully sends SIGTERM to the process group and SIGKILL after the grace period; the pod object
 is removed (DELETED) only once the process has exited, and whatever it left in its session is killed then.  A
 forced delete (grace 0) removes the object at once and kills the processes.  Process exits are applied on the
@@ -25,6 +27,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import lifecycle
+from .behavior import ERR_IMAGE_PULL, Behavior, image_is_bad
 from .podenv import ConfigError, argv, environment, main_container
 from .processes import ProcessMode, ProcessRunner, StartError
 from .scheduler import PodState
@@ -91,6 +94,10 @@ class ProcessMixin:
         if container is None:
             message = 'fakekube process mode runs the container named "base" or a pod\'s only container'
             self._cannot_start(state, "CreateContainerError", message)
+            return
+        image = str(container.get("image", ""))
+        if image_is_bad(image):
+            self._cannot_start(state, *Behavior(outcome=ERR_IMAGE_PULL).waiting(image))
             return
         try:
             env = environment(pod, container, self._lookup, self._processes.mode.base_env)

@@ -17,9 +17,10 @@ from airflow_k8s.infra.render.manifests import Manifest, manifests
 from airflow_k8s.infra.render.offline import Evaluation, evaluate
 
 SECRET_DB_URL = "postgresql://airflow:Zq8-very-secret-PW-77@db.internal:5432/airflow"
-SECRET_FERNET = "dGhpcy1pcy1hLWZlcm5ldC1rZXktdGVzdC12YWx1ZTE9"
+SECRET_FERNET = "dGhpcy1pcy1hLWZlcm5ldC1rZXktdGVzdC12YWx1ZSE="  # 32 bytes, as Fernet requires
 SECRET_JWT = "jwt-Secret-Value-For-Tests-0123456789abcdef"
 SECRET_API_KEY = "api-Secret-Key-For-Tests-0123456789abcdef"
+SECRET_ADMIN = "admin-Password-For-Tests-0123456789"
 # The default provider must update ConfigMaps and Secrets in place (the stack program requires it).
 PROVIDER_FLAGS = {"kubernetes:enableConfigMapMutable": "true", "kubernetes:enableSecretMutable": "true"}
 RESOURCE_GROUP_PREFIX = "kubernetes:"
@@ -28,13 +29,18 @@ RESOURCE_GROUP_PREFIX = "kubernetes:"
 def stack_config(fernet: bool = False, **overrides: Any) -> tuple[dict[str, str], list[str]]:
     """(config with full keys, secret keys) as the Pulumi CLI would pass them.
 
-    ``fernet=True`` sets all three optional secrets (Fernet key, JWT secret, [api] secret_key)
-    from config instead of letting the platform generate them.
+    ``fernet=True`` sets all four optional secrets (Fernet key, JWT secret, [api] secret_key, the
+    simple auth manager's Admin password) from config instead of letting the platform generate them.
     """
     config = {f"{PROJECT}:databaseUrl": SECRET_DB_URL, **PROVIDER_FLAGS}
     secret_keys = [f"{PROJECT}:databaseUrl"]
     if fernet:
-        for key, value in (("fernetKey", SECRET_FERNET), ("jwtSecret", SECRET_JWT), ("apiSecretKey", SECRET_API_KEY)):
+        for key, value in (
+            ("fernetKey", SECRET_FERNET),
+            ("jwtSecret", SECRET_JWT),
+            ("apiSecretKey", SECRET_API_KEY),
+            ("adminPassword", SECRET_ADMIN),
+        ):
             config[f"{PROJECT}:{key}"] = value
             secret_keys.append(f"{PROJECT}:{key}")
     for key, value in overrides.items():
@@ -61,9 +67,15 @@ def default_eval() -> Evaluation:
 
 
 @pytest.fixture(scope="module")
+def karpenter_eval() -> Evaluation:
+    """The defaults with Karpenter node pools (the default backend, none, creates no pool objects)."""
+    return run_stack(nodePoolBackend="karpenter")
+
+
+@pytest.fixture(scope="module")
 def etl_eval() -> Evaluation:
-    """A platform whose names differ from the templates' placeholder names."""
-    return run_stack(platformName="etl", namespace="etl-jobs", fernet=True)
+    """A platform whose names differ from the templates' placeholder names (Karpenter pools)."""
+    return run_stack(platformName="etl", namespace="etl-jobs", fernet=True, nodePoolBackend="karpenter")
 
 
 def objects(evaluation: Evaluation, kind: str) -> list[dict[str, Any]]:

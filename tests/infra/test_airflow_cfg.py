@@ -70,6 +70,7 @@ def test_ui_url_and_remote_logging_come_from_stack_keys(stack) -> None:
             apiBaseUrl="https://airflow.example.com/",
             remoteBaseLogFolder="s3://team-logs/airflow",
             remoteLogConnId="aws_logs",
+            remoteLogCidr="52.216.0.0/15",
         )
     )
     assert cfg["api"]["base_url"] == "https://airflow.example.com"

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pulumi.output import Unknown
 
 from airflow_k8s.executor.pods import security
-from airflow_k8s.infra.components.names import CONFIG_HASH_ANNOTATION, SECRET_HASH_ANNOTATION
 from airflow_k8s.infra.render.offline import Evaluation, Recorded
 
 from .conftest import objects, one
-
-ROOT = Path(__file__).resolve().parents[2]
 
 ROLES = ("scheduler", "api-server", "dag-processor", "triggerer")
 
@@ -24,7 +20,9 @@ def deployments(evaluation: Evaluation) -> dict[str, dict[str, Any]]:
 
 
 def container(deployment: dict[str, Any]) -> dict[str, Any]:
-    (main,) = deployment["spec"]["template"]["spec"]["containers"]
+    """The role's own container (the pod also runs its log-groomer: test_logs.py)."""
+    main, *sidecars = deployment["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in sidecars] == ["log-groomer"]
     return main
 
 
@@ -62,6 +60,12 @@ def test_every_pod_is_restricted_read_only_and_runs_as_the_airflow_user(default_
         for c in pod["containers"] + pod.get("initContainers", []):
             assert c["securityContext"]["readOnlyRootFilesystem"] is True
             writable = {m["mountPath"] for m in c["volumeMounts"] if not m.get("readOnly")}
+            if c["name"] == "log-groomer":  # it deletes old log files and reads nothing else
+                assert writable == {"/opt/airflow/logs"} and len(c["volumeMounts"]) == 1
+                continue
+            if c["name"] == "admin-password":  # writes the simple auth manager's passwords file into /tmp
+                assert writable == {"/tmp"} and len(c["volumeMounts"]) == 1
+                continue
             assert writable == {"/opt/airflow/logs", "/tmp"}, c["name"]
             assert {"/opt/airflow/airflow.cfg"} <= {m["mountPath"] for m in c["volumeMounts"] if m.get("readOnly")}
 
@@ -98,9 +102,11 @@ def test_each_role_gets_only_the_secrets_it_needs_as_env(default_eval: Evaluatio
     }
 
 
-def test_only_the_scheduler_mounts_templates_only_dag_readers_mount_dags(control_plane: dict) -> None:
+def test_the_scheduler_and_the_dag_processor_mount_templates_only_dag_readers_mount_dags(control_plane: dict) -> None:
+    # The dag-processor builds each task's pod while parsing (the executor's cluster policy).
     mounts = {role: {m["mountPath"] for m in container(d)["volumeMounts"]} for role, d in control_plane.items()}
-    assert {role for role, paths in mounts.items() if "/opt/airflow/pod_templates" in paths} == {"scheduler"}
+    templated = {role for role, paths in mounts.items() if "/opt/airflow/pod_templates" in paths}
+    assert templated == {"scheduler", "dag-processor"}
     assert {role for role, paths in mounts.items() if "/opt/airflow/dags" in paths} == {"dag-processor", "triggerer"}
 
 
@@ -128,7 +134,8 @@ def test_rollouts_never_run_two_schedulers_and_never_drop_the_execution_api(stac
 
 def test_long_running_roles_wait_for_migrations(control_plane: dict[str, Any]) -> None:
     for role, deployment in control_plane.items():
-        (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
+        init, *others = deployment["spec"]["template"]["spec"]["initContainers"]
+        assert [o["name"] for o in others] == (["admin-password"] if role == "api-server" else []), role
         assert init["args"] == ["airflow", "db", "check-migrations", "--migration-wait-timeout", "600"], role
         assert set(env(init)) == {
             "AIRFLOW_HOME",
@@ -175,65 +182,6 @@ def test_metadata_is_known_in_a_preview_where_every_output_is_unknown(stack) -> 
     scheduler = _by_name(evaluation.of_type("kubernetes:apps/v1:Deployment"), "airflow-scheduler")
     assert scheduler.inputs["metadata"]["name"] == "airflow-scheduler"
     assert isinstance(scheduler.inputs["spec"], Unknown)  # the preview really had no outputs to build it from
-
-
-def _hashes(evaluation: Evaluation) -> dict[str, str]:
-    return {
-        role: d["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
-        for role, d in deployments(evaluation).items()
-    }
-
-
-def _secret_hashes(evaluation: Evaluation) -> dict[str, str]:
-    hashes = {
-        role: d["spec"]["template"]["metadata"]["annotations"][SECRET_HASH_ANNOTATION]
-        for role, d in deployments(evaluation).items()
-    }
-    hashes["db-migrate"] = one(evaluation, "Job", "airflow-db-migrate")["spec"]["template"]["metadata"]["annotations"][
-        SECRET_HASH_ANNOTATION
-    ]
-    return hashes
-
-
-def _rolled(before: dict[str, str], after: dict[str, str]) -> set[str]:
-    return {role for role in before if before[role] != after[role]}
-
-
-def test_config_changes_roll_exactly_the_roles_that_read_them(stack, default_eval: Evaluation) -> None:
-    base = _hashes(default_eval)
-    assert base["scheduler"] != base["api-server"] == base["dag-processor"] == base["triggerer"]
-    assert _hashes(stack()) == base  # deterministic
-    every = {"scheduler", "api-server", "dag-processor", "triggerer"}
-    for change in ({"workerPodsMax": 6}, {"workerImage": "apache/airflow:3.3.1"}, {"apiBaseUrl": "https://af.example"}):
-        assert _rolled(base, _hashes(stack(**change))) == every, change  # airflow.cfg: every role reads it
-    assert _hashes(stack(quotaPods=30)) == base  # nothing the pods read
-    assert _hashes(stack(airflowImage="ghcr.io/airflow-k8s/airflow:0.2.0")) == base  # the image rolls them anyway
-
-
-def test_a_template_change_rolls_only_the_scheduler(stack, default_eval: Evaluation, tmp_path) -> None:
-    templates = tmp_path / "templates"
-    templates.mkdir()
-    for path in (ROOT / "pod_templates").glob("*.yaml"):
-        (templates / path.name).write_text(path.read_text().replace("workload: light", "workload: light\n    x: y"))
-    assert _rolled(_hashes(default_eval), _hashes(stack(podTemplatesDir=str(templates)))) == {"scheduler"}
-
-
-def test_a_secret_value_change_rolls_exactly_the_roles_that_read_that_key(stack) -> None:
-    """Found on a real cluster: a rotated secret reached no running pod (env vars are read at start)."""
-    base = _secret_hashes(stack(fernet=True))
-    assert _secret_hashes(stack(fernet=True)) == base  # deterministic
-    expectations = {
-        "apiSecretKey": {"api-server", "triggerer"},
-        "jwtSecret": {"scheduler", "api-server"},
-        "fernetKey": {"scheduler", "api-server", "dag-processor", "triggerer", "db-migrate"},
-        "databaseUrl": {"scheduler", "api-server", "dag-processor", "triggerer", "db-migrate"},
-    }
-    for key, roles in expectations.items():
-        value = "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE=" if key == "fernetKey" else "postgresql://a:b@c/d-new"
-        changed = stack(fernet=True, **{key: value})
-        assert _rolled(base, _secret_hashes(changed)) == roles, key
-        for value_ in _secret_hashes(changed).values():
-            assert len(value_) == 64 and "new" not in value_  # an HMAC, never the value
 
 
 def test_triggerer_is_optional(stack) -> None:

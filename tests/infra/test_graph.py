@@ -59,11 +59,11 @@ def _children(evaluation: Evaluation, parent_urn: str) -> list:
     return [r for r in evaluation.resources if r.parent == parent_urn]
 
 
-def test_platform_component_is_the_root_of_everything(default_eval: Evaluation) -> None:
-    (platform,) = default_eval.of_type(f"{TOKEN}AirflowK8sPlatform")
+def test_platform_component_is_the_root_of_everything(karpenter_eval: Evaluation) -> None:
+    (platform,) = karpenter_eval.of_type(f"{TOKEN}AirflowK8sPlatform")
     assert platform.name == "airflow"
     assert platform.custom is False
-    components = _children(default_eval, platform.urn)
+    components = _children(karpenter_eval, platform.urn)
     assert sorted(r.type for r in components) == sorted(f"{TOKEN}{t}" for t in COMPONENTS)
     assert all(not r.custom for r in components)
     for component in components:
@@ -71,18 +71,18 @@ def test_platform_component_is_the_root_of_everything(default_eval: Evaluation) 
         assert component.name == f"airflow-{COMPONENTS[kind]}"
 
 
-def test_each_component_owns_exactly_its_kubernetes_objects(default_eval: Evaluation) -> None:
-    (platform,) = default_eval.of_type(f"{TOKEN}AirflowK8sPlatform")
+def test_each_component_owns_exactly_its_kubernetes_objects(karpenter_eval: Evaluation) -> None:
+    (platform,) = karpenter_eval.of_type(f"{TOKEN}AirflowK8sPlatform")
     seen = 0
-    for component in _children(default_eval, platform.urn):
+    for component in _children(karpenter_eval, platform.urn):
         kind = component.type.removeprefix(TOKEN)
-        children = [r for r in _children(default_eval, component.urn) if r.type.startswith("kubernetes:")]
+        children = [r for r in _children(karpenter_eval, component.urn) if r.type.startswith("kubernetes:")]
         assert Counter(r.type.removeprefix("kubernetes:") for r in children) == EXPECTED_CHILDREN[kind], kind
         for resource in children:
             assert resource.custom
             assert resource.name.startswith(f"{component.name}-"), resource.name  # derived from the component
         seen += len(children)
-    assert seen == len(default_eval.kubernetes()) == KUBERNETES_OBJECTS
+    assert seen == len(karpenter_eval.kubernetes()) == KUBERNETES_OBJECTS
 
 
 def test_kubernetes_objects_are_named_from_the_platform_and_labelled(etl_eval: Evaluation) -> None:
@@ -130,6 +130,9 @@ def test_stack_outputs_are_the_created_names_and_all_plain(etl_eval: Evaluation)
         "metricsServiceName": "etl-scheduler-metrics",
         "podMonitorName": None,
         "configChecksum": plain["configChecksum"],
+        "dbCleanCronJobName": None,
+        "uiRouteName": None,
+        "statsdServiceName": None,
     }
     assert len(plain["configChecksum"]) == 64
     worker_check, airflow_check = plain["imageCheckJobNames"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from airflow_k8s.infra.render.crd_schemas import crd_problems
 from airflow_k8s.infra.render.manifests import manifests
 from airflow_k8s.infra.render.offline import Evaluation
@@ -82,3 +84,61 @@ def test_the_crd_schema_check_is_strict() -> None:
     assert any("'foo' was unexpected" in p for p in problems)
     assert any(p.startswith("spec.podMetricsEndpoints.0.interval:") for p in problems)
     assert crd_problems({"apiVersion": "example.com/v1", "kind": "Other"}) is None  # unknown kinds: no claim
+
+
+# -- a failed migration is re-run by the next `pulumi up` (pulumi.com/replaceUnready) ---------------
+
+
+def _job_status(**status: object) -> dict[str, object]:
+    return {"apiVersion": "batch/v1", "kind": "Job", "status": status}
+
+
+def _condition(kind: str, reason: str = "") -> dict[str, str]:
+    return {"type": kind, "status": "True", "reason": reason}
+
+
+STARTED = "2025-01-01T00:00:00Z"
+
+
+def test_the_migration_job_asks_the_provider_to_replace_it_when_it_is_not_ready(default_eval) -> None:
+    from airflow_k8s.infra.render.replacement import replaces_when_unready
+
+    job = one(default_eval, "Job", "airflow-db-migrate")
+    assert job["metadata"]["annotations"] == {"pulumi.com/replaceUnready": "true"}
+    assert replaces_when_unready(job)
+    # the annotation only means something on a Job: nothing else of the platform carries it
+    others = [m.obj for m in manifests(default_eval) if m.kind != "Job"]
+    assert not any("pulumi.com/replaceUnready" in (o["metadata"].get("annotations") or {}) for o in others)
+
+
+@pytest.mark.parametrize(
+    ("live", "rerun"),
+    [
+        # the await's own failures: the database was unreachable, the password wrong, the CIDR closed
+        (_job_status(startTime=STARTED, failed=3, conditions=[_condition("Failed", "BackoffLimitExceeded")]), True),
+        (_job_status(startTime=STARTED, conditions=[_condition("Failed", "DeadlineExceeded")]), True),
+        (_job_status(startTime=STARTED, active=1), True),  # `up` was interrupted while it ran
+        (_job_status(), True),  # never started (quota, image pull)
+        (_job_status(startTime=STARTED, succeeded=1, conditions=[_condition("Complete")]), False),
+        (None, False),  # gone from the cluster: created again, not replaced
+    ],
+)
+def test_an_unready_migration_is_replaced_and_a_completed_one_is_left_alone(default_eval, live, rerun) -> None:
+    from airflow_k8s.infra.render.replacement import unready_replacement
+
+    reason = unready_replacement(one(default_eval, "Job", "airflow-db-migrate"), live)
+    assert (reason is not None) == rerun
+    if rerun:
+        assert "replaced, delete-first" in reason and "pulumi.com/replaceUnready" in reason
+
+
+def test_without_the_annotation_a_failed_job_would_never_be_replaced(default_eval) -> None:
+    """What the issue saw: the same inputs, a failed Job, no replacement - only `pulumi up --replace` helped."""
+    from airflow_k8s.infra.render.replacement import replacing_changes, unready_replacement
+
+    job = one(default_eval, "Job", "airflow-db-migrate")
+    plain = {**job, "metadata": {k: v for k, v in job["metadata"].items() if k != "annotations"}}
+    failed = _job_status(startTime=STARTED, conditions=[_condition("Failed", "BackoffLimitExceeded")])
+    assert replacing_changes(plain, plain, (".spec.template",)) == []
+    assert unready_replacement(plain, failed) is None
+    assert unready_replacement(job, failed) is not None

@@ -135,17 +135,25 @@ def test_deferred_task_logs_flow_from_the_triggerer_to_the_api_server_only(stack
     assert "trigger-logs" not in _policies(stack(triggererEnabled=False))
 
 
-def test_extra_task_egress_never_includes_the_database(stack) -> None:
-    evaluation = stack(databaseCidr="10.1.2.0/24", taskEgressCidrs=["0.0.0.0/0", "192.168.0.0/16"])
+OPEN_EXCEPT = {"cidr": "0.0.0.0/0", "except": ["10.1.2.0/24", "10.0.0.0/16", "169.254.0.0/16"]}
+
+
+def test_extra_task_egress_never_includes_the_database_the_kubernetes_api_or_link_local(stack) -> None:
+    evaluation = stack(
+        databaseCidr="10.1.2.0/24",
+        apiServerCidr="10.0.0.0/16",
+        taskEgressCidrs=["0.0.0.0/0", "192.168.0.0/16"],
+        allowOpenTaskEgress=True,
+    )
     # the default databaseCidr 0.0.0.0/0 would swallow any extra egress: refused, not silently dropped
     with pytest.raises(pulumi.RunError, match=r"taskEgressCidrs = '192\.168\.0\.0/16': lies inside"):
         stack(taskEgressCidrs=["192.168.0.0/16"])
     blocks = [
         peer["ipBlock"] for rule in egress(evaluation, TASK_POD) for peer in rule.get("to", []) if "ipBlock" in peer
     ]
-    assert blocks == [{"cidr": "0.0.0.0/0", "except": ["10.1.2.0/24"]}, {"cidr": "192.168.0.0/16"}]
+    assert blocks == [OPEN_EXCEPT, {"cidr": "192.168.0.0/16"}]
     triggerer = _pod_labels(evaluation)["triggerer"]
-    assert {"cidr": "0.0.0.0/0", "except": ["10.1.2.0/24"]} in [
+    assert OPEN_EXCEPT in [
         peer["ipBlock"] for rule in egress(evaluation, triggerer) for peer in rule.get("to", []) if "ipBlock" in peer
     ]
 
@@ -208,3 +216,74 @@ def test_dags_claim_from_config(stack) -> None:
         "storageClassName": "efs-sc",
     }
     assert claim["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+
+
+def _dns_rule(evaluation: Evaluation) -> dict[str, Any]:
+    (rule,) = _policies(evaluation)["allow-dns"]["egress"]
+    assert rule["ports"] == [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+    return rule
+
+
+def test_dns_selects_kube_dns_by_default_and_any_coredns_flavour_by_key(stack, default_eval: Evaluation) -> None:
+    assert _dns_rule(default_eval)["to"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ]
+    coredns = _dns_rule(stack(dnsNamespace="dns", dnsPodLabels=["app.kubernetes.io/name=coredns"]))
+    assert coredns["to"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "dns"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "coredns"}},
+        }
+    ]
+
+
+def test_node_local_dns_cache_is_reached_by_address_not_by_pod_selector(stack) -> None:
+    """Its pods use the host network: only an ipBlock matches them (GKE, kubeadm's nodelocaldns)."""
+    rule = _dns_rule(stack(nodeLocalDnsIps=["169.254.20.10", "10.96.0.10"]))
+    assert rule["to"][1:] == [{"ipBlock": {"cidr": "169.254.20.10/32"}}, {"ipBlock": {"cidr": "10.96.0.10/32"}}]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"dnsPodLabels": []}, "dnsPodLabels = '\\[\\]': needs at least one label"),
+        ({"dnsPodLabels": ["k8s-app"]}, 'expected "<label key>=<label value>"'),
+        ({"nodeLocalDnsIps": ["169.254.20.10/32"]}, "expected an IP address"),
+        (
+            {"remoteBaseLogFolder": "s3://b/l", "remoteLogConnId": "aws"},
+            "remoteLogCidr = '': is needed with airflow-k8s:remoteBaseLogFolder",
+        ),
+        (
+            {"remoteBaseLogFolder": "s3://b/l", "remoteLogConnId": "aws", "remoteLogCidr": "0.0.0.0/0"},
+            "remoteLogCidr = '0.0.0.0/0': opens task pods to every address",
+        ),
+        ({"databaseCidr": "10.1.0.0/16", "taskEgressCidrs": ["::/0"]}, "taskEgressCidrs = '::/0': opens task pods"),
+        (
+            {"databaseCidr": "10.1.0.0/16", "apiServerCidr": "10.0.0.0/16", "taskEgressCidrs": ["10.0.4.0/24"]},
+            "taskEgressCidrs = '10.0.4.0/24': lies inside airflow-k8s:apiServerCidr",
+        ),
+    ],
+)
+def test_task_egress_names_its_destinations(overrides: dict[str, Any], message: str) -> None:
+    from airflow_k8s.infra.config.stack_config import StackConfigError, parse_stack_config, to_raw
+
+    raw = {key: to_raw(value) for key, value in overrides.items()}
+    with pytest.raises(StackConfigError, match=message):
+        parse_stack_config(raw, secrets_set={"databaseUrl"})
+
+
+def test_open_task_egress_only_when_the_stack_says_so_and_never_to_metadata(stack) -> None:
+    evaluation = stack(
+        remoteBaseLogFolder="s3://b/l",
+        remoteLogConnId="aws",
+        remoteLogCidr="0.0.0.0/0",
+        allowOpenTaskEgress=True,
+        databaseCidr="10.1.0.0/16",
+        apiServerCidr="10.0.0.0/16",
+    )
+    (rule,) = _policies(evaluation)["task-remote-logs"]["egress"]
+    assert rule["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/16", "169.254.0.0/16"]}}]
+    assert any("remoteLogCidr is 0.0.0.0/0 (allowOpenTaskEgress)" in w for w in evaluation.warnings)

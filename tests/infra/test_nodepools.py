@@ -11,8 +11,8 @@ from airflow_k8s.infra.render.offline import Evaluation
 from .conftest import objects, one
 
 
-def test_karpenter_nodepools(default_eval: Evaluation) -> None:
-    workers = one(default_eval, "NodePool", "airflow-workers")
+def test_karpenter_nodepools(karpenter_eval: Evaluation) -> None:
+    workers = one(karpenter_eval, "NodePool", "airflow-workers")
     assert workers["apiVersion"] == "karpenter.sh/v1"
     assert "namespace" not in workers["metadata"]
     template = workers["spec"]["template"]
@@ -25,16 +25,17 @@ def test_karpenter_nodepools(default_eval: Evaluation) -> None:
     ]
     assert workers["spec"]["limits"] == {"cpu": "32", "memory": "128Gi"}
     assert workers["spec"]["disruption"]["consolidationPolicy"] == "WhenEmpty"
-    gpu = one(default_eval, "NodePool", "airflow-gpu")
+    gpu = one(karpenter_eval, "NodePool", "airflow-gpu")
     assert gpu["spec"]["template"]["spec"]["taints"] == [{"effect": "NoSchedule", "key": "nvidia.com/gpu"}]
     assert gpu["spec"]["limits"]["nvidia.com/gpu"] == "2"
-    compute = one(default_eval, "NodePool", "airflow-compute")
+    compute = one(karpenter_eval, "NodePool", "airflow-compute")
     assert compute["spec"]["template"]["metadata"]["labels"] == {"node-type": "compute-optimized"}
-    assert all(nodepool_problems(o) == [] for o in objects(default_eval, "NodePool"))
+    assert all(nodepool_problems(o) == [] for o in objects(karpenter_eval, "NodePool"))
 
 
 def test_node_class_and_instance_types_from_config(stack) -> None:
     evaluation = stack(
+        nodePoolBackend="karpenter",
         karpenterNodeClass="gpu-al2023",
         nodePoolInstanceTypes=["workers=t3.large", "compute=c7i.xlarge", "gpu=p4d.24xlarge"],
         nodePoolCapacityTypes=["workers=spot"],

@@ -48,11 +48,11 @@ def _pod_fits(pod_spec: dict, labels: dict, taints: list[dict]) -> bool:
     return selector_ok and taints_ok
 
 
-def test_every_published_template_fits_a_created_karpenter_pool(default_eval: Evaluation) -> None:
-    pools = _karpenter_pools(default_eval)
+def test_every_published_template_fits_a_created_karpenter_pool(karpenter_eval: Evaluation) -> None:
+    pools = _karpenter_pools(karpenter_eval)
     placement = {
         name: sorted(pool for pool, (labels, taints) in pools.items() if _pod_fits(t["spec"], labels, taints))
-        for name, t in _published(default_eval).items()
+        for name, t in _published(karpenter_eval).items()
     }
     assert placement == {name: [f"airflow-{pool}" for pool in pools_] for name, pools_ in EXPECTED.items()}
 
@@ -158,7 +158,8 @@ def test_preflight_refuses_missing_tier_templates(default_eval: Evaluation) -> N
 
 
 def test_karpenter_pool_limits_come_from_config(stack) -> None:
-    evaluation = stack(nodePoolLimits=["workers.cpu=8", "workers.memory=32Gi", "compute.cpu=1", "compute.memory=1Gi",
+    evaluation = stack(nodePoolBackend="karpenter",
+                       nodePoolLimits=["workers.cpu=8", "workers.memory=32Gi", "compute.cpu=1", "compute.memory=1Gi",
                                        "gpu.cpu=4", "gpu.memory=16Gi", "gpu.nvidia.com/gpu=1"])  # fmt: skip
     gpu = one(evaluation, "NodePool", "airflow-gpu")
     assert gpu["spec"]["limits"] == {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"}

@@ -36,6 +36,14 @@ def _project(tmp_path: Path, **overrides: object) -> Path:
     return project
 
 
+def _with_full_keys(project: Path, values: dict[str, object]) -> Path:
+    """``values`` (full keys, any project prefix) added to the project's Pulumi.dev.yaml."""
+    stack = yaml.safe_load((project / "Pulumi.dev.yaml").read_text())
+    stack["config"].update(values)
+    (project / "Pulumi.dev.yaml").write_text(yaml.safe_dump(stack))
+    return project
+
+
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RenderResult, str]:
     out = tmp_path_factory.mktemp("render") / "dev"
@@ -339,6 +347,8 @@ def test_a_plain_text_secret_in_the_stack_file_is_an_error_naming_file_and_key(t
         ("config:\n  <<: {airflow-k8s:workerPodsMax: 8}\n", "line 2: YAML merge keys are not allowed"),
         ("- a list\n", "expected a mapping at the top"),
         ("config: [\n", "invalid YAML"),
+        ("config:\n  airflow-k8s:x: " + "[" * 100_000 + "]" * 100_000 + "\n", "line 2: nested deeper than 64 levels"),
+        ("config:\n  - airflow-k8s:workerPodsMax: 8\n", "config: expected a mapping of keys to values, found a list"),
     ],
 )
 def test_stack_files_with_duplicate_keys_or_aliases_are_errors_naming_the_file(
@@ -350,6 +360,21 @@ def test_stack_files_with_duplicate_keys_or_aliases_are_errors_naming_the_file(
     err = capsys.readouterr().err
     assert code == 1 and "Pulumi.dev.yaml" in err and fragment in err, err
     assert "Traceback" not in err
+
+
+def test_a_plain_secret_under_another_projects_prefix_is_an_error_not_ignored(tmp_path: Path) -> None:
+    project = _with_full_keys(_project(tmp_path), {"other-project:jwtSecret": "plain-jwt-value"})
+    with pytest.raises(StackConfigError) as info:
+        load_stack_inputs("dev", project)
+    message = str(info.value)
+    assert "airflow-k8s:jwtSecret" in message and "under project 'other-project'" in message
+    assert "plain-jwt-value" not in message
+
+
+def test_a_plain_key_under_another_projects_prefix_is_noted_as_ignored(tmp_path: Path) -> None:
+    project = _with_full_keys(_project(tmp_path), {"airflow:workerPodsMax": 3})
+    inputs = load_stack_inputs("dev", project)
+    assert "airflow:workerPodsMax: project 'airflow' is not 'airflow-k8s': ignored" in "\n".join(inputs.notes)
 
 
 def test_a_bad_stack_value_names_the_stack_file_key_and_value(tmp_path: Path) -> None:
@@ -367,7 +392,7 @@ def test_every_backend_renders_valid_manifests(tmp_path: Path) -> None:
 
     for backend, extra in (
         ("existing-nodes", {"existingNodes": ["workers=n1", "compute=n2", "gpu=n3"], "podMonitor": True}),
-        ("none", {"triggererEnabled": False, "remoteBaseLogFolder": "gs://b/logs"}),
+        ("none", {"triggererEnabled": False, "remoteBaseLogFolder": "gs://b/logs", "remoteLogCidr": "34.0.0.0/8"}),
     ):
         evaluation = run_stack(nodePoolBackend=backend, fernet=True, **extra)
         out = tmp_path / backend
@@ -421,3 +446,54 @@ def test_render_takes_over_a_render_from_before_the_manifest_existed(tmp_path: P
     (other / "Pulumi.yaml").write_text("# Pulumi project\nname: x\n")
     assert main(["render", "--stack", "dev", "--out", str(other)], environ={}) == 1
     assert (other / "Pulumi.yaml").exists() and (other / OUTPUTS_FILE).exists()
+
+
+def test_diff_lists_the_migration_job_as_rerun_when_unready(
+    dev: tuple[Path, RenderResult, str], tmp_path: Path
+) -> None:
+    """A render cannot see the live Job, so the diff says which objects the next up may replace anyway."""
+    out, _, _ = dev
+    again = tmp_path / "again"
+    stream = io.StringIO()
+    render("dev", again, diff=out, stream=stream)
+    difference = diff_dirs(out, again)
+    assert difference.empty and difference.unready_replaced == ["job-airflow-dev-airflow-db-migrate.yaml"]
+    assert (
+        "! replaced if unready: job-airflow-dev-airflow-db-migrate.yaml (the next up re-runs it unless the live "
+        "Job has completed: pulumi.com/replaceUnready)" in stream.getvalue()
+    )
+
+
+@pytest.fixture(scope="module")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RenderResult, str]:
+    out = tmp_path_factory.mktemp("render") / "prod"
+    stream = io.StringIO()
+    result = render("prod", out, check=True, stream=stream)
+    return out, result, stream.getvalue()
+
+
+def test_the_production_example_is_highly_available_and_passes_every_check(
+    prod: tuple[Path, RenderResult, str],
+) -> None:
+    out, result, summary = prod
+    assert result.findings == [], "\n".join(map(str, result.findings))
+    if result.checkov is not None and result.checkov.available:
+        assert result.checkov.error is None and result.checkov.failed == []
+    else:
+        assert not REQUIRE_CHECKOV
+    api = yaml.safe_load((out / "deployment-airflow-prod-airflow-api-server.yaml").read_text())
+    scheduler = yaml.safe_load((out / "deployment-airflow-prod-airflow-scheduler.yaml").read_text())
+    assert api["spec"]["replicas"] >= 2 and scheduler["spec"]["replicas"] >= 2
+    budget = yaml.safe_load((out / "poddisruptionbudget-airflow-prod-airflow-api-server.yaml").read_text())
+    assert budget["spec"]["maxUnavailable"] == 1  # with 2 pods: one eviction at a time, the next one blocked
+    assert "apiServerReplicas" not in summary  # no availability warning
+    assert "0.0.0.0/0" not in summary  # every allowance is named
+
+
+def test_diff_against_a_directory_that_does_not_exist_is_an_error_saying_how_to_make_it(tmp_path: Path, capsys) -> None:
+    missing = tmp_path / "old"
+    assert main(["render", "--stack", "dev", "--out", str(tmp_path / "new"), "--diff", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert f"--diff {missing}: no earlier render there" in err
+    assert f"python -m airflow_k8s.infra render --stack dev --out {missing}" in err
+    assert not (tmp_path / "new").exists()  # nothing half done

@@ -14,10 +14,12 @@ from airflow_k8s.infra.render.main import write_render
 from airflow_k8s.infra.render.manifests import REDACTED, manifests
 from airflow_k8s.infra.render.offline import RANDOM_BYTES, Evaluation, fake_random_bytes, is_secret_value, unwrap
 
-from .conftest import SECRET_API_KEY, SECRET_DB_URL, SECRET_FERNET, SECRET_JWT, objects, run_stack
+from .conftest import SECRET_ADMIN, SECRET_API_KEY, SECRET_DB_URL, SECRET_FERNET, SECRET_JWT, objects, run_stack
 
-SECRETS = (SECRET_DB_URL, SECRET_FERNET, SECRET_JWT, SECRET_API_KEY)
-GENERATED = tuple(fake_random_bytes(f"airflow-secrets-{key}")["base64"] for key in ("jwt-secret", "api-secret-key"))
+SECRETS = (SECRET_DB_URL, SECRET_FERNET, SECRET_JWT, SECRET_API_KEY, SECRET_ADMIN)
+GENERATED = tuple(
+    fake_random_bytes(f"airflow-secrets-{key}")["base64"] for key in ("jwt-secret", "api-secret-key", "admin-password")
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,10 @@ def test_secret_values_enter_only_the_secret_and_stay_wrapped(evaluation: Evalua
         "fernet-key": SECRET_FERNET,
         "jwt-secret": SECRET_JWT,
         "api-secret-key": SECRET_API_KEY,
+        "admin-password": SECRET_ADMIN,
     }
-    assert evaluation.of_type(RANDOM_BYTES) == []  # all three were given: nothing generated
+    # all four were given: no value generated, only the rollout salt (rollout.py)
+    assert [r.name for r in evaluation.of_type(RANDOM_BYTES)] == ["airflow-secrets-rollout-salt"]
     for resource in evaluation.resources:
         if resource is secret:
             continue
@@ -78,8 +82,9 @@ def test_rendered_directory_holds_no_secret(evaluation: Evaluation, tmp_path: Pa
 
 def test_unset_optional_secrets_are_generated_once_and_stay_secret(default_eval: Evaluation) -> None:
     """fernetKey, jwtSecret, apiSecretKey unset: RandomBytes children (stable in state), never outside the Secret."""
-    generated = {r.name: r for r in default_eval.of_type(RANDOM_BYTES)}
-    assert set(generated) == {f"airflow-secrets-{key}" for key in ("fernet-key", "jwt-secret", "api-secret-key")}
+    generated = {r.name: r for r in default_eval.of_type(RANDOM_BYTES) if not r.name.endswith("rollout-salt")}
+    keys = ("fernet-key", "jwt-secret", "api-secret-key", "admin-password")
+    assert set(generated) == {f"airflow-secrets-{key}" for key in keys}
     assert all(r.inputs == {"length": 32} for r in generated.values())
     (secret,) = default_eval.of_type("kubernetes:core/v1:Secret")
     assert is_secret_value(secret.inputs["stringData"])
@@ -87,7 +92,7 @@ def test_unset_optional_secrets_are_generated_once_and_stay_secret(default_eval:
     fernet = values["fernet-key"]
     assert fernet == fernet_from_base64(fake_random_bytes("airflow-secrets-fernet-key")["base64"])
     assert len(base64.urlsafe_b64decode(fernet)) == 32 and "+" not in fernet and "/" not in fernet  # a Fernet key
-    assert (values["jwt-secret"], values["api-secret-key"]) == GENERATED
+    assert (values["jwt-secret"], values["api-secret-key"], values["admin-password"]) == GENERATED
     for resource in default_eval.resources:
         if resource is not secret and resource.type != RANDOM_BYTES:
             assert not any(value in _text(resource.inputs) for value in (*GENERATED, fernet)), resource.urn

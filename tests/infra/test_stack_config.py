@@ -41,8 +41,13 @@ def test_defaults_parse_to_the_default_model() -> None:
     assert stack.templates_dir == "pod_templates"
     assert stack.platform == PlatformConfig()
     assert stack.platform.node_pools.pools == DEFAULT_NODE_POOLS
-    # the open-to-the-world defaults are allowed, with a warning each
-    assert [w.split(" is ")[0] for w in stack.warnings] == [f"{PROJECT}:databaseCidr", f"{PROJECT}:apiServerCidr"]
+    # no node pools, the open-to-the-world defaults and one api-server are allowed, with a warning each
+    assert [w.split(" is ")[0] for w in stack.warnings] == [
+        f"{PROJECT}:nodePoolBackend",
+        f"{PROJECT}:databaseCidr",
+        f"{PROJECT}:apiServerCidr",
+        f"{PROJECT}:apiServerReplicas",
+    ]
 
 
 def test_values_are_typed() -> None:
@@ -75,6 +80,10 @@ def test_values_are_typed() -> None:
         ("remoteBaseLogFolder", "my-bucket/logs", "expected a remote folder URL"),
         ("remoteLogConnId", "aws logs", "expected an Airflow connection id"),
         ("uiIngressNamespace", "Ingress_NGINX", "DNS-1123 label"),
+        ("uiIngressNamespace", "kube-system", "'kube-system' is a system namespace: every pod in it could reach"),
+        ("uiIngressNamespace", "default", "'default' is a system namespace"),
+        ("remoteBaseLogFolder", "file:///var/log/airflow", "Airflow has no remote log handler for this scheme"),
+        ("remoteBaseLogFolder", "https://logs.example.com/airflow", "no remote log handler"),
         ("remoteLogCidr", "10.0.0.1/8", "CIDR"),
         ("triggererMemoryLimit", "1GB", "1GB"),
         ("nodePoolBackend", "terraform", "karpenter, existing-nodes, none"),
@@ -191,7 +200,9 @@ def test_cross_field_rules(raw: dict[str, object], expected: str) -> None:
 
 def test_karpenter_pools_need_instance_types_and_limits() -> None:
     found = problems(
-        nodePoolInstanceTypes=["workers=m6i.large", "compute=c6i.2xlarge"], nodePoolLimits=["workers.cpu=8"]
+        nodePoolBackend="karpenter",
+        nodePoolInstanceTypes=["workers=m6i.large", "compute=c6i.2xlarge"],
+        nodePoolLimits=["workers.cpu=8"],
     )
     assert f"{PROJECT}:nodePoolInstanceTypes: pool 'gpu' has no instance type" in found
     assert any("pool 'workers' needs limits for ['memory']" in p for p in found)
@@ -212,7 +223,7 @@ def test_existing_nodes_errors() -> None:
     assert f"{PROJECT}:existingNodes = 'gpu=node-a': node is already in pool 'workers'" in found
     assert f"{PROJECT}:existingNodes = 'gpu=Bad_Node': not a valid node name" in found
     (only,) = problems(existingNodes=["workers=node-a"])
-    assert "only used with nodePoolBackend existing-nodes, not karpenter" in only
+    assert "only used with nodePoolBackend existing-nodes, not none" in only
 
 
 @given(st.text(alphabet="0123456789-+ xe.", min_size=1, max_size=6))
@@ -257,9 +268,10 @@ def test_pulumi_yaml_declares_no_key_the_cli_would_require_but_the_stack_may_lea
         for key, decl in project["config"].items()
         if isinstance(decl, dict) and decl.get("default") is None
     }
-    assert required == {"databaseUrl"}  # the one secret nothing can default
-    optional_secrets = {key.name for key in KEYS if key.secret and not key.declared}
-    assert optional_secrets == {"fernetKey", "jwtSecret", "apiSecretKey"}
+    # none: even the database URL may come from an existing Secret (existingDatabaseUrlSecret)
+    assert required == set()
+    undeclared_secrets = {key.name for key in KEYS if key.secret and not key.declared}
+    assert undeclared_secrets == {"databaseUrl", "fernetKey", "jwtSecret", "apiSecretKey", "adminPassword"}
 
 
 def test_pulumi_yaml_makes_the_default_provider_update_config_maps_and_secrets_in_place() -> None:

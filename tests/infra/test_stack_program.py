@@ -67,7 +67,7 @@ def test_platform_is_importable_and_usable_from_another_program() -> None:
         platform = AirflowK8sPlatform("team-a", PlatformArgs(config, templates, secrets))
         pulumi.export("ns", platform.namespace)
 
-    evaluation = evaluate({}, program=other_program)
+    evaluation = evaluate(dict(PROVIDER_FLAGS), program=other_program)  # the default provider, updating in place
     assert evaluation.plain_outputs() == {"ns": "team-a"}
     assert {o["metadata"]["name"] for o in objects(evaluation, "ServiceAccount")} == {
         "team-a-scheduler",
@@ -83,24 +83,49 @@ def test_providers_are_passed_by_the_caller_not_created() -> None:
     evaluation = run_stack()
     assert not [r for r in evaluation.resources if r.type.startswith("pulumi:providers:")]
 
-    import pulumi_kubernetes as k8s
+    from airflow_k8s.infra import PlatformProvider
 
+    evaluation = evaluate({}, program=lambda: _platform_with(PlatformProvider("cluster-b", context="cluster-b")))
+    providers = [r for r in evaluation.resources if r.type.startswith("pulumi:providers:")]
+    assert [p.name for p in providers] == ["cluster-b"]  # only the caller's
+    assert providers[0].inputs["enableConfigMapMutable"] == providers[0].inputs["enableSecretMutable"] == "true"
+    objects_ = evaluation.kubernetes()
+    assert len(objects_) == 44  # the default backend (none) creates no NodePool; 2 image preflight Jobs
+    assert all(r.provider.startswith(providers[0].urn) for r in objects_)
+
+
+def _platform_with(provider: pulumi.ProviderResource | None) -> None:
     from airflow_k8s.executor.pods.templates import TemplateStore
     from airflow_k8s.infra.stack import PROJECT_DIR
 
-    def with_provider() -> None:
-        provider = k8s.Provider("cluster-b", context="cluster-b")
-        config = parse_stack_config({}, secrets_set={"databaseUrl"}).platform
-        templates = TemplateStore(PROJECT_DIR / "pod_templates").load_all()
-        AirflowK8sPlatform(
-            "b",
-            PlatformArgs(config, templates, PlatformSecrets(pulumi.Output.secret("x"))),
-            opts=pulumi.ResourceOptions(providers=[provider]),
-        )
+    config = parse_stack_config({}, secrets_set={"databaseUrl"}).platform
+    templates = TemplateStore(PROJECT_DIR / "pod_templates").load_all()
+    AirflowK8sPlatform(
+        "b",
+        PlatformArgs(config, templates, PlatformSecrets(pulumi.Output.secret("x"))),
+        opts=pulumi.ResourceOptions(providers=[provider] if provider else None),
+    )
 
-    evaluation = evaluate({}, program=with_provider)
-    providers = [r for r in evaluation.resources if r.type.startswith("pulumi:providers:")]
-    assert [p.name for p in providers] == ["cluster-b"]  # only the caller's
-    objects_ = evaluation.kubernetes()
-    assert len(objects_) == 47
-    assert all(r.provider.startswith(providers[0].urn) for r in objects_)
+
+def test_the_component_itself_refuses_a_provider_it_cannot_prove_updates_in_place(monkeypatch) -> None:
+    """Not only the repository's stack program: any program that builds the component."""
+    import pulumi_kubernetes as k8s
+
+    from airflow_k8s.infra import PlatformProvider
+    from airflow_k8s.infra.components.preflight import PreflightError
+
+    monkeypatch.delenv("PULUMI_K8S_ENABLE_CONFIGMAP_MUTABLE", raising=False)
+    monkeypatch.delenv("PULUMI_K8S_ENABLE_SECRET_MUTABLE", raising=False)
+    plain = lambda: _platform_with(k8s.Provider("cluster-c", enable_config_map_mutable=True))  # noqa: E731
+    with pytest.raises(PreflightError, match="the Kubernetes provider 'cluster-c' is not a PlatformProvider"):
+        evaluate({}, program=plain)
+    with pytest.raises(PreflightError, match="kubernetes:enableSecretMutable must be true"):
+        evaluate({"kubernetes:enableConfigMapMutable": "true"}, program=lambda: _platform_with(None))
+    with pytest.raises(ValueError, match="enable_secret_mutable=False is what the platform cannot run with"):
+        PlatformProvider("d", enable_secret_mutable=False)
+
+
+def test_a_template_directory_that_holds_no_templates_is_an_error_naming_the_key() -> None:
+    with pytest.raises(pulumi.RunError) as info:
+        run_stack(podTemplatesDir="/etc")
+    assert "airflow-k8s:podTemplatesDir = '/etc': cannot publish the pod templates of /etc: " in str(info.value)

@@ -10,6 +10,7 @@ from airflow_k8s.executor.contract.config import DEFAULT_TIERS
 from airflow_k8s.executor.contract.config_loader import parse_config
 from airflow_k8s.executor.pods.templates import TemplateStore, parse_template
 from airflow_k8s.infra.components.configmaps import config_checksum
+from airflow_k8s.infra.components.rollout import config_digest
 from airflow_k8s.infra.render.offline import Evaluation
 
 from .conftest import objects, one
@@ -95,11 +96,13 @@ def test_checksum_output_is_the_hash_of_the_published_config(etl_eval: Evaluatio
     cfg_map, templates = _config_maps(etl_eval)
     expected = config_checksum(cfg_map["data"]["airflow.cfg"], templates["data"])
     assert etl_eval.plain_outputs()["configChecksum"] == expected
-    cfg_only = config_checksum(cfg_map["data"]["airflow.cfg"], {})
+    cfg_only = config_digest(cfg_map["data"]["airflow.cfg"])
     for deployment in objects(etl_eval, "Deployment"):
-        reads_templates = deployment["metadata"]["name"] == "etl-scheduler"
-        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
-        assert annotations["airflow-k8s/config-sha256"] == (expected if reads_templates else cfg_only)
+        # the roles that load the templates (scheduler, dag-processor) roll on airflow.cfg and them, the others
+        # on airflow.cfg
+        loads = any(v["name"] == "pod-templates" for v in deployment["spec"]["template"]["spec"]["volumes"])
+        annotation = deployment["spec"]["template"]["metadata"]["annotations"]["airflow-k8s/config-sha256"]
+        assert annotation == (expected if loads else cfg_only)
 
 
 def test_every_template_is_rewired_to_the_created_objects(etl_eval: Evaluation) -> None:
@@ -121,4 +124,5 @@ def test_created_objects_match_the_references(etl_eval: Evaluation) -> None:
     assert claims == {"etl-dags"}
     secret = one(etl_eval, "Secret")
     assert secret["metadata"]["name"] == "etl-secrets"
-    assert set(secret["stringData"]) == {"database-url", "fernet-key", "jwt-secret", "api-secret-key"}
+    # + the simple auth manager's Admin password (authManager: simple, the default)
+    assert set(secret["stringData"]) == {"database-url", "fernet-key", "jwt-secret", "api-secret-key", "admin-password"}

@@ -1,5 +1,6 @@
-"""Fixtures of the real-apiserver tier: the server, the platform's rendered objects in a namespace of the test's
-own, a token of the scheduler's ServiceAccount, and a stand-in kubelet.
+"""Fixtures of the real-apiserver tier: the server, the real kube-scheduler, the platform's rendered objects in a
+namespace of the test's own (the DAGs claim bound to a volume), Nodes built from the rendered NodePools, a token
+of the scheduler's ServiceAccount, and a stand-in kubelet that runs what kube-scheduler binds.
 
 The tier is opt-in (``pytest -m realapi``) and skips, saying why, when the server is not built.
 """
@@ -15,16 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from airflow_k8s.executor.contract import quantity
 from airflow_k8s.executor.contract.config import ExecutorConfig
 from airflow_k8s.executor.contract.config_loader import parse_config
 from airflow_k8s.executor.contract.config_render import render_config
 from airflow_k8s.executor.kube.client import KubeClient
+from tests.realapi import nodes
 from tests.realapi import platform as plat
 from tests.realapi.apiserver import RealApiServer
 from tests.realapi.kubelet import NodePool, StandInKubelet
+from tests.realapi.scheduler import KubeScheduler
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +38,17 @@ def kas() -> Iterator[RealApiServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_scheduler(kas: RealApiServer) -> Iterator[KubeScheduler]:
+    scheduler = KubeScheduler(kas)
+    why = scheduler.missing()
+    if why is not None:
+        pytest.skip(why)
+    scheduler.start()
+    yield scheduler
+    scheduler.stop()
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +73,7 @@ class Platform:
     templates_dir: Path
     config: ExecutorConfig
     tmp: Path
+    node_pools: list[NodePool]
 
     def quota(self) -> dict[str, Any]:
         """The platform's ResourceQuota (the first the render has), as the server holds it now."""
@@ -94,22 +108,8 @@ class Platform:
         return path
 
     def pools(self) -> list[NodePool]:
-        """One Node per placement the pod templates target (their nodeSelector and tolerations)."""
-        seen: dict[tuple[tuple[str, str], ...], NodePool] = {}
-        for path in sorted(self.templates_dir.glob("*.yaml")):
-            spec = (yaml.safe_load(path.read_text()) or {}).get("spec") or {}
-            labels = dict(spec.get("nodeSelector") or {})
-            key = tuple(sorted(labels.items()))
-            if key in seen:
-                continue
-            taints = tuple(
-                {k: v for k, v in (("key", t.get("key")), ("value", t.get("value")), ("effect", t.get("effect"))) if v}
-                for t in spec.get("tolerations") or []
-                if t.get("key") and t.get("effect")
-            )
-            gpus = 4 if "gpu" in path.stem else 0
-            seen[key] = NodePool(f"kas-{path.stem.replace('_', '-')}-{self.suffix}", labels, taints, gpus=gpus)
-        return list(seen.values())
+        """One Node per rendered NodePool (its template's labels and taints, its limits as capacity)."""
+        return list(self.node_pools)
 
 
 @pytest.fixture
@@ -122,6 +122,14 @@ def platform(kas: RealApiServer, rendered: plat.Rendered, tmp_path: Path) -> Ite
     objects = plat.relocate(selection.apply, old, namespace, suffix)
     for obj in objects:
         plat.apply(admin, obj)
+    claims = plat.relocate(
+        [o for o in rendered.objects if o["kind"] == "PersistentVolumeClaim"], old, namespace, suffix
+    )
+    volumes = []
+    for claim in claims:  # the DAGs claim every task pod mounts, bound as a volume binder would bind it
+        bound, volume = nodes.bound_claim(claim, suffix)
+        nodes.bind(admin, bound, volume)
+        volumes.append(volume)
     account = rendered.outputs["schedulerServiceAccountName"]
     token = plat.service_account_token(admin, namespace, account)
     kubeconfig = plat.token_kubeconfig(tmp_path / "scheduler.kubeconfig", kas.url, kas.ca_file, token, namespace)
@@ -141,9 +149,13 @@ def platform(kas: RealApiServer, rendered: plat.Rendered, tmp_path: Path) -> Ite
         watch_timeout_seconds=30,
         kube_request_timeout=30,
     )
+    pools = nodes.pools_from_render(rendered.objects, suffix)
     yield Platform(
-        kas, admin, namespace, suffix, objects, selection.skipped, account, kubeconfig, templates, config, tmp_path
-    )
+        kas, admin, namespace, suffix, objects, selection.skipped, account, kubeconfig, templates, config, tmp_path,
+        pools,
+    )  # fmt: skip
+    for volume in volumes:
+        nodes.unbind(admin, volume)
     for obj in reversed(objects):
         if obj["kind"] in ("Namespace", "ClusterRole", "ClusterRoleBinding"):  # the namespace takes the rest
             plat.delete(admin, obj)
@@ -151,10 +163,12 @@ def platform(kas: RealApiServer, rendered: plat.Rendered, tmp_path: Path) -> Ite
 
 
 @pytest.fixture
-def kubelet(platform: Platform) -> Iterator[StandInKubelet]:
+def kubelet(platform: Platform, kube_scheduler: KubeScheduler) -> Iterator[StandInKubelet]:
+    """Runs the pods kube-scheduler binds to the Nodes of the rendered NodePools (it binds none itself)."""
     client = platform.kas.admin(pool_size=8)
-    standin = StandInKubelet(client, platform.namespace, platform.pools()).start()
+    standin = StandInKubelet(client, platform.namespace, platform.pools(), bind=False).start()
     yield standin
     standin.stop()
     client.close()
     assert standin.errors == [], standin.errors[:5]
+    assert kube_scheduler.alive(), "kube-scheduler died during the test"

@@ -2,9 +2,12 @@
 
 For the pods of one namespace it does what those components would write, and nothing else:
 
-* registers Nodes (labels, taints, capacity, Ready) - one per pool the pod templates target;
-* binds each new pod to a Node whose labels match its ``nodeSelector``, with the ``pods/binding`` subresource
-  (a pod no Node matches stays Pending, as unschedulable);
+* registers Nodes (labels, taints, capacity, Ready) - one per pool it is given;
+* with ``bind=True`` (no kube-scheduler running), binds each new pod to a Node whose labels match its
+  ``nodeSelector``, with the ``pods/binding`` subresource (a pod no Node matches stays Pending, as unschedulable;
+  :meth:`StandInKubelet.hold` keeps new pods Pending until :meth:`StandInKubelet.resume`, as a cluster without
+  room would); with ``bind=False`` the real kube-scheduler (:mod:`tests.realapi.scheduler`) binds, and the
+  stand-in only runs pods bound to its Nodes;
 * writes the pod's status with ``pods/status``: Running with running container statuses, then - after the
   pod's ``fakekube/run-seconds`` annotation, default ``run_seconds`` - Succeeded, or Failed with the
   ``fakekube/exit-code`` annotation when ``fakekube/outcome`` is ``fail``, with terminated container statuses;
@@ -100,14 +103,17 @@ class StandInKubelet:
         start_delay: float = 0.05,
         stop_delay: float = 0.3,
         workers: int = 4,
+        bind: bool = True,
     ) -> None:
         self.admin = admin
+        self.bind = bind
         self.namespace = namespace
         self.pools = pools
         self.run_seconds = run_seconds
         self.start_delay = start_delay
         self.stop_delay = stop_delay
         self.uids: dict[str, list[str]] = defaultdict(list)  # pod name -> UIDs in order of appearance
+        self.nodes: dict[str, str] = {}  # pod name -> the node it was bound to (by kube-scheduler or the stand-in)
         self.binds = self.status_writes = self.finalized = self.retries = 0
         self.errors: list[str] = []
         self._states: dict[str, _PodState] = {}
@@ -116,6 +122,8 @@ class StandInKubelet:
         self._wake = threading.Condition(self._lock)
         self._seq = itertools.count()
         self._stop = threading.Event()
+        self._scheduling = threading.Event()  # cleared by hold(): new pods stay Pending, as with no room on any node
+        self._scheduling.set()
         self._stream: WatchStream | None = None
         self._threads = [threading.Thread(target=self._watch, name="standin-watch", daemon=True)]
         self._threads += [threading.Thread(target=self._work, name=f"standin-{i}", daemon=True) for i in range(workers)]
@@ -123,11 +131,19 @@ class StandInKubelet:
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> StandInKubelet:
         for pool in self.pools:
+            manifest = node_manifest(pool)
             try:
-                self.admin.request("POST", "/api/v1/nodes", body=node_manifest(pool))
+                self.admin.request("POST", "/api/v1/nodes", body=manifest)
             except KubeApiError as exc:
                 if exc.status != 409:
                     raise
+            # A create drops the status: capacity, allocatable and Ready are written as a kubelet writes them.
+            path = f"/api/v1/nodes/{pool.name}/status"
+            self.admin.request("PATCH", path, body={"status": manifest["status"]}, headers=_MERGE)
+            # Admission taints a new Node node.kubernetes.io/not-ready until the node lifecycle controller (not run
+            # here) sees it Ready: take the taint off as it would, keeping the pool's own.
+            body = {"spec": {"taints": manifest["spec"]["taints"]}}
+            self.admin.request("PATCH", f"/api/v1/nodes/{pool.name}", body=body, headers=_MERGE)
         for thread in self._threads:
             thread.start()
         return self
@@ -144,6 +160,16 @@ class StandInKubelet:
         for pool in self.pools:
             with contextlib.suppress(KubeApiError):
                 self.admin.request("DELETE", f"/api/v1/nodes/{pool.name}", decode=False)
+
+    def hold(self) -> None:
+        """Bind or start no new pod until :meth:`resume` (running pods keep running, deletions still finish)."""
+        self._scheduling.clear()
+
+    def resume(self) -> None:
+        """Bind again, the pods that stayed Pending meanwhile first."""
+        self._scheduling.set()
+        for pod in self.admin.list_pods(self.namespace).items:
+            self._observe("MODIFIED", pod)
 
     # -- observations -------------------------------------------------------------------------------
     def creates(self) -> dict[str, int]:
@@ -203,13 +229,22 @@ class StandInKubelet:
             return
         if state.bound:
             return  # being bound and run by this stand-in already
-        state.bound = True
-        if spec.get("nodeName"):  # bound by someone else (created with a nodeName): just run it
+        if spec.get("nodeName"):  # bound by the scheduler (or created with a nodeName): run it on its node
+            if spec["nodeName"] not in {pool.name for pool in self.pools}:
+                return  # another kubelet's
+            if not self._scheduling.is_set():
+                return  # held: no room to start it yet (resume() looks again)
+            state.bound = True
+            with self._lock:
+                self.nodes[name] = spec["nodeName"]
             self._later(self.start_delay, lambda: self._run(pod, state))
             return
-        node = self._node_for(spec)
+        if not self.bind:
+            return  # kube-scheduler binds it (or leaves it Pending with its reason)
+        state.bound = True
+        node = self._node_for(spec) if self._scheduling.is_set() else None
         if node is None:
-            state.bound = False  # unschedulable: stays Pending
+            state.bound = False  # unschedulable (or held): stays Pending
             return
         self._later(0.0, lambda: self._bind(pod, node, state))
 
@@ -269,6 +304,7 @@ class StandInKubelet:
             raise
         with self._lock:
             self.binds += 1
+            self.nodes[metadata["name"]] = node
         self._later(self.start_delay, lambda: self._run(pod, state))
 
     def _patch_status(self, name: str, status: dict[str, Any]) -> None:

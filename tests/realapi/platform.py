@@ -8,8 +8,11 @@ loses do not matter:
 applied                                   Namespace, ResourceQuota, LimitRange, ServiceAccount, Role,
                                           RoleBinding, ClusterRole, ClusterRoleBinding, PriorityClass
 skipped: no controller or kubelet here    Deployment (the tests run the scheduler themselves), Job, Service,
-                                          PersistentVolumeClaim (no provisioner), NetworkPolicy (no network
-                                          plugin), ConfigMap and Secret (read from the render, not the server)
+                                          NetworkPolicy (no network plugin), ConfigMap and Secret (read from
+                                          the render, not the server)
+applied by the fixture, bound             PersistentVolumeClaim (no provisioner: pre-bound to a volume of its
+                                          own, :mod:`tests.realapi.nodes`)
+turned into Nodes                         karpenter.sh NodePool (:mod:`tests.realapi.nodes`)
 skipped: not served by this server       any apiVersion its discovery lacks: policy/v1 PodDisruptionBudget
                                           (Kubernetes 1.21+), and CRDs not installed here (karpenter.sh
                                           NodePool, monitoring.coreos.com PodMonitor)
@@ -53,7 +56,7 @@ APPLIED: dict[str, tuple[str, str, bool]] = {
 NOT_NEEDED = {
     "Deployment": "the tests run the scheduler process themselves",
     "Service": "no kube-proxy or endpoints controller needed",
-    "PersistentVolumeClaim": "no storage provisioner",
+    "PersistentVolumeClaim": "bound to a volume of its own by the fixture (no provisioner): tests/realapi/nodes.py",
     "NetworkPolicy": "no network plugin",
     "ConfigMap": "airflow.cfg and templates are read from the render",
     "Secret": "task pods never run a real container here",
@@ -75,10 +78,10 @@ class Selection:
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, name, why)
 
 
-def render(out: Path) -> Rendered:
-    """The dev stack, rendered offline into ``out``."""
+def render(out: Path, stack: str = "dev") -> Rendered:
+    """A stack (the dev one by default), rendered offline into ``out``."""
     completed = subprocess.run(
-        [sys.executable, "-m", "airflow_k8s.infra", "render", "--stack", "dev", "--out", str(out)],
+        [sys.executable, "-m", "airflow_k8s.infra", "render", "--stack", stack, "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -75,6 +75,7 @@ class Deployed:
     first_up: Result
     api: AirflowApi
     recorder: PodRecorder
+    log_endpoint: str  # the S3 store's in-cluster URL (the remoteLogConnId connection's endpoint_url)
     ups: list[Result] = field(default_factory=list)
 
     @property
@@ -144,7 +145,7 @@ def deployed(kit: Kit, platform_image: PlatformImage, figures: dict[str, Any]) -
     log(f"platform up in {result.seconds:.0f}s")
     api = AirflowApi(kit, NAMESPACE, outputs["apiServerServiceName"])
     api.request("POST", "/connections", workload.log_connection(log_endpoint))
-    deployment = Deployed(kit, applier, stack, work, evaluation, result, api, recorder, [result])
+    deployment = Deployed(kit, applier, stack, work, evaluation, result, api, recorder, log_endpoint, [result])
     yield deployment
     recorder.stop()
     if os.environ.get("KC_KEEP_PLATFORM") != "1":

@@ -8,7 +8,9 @@ platform's control-plane requests (100m CPU) and PriorityClass, configured throu
 the scheduler's ServiceAccount may manage pods in its namespace.  Task pods come from a template with the
 platform default template's resources (500m/1Gi, limits 1/2Gi), so both executors compete for the same node the
 same way.
-The DAGs are the tier's DAG directory, mounted read-only by hostPath.
+The DAGs are the tier's DAG directory, mounted read-only by hostPath.  Task logs go to the same S3 store
+(its own prefix, the same connection, added through its REST API) as the platform's: both task pods upload
+their log when the task ends, so start-to-end times compare like for like.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tests.realcluster.stack import DB_NAMESPACE
 
 NAMESPACE = "airflow-k8s-provider"
 SERVICE = "provider-api-server"
+LOG_CONNECTION = "aws_logs"  # the platform's remoteLogConnId in the tier (workload.LOGS_CONNECTION)
 ACCOUNT = "provider-scheduler"
 CONTROL_PLANE_PRIORITY_CLASS = "airflow-control-plane"  # the platform's (same cluster): equal footing
 RESOURCES = {"requests": {"cpu": "100m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
@@ -40,7 +43,16 @@ def create_database(kit: Kit, name: str = "airflow_provider") -> None:
                 f'echo "{sql}" | PGPASSWORD="$POSTGRES_PASSWORD" psql -h 127.0.0.1 -U airflow -d postgres')  # fmt: skip
 
 
-def worker_template(image: str) -> dict[str, Any]:
+def logging_env(log_folder: str) -> list[dict[str, str]]:
+    """Remote task logs as the platform's ``remoteBaseLogFolder``/``remoteLogConnId`` set them."""
+    return [
+        {"name": "AIRFLOW__LOGGING__REMOTE_LOGGING", "value": "True"},
+        {"name": "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER", "value": log_folder},
+        {"name": "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID", "value": LOG_CONNECTION},
+    ]
+
+
+def worker_template(image: str, log_folder: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -57,6 +69,7 @@ def worker_template(image: str) -> dict[str, Any]:
                     "env": [
                         {"name": "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "value": execution_api_url()},
                         {"name": "AIRFLOW__CORE__DAGS_FOLDER", "value": "/opt/airflow/dags"},
+                        *logging_env(log_folder),
                     ],
                     "resources": TASK_RESOURCES,
                     "securityContext": RESTRICTED,
@@ -72,9 +85,9 @@ def execution_api_url() -> str:
     return f"http://{SERVICE}.{NAMESPACE}.svc.cluster.local:8080/execution/"
 
 
-def objects(image: str, dags: Path, database_url: str) -> list[dict[str, Any]]:
+def objects(image: str, dags: Path, database_url: str, log_folder: str) -> list[dict[str, Any]]:
     repository, tag = image.rsplit(":", 1)
-    template = yaml.safe_dump(worker_template(image)).replace("__DAGS__", str(dags))
+    template = yaml.safe_dump(worker_template(image, log_folder)).replace("__DAGS__", str(dags))
     secret_values = {
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
         "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
@@ -96,7 +109,7 @@ def objects(image: str, dags: Path, database_url: str) -> list[dict[str, Any]]:
         "AIRFLOW__KUBERNETES_EXECUTOR__DELETE_WORKER_PODS": "False",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
     }
-    env = [{"name": k, "value": v} for k, v in settings.items()]
+    env = [{"name": k, "value": v} for k, v in settings.items()] + logging_env(log_folder)
     env += [{"name": k, "valueFrom": {"secretKeyRef": {"name": "provider", "key": k}}} for k in secret_values]
 
     def pod(
@@ -199,10 +212,10 @@ def objects(image: str, dags: Path, database_url: str) -> list[dict[str, Any]]:
     ]
 
 
-def deploy(kit: Kit, image: str, dags: Path, database_url: str) -> None:
+def deploy(kit: Kit, image: str, dags: Path, database_url: str, log_folder: str) -> None:
     create_database(kit)
     url = database_url.rsplit("/", 1)[0] + "/airflow_provider"
-    found = objects(image, dags, url)
+    found = objects(image, dags, url, log_folder)
     kit.apply_objects([o for o in found if o["kind"] not in ("Deployment", "Service")])
 
     def migrated() -> bool:

@@ -65,7 +65,7 @@ def tier_values(image: str, templates_dir: Path, log_folder: str = "s3://airflow
         "quotaLimitsMemory": "64Gi",
         "quotaPods": 20,
         "quotaGpus": 0,
-        "apiServerCidr": "10.244.0.0/24",
+        "apiServerCidr": "10.244.0.1/32",  # the kube-apiserver (the node IP); task egress cuts it out
         "databaseCidr": "10.244.0.0/24",
         "dagsStorageClass": DAGS_STORAGE_CLASS,
         "dagsStorageSize": "1Gi",

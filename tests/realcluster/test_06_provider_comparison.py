@@ -1,5 +1,6 @@
 """The figures' reference: the same small DAG run by this executor and by the provider's KubernetesExecutor, on the
-same cluster at the same time (both control planes up, the same image, the same node).  It prints and records
+same cluster at the same time (both control planes up, the same image, the same node, task logs to the same S3
+store).  It prints and records
 the figures; it asserts only what must hold for them to mean anything (both runs succeeded, one pod per task)."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.realcluster import provider
+from tests.realcluster import provider, workload
 from tests.realcluster.airflow_api import AirflowApi
 from tests.realcluster.conftest import Deployed, log
 from tests.realcluster.kit import wait_for
@@ -53,8 +54,10 @@ def test_the_same_small_dag_on_this_executor_and_on_the_providers_kubernetes_exe
 ):
     d = deployed
     d.api.wait_for_dags(["kc_small"])
-    provider.deploy(d.kit, d.stack.values["workerImage"], d.work / "dags", d.stack.secrets["databaseUrl"])
+    log_folder = f"s3://{workload.LOGS_BUCKET}/provider-task-logs"  # the platform's: .../task-logs
+    provider.deploy(d.kit, d.stack.values["workerImage"], d.work / "dags", d.stack.secrets["databaseUrl"], log_folder)
     reference = AirflowApi(d.kit, provider.NAMESPACE, provider.SERVICE)
+    reference.request("POST", "/connections", workload.log_connection(d.log_endpoint))
     recorder = PodRecorder(d.kit, provider.NAMESPACE).start()
     try:
         reference.wait_for_dags(["kc_small"])

@@ -63,10 +63,10 @@ def test_the_seed_dags_are_copied_verbatim_but_for_heavy_computations_request(tm
             assert changed == [], source.name
         else:
             assert changed[2:] == [
-                '-                    "requests": {"cpu": "2", "memory": "4Gi"},',
-                '-                    "limits": {"cpu": "4", "memory": "8Gi"},',
-                '+                    "requests": {"cpu": "500m", "memory": "1Gi"},',
-                '+                    "limits": {"cpu": "1", "memory": "2Gi"},',
+                '-            resources={"requests": {"cpu": "2", "memory": "4Gi"}, '
+                '"limits": {"cpu": "4", "memory": "8Gi"}},',
+                '+            resources={"requests": {"cpu": "500m", "memory": "1Gi"}, '
+                '"limits": {"cpu": "1", "memory": "2Gi"}},',
             ]
 
 

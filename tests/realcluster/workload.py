@@ -46,16 +46,8 @@ from tests.realcluster.stack import DAGS_STORAGE_CLASS, DB_NAMESPACE
 HERE = Path(__file__).resolve().parent
 POOL_LABELS = {"node-type": "worker"}
 NODE = "kc-node"
-HEAVY_SEED = """\
-                "resources": {
-                    "requests": {"cpu": "2", "memory": "4Gi"},
-                    "limits": {"cpu": "4", "memory": "8Gi"},
-                },"""
-HEAVY_TIER = """\
-                "resources": {
-                    "requests": {"cpu": "500m", "memory": "1Gi"},
-                    "limits": {"cpu": "1", "memory": "2Gi"},
-                },"""
+HEAVY_SEED = 'resources={"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"cpu": "4", "memory": "8Gi"}},'
+HEAVY_TIER = 'resources={"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},'
 HEAVY_RESOURCES = ({"cpu": "500m", "memory": "1Gi"}, {"cpu": "1", "memory": "2Gi"})
 
 

@@ -7,9 +7,11 @@
   resolves to this venv's interpreter, the only executable allowed.  Nodes: the pools infra provisions,
   labelled and tainted as the shipped templates expect (``tests.engine.conftest.POOLS``).
 * **Control plane** (``AIRFLOW_HOME=<tmp>/home``): ``airflow api-server`` (REST API and, under
-  ``/execution/``, the Execution API), ``airflow dag-processor`` and ``airflow scheduler`` with
+  ``/execution/``, the Execution API), ``airflow dag-processor``, ``airflow triggerer`` (deferred tasks
+  resume through it) and ``airflow scheduler`` with
   ``[core] executor = airflow_k8s.executor.airflow.KubernetesPlatformExecutor``, which reaches the fake
-  through ``in_cluster = False`` + a kubeconfig.
+  through ``in_cluster = False`` + a kubeconfig.  The package is installed in this venv, so its cluster
+  policy (the ``airflow.policy`` entry point) checks every DAG the dag-processor parses.
 * **Workers**: task processes get ``AIRFLOW_HOME=<tmp>/worker-home``, whose airflow.cfg has *no* database URL:
   an Airflow 3 task needs only its DAG file and the Execution API (``AIRFLOW__CORE__EXECUTION_API_SERVER_URL``,
   which the executor puts into every pod).  ``E2E_SHARED_DIR`` (a directory both sides see) is how test DAGs
@@ -70,6 +72,18 @@ class Fake:
     def get(self, path: str) -> Any:
         with urllib.request.urlopen(self.url + path, timeout=10) as response:  # noqa: S310 - http to loopback
             return json.loads(response.read())
+
+    def post(self, path: str, body: Any) -> Any:
+        request = urllib.request.Request(  # noqa: S310 - http to loopback
+            self.url + path, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return json.loads(response.read() or b"null")
+
+    def delete(self, path: str) -> None:
+        request = urllib.request.Request(self.url + path, method="DELETE")  # noqa: S310 - http to loopback
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+            pass
 
     def pods(self) -> list[dict[str, Any]]:
         """The pods in the task namespace now (finished ones stay: ``delete_worker_pods = False``)."""
@@ -149,6 +163,11 @@ class AirflowStack:
         new = self.services.start("api-server", old.argv, env=old.env, cwd=old.cwd)
         self.wait(self.api.reachable, what="the restarted API server to answer", timeout=STARTUP_TIMEOUT)
         return new
+
+    def restart_scheduler(self, **env: str) -> Service:
+        """Stop the newest live scheduler cleanly (SIGTERM: its pods keep running) and start one with ``env``."""
+        self.stop_scheduler(self.scheduler)
+        return self.start_scheduler(**env)
 
     def airflow(self, name: str, *args: str, timeout: float = 600) -> None:
         self.services.run(name, [sys.executable, "-m", "airflow", *args], timeout=timeout, env=self.env, cwd=self.home)
@@ -235,7 +254,12 @@ def write_configs(root: Path, *, database_url: str, api_port: int, kubeconfig: P
         "database": {"sql_alchemy_conn": database_url},
         "api": {"host": "127.0.0.1", "port": api_port, "base_url": f"http://127.0.0.1:{api_port}", "workers": 1},
         "api_auth": {"jwt_secret": JWT_SECRET},
-        "logging": {"base_log_folder": logs, "colored_console_log": "False"},
+        "logging": {
+            "base_log_folder": logs,
+            "colored_console_log": "False",
+            "trigger_log_server_port": free_port(),  # the triggerer's log server: not the shared default 8794
+        },
+        "triggerer": {"job_heartbeat_sec": 1},
         "scheduler": {
             "use_job_schedule": "False",  # only the runs the test triggers
             "scheduler_heartbeat_sec": 1,
@@ -281,17 +305,17 @@ def start_fake(services: Services, root: Path, worker_env: dict[str, str]) -> Fa
     return Fake(wait_until(url, timeout=60, what="the fake API server's URL", services=services), service)
 
 
-def start_stack(root: Path, *, database: str = "postgresql") -> AirflowStack:
+def start_stack(root: Path, *, database: str = "postgresql", triggerer: bool = True) -> AirflowStack:
     """Everything above, started in order and waited for; stop it with ``stack.services.stop_all()``."""
     services = Services(root / "logs")
     try:
-        return _start(root, services, database)
+        return _start(root, services, database, triggerer)
     except BaseException:
         services.stop_all()
         raise
 
 
-def _start(root: Path, services: Services, database: str) -> AirflowStack:
+def _start(root: Path, services: Services, database: str, triggerer: bool = True) -> AirflowStack:
     url = start_postgres(services).url if database == "postgresql" else f"sqlite:///{root / 'airflow.db'}"
     shared = root / "shared"
     shared.mkdir()
@@ -317,6 +341,8 @@ def _start(root: Path, services: Services, database: str) -> AirflowStack:
     stack.airflow("db-migrate", "db", "migrate")
     services.start("api-server", [sys.executable, "-m", "airflow", "api-server"], env=env, cwd=home)
     services.start("dag-processor", [sys.executable, "-m", "airflow", "dag-processor"], env=env, cwd=home)
+    if triggerer:
+        services.start("triggerer", [sys.executable, "-m", "airflow", "triggerer"], env=env, cwd=home)
     stack.start_scheduler()
     stack.wait(stack.api.reachable, what="the API server to answer", timeout=STARTUP_TIMEOUT)
     return stack
