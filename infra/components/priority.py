@@ -1,7 +1,9 @@
 """PriorityClasses of task pods, of the N_min placeholder pods and of the control plane.
 
 Placeholders reserve warm capacity: they run at a *negative* priority so any task pod (at the
-task class's value, which must be >= 0) preempts them the moment it needs the room, and with
+task class's value, which must be >= 0; default 0, so task pods preempt nothing else - other
+workloads of the cluster run at 0 too, and equal priority never preempts) preempts them the moment
+it needs the room, and with
 ``preemptionPolicy: Never`` so a placeholder can never evict anything itself - not even another
 placeholder or a pod of another namespace at priority 0.  Neither class is ``globalDefault``:
 other workloads of the cluster keep their own priority.

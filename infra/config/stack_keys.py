@@ -194,7 +194,12 @@ KEYS: tuple[StackKey, ...] = (
     _k("metricsPort", "integer", 9102, "Port of the executor's metrics endpoint in the scheduler pod."),
     _k("placeholderImage", "string", "registry.k8s.io/pause:3.10", "Image of the N_min placeholder pods."),
     # priority classes
-    _k("taskPriority", "integer", 1000, "PriorityClass value of task pods (0..1000000000)."),
+    _k(
+        "taskPriority",
+        "integer",
+        0,
+        "PriorityClass value of task pods (0..1000000000); above 0 they preempt the cluster's default-priority pods.",
+    ),
     _k(
         "placeholderPriority",
         "integer",

@@ -51,7 +51,7 @@ POOLS = (
 
 # The platform's PriorityClasses (infra renders <platformName>-task / -placeholder); the strict fake refuses
 # pods naming a class it does not know, as the Priority admission plugin does.
-PRIORITY_CLASSES = {"airflow-task": 1000, "airflow-placeholder": -10}
+PRIORITY_CLASSES = {"airflow-task": 0, "airflow-placeholder": -10}  # the platform defaults
 PREEMPTION_POLICIES = {"airflow-placeholder": "Never"}
 # Strict, with the kubelet's graceful-deletion delay cut from 2 s to 0.5 s: the order of events
 # (MODIFIED with deletionTimestamp, then DELETED) is the same, and a suite that deletes every

@@ -32,7 +32,7 @@ def test_airflow_cfg_loads_and_names_the_created_objects(etl_eval: Evaluation) -
     priority = {o["metadata"]["name"]: o for o in objects(etl_eval, "PriorityClass")}
     assert config.namespace == namespace == "etl-jobs"
     assert config.worker_service_account_name == "etl-worker" and config.worker_service_account_name in accounts
-    assert priority[config.worker_priority_class]["value"] == 1000
+    assert priority[config.worker_priority_class]["value"] == 0  # preempts placeholders, nothing else
     assert priority[config.placeholder_priority_class]["value"] == -10
     assert priority[config.placeholder_priority_class]["preemptionPolicy"] == "Never"
     assert config.scheduler_instance_id == "etl"

@@ -52,7 +52,9 @@ def test_each_control_plane_role_is_ready_with_its_probes_passing_and_never_rest
     assert status["ready"] is True and status["started"] is True
     assert status["restartCount"] == 0, status  # no liveness or startup probe ever killed it
     init = pod["status"].get("initContainerStatuses") or []
-    assert [(s["name"], s["state"].get("terminated", {}).get("exitCode")) for s in init] == [("wait-for-migrations", 0)]
+    # the schema check first; the api-server then writes the simple auth manager's Admin password file
+    expected = [("wait-for-migrations", 0)] + ([("admin-password", 0)] if role == "api-server" else [])
+    assert [(s["name"], s["state"].get("terminated", {}).get("exitCode")) for s in init] == expected
 
 
 @pytest.mark.parametrize("role", ROLES)
