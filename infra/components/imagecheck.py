@@ -46,7 +46,7 @@ import inspect
 import json
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,7 @@ from airflow_k8s.infra.components.airflowpod import (
 )
 from airflow_k8s.infra.components.k8s import TOKEN_PREFIX, child, metadata, name_of, raw
 from airflow_k8s.infra.components.names import ROLE_LABEL, PlatformNames
+from airflow_k8s.infra.config.args import ImagePreflightSpec
 
 IMAGE_CHECK = "image-check"
 DEADLINE_SECONDS = 600  # an image pull on a cold node, plus waiting for the Service's DNS name
@@ -104,6 +105,8 @@ class ImageCheckArgs:
     dags_claim: pulumi.Input[str]
     template_dir: str
     after: Sequence[pulumi.Resource] = ()  # the NetworkPolicies (DNS egress)
+    # What each check pod asks (imagePreflight's own, counted by the quota check), not the imitated pod's.
+    resources: Mapping[str, Mapping[str, str]] = field(default_factory=ImagePreflightSpec().resources.to_k8s)
 
 
 def check_spec(args: ImageCheckArgs, role: str) -> incontainer.Spec:
@@ -136,13 +139,20 @@ def job_name(names: PlatformNames, role: str, spec: incontainer.Spec, *inputs: s
     return f"{names.name}-check-{label}-{digest.hexdigest()[:8]}"
 
 
-def _finish_container(container: dict[str, Any]) -> None:
-    """Leave the layout env to the image; fall back to the log tail if no message was written."""
+def _finish_container(container: dict[str, Any], resources: Mapping[str, Mapping[str, str]]) -> None:
+    """Leave the layout env to the image; fall back to the log tail if no message was written; the
+    check's own resources."""
+    container["resources"] = {kind: dict(amounts) for kind, amounts in resources.items()}
     container["env"] = [e for e in container.get("env") or [] if e.get("name") not in LAYOUT_ENV]
     container["terminationMessagePolicy"] = "FallbackToLogsOnError"
 
 
-def worker_pod_spec(config: ExecutorConfig, templates: Mapping[str, str], spec: incontainer.Spec) -> dict[str, Any]:
+def worker_pod_spec(
+    config: ExecutorConfig,
+    templates: Mapping[str, str],
+    spec: incontainer.Spec,
+    resources: Mapping[str, Mapping[str, str]],
+) -> dict[str, Any]:
     """The task pod the executor would build, running the check instead of a workload."""
     with tempfile.TemporaryDirectory(prefix="airflow-k8s-templates-") as directory:
         for name, text in templates.items():
@@ -152,15 +162,17 @@ def worker_pod_spec(config: ExecutorConfig, templates: Mapping[str, str], spec: 
     pod_spec: dict[str, Any] = copy.deepcopy(pod["spec"])
     for container in pod_spec["containers"]:
         if container.get("name") == BASE_CONTAINER:
-            _finish_container(container)
+            _finish_container(container, resources)
     return pod_spec
 
 
-def airflow_pod_spec(runtime: Runtime, wiring: PodWiring, spec: incontainer.Spec) -> dict[str, Any]:
+def airflow_pod_spec(
+    runtime: Runtime, wiring: PodWiring, spec: incontainer.Spec, resources: Mapping[str, Mapping[str, str]]
+) -> dict[str, Any]:
     """The control plane's pod (scheduler's resources, DAGs and templates mounted), no secret, no token."""
     role = Role(IMAGE_CHECK, tuple(command(spec)), (), dags=True, templates=True, wait_for_migrations=False)
     pod_spec = control_plane_pod(role, runtime, wiring)
-    _finish_container(pod_spec["containers"][0])
+    _finish_container(pod_spec["containers"][0], resources)
     return pod_spec
 
 
@@ -195,7 +207,7 @@ class ImageChecks(pulumi.ComponentResource):
         worker_name = job_name(n, "worker", worker, args.template_fingerprint)
         airflow_name = job_name(n, "scheduler", airflow, runtime.image_pull_policy, json.dumps(asdict(runtime)))
         worker_spec = pulumi.Output.all(args.executor_config, args.templates).apply(
-            lambda v: job_spec(n, "worker", worker_pod_spec(v[0], v[1], worker), worker_name)
+            lambda v: job_spec(n, "worker", worker_pod_spec(v[0], v[1], worker, args.resources), worker_name)
         )
         airflow_spec = pulumi.Output.all(
             args.control_plane_service_account, args.airflow_config_map, args.templates_config_map, args.dags_claim
@@ -203,7 +215,9 @@ class ImageChecks(pulumi.ComponentResource):
             lambda v: job_spec(
                 n,
                 "scheduler",
-                airflow_pod_spec(runtime, PodWiring(v[0], v[1], v[2], v[3], "", args.template_dir), airflow),
+                airflow_pod_spec(
+                    runtime, PodWiring(v[0], v[1], v[2], v[3], "", args.template_dir), airflow, args.resources
+                ),
                 airflow_name,
             )
         )

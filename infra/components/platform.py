@@ -207,6 +207,7 @@ class AirflowK8sPlatform(pulumi.ComponentResource):
                     airflow_config_map=config_maps.airflow_config_map,
                     templates_config_map=config_maps.templates_config_map, dags_claim=dags.claim_name,
                     template_dir=c.executor.pod_template_dir, after=[network],
+                    resources=c.image_preflight.resources.to_k8s(),
                 ),
                 opts=child(self),
             )  # fmt: skip

@@ -350,10 +350,14 @@ class ImagePreflightSpec:
     """The image preflight Jobs (:mod:`airflow_k8s.infra.components.imagecheck`).
 
     ``airflow_version``: the Airflow release both images must carry (empty: not checked).
+    ``resources``: what each check pod asks, whatever the pod it imitates asks - a check imports
+    Airflow and reads a few files, and it runs during an ``up`` beside the old control plane and
+    up to ``workerPodsMax`` task pods, so the quota check counts it (small, so it fits).
     """
 
     enabled: bool = True
     airflow_version: str = "3.3.2"
+    resources: ResourcesSpec = field(default_factory=lambda: ResourcesSpec("100m", "512Mi", "500m", "512Mi"))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ of ``requests.cpu``, ``requests.memory``, ``limits.cpu``, ``limits.memory`` and 
 * **several schedulers** (``schedulerReplicas`` k > 1): each caps its own pods at its share of
   N_max, rounded up, so the task pods above count ``k x share``; N_min stays the namespace's (the
   executor keeps it once);
+* **image checks** (``imagePreflight``): the two check Jobs' pods, at their own small resources,
+  since an ``up`` runs them while the old control plane and task pods still run;
 * **control plane**: every container of each pod adds up - the role's own, the ``log-groomer``
   sidecar of long-running roles and the operator's sidecars; an init container counts when it asks
   for more than all of them: the schedulers (they roll without a surge pod), api-server (replicas + 1
@@ -67,7 +69,7 @@ class ControlPlanePod:
 
 def control_plane_pods(config: PlatformConfig) -> list[ControlPlanePod]:
     """The control plane's pods at their most (a rolling api-server update adds one; schedulers roll
-    without a surge pod, one at a time)."""
+    without a surge pod, one at a time), and the image checks an ``up`` runs beside them."""
     cp = config.control_plane
     addons = config.addons
     counts = {
@@ -89,6 +91,9 @@ def control_plane_pods(config: PlatformConfig) -> list[ControlPlanePod]:
     if addons.metrics.statsd:  # one replica, rolled with a surge pod
         statsd = addons.metrics.resources.to_k8s()
         pods.append(ControlPlanePod("statsd", 2, _amounts(statsd, "requests"), _amounts(statsd, "limits")))
+    if config.image_preflight.enabled:  # one Job per image, while the old control plane and tasks still run
+        check = config.image_preflight.resources.to_k8s()
+        pods.append(ControlPlanePod("imageChecks", 2, _amounts(check, "requests"), _amounts(check, "limits")))
     return pods
 
 

@@ -180,7 +180,7 @@ def test_secret_passed_as_plain_config_is_refused_without_echoing_it() -> None:
             {"workerPodsMin": 9, "workerPodsMax": 8},
             "workerPodsMin = 9: N_min is greater than airflow-k8s:workerPodsMax = 8",
         ),
-        ({"workerPodsMax": 20}, "quotaPods = 20: ResourceQuota pods 20 < 26 = workerPodsMax 20"),
+        ({"workerPodsMax": 20}, "quotaPods = 20: ResourceQuota pods 20 < 28 = workerPodsMax 20"),
         ({"schedulerCpuRequest": "2", "schedulerCpuLimit": "1"}, "schedulerCpuRequest = '2': is greater than"),
         ({"apiServerMemoryLimit": "32Gi"}, "apiServerMemoryLimit = '32Gi': is greater than airflow-k8s:limitMaxMemory"),
         (
