@@ -36,7 +36,7 @@ class QuotaSpec:
 
     requests_cpu: str = "20"
     requests_memory: str = "48Gi"
-    limits_cpu: str = "40"
+    limits_cpu: str = "42"
     limits_memory: str = "96Gi"
     pods: int = 20
     gpus: int = 1

@@ -209,7 +209,7 @@ KEYS: tuple[StackKey, ...] = (
     # ResourceQuota / LimitRange
     _k("quotaRequestsCpu", "string", "20", "ResourceQuota requests.cpu of the namespace."),
     _k("quotaRequestsMemory", "string", "48Gi", "ResourceQuota requests.memory of the namespace."),
-    _k("quotaLimitsCpu", "string", "40", "ResourceQuota limits.cpu of the namespace."),
+    _k("quotaLimitsCpu", "string", "42", "ResourceQuota limits.cpu of the namespace."),
     _k("quotaLimitsMemory", "string", "96Gi", "ResourceQuota limits.memory of the namespace."),
     _k(
         "quotaPods",

@@ -129,7 +129,7 @@ def test_rollouts_never_run_two_schedulers_and_never_drop_the_execution_api(stac
     }
     assert set(map(str, strategies.values())) == {str({"type": "Recreate"})}
     assert {role: d["spec"]["replicas"] for role, d in control_plane.items()} == dict.fromkeys(ROLES, 1)
-    assert deployments(stack(apiServerReplicas=2, quotaLimitsCpu="41"))["api-server"]["spec"]["replicas"] == 2
+    assert deployments(stack(apiServerReplicas=2))["api-server"]["spec"]["replicas"] == 2
 
 
 def test_long_running_roles_wait_for_migrations(control_plane: dict[str, Any]) -> None:

@@ -96,7 +96,7 @@ def test_scheduler_replicas_are_bounded_and_need_a_task_pod_each() -> None:
 def test_one_api_server_is_allowed_with_a_warning_naming_the_key() -> None:
     (warning,) = [w for w in parse_stack_config({}, secrets_set=DB).warnings if "apiServerReplicas" in w]
     assert "production stacks run 2 or more" in warning
-    two = parse_stack_config({"apiServerReplicas": "2", "quotaPods": "21", "quotaLimitsCpu": "41"}, secrets_set=DB)
+    two = parse_stack_config({"apiServerReplicas": "2", "quotaPods": "21"}, secrets_set=DB)
     assert not [w for w in two.warnings if "apiServerReplicas" in w]
 
 

@@ -21,6 +21,13 @@ def config(**quota: object) -> PlatformConfig:
     return replace(base, quota=replace(base.quota, **quota))
 
 
+def test_the_default_quota_also_holds_the_two_api_servers_production_stacks_run() -> None:
+    """The one-api-server warning tells production stacks to run two: the default quota must not then refuse them."""
+    base = PlatformConfig()
+    two = replace(base, control_plane=replace(base.control_plane, api_server_replicas=2))
+    assert quota_problems(two) == []
+
+
 def test_the_default_quota_holds_the_default_platform() -> None:
     c = PlatformConfig()
     assert quota_problems(c) == []
