@@ -29,7 +29,7 @@ def test_namespace_enforces_restricted_at_a_pinned_version(default_eval: Evaluat
 def test_quota_and_limit_range_from_config(stack) -> None:
     evaluation = stack(quotaRequestsCpu="30", quotaPods=30, quotaGpus=0, workerPodsMax=8, limitMaxMemory="20Gi")
     assert one(evaluation, "ResourceQuota")["spec"]["hard"] == {
-        "limits.cpu": "40",
+        "limits.cpu": "42",
         "limits.memory": "96Gi",
         "pods": "30",
         "requests.cpu": "30",
