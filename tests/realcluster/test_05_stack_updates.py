@@ -68,6 +68,14 @@ def rolled(before: dict[str, str], after: dict[str, str]) -> set[str]:
     return {role for role in ROLES if before[role] != after[role]}
 
 
+def checks(changed: dict[str, str], namespace: str) -> dict[str, str]:
+    """The image-check Jobs an update ran: ``worker``/``airflow`` -> action (their names carry a digest of what
+    they check, so a changed image or template is a new Job: pulumi-kubernetes replaces it)."""
+    prefix = f"Job {namespace}/airflow-check-"
+    found = {label[len(prefix) :]: action for label, action in changed.items() if label.startswith(prefix)}
+    return {name.rsplit("-", 1)[0]: action for name, action in found.items()}
+
+
 def apply_change(d: Deployed, **values: str) -> tuple[dict[str, str], dict[str, str]]:
     before = serving(d)
     stack = d.stack.with_values(**{k: v for k, v in values.items() if not k.startswith("secret_")})
@@ -91,16 +99,20 @@ def test_an_airflow_cfg_change_updates_its_config_map_in_place_and_rolls_every_r
     assert "worker_pods_max = 5" in cfg
 
 
-def test_a_pod_template_change_rolls_only_the_scheduler_which_reads_the_templates(deployed: Deployed, holding: Holding):
+def test_a_pod_template_change_rolls_only_the_roles_that_load_the_templates(deployed: Deployed, holding: Holding):
+    """The scheduler builds pods from them, the dag-processor checks each task's pod at parse time (the cluster
+    policy); the api-server and the triggerer do not read them and keep running."""
     templates = deployed.work / "templates" / "light_task.yaml"
     templates.write_text(templates.read_text().replace("workload: light", "workload: light\n    changed: tier-update"))
     before, changed = apply_change(deployed)
     ns = deployed.namespace
-    assert changed == {
+    assert checks(changed, ns) == {"worker": "replace"}  # the worker image is proven on the new templates again
+    assert {k: v for k, v in changed.items() if not k.startswith(f"Job {ns}/airflow-check-")} == {
         f"ConfigMap {ns}/airflow-pod-templates": "update",
         f"Deployment {ns}/airflow-scheduler": "update",
+        f"Deployment {ns}/airflow-dag-processor": "update",
     }
-    assert rolled(before, serving(deployed)) == {"scheduler"}
+    assert rolled(before, serving(deployed)) == {"scheduler", "dag-processor"}
 
 
 def test_a_secret_value_change_updates_the_secret_and_rolls_only_the_roles_that_read_that_key(
@@ -123,7 +135,8 @@ def test_a_new_image_tag_migrates_again_then_rolls_every_role_and_new_tasks_use_
     new = retag(deployed.kit, old, old + "-retag")
     before, changed = apply_change(deployed, airflowImage=new, workerImage=new)
     ns = deployed.namespace
-    assert changed == {
+    assert checks(changed, ns) == {"worker": "replace", "airflow": "replace"}  # both images proven before the roll
+    assert {k: v for k, v in changed.items() if not k.startswith(f"Job {ns}/airflow-check-")} == {
         f"Job {ns}/airflow-db-migrate": "replace",  # a Job's template is immutable: migrated again
         f"ConfigMap {ns}/airflow-config": "update",  # worker_container_image
         **{f"Deployment {ns}/airflow-{role}": "update" for role in ROLES},
