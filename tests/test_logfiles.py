@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from airflow_k8s.executor.reports.logfiles import groom
@@ -78,3 +79,18 @@ def test_the_heartbeat_is_never_groomed_and_the_probe_reads_it(tmp_path: Path) -
     os.utime(heartbeat, (NOW, NOW))
     assert groom(tmp_path, max_age_seconds=1, max_bytes=0, now=NOW + DAY).expired == [] and heartbeat.exists()
     assert not alive(tmp_path, 60, now=NOW + 120)
+
+
+def test_the_sidecars_probe_command_answers_as_alive_does(tmp_path: Path) -> None:
+    from airflow_k8s.executor.reports.logfiles import HEARTBEAT, probe_command
+
+    def probe() -> int:
+        return subprocess.run(probe_command(str(tmp_path), 60, python=sys.executable), check=False).returncode
+
+    assert probe() == 1  # no pass yet
+    heartbeat = tmp_path / HEARTBEAT
+    heartbeat.touch()
+    assert probe() == 0
+    stale = time.time() - 120
+    os.utime(heartbeat, (stale, stale))
+    assert probe() == 1

@@ -15,8 +15,12 @@ Only regular files are touched: symlinks are neither followed nor deleted, so a 
 the volume cannot make the groomer delete anything outside it.  A file that vanishes or cannot be
 deleted meanwhile (another process removed it) is skipped and reported, never fatal.
 :func:`run` repeats it every ``every_seconds`` until ``stop`` is set (SIGTERM in the sidecar), and
-touches :data:`HEARTBEAT` in the directory after each pass: :func:`alive` (the sidecar's liveness
-and readiness probe) says whether a pass finished recently, so a wedged groomer is restarted.
+touches :data:`HEARTBEAT` in the directory after each pass: :func:`alive` says whether a pass
+finished recently, so a wedged groomer is restarted.  The sidecar's probes run the same test as
+:func:`probe_command`, a few lines of isolated Python that import nothing of this package: they run
+beside the groomer in its small memory limit, where a probe importing the executor's CLI (~55 MB
+each, liveness and readiness at once) pushed the container past 128Mi and had it OOM-killed every
+five minutes on a real cluster - and the role's pod out of its Service.
 """
 
 from __future__ import annotations
@@ -123,6 +127,15 @@ def run(root: Path, *, max_age_seconds: float, max_bytes: int, every_seconds: fl
         (root / HEARTBEAT).touch()
         if stop.wait(every_seconds):
             return
+
+
+# argv: the heartbeat's path, the seconds; exit 0 when it is that fresh, 1 when older, missing or unreadable
+_PROBE = "import os,sys,time;sys.exit(time.time()-os.stat(sys.argv[1]).st_mtime>float(sys.argv[2]))"
+
+
+def probe_command(root: str, within_seconds: float, python: str = "python") -> list[str]:
+    """The exec probe :func:`alive` means, cheap enough to run beside the groomer (see the module doc)."""
+    return [python, "-I", "-S", "-c", _PROBE, str(Path(root) / HEARTBEAT), str(within_seconds)]
 
 
 def alive(root: Path, within_seconds: float, now: float | None = None) -> bool:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_k8s.executor.contract.errors import PodPolicyError
+from airflow_k8s.executor.reports.logfiles import probe_command
 from airflow_k8s.infra.components.addons.gitsync import with_git_sync
 from airflow_k8s.infra.components.airflowcfg import (
     AIRFLOW_KEYS,
@@ -98,13 +99,10 @@ def _groomer_probes(logs: LogsSpec) -> dict[str, Any]:
     """A pass must have finished within three intervals; liveness restarts a wedged groomer long before
     readiness would take the role's pod out of its Service."""
     check = {
-        "exec": {
-            "command": ["python", "-m", "airflow_k8s.executor", "groom-logs", "--dir", LOGS_FOLDER,
-                        "--alive-within-minutes", str(3 * logs.every_minutes)],
-        },
+        "exec": {"command": probe_command(LOGS_FOLDER, 3 * logs.every_minutes * 60)},  # no package import
         "periodSeconds": 300,
         "timeoutSeconds": 60,
-    }  # fmt: skip
+    }
     return {"livenessProbe": {**check, "failureThreshold": 2}, "readinessProbe": {**check, "failureThreshold": 6}}
 
 

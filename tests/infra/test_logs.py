@@ -40,7 +40,8 @@ def test_every_long_running_role_grooms_its_logs_volume_by_age_and_size(stack) -
             "15",
         ]
         assert groomer["volumeMounts"] == [{"mountPath": "/opt/airflow/logs", "name": "logs"}]
-        assert groomer["livenessProbe"]["exec"]["command"][-2:] == ["--alive-within-minutes", "45"]
+        assert groomer["livenessProbe"]["exec"]["command"][-2:] == ["/opt/airflow/logs/.log-groomer-heartbeat", "2700"]
+        assert "airflow_k8s" not in " ".join(groomer["livenessProbe"]["exec"]["command"])  # cheap: no package import
         assert groomer["resources"] == {
             "limits": {"cpu": "100m", "memory": "128Mi"},
             "requests": {"cpu": "10m", "memory": "64Mi"},
